@@ -1,0 +1,1 @@
+"""Dockyard's services, one package per bounded context."""

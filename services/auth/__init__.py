@@ -1,0 +1,1 @@
+"""Auth service: users, password hashing, JWT access and refresh tokens, revocation."""

@@ -1,0 +1,1 @@
+"""Files service: file intake, storage and asynchronous processing."""

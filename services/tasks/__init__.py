@@ -1,0 +1,1 @@
+"""Tasks service: container task execution through the Docker Engine API."""

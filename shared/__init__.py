@@ -1,0 +1,1 @@
+"""Dockyard's shared kernel: config, database, outbox, messaging, token verification, web helpers."""

@@ -1,0 +1,184 @@
+"""Access-token verification every service shares: JWKS public keys plus the revocation list."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import redis
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class TokenInvalid(Exception):
+    """The token is missing, malformed, expired, tampered with or revoked."""
+
+
+class RevocationUnavailable(Exception):
+    """The revocation list cannot be read; callers fail closed."""
+
+
+class RevocationList:
+    """Revoked token ids and token families in Redis, each kept as long as a token could live."""
+
+    def __init__(self, client: redis.Redis, *, namespace: str) -> None:
+        self.client = client
+        self.prefix = f"{namespace}:revoked"
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str) -> RevocationList:
+        """Connect with short timeouts so an outage is noticed, not waited on."""
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        return cls(client, namespace=namespace)
+
+    def revoke(self, *, jti: str | None = None, family: str | None = None, ttl: int) -> None:
+        """Mark a token id and/or a whole family revoked for `ttl` seconds."""
+        ttl = max(int(ttl), 1)
+        with self.client.pipeline(transaction=False) as pipe:
+            if jti:
+                pipe.set(f"{self.prefix}:jti:{jti}", 1, ex=ttl)
+            if family:
+                pipe.set(f"{self.prefix}:fam:{family}", 1, ex=ttl)
+            pipe.execute()
+
+    def is_revoked(self, claims: dict[str, Any]) -> bool:
+        """Whether the token's id or its family has been revoked."""
+        keys = [f"{self.prefix}:jti:{claims.get('jti')}"]
+        if claims.get("fam"):
+            keys.append(f"{self.prefix}:fam:{claims['fam']}")
+        try:
+            return bool(self.client.exists(*keys))
+        except redis.RedisError as exc:
+            raise RevocationUnavailable(str(exc)) from exc
+
+
+class JwksKeys:
+    """Public keys by key id, fetched from the auth service's JWKS endpoint and cached."""
+
+    def __init__(self, url: str, *, cache_seconds: int = 300, timeout: float = 3.0) -> None:
+        self.url = url
+        self.cache_seconds = cache_seconds
+        self.timeout = timeout
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+
+    def _refresh(self) -> None:
+        response = self._session.get(self.url, timeout=self.timeout)
+        response.raise_for_status()
+        keys = {}
+        for jwk in response.json().get("keys", []):
+            keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk).key
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    def get(self, kid: str) -> Any:
+        """The key for `kid`; refetches when stale or unknown (at most once a second)."""
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age > self.cache_seconds or (kid not in self._keys and age > 1.0):
+                try:
+                    self._refresh()
+                except (requests.RequestException, ValueError, KeyError) as exc:
+                    log.warning("could not fetch JWKS from %s: %s", self.url, exc)
+            if kid not in self._keys:
+                raise TokenInvalid("unknown signing key")
+            return self._keys[kid]
+
+
+class StaticKeys:
+    """Key lookup over keys already in hand (the auth service verifies with its own keys)."""
+
+    def __init__(self, keys: dict[str, Any]) -> None:
+        self._keys = keys
+
+    def get(self, kid: str) -> Any:
+        """The key for `kid`."""
+        if kid not in self._keys:
+            raise TokenInvalid("unknown signing key")
+        return self._keys[kid]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified access token speaks for."""
+
+    user_id: str
+    token_id: str
+    family_id: str | None
+    expires_at: int
+    claims: dict[str, Any]
+
+
+class TokenVerifier:
+    """Verify RS256 access tokens locally and reject revoked ones."""
+
+    algorithms = ("RS256",)
+
+    def __init__(self, keys, revocations: RevocationList, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.revocations = revocations
+        self.issuer = issuer
+        self.audience = audience
+
+    def decode(self, token: str, *, expected_type: str = "access") -> dict[str, Any]:
+        """Check signature, expiry, issuer, audience and type; return the claims."""
+        try:
+            header = jwt.get_unverified_header(token)
+            kid = header.get("kid")
+            if not kid:
+                raise TokenInvalid("token has no key id")
+            claims = jwt.decode(
+                token,
+                self.keys.get(kid),
+                algorithms=list(self.algorithms),
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "iat", "sub", "jti", "type"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenInvalid("token has expired") from None
+        except jwt.PyJWTError:
+            raise TokenInvalid("token is invalid") from None
+        if claims.get("type") != expected_type:
+            raise TokenInvalid(f"not an {expected_type} token")
+        return claims
+
+    def verify(self, token: str) -> Identity:
+        """Verify an access token, including revocation; raise TokenInvalid otherwise."""
+        claims = self.decode(token)
+        if self.revocations.is_revoked(claims):
+            raise TokenInvalid("token has been revoked")
+        return Identity(
+            user_id=str(claims["sub"]),
+            token_id=str(claims["jti"]),
+            family_id=claims.get("fam"),
+            expires_at=int(claims["exp"]),
+            claims=claims,
+        )
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def verifier_from_settings(settings) -> TokenVerifier:
+    """A JWKS-backed verifier configured from CommonSettings."""
+    return TokenVerifier(
+        JwksKeys(settings.JWKS_URL, cache_seconds=settings.JWKS_CACHE_SECONDS),
+        RevocationList.from_url(settings.REDIS_URL, namespace=settings.NAMESPACE),
+        issuer=settings.JWT_ISSUER,
+        audience=settings.JWT_AUDIENCE,
+    )

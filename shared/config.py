@@ -1,0 +1,185 @@
+"""Typed settings read from environment variables, each documented in one registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_MISSING = object()
+
+#: Every variable any Dockyard process reads, by name; the README table is generated from it.
+REGISTRY: dict[str, EnvVar] = {}
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when a variable is missing or cannot be parsed."""
+
+
+def parse_bool(raw: str) -> bool:
+    """Parse the usual spellings of a boolean."""
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def parse_list(raw: str) -> list[str]:
+    """Parse a comma-separated list, ignoring blanks."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable: its name, parser, default and documentation."""
+
+    name: str
+    parse: Callable[[str], Any] = str
+    default: Any = _MISSING
+    doc: str = ""
+    secret: bool = False
+    #: A placeholder default that must be replaced outside development.
+    dev_only_default: bool = False
+
+    def __post_init__(self) -> None:
+        REGISTRY.setdefault(self.name, self)
+
+    @property
+    def required(self) -> bool:
+        """Whether the variable has no default at all."""
+        return self.default is _MISSING
+
+    def read(self, environ: Mapping[str, str], *, production: bool) -> Any:
+        """Return the parsed value, or raise ConfigError naming the variable."""
+        raw = environ.get(self.name)
+        if raw is None or raw == "":
+            if self.default is _MISSING:
+                raise ConfigError(f"{self.name} is required: {self.doc}")
+            if production and self.dev_only_default:
+                raise ConfigError(
+                    f"{self.name} must be set outside development (its default is a placeholder)"
+                )
+            return self.default
+        try:
+            return self.parse(raw)
+        except (TypeError, ValueError) as exc:
+            shown = "<secret>" if self.secret else repr(raw)
+            raise ConfigError(f"{self.name}={shown} is invalid: {exc}") from None
+
+
+ENVIRONMENT = EnvVar(
+    "DOCKYARD_ENV",
+    default="development",
+    doc="`development`, `test` or `production`; production refuses placeholder secrets.",
+)
+
+
+class Settings:
+    """Base for a process's settings: class attributes that are EnvVars become typed values."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
+        environ = os.environ if environ is None else environ
+        self.environment = ENVIRONMENT.read(environ, production=False)
+        production = self.environment == "production"
+        errors = []
+        for attr, var in self.variables().items():
+            if attr in overrides:
+                setattr(self, attr, overrides.pop(attr))
+                continue
+            try:
+                setattr(self, attr, var.read(environ, production=production))
+            except ConfigError as exc:
+                errors.append(str(exc))
+        if overrides:
+            raise TypeError(f"unknown settings: {sorted(overrides)}")
+        if errors:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+
+    @classmethod
+    def variables(cls) -> dict[str, EnvVar]:
+        """The EnvVars declared on this class and its bases, by attribute name."""
+        found: dict[str, EnvVar] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, EnvVar):
+                    found[attr] = value
+        return found
+
+    def __repr__(self) -> str:
+        shown = {
+            attr: ("<secret>" if var.secret else getattr(self, attr))
+            for attr, var in self.variables().items()
+        }
+        return f"{type(self).__name__}({shown})"
+
+
+def markdown_table() -> str:
+    """Render every registered variable as the README's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name in sorted(REGISTRY):
+        var = REGISTRY[name]
+        if var.required:
+            default = "*required*"
+        elif var.secret:
+            default = "dev placeholder" if var.dev_only_default else "(empty)"
+        else:
+            default = f"`{var.default}`" if var.default not in ("", None) else "(empty)"
+        rows.append(f"| `{name}` | {default} | {var.doc} |")
+    return "\n".join(rows)
+
+
+class CommonSettings(Settings):
+    """Settings every Dockyard process shares: broker, cache, token verification, logging."""
+
+    AMQP_URL = EnvVar(
+        "AMQP_URL",
+        default="amqp://guest:guest@127.0.0.1:5672//",
+        doc="RabbitMQ URL for events and Celery.",
+        secret=True,
+    )
+    REDIS_URL = EnvVar(
+        "REDIS_URL",
+        default="redis://127.0.0.1:6379/0",
+        doc="Redis URL: rate limits and the token revocation list.",
+        secret=True,
+    )
+    NAMESPACE = EnvVar(
+        "DOCKYARD_NAMESPACE",
+        default="dockyard",
+        doc="Prefix of every exchange, queue and Redis key (tests use a fresh one per run).",
+    )
+    JWKS_URL = EnvVar(
+        "AUTH_JWKS_URL",
+        default="http://127.0.0.1:8001/v1/.well-known/jwks.json",
+        doc="Where services fetch the auth service's public signing keys.",
+    )
+    JWT_ISSUER = EnvVar("JWT_ISSUER", default="dockyard-auth", doc="`iss` of access tokens.")
+    JWT_AUDIENCE = EnvVar("JWT_AUDIENCE", default="dockyard", doc="`aud` of access tokens.")
+    JWKS_CACHE_SECONDS = EnvVar(
+        "JWKS_CACHE_SECONDS", int, default=300, doc="How long fetched public keys are cached."
+    )
+    LOG_LEVEL = EnvVar("LOG_LEVEL", default="INFO", doc="Python log level of every process.")
+    MAX_REQUEST_BYTES = EnvVar(
+        "MAX_REQUEST_BYTES",
+        int,
+        default=64 * 1024,
+        doc="Largest JSON request body a REST service accepts (413 above).",
+    )
+
+
+def database_url_var(service: str) -> EnvVar:
+    """The `<SERVICE>_DATABASE_URL` variable: the service's own role on its own schema."""
+    return EnvVar(
+        f"{service.upper()}_DATABASE_URL",
+        default=(
+            f"postgresql+psycopg2://dockyard_{service}:dockyard_{service}"
+            f"@127.0.0.1:5432/dockyard"
+        ),
+        doc=f"PostgreSQL URL of the {service} service: role `dockyard_{service}`, schema "
+        f"`{service}` (the password in the default is a development placeholder).",
+        secret=True,
+        dev_only_default=True,
+    )

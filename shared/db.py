@@ -1,0 +1,153 @@
+"""Database plumbing: per-service engines pinned to one schema, and the unit of work."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.events import Event, current_correlation_id
+
+
+def make_engine(url: str, *, schema: str, pool_size: int = 10, **kwargs: Any) -> Engine:
+    """Create an engine whose connections see only `schema` on their search path."""
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"options": f"-csearch_path={schema}", "connect_timeout": 5},
+        **kwargs,
+    )
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A sessionmaker that keeps loaded attributes readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def outbox_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel a service's relay waits on."""
+    return f"{schema}_outbox"
+
+
+class UnitOfWork:
+    """One transaction that writes state and the outbox rows of the events it raised."""
+
+    def __init__(self, sessions: Callable[[], Session], *, schema: str, source: str) -> None:
+        self._sessions = sessions
+        self.schema = schema
+        self.source = source
+        self.session: Session | None = None
+        self._events: list[Event] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        self._events = []
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self.session is not None
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+            self.session = None
+
+    def add_event(self, event: Event) -> None:
+        """Queue a domain event; it is written to the outbox by commit()."""
+        self._events.append(event)
+
+    def flush(self) -> None:
+        """Send pending state to the database (to surface constraint errors early)."""
+        assert self.session is not None
+        self.session.flush()
+
+    def commit(self) -> None:
+        """Write the queued events to the outbox and commit everything at once."""
+        assert self.session is not None
+        if self._events:
+            write_outbox_rows(self.session, self._events, source=self.source)
+            self.session.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.schema)}
+            )
+        self.session.commit()
+        self._events = []
+
+    def rollback(self) -> None:
+        """Discard state and queued events."""
+        assert self.session is not None
+        self.session.rollback()
+        self._events = []
+
+
+def write_outbox_rows(session: Session, events: list[Event], *, source: str) -> None:
+    """Insert events into the outbox, numbering them per aggregate in commit order.
+
+    The sequence upsert row-locks the aggregate's counter until commit, so two transactions
+    touching one aggregate are numbered (and given outbox ids) in the order they commit.
+    """
+    now = datetime.now(UTC)
+    correlation_id = current_correlation_id()
+    for ev in events:
+        sequence = session.execute(
+            text(
+                "INSERT INTO outbox_sequences (aggregate_type, aggregate_id, last_sequence) "
+                "VALUES (:t, :a, 1) ON CONFLICT (aggregate_type, aggregate_id) "
+                "DO UPDATE SET last_sequence = outbox_sequences.last_sequence + 1 "
+                "RETURNING last_sequence"
+            ),
+            {"t": ev.aggregate_type, "a": ev.aggregate_id},
+        ).scalar_one()
+        session.execute(
+            text(
+                "INSERT INTO outbox (event_id, event_type, event_version, source, aggregate_type,"
+                " aggregate_id, sequence, correlation_id, occurred_at, payload) VALUES"
+                " (:id, :type, :version, :source, :atype, :aid, :seq, :corr, :at,"
+                " CAST(:payload AS jsonb))"
+            ),
+            {
+                "id": uuid.uuid4(),
+                "type": ev.event_type(),
+                "version": ev.version,
+                "source": source,
+                "atype": ev.aggregate_type,
+                "aid": ev.aggregate_id,
+                "seq": sequence,
+                "corr": correlation_id,
+                "at": now,
+                "payload": json.dumps(ev.payload(), default=str),
+            },
+        )
+
+
+def database_name(url: str) -> str:
+    """The database a SQLAlchemy URL points at."""
+    return make_url(url).database or ""
+
+
+def on_connect_set_timeouts(engine: Engine, *, statement_timeout_ms: int = 30_000) -> None:
+    """Bound every statement so a stuck query cannot hold a worker forever."""
+
+    @event.listens_for(engine, "connect")
+    def _set_timeouts(dbapi_connection, _record) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+
+
+#: Constraint names every service's metadata uses, so migrations are deterministic.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}

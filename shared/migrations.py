@@ -1,0 +1,47 @@
+"""Alembic glue: one migration tree per service, version table inside the service's schema."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, create_engine, pool, text
+
+
+def alembic_config(package: str, url: str) -> Config:
+    """An Alembic config for `services.<name>` pointing at its migrations folder."""
+    module = importlib.import_module(package)
+    folder = Path(module.__file__).parent / "migrations"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(folder))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
+    return cfg
+
+
+def upgrade(package: str, url: str, revision: str = "head") -> None:
+    """Run a service's migrations up to `revision`."""
+    command.upgrade(alembic_config(package, url), revision)
+
+
+def run_migrations(*, schema: str, metadata: MetaData) -> None:
+    """Body of a service's env.py: migrate online, tracking versions in its own schema."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        connection.execute(text(f'SET search_path TO "{schema}"'))
+        connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=False,
+            include_name=lambda name, type_, _parent: not (
+                type_ == "table" and name == "alembic_version"
+            ),
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()

@@ -1,0 +1,1 @@
+"""Transactional outbox: the tables every service owns and the relay that publishes them."""

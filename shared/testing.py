@@ -1,0 +1,130 @@
+"""Test support: a throwaway database, namespace and keys per run, and servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.serving import make_server
+
+from shared import dbadmin, migrations
+
+SERVICE_PACKAGES = {"auth": "services.auth", "files": "services.files", "tasks": "services.tasks"}
+
+
+def generate_private_key_pem() -> str:
+    """A fresh 2048-bit RSA private key in PEM (for tests and `make up` dev keys)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@dataclass
+class TestEnvironment:
+    """Everything one test run owns: database, AMQP/Redis namespace, signing key, env vars."""
+
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    admin_url: str = os.environ.get(
+        "DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    pg_host: str = os.environ.get("TEST_PG_HOST", "127.0.0.1:5432")
+    amqp_url: str = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    redis_url: str = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    private_key_pem: str = field(default_factory=generate_private_key_pem)
+
+    @property
+    def database(self) -> str:
+        """The throwaway database's name."""
+        return f"dockyard_test_{self.run_id}"
+
+    @property
+    def namespace(self) -> str:
+        """Prefix of this run's exchanges, queues and Redis keys."""
+        return f"dytest{self.run_id}"
+
+    def service_url(self, service: str) -> str:
+        """The database URL a service connects with (its own role)."""
+        return f"postgresql+psycopg2://dockyard_{service}@{self.pg_host}/{self.database}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point every Dockyard process at this run's resources."""
+        values = {
+            "DOCKYARD_ENV": "test",
+            "DATABASE_ADMIN_URL": self.admin_url,
+            "AMQP_URL": self.amqp_url,
+            "REDIS_URL": self.redis_url,
+            "DOCKYARD_NAMESPACE": self.namespace,
+            "AUTH_JWT_PRIVATE_KEY": self.private_key_pem,
+        }
+        for service in SERVICE_PACKAGES:
+            values[f"{service.upper()}_DATABASE_URL"] = self.service_url(service)
+        return values
+
+    def set_up(self) -> None:
+        """Create the database, roles and schemas, run every migration, export the env."""
+        dbadmin.bootstrap(
+            self.admin_url, {name: self.service_url(name) for name in SERVICE_PACKAGES}
+        )
+        for name, package in SERVICE_PACKAGES.items():
+            migrations.upgrade(package, self.service_url(name))
+        os.environ.update(self.env())
+
+    def tear_down(self) -> None:
+        """Drop the database and delete this run's queues, exchanges and Redis keys."""
+        dbadmin.drop_database(self.admin_url, self.database)
+        client = redis.Redis.from_url(self.redis_url)
+        for key in client.scan_iter(f"{self.namespace}*", count=1000):
+            client.delete(key)
+        delete_amqp_namespace(self.namespace)
+
+
+def delete_amqp_namespace(namespace: str) -> None:
+    """Delete the queues and exchanges whose names start with `namespace` (needs rabbitmqctl)."""
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if not rabbitmqctl:
+        return
+    from kombu import Connection
+
+    def names(kind: str) -> list[str]:
+        out = subprocess.run(
+            [rabbitmqctl, "-q", f"list_{kind}", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        return [n.strip() for n in out.splitlines() if n.strip().startswith(namespace)]
+
+    with Connection(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")) as conn:
+        channel = conn.channel()
+        for queue in names("queues"):
+            channel.queue_delete(queue)
+        for exchange in names("exchanges"):
+            channel.exchange_delete(exchange)
+
+
+class ServerThread:
+    """A WSGI app served over real HTTP on a loopback port, in a background thread."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = make_server(host, port, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)

@@ -1,0 +1,228 @@
+"""What every Flask service shares: error format, request ids, health, readiness, metrics, docs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from flask_smorest import Api, Blueprint
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from shared.config import CommonSettings
+from shared.events import reset_correlation_id, set_correlation_id
+from shared.logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+#: HTTP status -> the error code clients switch on (the gateway passes these through).
+ERROR_CODES = {
+    400: "BAD_USER_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "BAD_USER_INPUT",
+    422: "BAD_USER_INPUT",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def error_body(
+    status: int, message: str, *, code: str | None = None, fields: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The one JSON error shape of every service."""
+    body: dict[str, Any] = {
+        "status": status,
+        "code": code or ERROR_CODES.get(status, "INTERNAL_SERVER_ERROR"),
+        "message": message,
+    }
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def error_response(status: int, message: str, **kwargs: Any) -> Response:
+    """A JSON error response in the shared shape."""
+    response = jsonify(error_body(status, message, **kwargs))
+    response.status_code = status
+    return response
+
+
+def flatten_field_errors(messages: Any, prefix: str = "") -> dict[str, str]:
+    """Turn marshmallow's nested {location: {field: [msg]}} into {"field": "msg"}."""
+    flat: dict[str, str] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if not prefix and key in {"json", "query", "form", "files", "headers", "path_args"}:
+                flat.update(flatten_field_errors(value, ""))
+                continue
+            name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_field_errors(value, name))
+    elif isinstance(messages, list | tuple):
+        if all(isinstance(m, str) for m in messages):
+            flat[prefix or "_schema"] = " ".join(messages)
+        else:
+            for item in messages:
+                flat.update(flatten_field_errors(item, prefix))
+    else:
+        flat[prefix or "_schema"] = str(messages)
+    return flat
+
+
+class Parser(FlaskParser):
+    """webargs parser answering 400 (not 422) for invalid input, like every other bad request."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def handle_invalid_json_error(self, error, req, *args, **kwargs):
+        """Malformed JSON is a 400 with a clear message, not a crash."""
+        from flask_smorest import abort
+
+        abort(400, message="Request body is not valid JSON.")
+
+
+class ServiceBlueprint(Blueprint):
+    """flask-smorest Blueprint using the 400-answering parser."""
+
+    ARGUMENTS_PARSER = Parser()
+
+
+def _request_id_from_header() -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+
+
+def create_service_app(
+    name: str,
+    settings: CommonSettings,
+    *,
+    title: str,
+    readiness_checks: dict[str, Callable[[], None]] | None = None,
+    collectors: list[Any] | None = None,
+) -> tuple[Flask, Api]:
+    """Build a Flask app with the shared plumbing and an OpenAPI-publishing Api."""
+    configure_logging(name, settings.LOG_LEVEL)
+    app = Flask(name)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.MAX_REQUEST_BYTES,
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["dockyard_settings"] = settings
+    api = Api(app)
+    registry = CollectorRegistry()
+    app.extensions["metrics_registry"] = registry
+    requests_total = Counter(
+        "http_requests_total",
+        "HTTP requests answered",
+        ["method", "endpoint", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "HTTP request latency",
+        ["method", "endpoint"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    )
+    for collector in collectors or []:
+        registry.register(collector)
+
+    @app.before_request
+    def _bind_request_id() -> None:
+        g.request_id = _request_id_from_header()
+        g.request_id_token = set_correlation_id(g.request_id)
+        g.started_at = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
+        if "started_at" in g:
+            latency.labels(request.method, endpoint).observe(time.perf_counter() - g.started_at)
+        return response
+
+    @app.teardown_request
+    def _unbind_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            reset_correlation_id(token)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        data = getattr(exc, "data", None) or {}
+        status = exc.code or 500
+        fields = flatten_field_errors(data["messages"]) if "messages" in data else None
+        message = data.get("message") or _default_message(status, exc)
+        response = error_response(status, message, code=data.get("code"), fields=fields)
+        for key, value in (data.get("headers") or {}).items():
+            response.headers[key] = value
+        for key, value in (getattr(exc, "response", None) and exc.response.headers or {}).items():
+            if key.lower() in {"retry-after", "www-authenticate", "allow"}:
+                response.headers[key] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error.")
+
+    health = Blueprint("health", __name__, description="Liveness, readiness and metrics")
+
+    @health.route("/healthz")
+    @health.doc(summary="Liveness: the process answers.")
+    def healthz():
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @health.route("/readyz")
+    @health.doc(summary="Readiness: database and broker reachable.")
+    def readyz():
+        """Readiness: every dependency answers."""
+        failures = {}
+        for check_name, check in (readiness_checks or {}).items():
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                failures[check_name] = type(exc).__name__
+        if failures:
+            return error_response(503, "Not ready.", fields=failures)
+        return {"status": "ready", "checks": sorted(readiness_checks or {})}
+
+    @health.route("/metrics")
+    @health.doc(summary="Prometheus metrics.")
+    def metrics():
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    api.register_blueprint(health)
+    return app, api
+
+
+def _default_message(status: int, exc: HTTPException) -> str:
+    if status == 413:
+        return "Request body is too large."
+    if status == 404:
+        return "Not found."
+    if status == 405:
+        return "Method not allowed."
+    return exc.description or exc.name

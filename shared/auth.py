@@ -182,3 +182,53 @@ def verifier_from_settings(settings) -> TokenVerifier:
         issuer=settings.JWT_ISSUER,
         audience=settings.JWT_AUDIENCE,
     )
+
+
+def init_jwt(app, verifier: TokenVerifier):
+    """Configure flask-jwt-extended to verify with `verifier`'s keys and revocation list.
+
+    Every REST service calls this, so `@jwt_required()` means the same thing everywhere and
+    every token failure answers 401 in the shared error shape.
+    """
+    from flask_jwt_extended import JWTManager
+
+    from shared.web import error_response
+
+    app.config.update(
+        JWT_ALGORITHM="RS256",
+        JWT_DECODE_ALGORITHMS=list(verifier.algorithms),
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_DECODE_ISSUER=verifier.issuer,
+        JWT_DECODE_AUDIENCE=verifier.audience,
+        JWT_ERROR_MESSAGE_KEY="message",
+    )
+    manager = JWTManager(app)
+
+    @manager.decode_key_loader
+    def _decode_key(jwt_header, _unverified_claims):
+        return verifier.keys.get(jwt_header.get("kid") or "")
+
+    @manager.token_in_blocklist_loader
+    def _is_revoked(_jwt_header, claims) -> bool:
+        return verifier.revocations.is_revoked(claims)
+
+    def unauthenticated(message: str):
+        response = error_response(401, message)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="dockyard"'
+        return response
+
+    manager.unauthorized_loader(lambda _reason: unauthenticated("Missing bearer token."))
+    manager.invalid_token_loader(lambda _reason: unauthenticated("Token is invalid."))
+    manager.expired_token_loader(lambda _h, _c: unauthenticated("Token has expired."))
+    manager.revoked_token_loader(lambda _h, _c: unauthenticated("Token has been revoked."))
+
+    @app.errorhandler(TokenInvalid)
+    def _token_invalid(_exc: TokenInvalid):
+        return unauthenticated("Token is invalid.")
+
+    @app.errorhandler(RevocationUnavailable)
+    def _revocations_down(_exc: RevocationUnavailable):
+        log.error("revocation list unreachable; refusing tokens")
+        return error_response(503, "Authentication is temporarily unavailable.")
+
+    return manager

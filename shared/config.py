@@ -66,8 +66,10 @@ class EnvVar:
         try:
             return self.parse(raw)
         except (TypeError, ValueError) as exc:
-            shown = "<secret>" if self.secret else repr(raw)
-            raise ConfigError(f"{self.name}={shown} is invalid: {exc}") from None
+            if self.secret:
+                # Parser messages often quote their input; a secret's must not reach the logs.
+                raise ConfigError(f"{self.name}=<secret> is invalid") from None
+            raise ConfigError(f"{self.name}={raw!r} is invalid: {exc}") from None
 
 
 ENVIRONMENT = EnvVar(
@@ -175,8 +177,7 @@ def database_url_var(service: str) -> EnvVar:
     return EnvVar(
         f"{service.upper()}_DATABASE_URL",
         default=(
-            f"postgresql+psycopg2://dockyard_{service}:dockyard_{service}"
-            f"@127.0.0.1:5432/dockyard"
+            f"postgresql+psycopg2://dockyard_{service}:dockyard_{service}@127.0.0.1:5432/dockyard"
         ),
         doc=f"PostgreSQL URL of the {service} service: role `dockyard_{service}`, schema "
         f"`{service}` (the password in the default is a development placeholder).",

@@ -87,9 +87,7 @@ def provision_service(admin_url: str, service_url: str, *, schema: str) -> None:
             cur.execute(
                 sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (password,)
             )
-        cur.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname))
-        )
+        cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
         cur.execute(
             sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
                 sql.Identifier(dbname), sql.Identifier(role)

@@ -38,8 +38,8 @@ def run_migrations(*, schema: str, metadata: MetaData) -> None:
             target_metadata=metadata,
             version_table_schema=schema,
             include_schemas=False,
-            include_name=lambda name, type_, _parent: not (
-                type_ == "table" and name == "alembic_version"
+            include_name=lambda name, type_, _parent: (
+                not (type_ == "table" and name == "alembic_version")
             ),
             compare_type=True,
         )

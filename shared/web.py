@@ -172,7 +172,7 @@ def create_service_app(
         data = getattr(exc, "data", None) or {}
         status = exc.code or 500
         fields = flatten_field_errors(data["messages"]) if "messages" in data else None
-        message = data.get("message") or _default_message(status, exc)
+        message = data.get("message") or _default_message(status, exc, fields)
         response = error_response(status, message, code=data.get("code"), fields=fields)
         for key, value in (data.get("headers") or {}).items():
             response.headers[key] = value
@@ -218,7 +218,11 @@ def create_service_app(
     return app, api
 
 
-def _default_message(status: int, exc: HTTPException) -> str:
+def _default_message(status: int, exc: HTTPException, fields: dict[str, str] | None) -> str:
+    if fields:
+        if set(fields) == {"_schema"}:
+            return fields["_schema"]
+        return "Invalid input: " + "; ".join(f"{k}: {v}" for k, v in sorted(fields.items()))
     if status == 413:
         return "Request body is too large."
     if status == 404:

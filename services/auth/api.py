@@ -1,0 +1,148 @@
+"""REST endpoints of the auth service: thin views over service.py."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt, jwt_required
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_smorest import abort
+
+from services.auth import service
+from services.auth.schemas import (
+    CredentialsSchema,
+    JwksSchema,
+    RefreshSchema,
+    RegistrationSchema,
+    TokensSchema,
+    UserSchema,
+)
+from shared.web import ServiceBlueprint
+
+blp = ServiceBlueprint("auth", __name__, url_prefix="/v1", description="Users and tokens")
+
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+
+def _ctx():
+    return current_app.extensions["auth"]
+
+
+def _login_account_key() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    if not isinstance(email, str):
+        return f"ip:{get_remote_address()}"
+    return "account:" + service.normalize_email(email)
+
+
+def _setting(name: str):
+    return lambda: getattr(current_app.extensions["auth"].settings, name)
+
+
+@blp.route("/auth/register")
+class Registration(MethodView):
+    """Create an account."""
+
+    decorators = [limiter.limit(_setting("REGISTER_LIMIT_PER_IP"), key_func=get_remote_address)]
+
+    @blp.arguments(RegistrationSchema)
+    @blp.response(201, TokensSchema)
+    @blp.alt_response(409, description="Email already registered")
+    def post(self, body):
+        """Register a user and return their first token pair."""
+        ctx = _ctx()
+        try:
+            return service.register_user(ctx.uow(), hasher=ctx.hasher, issuer=ctx.issuer, **body)
+        except service.EmailAlreadyRegistered:
+            abort(409, message="Email is already registered.", messages={"email": ["taken"]})
+
+
+@blp.route("/auth/login")
+class Login(MethodView):
+    """Exchange credentials for tokens."""
+
+    decorators = [
+        limiter.limit(_setting("LOGIN_LIMIT_PER_ACCOUNT"), key_func=_login_account_key),
+        limiter.limit(_setting("LOGIN_LIMIT_PER_IP"), key_func=get_remote_address),
+    ]
+
+    @blp.arguments(CredentialsSchema)
+    @blp.response(200, TokensSchema)
+    @blp.alt_response(401, description="Wrong email or password")
+    @blp.alt_response(429, description="Too many attempts")
+    def post(self, body):
+        """Log in with email and password."""
+        ctx = _ctx()
+        try:
+            return service.authenticate_user(
+                ctx.uow(), hasher=ctx.hasher, issuer=ctx.issuer, **body
+            )
+        except service.InvalidCredentials:
+            abort(401, message="Invalid email or password.")
+
+
+@blp.route("/auth/refresh")
+class Refresh(MethodView):
+    """Rotate a refresh token."""
+
+    @blp.arguments(RefreshSchema)
+    @blp.response(200, TokensSchema)
+    @blp.alt_response(401, description="Refresh token invalid, expired, revoked or reused")
+    def post(self, body):
+        """Trade a refresh token for a new pair; reusing one revokes its family."""
+        ctx = _ctx()
+        try:
+            return service.rotate_refresh_token(
+                ctx.uow(),
+                issuer=ctx.issuer,
+                revocations=ctx.revocations,
+                refresh_token=body["refresh_token"],
+            )
+        except service.RefreshTokenRejected as exc:
+            abort(401, message=f"Refresh token rejected: {exc}.")
+
+
+@blp.route("/auth/logout")
+class Logout(MethodView):
+    """End a login everywhere."""
+
+    @jwt_required()
+    @blp.response(204)
+    def post(self):
+        """Revoke the presented access token and its refresh family."""
+        ctx = _ctx()
+        claims = get_jwt()
+        service.log_out(
+            ctx.uow(),
+            issuer=ctx.issuer,
+            revocations=ctx.revocations,
+            user_id=str(claims["sub"]),
+            token_id=str(claims["jti"]),
+            family_id=claims.get("fam"),
+        )
+
+
+@blp.route("/users/me")
+class CurrentUser(MethodView):
+    """The user the bearer token speaks for."""
+
+    @jwt_required()
+    @blp.response(200, UserSchema)
+    def get(self):
+        """Return the current user."""
+        try:
+            return service.get_user(_ctx().uow(), user_id=str(get_jwt()["sub"]))
+        except service.UserNotFound:
+            abort(401, message="Token's user no longer exists.")
+
+
+@blp.route("/.well-known/jwks.json")
+class Jwks(MethodView):
+    """Public keys for local token verification."""
+
+    @blp.response(200, JwksSchema)
+    def get(self):
+        """The JSON Web Key Set other services verify access tokens with."""
+        return _ctx().keys.jwks()

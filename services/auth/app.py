@@ -1,0 +1,99 @@
+"""The auth service's app factory: the only wiring point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import redis
+from flask import Flask
+from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from services.auth.api import blp, limiter
+from services.auth.config import AuthSettings
+from services.auth.keys import SigningKeys
+from services.auth.models import SCHEMA
+from services.auth.passwords import PasswordHasher
+from services.auth.tokens import FlaskJwtIssuer
+from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
+from shared.db import UnitOfWork, make_engine, session_factory
+from shared.health import broker_check, database_check, redis_check
+from shared.web import create_service_app, error_response
+
+
+@dataclass
+class AuthContext:
+    """What the views need, built once per app."""
+
+    settings: AuthSettings
+    engine: Engine
+    uow: partial
+    hasher: PasswordHasher
+    issuer: FlaskJwtIssuer
+    keys: SigningKeys
+    revocations: RevocationList
+
+
+def create_app(settings: AuthSettings | None = None) -> Flask:
+    """Build the auth service."""
+    settings = settings or AuthSettings()
+    engine = make_engine(settings.DATABASE_URL, schema=SCHEMA)
+    revocations = RevocationList.from_url(settings.REDIS_URL, namespace=settings.NAMESPACE)
+    keys = SigningKeys.load(settings.JWT_PRIVATE_KEY, settings.JWT_PREVIOUS_PUBLIC_KEYS)
+    app, api = create_service_app(
+        "auth",
+        settings,
+        title="Dockyard auth",
+        readiness_checks={
+            "database": database_check(engine),
+            "broker": broker_check(settings.AMQP_URL),
+            "redis": redis_check(revocations.client),
+        },
+    )
+    if settings.TRUSTED_PROXY_HOPS:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.TRUSTED_PROXY_HOPS)
+    verifier = TokenVerifier(
+        StaticKeys(keys.public_keys),
+        revocations,
+        issuer=settings.JWT_ISSUER,
+        audience=settings.JWT_AUDIENCE,
+    )
+    init_jwt(app, verifier)
+    issuer = FlaskJwtIssuer(
+        keys, access_ttl=settings.ACCESS_TOKEN_TTL, refresh_ttl=settings.REFRESH_TOKEN_TTL
+    )
+    issuer.configure(app)
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.REDIS_URL,
+        RATELIMIT_KEY_PREFIX=f"{settings.NAMESPACE}:ratelimit",
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+
+    @app.after_request
+    def _retry_after_only_when_limited(response):
+        # flask-limiter sends Retry-After on every limited route; it means something only on 429.
+        if response.status_code != 429:
+            response.headers.pop("Retry-After", None)
+        return response
+
+    limiter.init_app(app)
+    app.extensions["auth"] = AuthContext(
+        settings=settings,
+        engine=engine,
+        uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="auth"),
+        hasher=PasswordHasher(
+            time_cost=settings.ARGON2_TIME_COST, memory_kib=settings.ARGON2_MEMORY_KIB
+        ),
+        issuer=issuer,
+        keys=keys,
+        revocations=revocations,
+    )
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(_exc: redis.RedisError):
+        return error_response(503, "Authentication is temporarily unavailable.")
+
+    api.register_blueprint(blp)
+    return app

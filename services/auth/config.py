@@ -1,0 +1,72 @@
+"""Settings of the auth service, from the environment."""
+
+from __future__ import annotations
+
+from shared.config import CommonSettings, EnvVar, database_url_var
+
+
+def parse_pem(raw: str) -> str:
+    """Accept a PEM with real newlines or with `\\n` escapes (as .env files carry it)."""
+    pem = raw.replace("\\n", "\n").strip()
+    if "-----BEGIN" not in pem:
+        raise ValueError("not a PEM document")
+    return pem + "\n"
+
+
+def parse_pem_list(raw: str) -> list[str]:
+    """Split concatenated PEM public keys."""
+    pem = raw.replace("\\n", "\n")
+    marker = "-----END PUBLIC KEY-----"
+    return [part.strip() + "\n" + marker + "\n" for part in pem.split(marker) if part.strip()]
+
+
+class AuthSettings(CommonSettings):
+    """Everything the auth service reads from its environment."""
+
+    DATABASE_URL = database_url_var("auth")
+    JWT_PRIVATE_KEY = EnvVar(
+        "AUTH_JWT_PRIVATE_KEY",
+        parse_pem,
+        doc="PEM RSA private key that signs tokens (`make up` writes a development one to .env).",
+        secret=True,
+    )
+    JWT_PREVIOUS_PUBLIC_KEYS = EnvVar(
+        "AUTH_JWT_PREVIOUS_PUBLIC_KEYS",
+        parse_pem_list,
+        default=[],
+        doc="PEM public keys of retired signing keys, still published in the JWKS (rotation).",
+    )
+    ACCESS_TOKEN_TTL = EnvVar(
+        "AUTH_ACCESS_TOKEN_TTL_SECONDS", int, default=900, doc="Access token lifetime."
+    )
+    REFRESH_TOKEN_TTL = EnvVar(
+        "AUTH_REFRESH_TOKEN_TTL_SECONDS",
+        int,
+        default=30 * 24 * 3600,
+        doc="Refresh token lifetime.",
+    )
+    LOGIN_LIMIT_PER_ACCOUNT = EnvVar(
+        "AUTH_LOGIN_LIMIT_PER_ACCOUNT",
+        default="5/minute;30/hour",
+        doc="Login attempts allowed per account (flask-limiter syntax).",
+    )
+    LOGIN_LIMIT_PER_IP = EnvVar(
+        "AUTH_LOGIN_LIMIT_PER_IP",
+        default="30/minute;300/hour",
+        doc="Login attempts allowed per client IP.",
+    )
+    REGISTER_LIMIT_PER_IP = EnvVar(
+        "AUTH_REGISTER_LIMIT_PER_IP",
+        default="20/minute",
+        doc="Registrations allowed per client IP.",
+    )
+    TRUSTED_PROXY_HOPS = EnvVar(
+        "AUTH_TRUSTED_PROXY_HOPS",
+        int,
+        default=1,
+        doc="X-Forwarded-For hops to trust (the gateway is one) when reading the client IP.",
+    )
+    ARGON2_TIME_COST = EnvVar("AUTH_ARGON2_TIME_COST", int, default=3, doc="argon2id passes.")
+    ARGON2_MEMORY_KIB = EnvVar(
+        "AUTH_ARGON2_MEMORY_KIB", int, default=65536, doc="argon2id memory per hash (KiB)."
+    )

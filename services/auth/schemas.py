@@ -1,0 +1,71 @@
+"""Request and response schemas of the auth API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 1024
+
+
+class CredentialsSchema(Schema):
+    """Email and password; the email is trimmed and lower-cased before validation."""
+
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(max=PASSWORD_MAX_LENGTH))
+
+    @pre_load
+    def normalize_email(self, data, **_kwargs):
+        """Trim and lower-case the email so comparisons are stable."""
+        if isinstance(data, dict) and isinstance(data.get("email"), str):
+            data = {**data, "email": data["email"].strip().lower()}
+        return data
+
+
+class RegistrationSchema(CredentialsSchema):
+    """Credentials that must also satisfy the password policy."""
+
+    password = fields.String(
+        required=True,
+        validate=validate.Length(
+            min=PASSWORD_MIN_LENGTH,
+            max=PASSWORD_MAX_LENGTH,
+            error=f"Password must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters.",
+        ),
+    )
+
+    @validates_schema
+    def password_is_not_email(self, data, **_kwargs):
+        """A password equal to the email is refused."""
+        if data.get("password", "").strip().lower() == data.get("email"):
+            raise ValidationError("Password must not be the email address.", "password")
+
+
+class RefreshSchema(Schema):
+    """A refresh token to rotate."""
+
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+
+
+class UserSchema(Schema):
+    """A user as the API shows it."""
+
+    id = fields.String()
+    email = fields.String()
+    created_at = fields.DateTime()
+
+
+class TokensSchema(Schema):
+    """An issued access/refresh pair."""
+
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    user = fields.Nested(UserSchema)
+
+
+class JwksSchema(Schema):
+    """A JSON Web Key Set."""
+
+    keys = fields.List(fields.Dict())

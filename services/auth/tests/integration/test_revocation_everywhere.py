@@ -1,0 +1,75 @@
+"""Logout reaches every service: a JWKS-verifying service rejects the token within 2 seconds."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from services.auth.app import create_app
+from services.auth.config import AuthSettings
+from services.auth.tests.conftest import GENEROUS_LIMITS, unique_email
+from shared.auth import JwksKeys, RevocationList, TokenInvalid, TokenVerifier
+from shared.testing import ServerThread
+
+
+@pytest.fixture(scope="module")
+def auth_server(test_env):
+    """The auth service over real HTTP on a loopback port."""
+    with ServerThread(create_app(AuthSettings(**GENEROUS_LIMITS))) as server:
+        yield server
+
+
+def other_service_verifier(auth_url: str, test_env) -> TokenVerifier:
+    """What files, tasks and the gateway build: JWKS over HTTP plus the shared revocation list."""
+    return TokenVerifier(
+        JwksKeys(f"{auth_url}/v1/.well-known/jwks.json"),
+        RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace),
+        issuer="dockyard-auth",
+        audience="dockyard",
+    )
+
+
+def test_a_logged_out_token_is_rejected_elsewhere_within_two_seconds(auth_server, test_env):
+    session = requests.Session()
+    tokens = session.post(
+        f"{auth_server.url}/v1/auth/register",
+        json={"email": unique_email(), "password": "long enough"},
+        timeout=10,
+    ).json()
+    verifier = other_service_verifier(auth_server.url, test_env)
+    identity = verifier.verify(tokens["access_token"])
+    assert identity.user_id == tokens["user"]["id"]
+
+    logged_out_at = time.monotonic()
+    response = session.post(
+        f"{auth_server.url}/v1/auth/logout",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        timeout=10,
+    )
+    assert response.status_code == 204
+    while True:
+        try:
+            verifier.verify(tokens["access_token"])
+        except TokenInvalid as exc:
+            assert "revoked" in str(exc)
+            break
+        assert time.monotonic() - logged_out_at < 2.0, "token still accepted after 2 seconds"
+        time.sleep(0.05)
+
+
+def test_unknown_key_ids_and_foreign_issuers_are_rejected(auth_server, test_env):
+    import jwt
+
+    from shared.testing import generate_private_key_pem
+
+    verifier = other_service_verifier(auth_server.url, test_env)
+    forged = jwt.encode(
+        {"sub": "x", "jti": "y", "type": "access", "iat": 1, "exp": 4102444800},
+        generate_private_key_pem(),
+        "RS256",
+        headers={"kid": "not-ours"},
+    )
+    with pytest.raises(TokenInvalid):
+        verifier.verify(forged)

@@ -21,6 +21,7 @@ from shared.events import reset_correlation_id, set_correlation_id
 from shared.logging import configure_logging
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("dockyard.access")
 
 #: HTTP status -> the error code clients switch on (the gateway passes these through).
 ERROR_CODES = {
@@ -158,7 +159,15 @@ def create_service_app(
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
         if "started_at" in g:
-            latency.labels(request.method, endpoint).observe(time.perf_counter() - g.started_at)
+            elapsed = time.perf_counter() - g.started_at
+            latency.labels(request.method, endpoint).observe(elapsed)
+            access_log.info(
+                "%s %s %s",
+                request.method,
+                endpoint,
+                response.status_code,
+                extra={"status": response.status_code, "duration_ms": round(elapsed * 1000, 2)},
+            )
         return response
 
     @app.teardown_request

@@ -1,1 +1,1 @@
-"""Dockyard's shared kernel: config, database, outbox, messaging, token verification, web helpers."""
+"""Dockyard's shared kernel: config, database, outbox, messaging, token checks, web helpers."""

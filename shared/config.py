@@ -125,10 +125,12 @@ def markdown_table() -> str:
         var = REGISTRY[name]
         if var.required:
             default = "*required*"
-        elif var.secret:
-            default = "dev placeholder" if var.dev_only_default else "(empty)"
+        elif var.default in ("", None, []):
+            default = "(empty)"
         else:
-            default = f"`{var.default}`" if var.default not in ("", None) else "(empty)"
+            default = f"`{var.default}`"
+            if var.dev_only_default:
+                default += " (development only)"
         rows.append(f"| `{name}` | {default} | {var.doc} |")
     return "\n".join(rows)
 

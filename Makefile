@@ -1,0 +1,67 @@
+# Dockyard's one entry point for developers and CI: `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Written after a successful install; older than requirements.lock or pyproject.toml = reinstall.
+STAMP := $(VENV)/.dockyard-installed
+ENV_FILE ?= .env
+# Runs a command with $(ENV_FILE) loaded as `make up` loads it (.env wins over the shell).
+WITH_ENV := $(BIN)/honcho run -e $(ENV_FILE)
+PYTEST_ARGS ?=
+# Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
+PROCS ?=
+
+.PHONY: help venv up test lint fmt migrate bench docs clean distclean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## Create .venv and install requirements.lock plus Dockyard itself (only when they changed)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.lock
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $@
+
+up: venv ## Provision and migrate the database, then run every process in the foreground (Ctrl-C stops all)
+	$(BIN)/dockyard dev-env --path $(ENV_FILE)
+	$(WITH_ENV) $(BIN)/dockyard db bootstrap
+	$(WITH_ENV) $(BIN)/dockyard db migrate
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -e $(ENV_FILE) $(PROCS)
+
+test: venv ## Run the whole test suite (it provisions and drops its own database)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff check, ruff format --check, and README/.env.example up to date (all run)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/python deploy/update_readme_config.py --check || status=1; \
+	exit $$status
+
+fmt: venv ## Fix what ruff can fix, then format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: venv ## Create the database, roles and schemas if missing, then run every service's migrations
+	$(WITH_ENV) $(BIN)/dockyard db bootstrap
+	$(WITH_ENV) $(BIN)/dockyard db migrate
+
+bench: venv ## Run the benchmark (bench/run.py) against local processes
+	@test -f bench/run.py || { echo "make bench: bench/run.py does not exist yet" >&2; exit 1; }
+	$(WITH_ENV) $(BIN)/python bench/run.py
+
+docs: venv ## Regenerate the README configuration table and .env.example from the settings registry
+	$(BIN)/python deploy/update_readme_config.py
+
+clean: ## Remove caches and build output (keeps .venv and .env)
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+
+distclean: clean ## Also remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,17 @@
+"""gunicorn settings shared by the auth, files and tasks services; bind and app come per command."""
+
+import os
+
+# One process per service: each worker would build its own app (engine pool, JWKS cache,
+# Redis client), and threads already overlap the I/O these services wait on.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Idle keep-alive connections wait in gthread's poller, not in a thread, so keeping them open
+# for clients that reuse connections (the gateway) costs little.
+keepalive = 15
+timeout = 30
+graceful_timeout = 10
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which
+# the three services would fight over; they are managed by signals (honcho, docker) instead.
+control_socket_disable = True

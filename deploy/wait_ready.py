@@ -1,0 +1,101 @@
+"""Poll each process's health URL until all answer or a deadline passes, and say which did not.
+
+The Procfile's `ready` process. honcho stops every process as soon as one exits, so by default
+this stays idle after reporting, until honcho stops it. `--exit` makes it a one-shot check
+(exit status 0 when all answered) for scripts and container healthchecks. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+
+# Loopback health URLs must never go through a proxy configured in the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def probe(url: str, timeout: float) -> str | None:
+    """None when `url` answers 2xx, otherwise a short reason."""
+    try:
+        with _OPENER.open(url, timeout=timeout) as response:
+            return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}{_failed_checks(exc)}"
+    except urllib.error.URLError as exc:
+        return str(exc.reason)
+    except OSError as exc:
+        return str(exc) or type(exc).__name__
+
+
+def _failed_checks(exc: urllib.error.HTTPError) -> str:
+    # /readyz answers 503 with {"fields": {"database": "OperationalError", ...}}: name them.
+    try:
+        fields = json.loads(exc.read(4096) or b"{}").get("fields") or {}
+    except (ValueError, AttributeError, OSError):
+        return ""
+    if not fields:
+        return ""
+    return " (" + ", ".join(f"{name}: {why}" for name, why in sorted(fields.items())) + ")"
+
+
+def wait_until_ready(
+    targets: dict[str, str], *, deadline: float, interval: float = 1.0, timeout: float = 2.0
+) -> dict[str, str]:
+    """Poll every target until all answer or `deadline` seconds pass; the failures by name."""
+    pending = dict(targets)
+    failures: dict[str, str] = {}
+    end = time.monotonic() + deadline
+    while True:
+        for name, url in list(pending.items()):
+            reason = probe(url, timeout)
+            if reason is None:
+                del pending[name]
+                failures.pop(name, None)
+            else:
+                failures[name] = reason
+        if not pending or time.monotonic() >= end:
+            return failures
+        time.sleep(interval)
+
+
+def parse_target(text: str) -> tuple[str, str]:
+    """`name=url` -> (name, url)."""
+    name, sep, url = text.partition("=")
+    if not sep or not name or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected name=http://host:port/path, got {text!r}")
+    return name, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Wait, report once, then idle (or exit with --exit)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="+", type=parse_target, metavar="name=url")
+    parser.add_argument("--deadline", type=float, default=60.0, help="seconds to wait in all")
+    parser.add_argument("--announce", help="URL to print once everything answers")
+    parser.add_argument("--exit", action="store_true", help="exit 0/1 instead of staying idle")
+    args = parser.parse_args(argv)
+
+    # honcho ends a process with SIGTERM; leave quietly rather than with a traceback.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    targets = dict(args.targets)
+    failures = wait_until_ready(targets, deadline=args.deadline)
+    if failures:
+        detail = "; ".join(f"{name} ({targets[name]}: {why})" for name, why in failures.items())
+        print(f"Dockyard did not come up within {args.deadline:g}s: {detail}", flush=True)
+    elif args.announce:
+        print(f"Dockyard is up: {args.announce}", flush=True)
+    else:
+        print("ready: " + ", ".join(targets), flush=True)
+    if args.exit:
+        return 1 if failures else 0
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

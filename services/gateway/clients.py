@@ -1,0 +1,269 @@
+"""REST clients of the internal services: one class per service, pooled and time-limited."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import GatewayError, ServiceUnavailable
+
+log = logging.getLogger("dockyard.gateway.clients")
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a call is made for: forwarded with every upstream request."""
+
+    client_address: str | None = None
+    request_id: str | None = None
+    token: str | None = None
+
+    def headers(self, *, with_token: bool) -> dict[str, str]:
+        """X-Request-ID, X-Forwarded-For and, when asked, the bearer token."""
+        headers = {}
+        if self.request_id:
+            headers["X-Request-ID"] = self.request_id
+        if self.client_address:
+            # Replaces whatever the client claimed: the services trust exactly one hop, us.
+            headers["X-Forwarded-For"] = self.client_address
+        if with_token and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+
+def _session(*, pool_size: int, retry: Retry) -> requests.Session:
+    session = requests.Session()
+    # One session serves every user, so a cookie set by a service must never be replayed.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _retry_after(value: str | None) -> int | None:
+    try:
+        return max(int(value), 0) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ServiceClient:
+    """Base of the per-service clients: JSON over pooled sessions, errors as GatewayErrors."""
+
+    #: The service's name in messages and logs.
+    service = ""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        retries: int,
+        pool_size: int,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        # Two pools because urllib3 would otherwise retry a POST whose connection failed too;
+        # only idempotent calls are ever repeated.
+        self._retrying = _session(
+            pool_size=pool_size,
+            retry=Retry(
+                total=retries,
+                connect=retries,
+                read=retries,
+                status=retries,
+                status_forcelist=(502, 503, 504),
+                allowed_methods=_IDEMPOTENT,
+                backoff_factor=0.05,
+                raise_on_status=False,
+                respect_retry_after_header=False,
+            ),
+        )
+        self._once = _session(pool_size=pool_size, retry=Retry(total=0, raise_on_status=False))
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings, base_url: str) -> ServiceClient:
+        """A client configured with the gateway's timeouts, retries and pool size."""
+        return cls(
+            base_url,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+            read_timeout=settings.UPSTREAM_READ_TIMEOUT,
+            retries=settings.UPSTREAM_RETRIES,
+            pool_size=settings.WORKER_THREADS,
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._retrying.close()
+        self._once.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        caller: Caller,
+        *,
+        json: Any = None,
+        with_token: bool = False,
+    ) -> Any:
+        """Call the service; return the decoded JSON body (None for 204) or raise GatewayError."""
+        session = self._retrying if method in _IDEMPOTENT else self._once
+        try:
+            response = session.request(
+                method,
+                self.base_url + path,
+                json=json,
+                headers=caller.headers(with_token=with_token),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            log.warning("%s service unreachable: %s %s: %s", self.service, method, path, exc)
+            raise self.unavailable() from None
+        if response.status_code >= 500:
+            log.warning(
+                "%s service failed: %s %s answered %s",
+                self.service,
+                method,
+                path,
+                response.status_code,
+            )
+            raise self.unavailable()
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            raise self.translate_error(response, body)
+        if body is None:
+            log.error("%s service answered %s %s without JSON", self.service, method, path)
+            raise GatewayError("Internal server error.")
+        return body
+
+    def unavailable(self) -> ServiceUnavailable:
+        """The error clients see when this service cannot answer."""
+        return ServiceUnavailable(f"The {self.service} service is unavailable. Try again later.")
+
+    def translate_error(self, response: requests.Response, body: Any) -> GatewayError:
+        """Turn the shared REST error shape into a GatewayError with the same code."""
+        if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+            log.error("%s service answered %s without an error body", self.service, response)
+            return GatewayError("Internal server error.")
+        error = GatewayError(
+            str(body.get("message") or "Request failed."),
+            code=body["code"],
+            fields=self.translate_fields(body.get("fields")),
+            retry_after=_retry_after(response.headers.get("Retry-After"))
+            if response.status_code == 429
+            else None,
+        )
+        if error.code == "INTERNAL_SERVER_ERROR":
+            # A code outside the contract (405, 415...) means the gateway called it wrongly.
+            log.error(
+                "%s service answered %s %s: %s",
+                self.service,
+                response.status_code,
+                body.get("code"),
+                body.get("message"),
+            )
+            error.message = "Internal server error."
+            error.fields = None
+        return error
+
+    @staticmethod
+    def translate_fields(fields: Any) -> dict[str, str] | None:
+        """REST field names (snake_case) become GraphQL argument names (camelCase)."""
+        if not isinstance(fields, dict) or not fields:
+            return None
+        return {_camel(str(name)): str(message) for name, message in fields.items()}
+
+    def check(self) -> None:
+        """Readiness probe: the service answers its liveness endpoint."""
+        response = self._once.get(self.base_url + "/healthz", timeout=self.timeout)
+        response.raise_for_status()
+
+
+class AuthClient(ServiceClient):
+    """The auth service: accounts, token pairs, logout and the current user."""
+
+    service = "auth"
+
+    def register(self, caller: Caller, *, email: str, password: str) -> dict[str, Any]:
+        """Create an account; returns the first token pair and the user."""
+        return self.request(
+            "POST", "/v1/auth/register", caller, json={"email": email, "password": password}
+        )
+
+    def login(self, caller: Caller, *, email: str, password: str) -> dict[str, Any]:
+        """Exchange credentials for a token pair (rate limited per account and address)."""
+        return self.request(
+            "POST", "/v1/auth/login", caller, json={"email": email, "password": password}
+        )
+
+    def refresh(self, caller: Caller, *, refresh_token: str) -> dict[str, Any]:
+        """Rotate a refresh token into a new pair."""
+        return self.request(
+            "POST", "/v1/auth/refresh", caller, json={"refresh_token": refresh_token}
+        )
+
+    def logout(self, caller: Caller) -> None:
+        """Revoke the caller's access token and its refresh family."""
+        self.request("POST", "/v1/auth/logout", caller, with_token=True)
+
+    def current_user(self, caller: Caller) -> dict[str, Any]:
+        """The user the caller's access token speaks for."""
+        return self.request("GET", "/v1/users/me", caller, with_token=True)
+
+
+class FilesClient(ServiceClient):
+    """The files service (its operations arrive with the files issue)."""
+
+    service = "files"
+
+
+class TasksClient(ServiceClient):
+    """The tasks service (its operations arrive with the tasks issue)."""
+
+    service = "tasks"
+
+
+@dataclass(frozen=True)
+class Clients:
+    """One client per service, shared by every request of the process."""
+
+    auth: AuthClient
+    files: FilesClient
+    tasks: TasksClient
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> Clients:
+        """Build every client from the gateway's settings."""
+        return cls(
+            auth=AuthClient.from_settings(settings, settings.AUTH_SERVICE_URL),
+            files=FilesClient.from_settings(settings, settings.FILES_SERVICE_URL),
+            tasks=TasksClient.from_settings(settings, settings.TASKS_SERVICE_URL),
+        )
+
+    def close(self) -> None:
+        """Close every client's connections."""
+        for client in (self.auth, self.files, self.tasks):
+            client.close()

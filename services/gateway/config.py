@@ -1,0 +1,118 @@
+"""Settings of the GraphQL gateway, from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.config import CommonSettings, EnvVar, parse_bool
+
+
+class GatewaySettings(CommonSettings):
+    """Everything the gateway reads from its environment."""
+
+    AUTH_SERVICE_URL = EnvVar(
+        "AUTH_SERVICE_URL",
+        default="http://127.0.0.1:8001",
+        doc="Base URL of the auth service's internal REST API, as the gateway reaches it.",
+    )
+    FILES_SERVICE_URL = EnvVar(
+        "FILES_SERVICE_URL",
+        default="http://127.0.0.1:8002",
+        doc="Base URL of the files service's internal REST API, as the gateway reaches it.",
+    )
+    TASKS_SERVICE_URL = EnvVar(
+        "TASKS_SERVICE_URL",
+        default="http://127.0.0.1:8003",
+        doc="Base URL of the tasks service's internal REST API, as the gateway reaches it.",
+    )
+    HOST = EnvVar(
+        "GATEWAY_HOST",
+        default="127.0.0.1",
+        doc="Address the gateway binds to (`python -m services.gateway.asgi`, Procfile).",
+    )
+    PORT = EnvVar(
+        "GATEWAY_PORT",
+        int,
+        default=8000,
+        doc="Port the gateway binds to (`python -m services.gateway.asgi`, Procfile).",
+    )
+    GRAPHQL_INTROSPECTION = EnvVar(
+        "GRAPHQL_INTROSPECTION",
+        parse_bool,
+        default=None,
+        doc="Allow schema introspection and serve GraphiQL at GET /graphql; unset means on, "
+        "except when DOCKYARD_ENV=production.",
+    )
+    GRAPHQL_MAX_DEPTH = EnvVar(
+        "GRAPHQL_MAX_DEPTH",
+        int,
+        default=10,
+        doc="Deepest field nesting an operation may select (introspection fields not counted).",
+    )
+    GRAPHQL_MAX_COST = EnvVar(
+        "GRAPHQL_MAX_COST",
+        int,
+        default=1000,
+        doc="Largest estimated cost of an operation: 1 per field, list fields multiplied by "
+        "`first`, expensive fields (login, register, logs) weighted.",
+    )
+    GRAPHQL_MAX_ROOT_FIELDS = EnvVar(
+        "GRAPHQL_MAX_ROOT_FIELDS",
+        int,
+        default=10,
+        doc="Most top-level fields one operation may select; each alias counts as a field.",
+    )
+    GRAPHQL_MAX_TOKENS = EnvVar(
+        "GRAPHQL_MAX_TOKENS",
+        int,
+        default=5000,
+        doc="Most lexical tokens the parser reads from one query document.",
+    )
+    GRAPHQL_DOCUMENT_CACHE_SIZE = EnvVar(
+        "GRAPHQL_DOCUMENT_CACHE_SIZE",
+        int,
+        default=256,
+        doc="Parsed and validated query documents kept per process (0 turns the cache off).",
+    )
+    UPSTREAM_CONNECT_TIMEOUT = EnvVar(
+        "GATEWAY_UPSTREAM_CONNECT_TIMEOUT",
+        float,
+        default=1.0,
+        doc="Seconds the gateway waits to connect to a service before answering "
+        "SERVICE_UNAVAILABLE.",
+    )
+    UPSTREAM_READ_TIMEOUT = EnvVar(
+        "GATEWAY_UPSTREAM_READ_TIMEOUT",
+        float,
+        default=10.0,
+        doc="Seconds the gateway waits for a service's answer before answering "
+        "SERVICE_UNAVAILABLE.",
+    )
+    UPSTREAM_RETRIES = EnvVar(
+        "GATEWAY_UPSTREAM_RETRIES",
+        int,
+        default=2,
+        doc="Retries of idempotent (GET) calls to a service on connection errors and 502/503/504; "
+        "other calls are never retried.",
+    )
+    WORKER_THREADS = EnvVar(
+        "GATEWAY_WORKER_THREADS",
+        int,
+        default=32,
+        doc="Threads running HTTP requests (the Flask app) per gateway process; also the size "
+        "of each upstream connection pool.",
+    )
+    # Named like CommonSettings' attribute so shared.web sets Flask's MAX_CONTENT_LENGTH from it;
+    # its own variable because the gateway's bodies (queries, later uploads) differ from REST's.
+    MAX_REQUEST_BYTES = EnvVar(
+        "GATEWAY_MAX_REQUEST_BYTES",
+        int,
+        default=128 * 1024,
+        doc="Largest request body the gateway accepts (PAYLOAD_TOO_LARGE, HTTP 413, above).",
+    )
+
+    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
+        super().__init__(environ, **overrides)
+        if self.GRAPHQL_INTROSPECTION is None:
+            self.GRAPHQL_INTROSPECTION = self.environment != "production"

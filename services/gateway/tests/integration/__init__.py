@@ -1,0 +1,1 @@
+"""Integration tests: the REST clients over real HTTP."""

@@ -1,0 +1,153 @@
+"""The REST clients against a stub service over real HTTP: errors, retries, timeouts, headers."""
+
+from __future__ import annotations
+
+import collections
+import socket
+import time
+
+import pytest
+from flask import Flask, jsonify, request
+
+from services.gateway.clients import AuthClient, Caller
+from services.gateway.errors import GatewayError, ServiceUnavailable
+from shared.testing import ServerThread
+
+hits: collections.Counter = collections.Counter()
+
+
+def _stub() -> Flask:
+    app = Flask("stub")
+
+    @app.route("/status/<int:status>", methods=["GET", "POST"])
+    def status(status: int):
+        hits[(request.method, status)] += 1
+        body = {"status": status, "code": request.args.get("code", "NOT_FOUND"), "message": "m"}
+        headers = {"Retry-After": "17"} if status == 429 else {}
+        return jsonify(body), status, headers
+
+    @app.post("/fields")
+    def fields():
+        body = {
+            "status": 400,
+            "code": "BAD_USER_INPUT",
+            "message": "Invalid input.",
+            "fields": {"refresh_token": "Missing data.", "email": "Not a valid email."},
+        }
+        return jsonify(body), 400
+
+    @app.get("/html")
+    def html():
+        return "<h1>Bad Request</h1>", 400, {"Content-Type": "text/html"}
+
+    @app.route("/slow", methods=["GET", "POST"])
+    def slow():
+        time.sleep(1.0)
+        return jsonify({"ok": True})
+
+    @app.get("/echo")
+    def echo():
+        response = jsonify({"headers": dict(request.headers), "cookies": dict(request.cookies)})
+        response.set_cookie("session", "someone-elses")
+        return response
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def stub():
+    """The stub service on a loopback port."""
+    with ServerThread(_stub()) as server:
+        yield server
+
+
+@pytest.fixture
+def auth(stub):
+    """A client of the stub with short timeouts and two retries."""
+    client = AuthClient(stub.url, connect_timeout=0.5, read_timeout=0.3, retries=2, pool_size=4)
+    yield client
+    client.close()
+
+
+def _fails(call) -> GatewayError:
+    with pytest.raises(GatewayError) as info:
+        call()
+    return info.value
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_answer_is_service_unavailable(auth, status):
+    error = _fails(lambda: auth.request("POST", f"/status/{status}", Caller()))
+    assert isinstance(error, ServiceUnavailable)
+    assert error.message == "The auth service is unavailable. Try again later."
+
+
+def test_gets_are_retried_on_503_and_posts_never(auth):
+    hits.clear()
+    _fails(lambda: auth.request("GET", "/status/503", Caller()))
+    _fails(lambda: auth.request("POST", "/status/503", Caller()))
+    assert hits[("GET", 503)] == 3
+    assert hits[("POST", 503)] == 1
+
+
+def test_a_service_too_slow_to_answer_is_service_unavailable_quickly(auth):
+    started = time.monotonic()
+    error = _fails(lambda: auth.request("POST", "/slow", Caller()))
+    assert isinstance(error, ServiceUnavailable)
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_closed_port_is_service_unavailable_without_the_address():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = AuthClient(
+        f"http://127.0.0.1:{port}", connect_timeout=0.5, read_timeout=0.5, retries=1, pool_size=1
+    )
+    error = _fails(lambda: client.current_user(Caller(token="t")))
+    assert isinstance(error, ServiceUnavailable)
+    assert str(port) not in error.message and "127.0.0.1" not in error.message
+
+
+@pytest.mark.parametrize(
+    "code", ["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "PAYLOAD_TOO_LARGE"]
+)
+def test_the_shared_error_code_passes_through(auth, code):
+    error = _fails(lambda: auth.request("POST", f"/status/409?code={code}", Caller()))
+    assert (error.code, error.message) == (code, "m")
+
+
+def test_rate_limited_carries_retry_after_in_seconds(auth):
+    error = _fails(lambda: auth.request("POST", "/status/429?code=RATE_LIMITED", Caller()))
+    assert error.extensions() == {"code": "RATE_LIMITED", "retryAfter": 17}
+
+
+def test_field_errors_are_renamed_to_graphql_argument_names(auth):
+    error = _fails(lambda: auth.request("POST", "/fields", Caller()))
+    assert error.extensions() == {
+        "code": "BAD_USER_INPUT",
+        "fields": {"refreshToken": "Missing data.", "email": "Not a valid email."},
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [("/status/405?code=METHOD_NOT_ALLOWED", "POST"), ("/html", "GET")]
+)
+def test_an_answer_outside_the_shared_shape_is_a_generic_internal_error(auth, path, method):
+    error = _fails(lambda: auth.request(method, path, Caller()))
+    assert (error.code, error.message, error.fields) == (
+        "INTERNAL_SERVER_ERROR",
+        "Internal server error.",
+        None,
+    )
+
+
+def test_headers_are_forwarded_and_cookies_never_kept(auth):
+    caller = Caller(client_address="203.0.113.9", request_id="rid-1", token="tok")
+    first = auth.request("GET", "/echo", caller, with_token=True)
+    assert first["headers"]["X-Forwarded-For"] == "203.0.113.9"
+    assert first["headers"]["X-Request-Id"] == "rid-1"
+    assert first["headers"]["Authorization"] == "Bearer tok"
+    second = auth.request("GET", "/echo", Caller())
+    assert second["cookies"] == {}
+    assert "Authorization" not in second["headers"]

@@ -1,0 +1,1 @@
+"""Unit tests: the schema, limits and errors over a fake auth client."""

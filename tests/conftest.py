@@ -1,0 +1,165 @@
+"""Cross-service fixtures: the real auth service over HTTP and a gateway in front of it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from services.auth.app import create_app as create_auth_app
+from services.auth.config import AuthSettings
+from services.gateway.app import create_app as create_gateway_app
+from services.gateway.config import GatewaySettings
+from shared.testing import ServerThread
+
+REPO = Path(__file__).resolve().parent.parent
+#: Limits too high to interfere with tests that are not about them.
+GENEROUS_LIMITS = {
+    "LOGIN_LIMIT_PER_IP": "10000/minute",
+    "LOGIN_LIMIT_PER_ACCOUNT": "10000/minute",
+    "REGISTER_LIMIT_PER_IP": "10000/minute",
+}
+PASSWORD = "correct horse battery"
+
+
+def unique_email(prefix: str = "gw") -> str:
+    """An email no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def auth_service(**overrides: str) -> Iterator[ServerThread]:
+    """The real auth service (this run's database and Redis) on a loopback port."""
+    with ServerThread(create_auth_app(AuthSettings(**{**GENEROUS_LIMITS, **overrides}))) as server:
+        yield server
+
+
+def gateway_settings(auth_url: str, **overrides: Any) -> GatewaySettings:
+    """Gateway settings pointing at an auth service (and its JWKS) at `auth_url`."""
+    return GatewaySettings(
+        AUTH_SERVICE_URL=auth_url,
+        JWKS_URL=f"{auth_url}/v1/.well-known/jwks.json",
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def auth_server(test_env) -> Iterator[ServerThread]:
+    """One auth service for the session."""
+    with auth_service() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway_app(auth_server):
+    """A gateway in front of the session's auth service."""
+    return create_gateway_app(gateway_settings(auth_server.url))
+
+
+@pytest.fixture
+def gateway(gateway_app):
+    """A test client of the gateway."""
+    return gateway_app.test_client()
+
+
+class GraphQLClient:
+    """Sends operations to a gateway test client the way Apollo Client does."""
+
+    def __init__(self, client, *, address: str = "127.0.0.1") -> None:
+        self.client = client
+        self.address = address
+
+    def post(self, query: str, variables: dict | None = None, *, token: str | None = None):
+        """POST one operation; returns the Flask test response."""
+        headers = {"Accept": "application/graphql-response+json,application/json;q=0.9"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+            environ_base={"REMOTE_ADDR": self.address},
+        )
+
+    def __call__(self, query: str, variables: dict | None = None, **kwargs: Any) -> dict:
+        """POST one operation that must have executed (HTTP 200); returns the JSON body."""
+        response = self.post(query, variables, **kwargs)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.json
+
+
+@pytest.fixture
+def gql(gateway) -> GraphQLClient:
+    """Operations against the session's gateway."""
+    return GraphQLClient(gateway)
+
+
+def error_codes(body: dict) -> list[str]:
+    """The extensions.code of every error in a response body."""
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+@contextmanager
+def uvicorn_gateway(env: dict[str, str]) -> Iterator[str]:
+    """`uvicorn services.gateway.asgi:app` as a subprocess on a free loopback port."""
+    port = free_port()
+    # A file, not a pipe: a pipe nobody reads fills up with log lines and stalls the server.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.gateway.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"uvicorn did not start: {log.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,151 @@
+"""The served schema is a superset of the public contract, with exactly its names and types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    build_client_schema,
+    build_schema,
+    get_introspection_query,
+    is_non_null_type,
+    print_ast,
+)
+from graphql.utilities import get_default_value_ast
+
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
+
+CONTRACT = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "gateway.graphql"
+
+
+def contract_schema() -> GraphQLSchema:
+    """The contract, parsed; a missing contract fails the test rather than skipping it."""
+    if not CONTRACT.is_file():
+        pytest.fail(f"the public contract is missing: expected it at {CONTRACT}")
+    return build_schema(CONTRACT.read_text())
+
+
+def served_schema() -> GraphQLSchema:
+    """What the gateway actually serves, learned by introspection over POST /graphql."""
+    app = create_app(GatewaySettings({}, GRAPHQL_INTROSPECTION=True))
+    response = app.test_client().post("/graphql", json={"query": get_introspection_query()})
+    assert response.status_code == 200 and "errors" not in response.json, response.json
+    return build_client_schema(response.json["data"])
+
+
+def _kind(named) -> str:
+    return type(named).__name__
+
+
+def _default(arg) -> str | None:
+    literal = get_default_value_ast(arg)
+    return None if literal is None else print_ast(literal)
+
+
+def _args_problems(where: str, expected: dict, actual: dict) -> list[str]:
+    problems = []
+    for name, arg in expected.items():
+        if name not in actual:
+            problems.append(f"{where}({name}:) is missing")
+            continue
+        if str(arg.type) != str(actual[name].type):
+            problems.append(f"{where}({name}:) is {actual[name].type}, contract: {arg.type}")
+        if _default(arg) != _default(actual[name]):
+            problems.append(
+                f"{where}({name}:) defaults to {_default(actual[name])}, contract: {_default(arg)}"
+            )
+    for name, arg in actual.items():
+        if name not in expected and is_non_null_type(arg.type) and _default(arg) is None:
+            problems.append(f"{where}({name}:) is an extra required argument")
+    return problems
+
+
+def contract_problems(contract: GraphQLSchema, served: GraphQLSchema) -> list[str]:
+    """Every way `served` fails to be a superset of `contract` with identical names and types."""
+    problems = []
+    for root in ("query_type", "mutation_type", "subscription_type"):
+        expected, actual = getattr(contract, root), getattr(served, root)
+        if expected is not None and (actual is None or actual.name != expected.name):
+            problems.append(f"root {root} is {actual and actual.name}, contract: {expected.name}")
+    for name, expected in contract.type_map.items():
+        if name.startswith("__"):
+            continue
+        actual = served.type_map.get(name)
+        if actual is None:
+            problems.append(f"type {name} is missing")
+            continue
+        if _kind(actual) != _kind(expected):
+            problems.append(f"type {name} is a {_kind(actual)}, contract: {_kind(expected)}")
+            continue
+        if isinstance(expected, GraphQLObjectType | GraphQLInterfaceType):
+            for field_name, field in expected.fields.items():
+                where = f"{name}.{field_name}"
+                if field_name not in actual.fields:
+                    problems.append(f"{where} is missing")
+                    continue
+                served_field = actual.fields[field_name]
+                if str(served_field.type) != str(field.type):
+                    problems.append(f"{where} is {served_field.type}, contract: {field.type}")
+                problems += _args_problems(where, field.args, served_field.args)
+            expected_interfaces = {i.name for i in expected.interfaces}
+            if not expected_interfaces <= {i.name for i in actual.interfaces}:
+                problems.append(f"type {name} lacks interfaces of {sorted(expected_interfaces)}")
+        elif isinstance(expected, GraphQLInputObjectType):
+            problems += _args_problems(f"input {name}", expected.fields, actual.fields)
+        elif isinstance(expected, GraphQLEnumType):
+            for value in expected.values:
+                if value not in actual.values:
+                    problems.append(f"enum value {name}.{value} is missing")
+        elif isinstance(expected, GraphQLUnionType):
+            members = {t.name for t in expected.types}
+            if members != {t.name for t in actual.types}:
+                problems.append(f"union {name} members differ from the contract's")
+        elif not isinstance(expected, GraphQLScalarType):
+            problems.append(f"type {name}: unexpected kind {_kind(expected)}")
+    return problems
+
+
+def test_the_served_schema_is_a_superset_of_the_contract():
+    contract = contract_schema()
+    assert contract_problems(contract, served_schema()) == []
+    # The comparison did look at everything: every contract type was found.
+    assert {"Query", "Mutation", "Subscription", "File", "Task", "LogChunk"} <= set(
+        contract.type_map
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (("me: User!", "me: User"), "Query.me is User, contract: User!"),
+        (("logout: Boolean!", ""), "Mutation.logout is missing"),
+        (
+            (
+                "first: Int = 20, after: String): FileConnection",
+                "first: Int = 10, after: String): FileConnection",
+            ),
+            "Query.files(first:) defaults to 10, contract: 20",
+        ),
+        (("TIMED_OUT", ""), "enum value TaskStatus.TIMED_OUT is missing"),
+        (("memoryLimitMb: Int", "memoryLimitMb: Float"), "input CreateTaskInput(memoryLimitMb:)"),
+        (("taskLogs(id: ID!)", "taskLogs(id: ID!, since: Int!)"), "extra required argument"),
+        (("scalar BigInt", "enum BigInt { X }"), "type BigInt is a GraphQLEnumType"),
+    ],
+)
+def test_the_comparison_notices_a_departure_from_the_contract(change, problem):
+    contract = contract_schema()
+    old, new = change
+    source = CONTRACT.read_text()
+    assert old in source
+    departed = build_schema(source.replace(old, new, 1))
+    problems = contract_problems(contract, departed)
+    assert any(problem in p for p in problems), problems

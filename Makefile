@@ -52,9 +52,8 @@ migrate: venv ## Create the database, roles and schemas if missing, then run eve
 	$(WITH_ENV) $(BIN)/dockyard db bootstrap
 	$(WITH_ENV) $(BIN)/dockyard db migrate
 
-bench: venv ## Run the benchmark (bench/run.py) against local processes
-	@test -f bench/run.py || { echo "make bench: bench/run.py does not exist yet" >&2; exit 1; }
-	$(WITH_ENV) $(BIN)/python bench/run.py
+bench: venv ## Run every benchmark in bench/ (or some: make bench BENCH="gateway_me")
+	$(BIN)/python bench/run.py $(BENCH)
 
 docs: venv ## Regenerate the README configuration table and .env.example from the settings registry
 	$(BIN)/python deploy/update_readme_config.py

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from dataclasses import dataclass
+from functools import partial
 
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from services.tasks.api import blp
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA
+from services.tasks.service import TaskPolicy
 from shared.auth import init_jwt, verifier_from_settings
-from shared.db import make_engine
+from shared.config import ConfigError
+from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.web import create_service_app
 
 
+@dataclass
+class TasksContext:
+    """What the views need, built once per app."""
+
+    settings: TasksSettings
+    engine: Engine
+    uow: partial
+    policy: TaskPolicy
+
+
 def create_app(settings: TasksSettings | None = None) -> Flask:
-    """Build the tasks service (health, readiness, metrics and docs for now)."""
+    """Build the tasks service."""
     settings = settings or TasksSettings()
-    engine = make_engine(settings.DATABASE_URL, schema=SCHEMA)
-    app, _api = create_service_app(
+    try:
+        policy = TaskPolicy.from_settings(settings)
+    except ValueError as exc:
+        raise ConfigError(f"invalid TASKS_* limits: {exc}") from None
+    # hide_parameters: a failed statement's message would otherwise carry env values (secrets).
+    engine = make_engine(settings.DATABASE_URL, schema=SCHEMA, hide_parameters=True)
+    app, api = create_service_app(
         "tasks",
         settings,
         title="Dockyard tasks",
@@ -26,5 +48,11 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         },
     )
     init_jwt(app, verifier_from_settings(settings))
-    app.extensions["tasks.engine"] = engine
+    app.extensions["tasks"] = TasksContext(
+        settings=settings,
+        engine=engine,
+        uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="tasks"),
+        policy=policy,
+    )
+    api.register_blueprint(blp)
     return app

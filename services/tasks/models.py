@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import NAMING_CONVENTION
 from shared.outbox.tables import add_messaging_tables
@@ -18,3 +38,131 @@ class Base(DeclarativeBase):
 
 
 messaging_tables = add_messaging_tables(Base.metadata)
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life; lifecycle.py says which moves are legal."""
+
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+
+
+class LogStream(enum.StrEnum):
+    """A container output stream; they are stored apart."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+def _in(values: type[enum.StrEnum]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+class Task(Base):
+    """A container run a user asked for: its spec, its state, and what the engine needs."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(TaskStatus)})", name="status"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # Keyset pagination, newest first, with and without the status filter.
+        Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
+        # The engine's dispatcher and reconciler look for unfinished tasks only.
+        Index(
+            "ix_tasks_unfinished_status",
+            "status",
+            postgresql_where="status IN ('PENDING', 'QUEUED', 'RUNNING')",
+        ),
+    )
+
+    # created_at and updated_at come back from the INSERT/UPDATE itself (RETURNING).
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID]
+    name: Mapped[str | None] = mapped_column(String(200))
+
+    # The spec, as validated and completed with the server's defaults at creation.
+    image: Mapped[str] = mapped_column(String(512))
+    command: Mapped[list[str]] = mapped_column(JSONB)
+    #: [{"name": ..., "value": ...}]; values may be secrets: never logged, never returned.
+    env: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    timeout_seconds: Mapped[int]
+    cpu_limit: Mapped[float] = mapped_column(Float)
+    memory_limit_mb: Mapped[int]
+    max_retries: Mapped[int]
+    network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+
+    # Outcome.
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
+    exit_code: Mapped[int | None]
+    #: Machine-readable failure reason set by the engine (e.g. IMAGE_NOT_FOUND, OOM_KILLED).
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    #: Container runs started so far (the engine counts one per try, retries included).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Start of the latest attempt's container (the timeout counts from here).
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # The engine's handle on the current attempt: the name is deterministic per attempt
+    # (lifecycle.container_name), so a retry never collides with a leftover container.
+    container_name: Mapped[str | None] = mapped_column(String(128))
+    container_id: Mapped[str | None] = mapped_column(String(64))
+    #: When the process watching the container last proved alive; stale = orphaned.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Latest resource sample of the running container.
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    usage_sampled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Per-stream log accounting; the bytes themselves are in task_log_chunks.
+    stdout_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stderr_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stdout_dropped_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stderr_dropped_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    def __repr__(self) -> str:
+        # Never the env: its values may be secrets.
+        return f"Task(id={self.id}, status={self.status}, image={self.image!r})"
+
+    def log_counters(self, stream: LogStream) -> tuple[int, int]:
+        """(bytes kept, bytes dropped) of one stream."""
+        return getattr(self, f"{stream}_bytes"), getattr(self, f"{stream}_dropped_bytes")
+
+    def set_log_counters(self, stream: LogStream, *, kept: int, dropped: int) -> None:
+        """Record one stream's kept and dropped byte counts."""
+        setattr(self, f"{stream}_bytes", kept)
+        setattr(self, f"{stream}_dropped_bytes", dropped)
+
+
+class TaskLogChunk(Base):
+    """A batch of one stream's output, in arrival order (ids grow with arrival)."""
+
+    __tablename__ = "task_log_chunks"
+    __table_args__ = (
+        CheckConstraint(f"stream IN ({_in(LogStream)})", name="stream"),
+        Index("ix_task_log_chunks_task_stream_id", "task_id", "stream", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(6))
+    #: Raw bytes: container output need not be UTF-8 and may hold NULs, which text cannot.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

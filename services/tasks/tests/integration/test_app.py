@@ -11,7 +11,14 @@ def test_health_readiness_and_openapi(test_env):
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json
     assert ready.json["checks"] == ["broker", "database"]
-    assert client.get("/openapi.json").json["info"]["title"] == "Dockyard tasks"
+    openapi = client.get("/openapi.json").json
+    assert openapi["info"]["title"] == "Dockyard tasks"
+    assert {
+        "/v1/tasks",
+        "/v1/tasks/{task_id}",
+        "/v1/tasks/{task_id}/cancel",
+        "/v1/tasks/{task_id}/logs",
+    } <= set(openapi["paths"])
     assert b"http_requests_total" in client.get("/metrics").data
 
 
@@ -19,3 +26,8 @@ def test_unknown_routes_answer_in_the_shared_error_shape(test_env):
     response = create_app().test_client().get("/v1/nothing")
     assert response.status_code == 404
     assert response.json == {"status": 404, "code": "NOT_FOUND", "message": "Not found."}
+
+
+def test_sql_errors_never_carry_statement_parameters(test_env):
+    # Task env values may be secrets; a failed INSERT must not put them in a logged message.
+    assert create_app().extensions["tasks"].engine.hide_parameters is True

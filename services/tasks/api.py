@@ -1,0 +1,136 @@
+"""REST endpoints of the tasks service: thin views over service.py, each for the token's user."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt, jwt_required
+from flask_smorest import abort
+
+from services.tasks import service
+from services.tasks.schemas import (
+    TaskCreateSchema,
+    TaskListArgsSchema,
+    TaskLogsArgsSchema,
+    TaskLogsSchema,
+    TaskPageSchema,
+    TaskSchema,
+)
+from shared.web import ServiceBlueprint
+
+blp = ServiceBlueprint("tasks", __name__, url_prefix="/v1", description="Container tasks")
+
+
+def _ctx():
+    return current_app.extensions["tasks"]
+
+
+def _owner_id() -> uuid.UUID:
+    try:
+        return uuid.UUID(str(get_jwt()["sub"]))
+    except ValueError:
+        abort(401, message="Token's subject is not a user id.")
+
+
+def _task_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        abort(400, message="Task id is not a valid UUID.", messages={"task_id": ["Not a UUID."]})
+
+
+def _not_found() -> None:
+    abort(404, message="Task not found.")
+
+
+@blp.route("/tasks")
+class Tasks(MethodView):
+    """The caller's tasks."""
+
+    decorators = [jwt_required()]
+
+    @blp.arguments(TaskListArgsSchema, location="query")
+    @blp.response(200, TaskPageSchema)
+    def get(self, args):
+        """List your tasks, newest first, a page at a time, optionally of one status."""
+        try:
+            return service.list_tasks(_ctx().uow(), owner_id=_owner_id(), **args)
+        except service.InvalidCursor:
+            abort(400, message="Invalid cursor.", messages={"after": ["Not a valid cursor."]})
+
+    @blp.arguments(TaskCreateSchema)
+    @blp.response(201, TaskSchema)
+    def post(self, body):
+        """Submit a task; it starts PENDING, with the server's defaults for limits left out."""
+        ctx = _ctx()
+        try:
+            return service.create_task(ctx.uow(), policy=ctx.policy, owner_id=_owner_id(), **body)
+        except service.PolicyViolation as exc:
+            abort(400, messages=exc.fields)
+
+
+@blp.route("/tasks/<task_id>")
+class TaskById(MethodView):
+    """One of the caller's tasks."""
+
+    decorators = [jwt_required()]
+
+    @blp.response(200, TaskSchema)
+    @blp.alt_response(404, description="No such task, or not yours")
+    def get(self, task_id):
+        """Read a task."""
+        try:
+            return service.get_task(_ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id))
+        except service.TaskNotFound:
+            _not_found()
+
+    @blp.response(204)
+    @blp.alt_response(404, description="No such task, or not yours")
+    @blp.alt_response(409, description="The task has not finished")
+    def delete(self, task_id):
+        """Delete a finished task and its logs."""
+        try:
+            service.delete_task(_ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id))
+        except service.TaskNotFound:
+            _not_found()
+        except service.TaskNotFinished as exc:
+            abort(409, message=f"Only a finished task can be deleted; this one is {exc.status}.")
+
+
+@blp.route("/tasks/<task_id>/cancel")
+class TaskCancel(MethodView):
+    """Stopping a task."""
+
+    decorators = [jwt_required()]
+
+    @blp.response(200, TaskSchema)
+    @blp.alt_response(404, description="No such task, or not yours")
+    def post(self, task_id):
+        """Cancel a task: at once if not started, soon if running; a finished one is unchanged."""
+        try:
+            return service.cancel_task(
+                _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id)
+            )
+        except service.TaskNotFound:
+            _not_found()
+
+
+@blp.route("/tasks/<task_id>/logs")
+class TaskLogs(MethodView):
+    """A task's output."""
+
+    decorators = [jwt_required()]
+
+    @blp.arguments(TaskLogsArgsSchema, location="query")
+    @blp.response(200, TaskLogsSchema)
+    @blp.alt_response(404, description="No such task, or not yours")
+    def get(self, args, task_id):
+        """Read a task's stored output: stdout, stderr or both interleaved, optionally a tail."""
+        try:
+            return service.read_logs(
+                _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id), **args
+            )
+        except service.TaskNotFound:
+            _not_found()

@@ -1,0 +1,101 @@
+"""Events the tasks service publishes; none carries env values (they may be secrets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.events import Event
+
+
+@dataclass(frozen=True)
+class TaskEvent(Event):
+    """Base of task events: keyed by task, and saying whose task it is."""
+
+    aggregate_type = "task"
+    aggregate_field = "task_id"
+
+    task_id: str
+    owner_id: str
+
+
+@dataclass(frozen=True)
+class TaskCreated(TaskEvent):
+    """A user submitted a task; it is PENDING."""
+
+    name: str | None
+    image: str
+    timeout_seconds: int
+    cpu_limit: float
+    memory_limit_mb: int
+    max_retries: int
+    network: bool
+
+
+@dataclass(frozen=True)
+class TaskQueued(TaskEvent):
+    """The task was handed to the engine (again, on a retry: `attempts` says how often it ran)."""
+
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TaskStarted(TaskEvent):
+    """The task's container is running."""
+
+    attempt: int
+    container_name: str | None
+
+
+@dataclass(frozen=True)
+class TaskCancelRequested(TaskEvent):
+    """The owner cancelled a running task; the engine kills its container."""
+
+
+@dataclass(frozen=True)
+class TaskSucceeded(TaskEvent):
+    """The container exited 0."""
+
+    name: str | None
+    exit_code: int | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TaskFailed(TaskEvent):
+    """The task ended in failure, for good (no retry left)."""
+
+    name: str | None
+    exit_code: int | None
+    error_code: str | None
+    error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TaskTimedOut(TaskEvent):
+    """The container outlived its timeout and was killed."""
+
+    name: str | None
+    timeout_seconds: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TaskCancelled(TaskEvent):
+    """The task was cancelled: before it started, or killed while running."""
+
+    name: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TaskSkipped(TaskEvent):
+    """The task will never run (a task it depends on did not succeed)."""
+
+    name: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TaskDeleted(TaskEvent):
+    """The owner deleted a finished task and its logs."""

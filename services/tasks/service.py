@@ -1,0 +1,500 @@
+"""Task use cases: create, list, read, cancel, delete, and the logs a task's output leaves."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, tuple_
+
+from services.tasks.events import TaskCancelRequested, TaskCreated, TaskDeleted
+from services.tasks.images import InvalidImageReference, image_allowed, parse_image_reference
+from services.tasks.lifecycle import is_finished, transition
+from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
+from shared.db import UnitOfWork
+
+#: Chunks fetched per round trip while reading logs backwards for a tail.
+_TAIL_BATCH = 64
+
+
+class TaskNotFound(Exception):
+    """No such task, or not the caller's (deliberately indistinguishable)."""
+
+
+class TaskNotFinished(Exception):
+    """The task has not reached a terminal status, so it cannot be deleted."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"task is {status}")
+        self.status = status
+
+
+class InvalidCursor(Exception):
+    """The pagination cursor was not issued by this service."""
+
+
+class PolicyViolation(Exception):
+    """The spec asks for more than the operator allows; `fields` says what, per field."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in sorted(fields.items())))
+        self.fields = fields
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    """The operator's limits and defaults for task specs."""
+
+    max_timeout_seconds: int
+    default_timeout_seconds: int
+    max_cpu: float
+    default_cpu: float
+    max_memory_mb: int
+    default_memory_mb: int
+    max_retries: int
+    default_retries: int
+    allow_network: bool = False
+    image_allowlist: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = {
+            "timeout": (self.default_timeout_seconds, self.max_timeout_seconds),
+            "cpu": (self.default_cpu, self.max_cpu),
+            "memory": (self.default_memory_mb, self.max_memory_mb),
+            "retries": (self.default_retries, self.max_retries),
+        }
+        for name, (default, maximum) in pairs.items():
+            if not 0 <= default <= maximum:
+                raise ValueError(f"the default {name} {default} is not within 0..{maximum}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TaskPolicy:
+        """The policy TasksSettings describe."""
+        return cls(
+            max_timeout_seconds=settings.MAX_TIMEOUT_SECONDS,
+            default_timeout_seconds=settings.DEFAULT_TIMEOUT_SECONDS,
+            max_cpu=settings.MAX_CPU,
+            default_cpu=settings.DEFAULT_CPU,
+            max_memory_mb=settings.MAX_MEMORY_MB,
+            default_memory_mb=settings.DEFAULT_MEMORY_MB,
+            max_retries=settings.MAX_RETRIES,
+            default_retries=settings.DEFAULT_RETRIES,
+            allow_network=settings.ALLOW_NETWORK,
+            image_allowlist=tuple(settings.IMAGE_ALLOWLIST),
+        )
+
+
+@dataclass(frozen=True)
+class UsageView:
+    """The latest resource sample of a running task."""
+
+    cpu_percent: float | None
+    memory_bytes: int | None
+    sampled_at: datetime
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What the owner may see of a task (env names, never values)."""
+
+    id: str
+    name: str | None
+    image: str
+    command: list[str]
+    env: list[dict[str, str]]
+    timeout_seconds: int
+    cpu_limit: float
+    memory_limit_mb: int
+    max_retries: int
+    network: bool
+    status: str
+    exit_code: int | None
+    error_code: str | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    usage: UsageView | None
+
+
+@dataclass(frozen=True)
+class TaskEdge:
+    """A task and the cursor that resumes the list after it."""
+
+    cursor: str
+    node: TaskView
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """Whether more tasks follow, and the cursor to ask for them with."""
+
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a user's tasks, newest first."""
+
+    edges: list[TaskEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@dataclass(frozen=True)
+class TaskLogs:
+    """A task's stored output: one stream, or both interleaved in arrival order."""
+
+    task_id: str
+    status: str
+    stream: str
+    text: str
+    #: Some earlier output of the requested streams was dropped (over the size cap).
+    truncated: bool
+
+
+def _view(task: Task) -> TaskView:
+    usage = None
+    if task.usage_sampled_at is not None:
+        usage = UsageView(task.cpu_percent, task.memory_bytes, task.usage_sampled_at)
+    return TaskView(
+        id=str(task.id),
+        name=task.name,
+        image=task.image,
+        command=list(task.command),
+        env=[{"name": item["name"]} for item in task.env],
+        timeout_seconds=task.timeout_seconds,
+        cpu_limit=task.cpu_limit,
+        memory_limit_mb=task.memory_limit_mb,
+        max_retries=task.max_retries,
+        network=task.network,
+        status=task.status,
+        exit_code=task.exit_code,
+        error_code=task.error_code,
+        error=task.error,
+        attempts=task.attempts,
+        created_at=task.created_at,
+        queued_at=task.queued_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        cancel_requested_at=task.cancel_requested_at,
+        usage=usage,
+    )
+
+
+def _policy_violations(
+    policy: TaskPolicy,
+    *,
+    image: str,
+    timeout_seconds: int,
+    cpu_limit: float,
+    memory_limit_mb: int,
+    max_retries: int,
+    network: bool,
+) -> dict[str, str]:
+    fields = {}
+    try:
+        parse_image_reference(image)
+    except InvalidImageReference as exc:
+        fields["image"] = str(exc)
+    else:
+        if not image_allowed(image, list(policy.image_allowlist)):
+            fields["image"] = "This image is not on the operator's allow-list."
+    if timeout_seconds > policy.max_timeout_seconds:
+        fields["timeout_seconds"] = f"Must be at most {policy.max_timeout_seconds} seconds."
+    if cpu_limit > policy.max_cpu:
+        fields["cpu_limit"] = f"Must be at most {policy.max_cpu:g} cores."
+    if memory_limit_mb > policy.max_memory_mb:
+        fields["memory_limit_mb"] = f"Must be at most {policy.max_memory_mb} MiB."
+    if max_retries > policy.max_retries:
+        fields["max_retries"] = f"Must be at most {policy.max_retries}."
+    if network and not policy.allow_network:
+        fields["network"] = "Network access is not allowed on this server."
+    return fields
+
+
+def _given_or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def create_task(
+    uow: UnitOfWork,
+    *,
+    policy: TaskPolicy,
+    owner_id: uuid.UUID,
+    image: str,
+    command: Sequence[str],
+    name: str | None = None,
+    env: Iterable[dict[str, str]] = (),
+    timeout_seconds: int | None = None,
+    cpu_limit: float | None = None,
+    memory_limit_mb: int | None = None,
+    max_retries: int | None = None,
+    network: bool = False,
+) -> TaskView:
+    """Record a PENDING task with the policy's defaults filled in; raises PolicyViolation."""
+    limits = {
+        "timeout_seconds": _given_or(timeout_seconds, policy.default_timeout_seconds),
+        "cpu_limit": _given_or(cpu_limit, policy.default_cpu),
+        "memory_limit_mb": _given_or(memory_limit_mb, policy.default_memory_mb),
+        "max_retries": _given_or(max_retries, policy.default_retries),
+    }
+    violations = _policy_violations(policy, image=image, network=network, **limits)
+    if violations:
+        raise PolicyViolation(violations)
+    with uow:
+        task = Task(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            name=name,
+            image=image,
+            command=list(command),
+            env=[{"name": item["name"], "value": item["value"]} for item in env],
+            network=network,
+            status=TaskStatus.PENDING,
+            **limits,
+        )
+        uow.session.add(task)
+        uow.add_event(
+            TaskCreated(
+                task_id=str(task.id),
+                owner_id=str(owner_id),
+                name=name,
+                image=image,
+                network=network,
+                **limits,
+            )
+        )
+        uow.commit()
+        return _view(task)
+
+
+def _encode_cursor(task: Task) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, task_id = raw.split("|")
+        at = datetime.fromisoformat(created_at)
+        if at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return at, uuid.UUID(task_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor(cursor) from None
+
+
+def list_tasks(
+    uow: UnitOfWork,
+    *,
+    owner_id: uuid.UUID,
+    first: int,
+    after: str | None = None,
+    status: str | None = None,
+) -> TaskPage:
+    """A page of the owner's tasks, newest first, after a cursor; raises InvalidCursor."""
+    filters = [Task.owner_id == owner_id]
+    if status is not None:
+        filters.append(Task.status == TaskStatus(status))
+    page_filters = list(filters)
+    if after is not None:
+        created_at, task_id = _decode_cursor(after)
+        page_filters.append(tuple_(Task.created_at, Task.id) < tuple_(created_at, task_id))
+    with uow:
+        rows = uow.session.scalars(
+            select(Task)
+            .where(*page_filters)
+            .order_by(Task.created_at.desc(), Task.id.desc())
+            .limit(first + 1)
+        ).all()
+        total = uow.session.scalar(select(func.count()).select_from(Task).where(*filters))
+        edges = [TaskEdge(_encode_cursor(task), _view(task)) for task in rows[:first]]
+    return TaskPage(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+        ),
+        total_count=total or 0,
+    )
+
+
+def _owned(uow: UnitOfWork, owner_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool) -> Task:
+    query = select(Task).where(Task.id == task_id, Task.owner_id == owner_id)
+    if lock:
+        query = query.with_for_update()
+    task = uow.session.scalar(query)
+    if task is None:
+        raise TaskNotFound(str(task_id))
+    return task
+
+
+def get_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskView:
+    """One of the owner's tasks; raises TaskNotFound."""
+    with uow:
+        return _view(_owned(uow, owner_id, task_id, lock=False))
+
+
+def cancel_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskView:
+    """Cancel a task: at once if it has not started, by the engine if running; raises TaskNotFound.
+
+    A finished task, or a running one already asked to stop, is returned unchanged.
+    """
+    now = datetime.now(UTC)
+    with uow:
+        task = _owned(uow, owner_id, task_id, lock=True)
+        if task.status in (TaskStatus.PENDING, TaskStatus.QUEUED):
+            uow.add_event(transition(task, TaskStatus.CANCELLED, now=now))
+            task.cancel_requested_at = now
+            uow.commit()
+        elif task.status == TaskStatus.RUNNING and task.cancel_requested_at is None:
+            task.cancel_requested_at = now
+            uow.add_event(TaskCancelRequested(task_id=str(task.id), owner_id=str(owner_id)))
+            uow.commit()
+        return _view(task)
+
+
+def delete_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
+    """Delete a finished task and its logs; raises TaskNotFound or TaskNotFinished."""
+    with uow:
+        task = _owned(uow, owner_id, task_id, lock=True)
+        if not is_finished(task.status):
+            raise TaskNotFinished(task.status)
+        uow.session.execute(delete(Task).where(Task.id == task.id))
+        uow.add_event(TaskDeleted(task_id=str(task.id), owner_id=str(owner_id)))
+        uow.commit()
+
+
+def _utf8_boundary(data: bytes, cut: int) -> int:
+    """The first offset at or after `cut` that does not split a UTF-8 character."""
+    while cut < len(data) and data[cut] & 0xC0 == 0x80:
+        cut += 1
+    return cut
+
+
+def append_logs(
+    uow: UnitOfWork, *, task_id: uuid.UUID, stream: LogStream, data: bytes, max_bytes: int
+) -> None:
+    """Store a batch of a task's output, dropping its oldest bytes beyond `max_bytes` per stream.
+
+    For the engine. Raises TaskNotFound.
+    """
+    stream = LogStream(stream)
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        if task is None:
+            raise TaskNotFound(str(task_id))
+        kept, dropped = task.log_counters(stream)
+        if len(data) > max_bytes:
+            cut = _utf8_boundary(data, len(data) - max_bytes)
+            data, dropped = data[cut:], dropped + cut
+        if data:
+            uow.session.add(TaskLogChunk(task_id=task_id, stream=stream, data=data))
+            kept += len(data)
+        excess = kept - max_bytes
+        if excess > 0:
+            oldest = uow.session.execute(
+                select(TaskLogChunk.id, func.octet_length(TaskLogChunk.data))
+                .where(TaskLogChunk.task_id == task_id, TaskLogChunk.stream == stream)
+                .order_by(TaskLogChunk.id)
+            )
+            doomed = []
+            for chunk_id, size in oldest:
+                if size <= excess:
+                    doomed.append(chunk_id)
+                    excess, kept, dropped = excess - size, kept - size, dropped + size
+                    continue
+                chunk = uow.session.get(TaskLogChunk, chunk_id)
+                cut = _utf8_boundary(chunk.data, excess)
+                chunk.data = chunk.data[cut:]
+                kept, dropped = kept - cut, dropped + cut
+                break
+            if doomed:
+                uow.session.execute(delete(TaskLogChunk).where(TaskLogChunk.id.in_(doomed)))
+        task.set_log_counters(stream, kept=kept, dropped=dropped)
+        uow.commit()
+
+
+def _last_lines(data: bytes, count: int) -> tuple[bytes, bool]:
+    """The last `count` lines of `data` (a final newline ends a line), and whether it cut."""
+    body_end = len(data) - 1 if data.endswith(b"\n") else len(data)
+    start = body_end
+    for _ in range(count):
+        start = data.rfind(b"\n", 0, start)
+        if start < 0:
+            return data, False
+    return data[start + 1 :], True
+
+
+def _marker(dropped: dict[LogStream, int]) -> bytes:
+    parts = ", ".join(f"{size} bytes of {stream}" for stream, size in dropped.items() if size)
+    return f"[dockyard: earlier output dropped: {parts}]\n".encode()
+
+
+def read_logs(
+    uow: UnitOfWork,
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    stream: str = "both",
+    tail: int | None = None,
+) -> TaskLogs:
+    """A task's stored output, optionally its last `tail` lines; raises TaskNotFound.
+
+    When the text reaches back to the oldest byte kept and older output was dropped, it starts
+    with a `[dockyard: earlier output dropped: ...]` line.
+    """
+    streams = list(LogStream) if stream == "both" else [LogStream(stream)]
+    query = select(TaskLogChunk.id, TaskLogChunk.data).where(
+        TaskLogChunk.task_id == task_id, TaskLogChunk.stream.in_(streams)
+    )
+    with uow:
+        task = _owned(uow, owner_id, task_id, lock=False)
+        dropped = {s: task.log_counters(s)[1] for s in streams}
+        if tail is None:
+            data = b"".join(
+                row.data for row in uow.session.execute(query.order_by(TaskLogChunk.id))
+            )
+            cut = False
+        else:
+            data, cut = _read_tail(uow, query, tail)
+        status = task.status
+    if not cut and any(dropped.values()):
+        data = _marker(dropped) + data
+    return TaskLogs(
+        task_id=str(task_id),
+        status=status,
+        stream=stream,
+        text=data.decode("utf-8", errors="replace"),
+        truncated=any(dropped.values()),
+    )
+
+
+def _read_tail(uow: UnitOfWork, query: Any, lines: int) -> tuple[bytes, bool]:
+    """Read chunks newest first until `lines` whole lines are in hand."""
+    collected: list[bytes] = []
+    newlines = 0
+    before = None
+    while True:
+        page = query.order_by(TaskLogChunk.id.desc()).limit(_TAIL_BATCH)
+        if before is not None:
+            page = page.where(TaskLogChunk.id < before)
+        rows = uow.session.execute(page).all()
+        for row in rows:
+            collected.append(row.data)
+            newlines += row.data.count(b"\n")
+        # One newline more than lines asked for marks where the earliest wanted line starts.
+        if newlines > lines or len(rows) < _TAIL_BATCH:
+            break
+        before = rows[-1].id
+    return _last_lines(b"".join(reversed(collected)), lines)

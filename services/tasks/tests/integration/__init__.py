@@ -1,0 +1,1 @@
+"""Integration tests: real PostgreSQL, Redis and a real auth service."""

@@ -1,0 +1,77 @@
+"""The operator's limits are checked at start-up and applied, with defaults, to every spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.tasks.app import create_app
+from services.tasks.config import TasksSettings
+from services.tasks.service import TaskPolicy
+from shared.config import ConfigError
+
+LIMITS = {
+    "max_timeout_seconds": 60,
+    "default_timeout_seconds": 30,
+    "max_cpu": 2.0,
+    "default_cpu": 1.0,
+    "max_memory_mb": 256,
+    "default_memory_mb": 128,
+    "max_retries": 3,
+    "default_retries": 0,
+}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"default_timeout_seconds": 61},
+        {"default_cpu": 2.5},
+        {"default_memory_mb": 512},
+        {"default_retries": 4},
+        {"default_retries": -1},
+    ],
+)
+def test_a_default_above_its_maximum_is_refused(override):
+    with pytest.raises(ValueError):
+        TaskPolicy(**{**LIMITS, **override})
+
+
+def test_the_policy_reads_every_limit_from_the_settings():
+    settings = TasksSettings(
+        {
+            "TASKS_MAX_TIMEOUT_SECONDS": "60",
+            "TASKS_DEFAULT_TIMEOUT_SECONDS": "30",
+            "TASKS_MAX_CPU": "2",
+            "TASKS_DEFAULT_CPU": "0.5",
+            "TASKS_MAX_MEMORY_MB": "256",
+            "TASKS_DEFAULT_MEMORY_MB": "128",
+            "TASKS_MAX_RETRIES": "3",
+            "TASKS_DEFAULT_RETRIES": "1",
+            "TASKS_ALLOW_NETWORK": "yes",
+            "TASKS_IMAGE_ALLOWLIST": "busybox*, registry.example.com/ci/*",
+        }
+    )
+    assert TaskPolicy.from_settings(settings) == TaskPolicy(
+        max_timeout_seconds=60,
+        default_timeout_seconds=30,
+        max_cpu=2.0,
+        default_cpu=0.5,
+        max_memory_mb=256,
+        default_memory_mb=128,
+        max_retries=3,
+        default_retries=1,
+        allow_network=True,
+        image_allowlist=("busybox*", "registry.example.com/ci/*"),
+    )
+
+
+def test_network_is_off_and_every_image_allowed_by_default():
+    policy = TaskPolicy.from_settings(TasksSettings({}))
+    assert policy.allow_network is False
+    assert policy.image_allowlist == ()
+
+
+def test_the_app_refuses_to_start_with_inconsistent_limits():
+    settings = TasksSettings({}, MAX_TIMEOUT_SECONDS=10, DEFAULT_TIMEOUT_SECONDS=20)
+    with pytest.raises(ConfigError, match="timeout"):
+        create_app(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -75,10 +76,7 @@ class UnitOfWork:
         """Write the queued events to the outbox and commit everything at once."""
         assert self.session is not None
         if self._events:
-            write_outbox_rows(self.session, self._events, source=self.source)
-            self.session.execute(
-                text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.schema)}
-            )
+            add_events(self.session, self._events, source=self.source, schema=self.schema)
         self.session.commit()
         self._events = []
 
@@ -89,44 +87,76 @@ class UnitOfWork:
         self._events = []
 
 
+def add_events(session: Session, events: list[Event], *, source: str, schema: str) -> None:
+    """Write events to the outbox in `session`'s transaction and wake the relay at commit.
+
+    For code that has a session but no UnitOfWork, such as event handlers raising events.
+    """
+    write_outbox_rows(session, events, source=source)
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(schema)})
+
+
 def write_outbox_rows(session: Session, events: list[Event], *, source: str) -> None:
     """Insert events into the outbox, numbering them per aggregate in commit order.
 
-    The sequence upsert row-locks the aggregate's counter until commit, so two transactions
-    touching one aggregate are numbered (and given outbox ids) in the order they commit.
+    The sequence upsert row-locks the aggregates' counters until commit (in sorted order, so two
+    transactions cannot deadlock on them) before the outbox ids are drawn, so two transactions
+    touching one aggregate are numbered (and given outbox ids) in the order they commit. It takes
+    two statements, however many events the transaction raised.
     """
+    if not events:
+        return
     now = datetime.now(UTC)
     correlation_id = current_correlation_id()
+    counts = Counter((ev.aggregate_type, ev.aggregate_id) for ev in events)
+    keys = sorted(counts)
+    upserted = session.execute(
+        text(
+            "INSERT INTO outbox_sequences AS s (aggregate_type, aggregate_id, last_sequence)"
+            " SELECT t, a, n FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
+            " CAST(:counts AS bigint[])) WITH ORDINALITY AS k(t, a, n, ord) ORDER BY ord"
+            " ON CONFLICT (aggregate_type, aggregate_id)"
+            " DO UPDATE SET last_sequence = s.last_sequence + EXCLUDED.last_sequence"
+            " RETURNING aggregate_type, aggregate_id, last_sequence"
+        ),
+        {
+            "types": [key[0] for key in keys],
+            "ids": [key[1] for key in keys],
+            "counts": [counts[key] for key in keys],
+        },
+    )
+    next_sequence = {}
+    for aggregate_type, aggregate_id, last_sequence in upserted:
+        key = (aggregate_type, aggregate_id)
+        next_sequence[key] = last_sequence - counts[key] + 1
+    sequences = []
     for ev in events:
-        sequence = session.execute(
-            text(
-                "INSERT INTO outbox_sequences (aggregate_type, aggregate_id, last_sequence) "
-                "VALUES (:t, :a, 1) ON CONFLICT (aggregate_type, aggregate_id) "
-                "DO UPDATE SET last_sequence = outbox_sequences.last_sequence + 1 "
-                "RETURNING last_sequence"
-            ),
-            {"t": ev.aggregate_type, "a": ev.aggregate_id},
-        ).scalar_one()
-        session.execute(
-            text(
-                "INSERT INTO outbox (event_id, event_type, event_version, source, aggregate_type,"
-                " aggregate_id, sequence, correlation_id, occurred_at, payload) VALUES"
-                " (:id, :type, :version, :source, :atype, :aid, :seq, :corr, :at,"
-                " CAST(:payload AS jsonb))"
-            ),
-            {
-                "id": uuid.uuid4(),
-                "type": ev.event_type(),
-                "version": ev.version,
-                "source": source,
-                "atype": ev.aggregate_type,
-                "aid": ev.aggregate_id,
-                "seq": sequence,
-                "corr": correlation_id,
-                "at": now,
-                "payload": json.dumps(ev.payload(), default=str),
-            },
-        )
+        key = (ev.aggregate_type, ev.aggregate_id)
+        sequences.append(next_sequence[key])
+        next_sequence[key] += 1
+    session.execute(
+        text(
+            "INSERT INTO outbox (event_id, event_type, event_version, source, aggregate_type,"
+            " aggregate_id, sequence, correlation_id, occurred_at, payload)"
+            " SELECT e.id, e.type, e.version, :source, e.atype, e.aid, e.seq, :corr, :at, e.payload"
+            " FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:versions AS int[]),"
+            " CAST(:atypes AS text[]), CAST(:aids AS text[]), CAST(:seqs AS bigint[]),"
+            " CAST(:payloads AS jsonb[]))"
+            " WITH ORDINALITY AS e(id, type, version, atype, aid, seq, payload, ord) ORDER BY ord"
+        ),
+        {
+            "ids": [str(uuid.uuid4()) for _ in events],
+            "types": [ev.event_type() for ev in events],
+            "versions": [ev.version for ev in events],
+            "atypes": [ev.aggregate_type for ev in events],
+            "aids": [ev.aggregate_id for ev in events],
+            "seqs": sequences,
+            "payloads": [json.dumps(ev.payload(), default=str) for ev in events],
+            "source": source,
+            "corr": correlation_id,
+            "at": now,
+        },
+    )
 
 
 def database_name(url: str) -> str:

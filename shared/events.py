@@ -81,7 +81,10 @@ class Envelope:
 
     def to_dict(self) -> dict[str, Any]:
         """The envelope as a JSON-ready mapping."""
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict(): its deep copy of the payload dominated the relay's profile.
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["payload"] = dict(self.payload)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Envelope:

@@ -62,7 +62,14 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         metadata,
         Column("consumer", String(200), nullable=False),
         Column("message_id", Uuid, nullable=False),
-        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Indexed for the consumer's pruning of old rows (see shared.messaging.consumer).
+        Column(
+            "processed_at",
+            DateTime(timezone=True),
+            nullable=False,
+            server_default=func.now(),
+            index=True,
+        ),
         PrimaryKeyConstraint("consumer", "message_id"),
     )
     inbox_positions = Table(

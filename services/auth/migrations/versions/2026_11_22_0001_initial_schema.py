@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("consumer", "message_id", name=op.f("pk_inbox")),
         schema="auth",
     )
+    op.create_index(
+        op.f("ix_auth_inbox_processed_at"), "inbox", ["processed_at"], unique=False, schema="auth"
+    )
     op.create_table(
         "inbox_positions",
         sa.Column("consumer", sa.String(length=200), nullable=False),
@@ -149,4 +152,5 @@ def downgrade() -> None:
     op.drop_table("outbox_sequences", schema="auth")
     op.drop_table("outbox", schema="auth")
     op.drop_table("inbox_positions", schema="auth")
+    op.drop_index(op.f("ix_auth_inbox_processed_at"), table_name="inbox", schema="auth")
     op.drop_table("inbox", schema="auth")

@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("consumer", "message_id", name=op.f("pk_inbox")),
         schema="tasks",
     )
+    op.create_index(
+        op.f("ix_tasks_inbox_processed_at"), "inbox", ["processed_at"], unique=False, schema="tasks"
+    )
     op.create_table(
         "inbox_positions",
         sa.Column("consumer", sa.String(length=200), nullable=False),
@@ -74,4 +77,5 @@ def downgrade() -> None:
     op.drop_table("outbox_sequences", schema="tasks")
     op.drop_table("outbox", schema="tasks")
     op.drop_table("inbox_positions", schema="tasks")
+    op.drop_index(op.f("ix_tasks_inbox_processed_at"), table_name="inbox", schema="tasks")
     op.drop_table("inbox", schema="tasks")

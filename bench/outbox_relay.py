@@ -1,0 +1,316 @@
+"""Benchmark of the event pipeline: commit -> outbox relay -> RabbitMQ -> consumer ack.
+
+Run `.venv/bin/python bench/outbox_relay.py` with PostgreSQL and RabbitMQ up. It provisions a
+throwaway environment (shared.testing.TestEnvironment), runs `dockyard relay auth` as a
+subprocess and a consumer (the real Consumer, its handler writing one row per event) in a
+child process, and measures:
+
+* baseline: the broker alone, persistent messages to a durable queue, confirms pipelined per
+  batch (what the relay does) and waited for one by one (kombu's confirm_publish);
+* idle latency: single-event transactions spaced out, commit -> consumer ack;
+* paced: events committed at 1,000 a second, commit -> ack latency under load;
+* flat out: events committed as fast as one producer can (transactions of --per-tx events),
+  end-to-end throughput and commit -> ack latency;
+* backlog: events committed with the relay stopped, then drained by relay and consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import amqp
+from kombu import Connection, Exchange, Producer
+from kombu import Queue as KombuQueue
+from sqlalchemy import text
+
+from shared.db import UnitOfWork, make_engine, session_factory
+from shared.events import Envelope, Event
+from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
+from shared.messaging.consumer import Consumer, Subscription
+from shared.messaging.runtime import Stopper
+from shared.testing import TestEnvironment
+
+SCHEMA = "auth"
+CONSUMER_NAME = "bench.pipeline"
+
+
+@dataclass(frozen=True)
+class BenchPinged(Event):
+    """The benchmark's event: which phase, which number."""
+
+    aggregate_type = "bench"
+    aggregate_field = "stream"
+
+    stream: str
+    phase: str
+    n: int
+
+
+def record_effect(envelope: Envelope, session) -> None:
+    """The benchmark handler: one row per event, as a typical reaction would write."""
+    session.execute(
+        text("INSERT INTO bench_effects (event_id, n) VALUES (:id, :n)"),
+        {"id": envelope.id, "n": envelope.payload["n"]},
+    )
+
+
+def consumer_process(env: dict[str, str], acks, ready) -> None:
+    """Child process: the real Consumer; reports (phase, n, ack time) of every acked event."""
+    os.environ.update(env)
+    from services.auth.models import messaging_tables
+
+    engine = make_engine(env["AUTH_DATABASE_URL"], schema=SCHEMA, pool_size=2)
+    stopper = Stopper()
+    stopper.install_signal_handlers()
+
+    def after_ack(_name: str, envelopes: list[Envelope]) -> None:
+        now = time.time()
+        acks.put([(e.payload["phase"], e.payload["n"], now) for e in envelopes])
+
+    consumer = Consumer(
+        [Subscription(CONSUMER_NAME, ["auth.BenchPinged"], record_effect)],
+        engine=engine,
+        tables=messaging_tables,
+        amqp_url=env["AMQP_URL"],
+        namespace=env["DOCKYARD_NAMESPACE"],
+        stopper=stopper,
+        after_ack=after_ack,
+    )
+    threading.Thread(target=lambda: (consumer.ready.wait(), ready.set()), daemon=True).start()
+    consumer.run()
+
+
+class Acks:
+    """Collects ack times reported by the consumer process."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.times: dict[tuple[str, int], float] = {}
+
+    def wait_for(self, phase: str, count: int, timeout: float) -> None:
+        """Block until `count` events of `phase` were acked, or fail."""
+        deadline = time.monotonic() + timeout
+        while sum(1 for p, _ in self.times if p == phase) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                got = sum(1 for p, _ in self.times if p == phase)
+                raise SystemExit(f"{phase}: only {got} of {count} events acked in {timeout}s")
+            try:
+                batch = self.source.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            for phase_name, n, at in batch:
+                self.times.setdefault((phase_name, n), at)
+
+    def of(self, phase: str) -> dict[int, float]:
+        """n -> ack time, for one phase."""
+        return {n: at for (p, n), at in self.times.items() if p == phase}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The `fraction` quantile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def latency_line(commits: dict[int, float], acks: dict[int, float]) -> str:
+    """p50/p99/max of commit -> ack, in milliseconds."""
+    ms = [(acks[n] - commits[n]) * 1000 for n in commits]
+    return (
+        f"p50 {percentile(ms, 0.50):7.1f} ms   p99 {percentile(ms, 0.99):7.1f} ms   "
+        f"max {max(ms):7.1f} ms   (mean {statistics.fmean(ms):.1f} ms)"
+    )
+
+
+def commit_events(
+    uow: UnitOfWork, phase: str, count: int, *, per_tx: int, streams: int, rate: float = 0
+) -> dict[int, float]:
+    """Commit `count` events, `per_tx` a transaction, at most `rate` a second (0: flat out).
+
+    Returns n -> the time its transaction committed.
+    """
+    commits: dict[int, float] = {}
+    started = time.monotonic()
+    for start in range(0, count, per_tx):
+        if rate:
+            time.sleep(max(0.0, started + start / rate - time.monotonic()))
+        numbers = range(start, min(start + per_tx, count))
+        with uow:
+            for n in numbers:
+                uow.add_event(BenchPinged(stream=f"s{n % streams}", phase=phase, n=n))
+            uow.commit()
+        now = time.time()
+        for n in numbers:
+            commits[n] = now
+    return commits
+
+
+def broker_baseline(
+    amqp_url: str, namespace: str, *, count: int, batch: int
+) -> tuple[float, float]:
+    """Messages/s to a durable queue: confirms pipelined per batch, and one by one (kombu)."""
+    body = json.dumps(
+        {"id": str(uuid.uuid4()), "payload": {"x": "y" * 300}, "type": "BenchPinged"}
+    ).encode()
+    queue_name = f"{namespace}.bench.baseline"
+    connection = connect(amqp_url, name="bench-baseline")
+    try:
+        setup = connection.channel()
+        setup.queue_declare(queue_name, durable=True, auto_delete=False)
+        publisher = ConfirmingPublisher(connection)
+        started = time.perf_counter()
+        for _ in range(0, count, batch):
+            publisher.publish(
+                ("", queue_name, amqp.Message(body, delivery_mode=2)) for _ in range(batch)
+            )
+        pipelined = count / (time.perf_counter() - started)
+        setup.queue_purge(queue_name)
+    finally:
+        close_quietly(connection)
+    one_by_one_count = max(count // 10, 100)
+    with Connection(amqp_url, transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.channel())
+        target = KombuQueue(queue_name, Exchange(""), routing_key=queue_name, durable=True)
+        started = time.perf_counter()
+        for _ in range(one_by_one_count):
+            producer.publish(body, routing_key=queue_name, delivery_mode=2, declare=[])
+        one_by_one = one_by_one_count / (time.perf_counter() - started)
+        target(conn.channel()).delete()
+    return pipelined, one_by_one
+
+
+def start_relay(env: dict[str, str], log_path: Path, batch_size: int) -> subprocess.Popen:
+    """`dockyard relay auth` as a subprocess, its JSON logs in `log_path`."""
+    dockyard = Path(sys.executable).with_name("dockyard")
+    return subprocess.Popen(
+        [str(dockyard), "relay", SCHEMA, "--batch-size", str(batch_size)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("ab"),
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM and wait."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Provision, measure, print, clean up."""
+    environment = TestEnvironment()
+    print(f"provisioning throwaway database and namespace {environment.namespace} ...")
+    environment.set_up()
+    env = {**os.environ, **environment.env(), "LOG_LEVEL": "WARNING"}
+    log_path = Path(f"/tmp/{environment.namespace}-relay.log")
+    relay = consumer = None
+    try:
+        engine = make_engine(environment.service_url(SCHEMA), schema=SCHEMA, pool_size=2)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE bench_effects (event_id uuid PRIMARY KEY, n int)"))
+        uow = UnitOfWork(session_factory(engine), schema=SCHEMA, source=SCHEMA)
+
+        pipelined, one_by_one = broker_baseline(
+            environment.amqp_url, environment.namespace, count=args.events, batch=args.batch_size
+        )
+        print("\nbaseline, broker alone (persistent messages, durable queue):")
+        print(f"  confirms pipelined per batch of {args.batch_size}: {pipelined:8.0f} msg/s")
+        print(f"  confirm waited per message (kombu)     : {one_by_one:8.0f} msg/s")
+
+        context = multiprocessing.get_context("spawn")
+        acks_queue, ready = context.Queue(), context.Event()
+        consumer = context.Process(
+            target=consumer_process, args=(environment.env(), acks_queue, ready), daemon=True
+        )
+        consumer.start()
+        if not ready.wait(30):
+            raise SystemExit("the consumer did not start")
+        acks = Acks(acks_queue)
+        relay = start_relay(env, log_path, args.batch_size)
+
+        # Wait until the relay is up (one event through) so its start-up is not in the figures.
+        commit_events(uow, "warmup", 1, per_tx=1, streams=1)
+        acks.wait_for("warmup", 1, 60)
+
+        idle_count = 200
+        commits = commit_events(uow, "idle", idle_count, per_tx=1, streams=20, rate=50)
+        acks.wait_for("idle", idle_count, 60)
+        print(f"\nidle: {idle_count} single-event transactions, 20 ms apart")
+        print(f"  commit -> consumer ack  {latency_line(commits, acks.of('idle'))}")
+
+        paced, rate = args.events // 2, 1000
+        commits = commit_events(uow, "paced", paced, per_tx=10, streams=100, rate=rate)
+        acks.wait_for("paced", paced, 120)
+        print(f"\npaced: {paced} events at {rate}/s, 10 per transaction")
+        print(f"  commit -> consumer ack  {latency_line(commits, acks.of('paced'))}")
+
+        started = time.time()
+        commits = commit_events(uow, "stream", args.events, per_tx=args.per_tx, streams=100)
+        committed = time.time()
+        acks.wait_for("stream", args.events, 120)
+        acked = acks.of("stream")
+        finished = max(acked.values())
+        print(
+            f"\nflat out: {args.events} events committed as fast as one producer can, "
+            f"{args.per_tx} per transaction"
+        )
+        print(f"  producer commit rate    {args.events / (committed - started):8.0f} events/s")
+        print(f"  first commit -> last ack{args.events / (finished - started):8.0f} events/s")
+        print(f"  commit -> consumer ack  {latency_line(commits, acked)}")
+
+        stop(relay)
+        commit_events(uow, "backlog", args.events, per_tx=100, streams=100)
+        started = time.time()
+        relay = start_relay(env, log_path, args.batch_size)
+        acks.wait_for("backlog", args.events, 120)
+        acked = acks.of("backlog")
+        first, finished = min(acked.values()), max(acked.values())
+        print(f"\nbacklog: {args.events} events waiting in the outbox, then the relay starts")
+        print(
+            f"  first ack -> last ack   {args.events / (finished - first):8.0f} events/s "
+            f"({finished - first:.2f} s)"
+        )
+        print(
+            f"  relay start -> last ack {args.events / (finished - started):8.0f} events/s "
+            f"({finished - started:.2f} s, with the relay process's start-up)"
+        )
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+            effects = conn.execute(text("SELECT count(*) FROM bench_effects")).scalar_one()
+        expected = 1 + idle_count + paced + 2 * args.events
+        print(f"\noutbox rows left: {left}; handler rows: {effects} (expected {expected})")
+        engine.dispose()
+    finally:
+        if relay is not None and relay.poll() is None:
+            stop(relay)
+        if consumer is not None and consumer.is_alive():
+            consumer.terminate()
+            consumer.join(30)
+        environment.tear_down()
+        print(f"(relay log: {log_path})")
+
+
+def main() -> None:
+    """Parse arguments and run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="events per phase")
+    parser.add_argument("--batch-size", type=int, default=500, help="relay batch size")
+    parser.add_argument("--per-tx", type=int, default=10, help="events per producer commit")
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

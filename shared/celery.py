@@ -1,0 +1,70 @@
+"""Celery for work that must not be lost: late acks, requeued if a worker dies, app context.
+
+Follows Flask's examples/celery: `celery_init_app(app)` builds the Celery app from the Flask
+app, each task runs inside `app.app_context()`, and the Celery app is kept in
+`app.extensions["celery"]`. A service's worker.py does
+
+    app = create_app()
+    celery_app = app.extensions["celery"]
+
+and runs `celery -A services.<name>.worker worker`. `app.config["CELERY"]` may override any
+setting below (e.g. routing), but the delivery guarantees are what callers rely on. RabbitMQ
+closes a channel whose message stays unacked longer than its `consumer_timeout` (30 minutes by
+default), so a task that may run longer needs that raised on the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from shared.config import CommonSettings
+
+
+def celery_config(settings: CommonSettings) -> dict[str, Any]:
+    """Celery settings for tasks that must survive worker crashes (they must be idempotent)."""
+    namespace = settings.NAMESPACE
+    return {
+        "broker_url": settings.AMQP_URL,
+        # Sending a task waits for the broker's confirm, so a task the caller saw as sent exists.
+        "broker_transport_options": {"confirm_publish": True},
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # A connection loss returns the unacked tasks to the queue; without this the worker
+        # would keep running them too, so they would run twice at once.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_default_queue": f"{namespace}.celery",
+        "task_default_exchange": f"{namespace}.celery",
+        "task_default_routing_key": f"{namespace}.celery",
+        "event_exchange": f"{namespace}.celeryev",
+        "event_queue_prefix": f"{namespace}.celeryev",
+        "control_exchange": f"{namespace}.celery.control",
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def celery_init_app(app: Flask, settings: CommonSettings | None = None) -> Celery:
+    """Create the Celery app of a Flask app: tasks run in its app context, settings as above."""
+    settings = settings or app.extensions.get("dockyard_settings") or CommonSettings()
+
+    class FlaskTask(Task):
+        """A task that runs inside the Flask app's context."""
+
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object({**celery_config(settings), **app.config.get("CELERY", {})})
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

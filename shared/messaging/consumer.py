@@ -1,0 +1,669 @@
+"""Idempotent event consumers on py-amqp: inbox dedupe, sequence checks, retries, dead letters.
+
+A subscription is a consumer name, the routing keys its queue binds and a handler, listed in
+`services/<name>/handlers.py`; `dockyard consume <name>` runs them on that service's schema:
+
+    def on_tokens_revoked(envelope: Envelope, session: Session) -> None:
+        ...
+
+    SUBSCRIPTIONS = [
+        Subscription("files.tokens-revoked", ["auth.TokensRevoked"], on_tokens_revoked),
+    ]
+
+Processing, per subscription and in delivery order:
+
+* The messages already delivered are taken in batches of up to `batch_size`, in one database
+  transaction. For each: insert (consumer, event id) into `inbox`, where a conflict means a
+  duplicate, which is skipped; advance the aggregate's row in `inbox_positions`; run the handler
+  with the session. Commit, then ack. A crash after the commit and before the ack redelivers the
+  messages and the inbox turns them into duplicates; a crash before the commit loses nothing.
+* If a handler raises, the batch is rolled back and its messages run again one per transaction,
+  so only the failing one is affected: it is republished (confirmed) to a wait queue that holds
+  it `retry_delay * 2**(failures - 1)` seconds (at most `max_retry_delay`) before it expires
+  back into the work queue, and the original is acked. After `max_attempts` failures it goes to
+  the subscription's dead-letter queue with the error in its headers (`dockyard dlq list` and
+  `dockyard dlq replay`). A message that is not a valid envelope is dead-lettered at once.
+* Losing the database connection is not the handler's fault: the consumer reconnects and the
+  unacked messages are redelivered without counting an attempt.
+
+Order: relays publish an aggregate's events in sequence order and a queue delivers in order, so
+they arrive in order unless a retry, a replayed dead letter or a redelivery interleaves.
+`inbox_positions` keeps the highest sequence applied per (consumer, aggregate). An event whose
+sequence is not above it (with a new id: duplicates are caught first) is out of order: it is
+counted in `dockyard_consumer_out_of_order_total`, logged, described in the position row's
+`note`, and then still handled, because it carries a change not applied yet and dropping it
+would lose that change. A subscription whose handler applies snapshots (the latest state wins)
+sets `skip_stale=True` to acknowledge such events without running the handler. The position
+never moves backwards. Gaps are normal: a subscription only sees the event types it binds.
+
+Handlers do all their database work through `session` and never commit it. Anything else they
+touch (Redis, HTTP) must be idempotent too: a rolled-back batch runs again, and delivery is
+at-least-once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import importlib
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import amqp
+from prometheus_client import Counter
+from psycopg2.extensions import TRANSACTION_STATUS_INERROR
+from sqlalchemy import Table, delete, func, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from shared.db import make_engine, session_factory
+from shared.events import Envelope
+from shared.logging import configure_logging
+from shared.messaging.broker import (
+    ConfirmingPublisher,
+    close_quietly,
+    connect,
+    drain_available,
+    wait_readable,
+)
+from shared.messaging.runtime import (
+    Backoff,
+    Stopper,
+    service_settings,
+    service_tables,
+    start_metrics_server,
+)
+from shared.messaging.topology import Topology
+from shared.messaging.wire import (
+    ATTEMPTS_HEADER,
+    CONSUMER_HEADER,
+    ERROR_HEADER,
+    FAILED_AT_HEADER,
+    ROUTING_KEY_HEADER,
+    attempts_of,
+    copy_with_headers,
+    envelope_from_message,
+    headers_of,
+    routing_key_of,
+)
+from shared.outbox.tables import MessagingTables
+
+log = logging.getLogger(__name__)
+
+#: What a subscription runs for each event, inside the transaction that records it in the inbox.
+Handler = Callable[[Envelope, Session], None]
+
+HANDLED = Counter("dockyard_consumer_handled_total", "Events handled and committed", ["consumer"])
+DUPLICATES = Counter(
+    "dockyard_consumer_duplicates_total",
+    "Redelivered events dropped because the inbox already had them",
+    ["consumer"],
+)
+OUT_OF_ORDER = Counter(
+    "dockyard_consumer_out_of_order_total",
+    "Events whose sequence was not above the last one applied for their aggregate",
+    ["consumer"],
+)
+RETRIED = Counter(
+    "dockyard_consumer_retries_total", "Failed attempts scheduled for a retry", ["consumer"]
+)
+DEAD_LETTERED = Counter(
+    "dockyard_consumer_dead_lettered_total", "Messages moved to the dead-letter queue", ["consumer"]
+)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,150}$")
+#: How long one wait blocks at most, so heartbeats and stop() are served in time.
+MAX_WAIT = 1.0
+#: How often old inbox rows are deleted.
+PRUNE_INTERVAL = 3600.0
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One consumer: its name, the routing keys its queue binds, its handler and retry policy.
+
+    The name is global (prefix it with the service, e.g. `files.tokens-revoked`): it names the
+    queues and the rows in the inbox tables. Bindings are topic patterns like `auth.*`.
+    """
+
+    name: str
+    bindings: Sequence[str]
+    handler: Handler
+    max_attempts: int = 5
+    retry_delay: float = 1.0
+    max_retry_delay: float = 300.0
+    skip_stale: bool = False
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"subscription name {self.name!r}: use [a-z0-9_.-], start alphanumeric"
+            )
+        object.__setattr__(self, "bindings", tuple(self.bindings))
+        if not self.bindings:
+            raise ValueError(f"subscription {self.name!r} binds no routing key")
+        if self.max_attempts < 1 or self.retry_delay <= 0:
+            raise ValueError(f"subscription {self.name!r}: max_attempts >= 1, retry_delay > 0")
+
+    def retry_delay_ms(self, failures: int) -> int:
+        """Milliseconds to wait before the attempt that follows `failures` failed ones."""
+        seconds = min(self.retry_delay * 2 ** (failures - 1), self.max_retry_delay)
+        return max(1, round(seconds * 1000))
+
+    def retry_delays_ms(self) -> list[int]:
+        """Every wait this subscription may use, one per retry."""
+        return [self.retry_delay_ms(n) for n in range(1, self.max_attempts)]
+
+
+class Outcome(enum.Enum):
+    """What became of one delivered event."""
+
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"
+    STALE_HANDLED = "stale_handled"
+    STALE_SKIPPED = "stale_skipped"
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one event, and the aggregate's previous position if it was stale."""
+
+    outcome: Outcome
+    envelope: Envelope
+    last_sequence: int | None = None
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(eq=False)
+class _Lane:
+    subscription: Subscription
+    queue: str
+    channel: amqp.Channel | None = None
+    buffer: list[amqp.Message] = field(default_factory=list)
+
+
+class _Statements:
+    """The consumer's bookkeeping SQL for one schema's inbox tables."""
+
+    def __init__(self, inbox: Table, positions: Table) -> None:
+        inbox_name, positions_name = _qualified(inbox), _qualified(positions)
+        self.record = text(
+            f"INSERT INTO {inbox_name} (consumer, message_id)"
+            " SELECT :consumer, id FROM unnest(CAST(:ids AS uuid[])) AS u(id)"
+            " ON CONFLICT DO NOTHING RETURNING message_id"
+        )
+        self.positions = text(
+            f"SELECT p.aggregate_type, p.aggregate_id, p.last_sequence FROM {positions_name} p"
+            " JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, a)"
+            " ON p.aggregate_type = k.t AND p.aggregate_id = k.a"
+            " WHERE p.consumer = :consumer"
+            " ORDER BY p.aggregate_type, p.aggregate_id FOR UPDATE OF p"
+        )
+        self.advance = text(
+            f"INSERT INTO {positions_name} AS p"
+            " (consumer, aggregate_type, aggregate_id, last_sequence)"
+            " SELECT :consumer, t, a, s FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
+            " CAST(:sequences AS bigint[])) AS k(t, a, s)"
+            " ON CONFLICT (consumer, aggregate_type, aggregate_id)"
+            " DO UPDATE SET last_sequence = GREATEST(p.last_sequence, EXCLUDED.last_sequence)"
+        )
+
+
+def _qualified(table: Table) -> str:
+    return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+class ConsumerCancelled(RuntimeError):
+    """The broker cancelled a consumer (its queue was deleted); reconnecting re-declares it."""
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+class Consumer:
+    """Runs subscriptions against one service's schema until stopped; see the module docstring.
+
+    `after_ack(subscription_name, envelopes)` is called with the envelopes a batch settled
+    (handled, duplicate or out of order; not those sent to a retry or dead-lettered) once they
+    are acked: a hook for benchmarks and tests.
+    """
+
+    def __init__(
+        self,
+        subscriptions: Sequence[Subscription],
+        *,
+        engine: Engine,
+        tables: MessagingTables,
+        amqp_url: str,
+        namespace: str,
+        prefetch: int = 256,
+        batch_size: int = 100,
+        inbox_retention_days: float = 7.0,
+        stopper: Stopper | None = None,
+        after_ack: Callable[[str, list[Envelope]], None] | None = None,
+    ) -> None:
+        names = [s.name for s in subscriptions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"subscription names repeat: {names}")
+        self.topology = Topology(namespace)
+        self.lanes = [_Lane(s, self.topology.consumer_queue(s.name)) for s in subscriptions]
+        self.sessions = session_factory(engine)
+        self.inbox: Table = tables.inbox
+        self.positions: Table = tables.inbox_positions
+        self._sql = _Statements(self.inbox, self.positions)
+        self.amqp_url = amqp_url
+        self.prefetch = prefetch
+        self.batch_size = batch_size
+        self.inbox_retention_days = inbox_retention_days
+        self.stopper = stopper or Stopper()
+        self.after_ack = after_ack
+        #: Set once the queues are declared and consumed (tests and benchmarks wait for it).
+        self.ready = threading.Event()
+        self._connection: amqp.Connection | None = None
+        self._publisher: ConfirmingPublisher | None = None
+        self._backoff = Backoff()
+        self._next_prune = 0.0
+
+    def stop(self) -> None:
+        """Finish the current batch, then make run() return (unprocessed messages go back)."""
+        self.stopper.stop()
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting after failures."""
+        log.info("consumer started", extra={"subscriptions": [lane.queue for lane in self.lanes]})
+        while not self.stopper.is_set():
+            failed = False
+            try:
+                self._open()
+                self._serve()
+            except Exception:
+                failed = True
+                log.exception("consumer failed; will reconnect")
+            finally:
+                self._close()
+            if failed:
+                self.stopper.wait(self._backoff.next())
+        log.info("consumer stopped")
+
+    def _open(self) -> None:
+        self._connection = connect(self.amqp_url, name=f"consumer-{os.getpid()}")
+        self._publisher = ConfirmingPublisher(self._connection)
+        for lane in self.lanes:
+            sub = lane.subscription
+            channel = self._connection.channel()
+            self.topology.declare_consumer(
+                channel, sub.name, bindings=sub.bindings, retry_delays_ms=sub.retry_delays_ms()
+            )
+            channel.basic_qos(0, self.prefetch, False)
+            lane.buffer.clear()
+            channel.basic_consume(
+                lane.queue, callback=lane.buffer.append, no_ack=False, on_cancel=self._cancelled
+            )
+            lane.channel = channel
+        self.ready.set()
+
+    def _cancelled(self, consumer_tag: str) -> None:
+        raise ConsumerCancelled(f"the broker cancelled consumer {consumer_tag}")
+
+    def _close(self) -> None:
+        # Closing the connection hands every unacked message back to its queue, in order.
+        close_quietly(self._connection)
+        self._connection = self._publisher = None
+        for lane in self.lanes:
+            lane.channel = None
+            lane.buffer.clear()
+
+    def _serve(self) -> None:
+        assert self._connection is not None
+        while not self.stopper.is_set():
+            if not any(lane.buffer for lane in self.lanes):
+                self._prune_inbox()
+                readable = wait_readable(self._connection, MAX_WAIT, extra=[self.stopper.fileno()])
+                self._connection.heartbeat_tick()
+                if not readable or self.stopper.is_set():
+                    continue
+            drain_available(self._connection, limit=3 * self.batch_size * len(self.lanes))
+            for lane in self.lanes:
+                if lane.buffer and not self.stopper.is_set():
+                    batch = lane.buffer[: self.batch_size]
+                    del lane.buffer[: len(batch)]
+                    self._process(lane, batch)
+
+    def _process(self, lane: _Lane, batch: list[amqp.Message]) -> None:
+        """Handle a batch, settle its failures, then ack it."""
+        decoded: list[tuple[amqp.Message, Envelope]] = []
+        for message in batch:
+            try:
+                decoded.append((message, envelope_from_message(message)))
+            except ValueError as exc:
+                self._dead_letter(lane, message, f"malformed message: {exc}")
+        results: list[Result] = []
+        if decoded:
+            try:
+                results = self._transaction(lane, decoded)
+            except _HandlerFailed as failed:
+                if len(decoded) == 1:
+                    self._failed(lane, decoded[0][0], failed.error)
+                else:
+                    for item in decoded:
+                        try:
+                            results += self._transaction(lane, [item])
+                        except _HandlerFailed as failed_one:
+                            self._failed(lane, item[0], failed_one.error)
+        assert lane.channel is not None
+        lane.channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+        self._backoff.reset()
+        self._account(lane.subscription, results)
+        if self.after_ack is not None:
+            self.after_ack(lane.subscription.name, [r.envelope for r in results])
+
+    def _transaction(self, lane: _Lane, items: list[tuple[amqp.Message, Envelope]]) -> list[Result]:
+        """Record and handle `items` in one transaction; _HandlerFailed if a handler failed."""
+        session = self.sessions()
+        try:
+            results = self._apply(lane, session, [envelope for _, envelope in items])
+            try:
+                session.commit()
+            except DBAPIError as exc:
+                if _connection_lost(exc):
+                    raise
+                # Deferred constraints and serialization failures of the handler's writes.
+                raise _HandlerFailed(exc) from exc
+            return results
+        except BaseException:
+            try:
+                session.rollback()
+            except SQLAlchemyError:
+                pass
+            raise
+        finally:
+            session.close()
+
+    def _apply(self, lane: _Lane, session: Session, envelopes: list[Envelope]) -> list[Result]:
+        """Dedupe, check sequences and run the handler for a batch of events, in `session`.
+
+        The bookkeeping takes three statements per batch, not per event, and their text never
+        changes (arrays, not VALUES lists), so SQLAlchemy compiles them once: together that is
+        most of what lets one consumer keep up with a relay.
+        """
+        sub = lane.subscription
+        ids = [str(uuid.UUID(envelope.id)) for envelope in envelopes]
+        inserted = {
+            str(message_id)
+            for message_id in session.execute(
+                self._sql.record, {"consumer": sub.name, "ids": ids}
+            ).scalars()
+        }
+        results: list[Result | None] = []
+        fresh: list[Envelope] = []
+        for envelope, id_ in zip(envelopes, ids, strict=True):
+            if id_ in inserted:
+                inserted.discard(id_)  # a second copy in the same batch is a duplicate
+                fresh.append(envelope)
+                results.append(None)
+            else:
+                results.append(Result(Outcome.DUPLICATE, envelope))
+        if not fresh:
+            return [r for r in results if r is not None]
+        keys = sorted({(e.aggregate_type, e.aggregate_id) for e in fresh})
+        # Locked, so consumers sharing a queue check one aggregate's sequence one at a time.
+        applied: dict[tuple[str, str], int] = {
+            (aggregate_type, aggregate_id): last_sequence
+            for aggregate_type, aggregate_id, last_sequence in session.execute(
+                self._sql.positions,
+                {
+                    "consumer": sub.name,
+                    "types": [key[0] for key in keys],
+                    "ids": [key[1] for key in keys],
+                },
+            )
+        }
+        advanced: dict[tuple[str, str], int] = {}
+        stale: dict[str, tuple[Envelope, int]] = {}
+        for envelope in fresh:
+            key = (envelope.aggregate_type, envelope.aggregate_id)
+            last = applied.get(key)
+            if last is not None and envelope.sequence <= last:
+                stale[envelope.id] = (envelope, last)
+            else:
+                applied[key] = advanced[key] = envelope.sequence
+        if advanced:
+            session.execute(
+                self._sql.advance,
+                {
+                    "consumer": sub.name,
+                    "types": [key[0] for key in advanced],
+                    "ids": [key[1] for key in advanced],
+                    "sequences": list(advanced.values()),
+                },
+            )
+        positions = self.positions
+        for envelope, last in stale.values():
+            session.execute(
+                update(positions)
+                .where(
+                    positions.c.consumer == sub.name,
+                    positions.c.aggregate_type == envelope.aggregate_type,
+                    positions.c.aggregate_id == envelope.aggregate_id,
+                )
+                .values(
+                    note=f"{datetime.now(UTC).isoformat(timespec='seconds')}: sequence "
+                    f"{envelope.sequence} (event {envelope.id}) arrived after {last}"
+                )
+            )
+        handled = iter(fresh)
+        for index, result in enumerate(results):
+            if result is not None:
+                continue
+            envelope = next(handled)
+            last = stale[envelope.id][1] if envelope.id in stale else None
+            if last is not None and sub.skip_stale:
+                results[index] = Result(Outcome.STALE_SKIPPED, envelope, last)
+                continue
+            self._run_handler(sub, session, envelope)
+            outcome = Outcome.HANDLED if last is None else Outcome.STALE_HANDLED
+            results[index] = Result(outcome, envelope, last)
+        return [r for r in results if r is not None]
+
+    def _run_handler(self, sub: Subscription, session: Session, envelope: Envelope) -> None:
+        try:
+            sub.handler(envelope, session)
+        except Exception as exc:
+            if _connection_lost(exc):
+                raise
+            raise _HandlerFailed(exc) from exc
+        status = session.connection().connection.dbapi_connection.info.transaction_status
+        if status == TRANSACTION_STATUS_INERROR:
+            raise _HandlerFailed(RuntimeError("the handler swallowed a database error"))
+
+    def _account(self, sub: Subscription, results: list[Result]) -> None:
+        counts = {outcome: 0 for outcome in Outcome}
+        for result in results:
+            counts[result.outcome] += 1
+            if result.outcome in (Outcome.STALE_HANDLED, Outcome.STALE_SKIPPED):
+                log.warning(
+                    "out-of-order event: sequence %s after %s",
+                    result.envelope.sequence,
+                    result.last_sequence,
+                    extra={
+                        "consumer": sub.name,
+                        "event_id": result.envelope.id,
+                        "aggregate_type": result.envelope.aggregate_type,
+                        "aggregate_id": result.envelope.aggregate_id,
+                        "handled": result.outcome is Outcome.STALE_HANDLED,
+                    },
+                )
+        HANDLED.labels(sub.name).inc(counts[Outcome.HANDLED] + counts[Outcome.STALE_HANDLED])
+        DUPLICATES.labels(sub.name).inc(counts[Outcome.DUPLICATE])
+        OUT_OF_ORDER.labels(sub.name).inc(
+            counts[Outcome.STALE_HANDLED] + counts[Outcome.STALE_SKIPPED]
+        )
+        if counts[Outcome.DUPLICATE]:
+            log.info(
+                "dropped %d duplicate(s)", counts[Outcome.DUPLICATE], extra={"consumer": sub.name}
+            )
+
+    def _failed(self, lane: _Lane, message: amqp.Message, error: BaseException) -> None:
+        """Schedule a retry of a failed message, or dead-letter it after its last attempt."""
+        sub = lane.subscription
+        failures = attempts_of(message) + 1
+        if failures >= sub.max_attempts:
+            self._dead_letter(lane, message, _describe(error), failures=failures, error=error)
+            return
+        delay_ms = sub.retry_delay_ms(failures)
+        headers = headers_of(message)
+        headers.update(
+            {
+                ATTEMPTS_HEADER: failures,
+                ERROR_HEADER: _describe(error),
+                ROUTING_KEY_HEADER: routing_key_of(message),
+            }
+        )
+        self._publish(self.topology.retry_queue(sub.name, delay_ms), message, headers)
+        RETRIED.labels(sub.name).inc()
+        log.warning(
+            "handler failed (attempt %d of %d); retrying in %d ms",
+            failures,
+            sub.max_attempts,
+            delay_ms,
+            exc_info=(type(error), error, error.__traceback__),
+            extra={"consumer": sub.name, "event_id": message.properties.get("message_id")},
+        )
+
+    def _dead_letter(
+        self,
+        lane: _Lane,
+        message: amqp.Message,
+        reason: str,
+        *,
+        failures: int | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        sub = lane.subscription
+        headers = headers_of(message)
+        headers.update(
+            {
+                ATTEMPTS_HEADER: failures if failures is not None else attempts_of(message),
+                ERROR_HEADER: reason,
+                FAILED_AT_HEADER: datetime.now(UTC).isoformat(timespec="milliseconds"),
+                CONSUMER_HEADER: sub.name,
+                ROUTING_KEY_HEADER: routing_key_of(message),
+            }
+        )
+        self._publish(self.topology.dead_letter_queue(sub.name), message, headers)
+        DEAD_LETTERED.labels(sub.name).inc()
+        log.error(
+            "dead-lettered a message: %s",
+            reason,
+            exc_info=(type(error), error, error.__traceback__) if error else None,
+            extra={"consumer": sub.name, "event_id": message.properties.get("message_id")},
+        )
+
+    def _publish(self, queue: str, message: amqp.Message, headers: dict) -> None:
+        assert self._publisher is not None
+        # mandatory: a missing queue must fail (and the message stay unacked), not drop it.
+        self._publisher.publish([("", queue, copy_with_headers(message, headers))], mandatory=True)
+
+    def _prune_inbox(self) -> None:
+        """Delete inbox rows older than the retention, at most once per PRUNE_INTERVAL."""
+        if not self.inbox_retention_days or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL
+        cutoff = func.now() - timedelta(days=self.inbox_retention_days)
+        names = [lane.subscription.name for lane in self.lanes]
+        try:
+            with self.sessions.begin() as session:
+                deleted = session.execute(
+                    delete(self.inbox).where(
+                        self.inbox.c.consumer.in_(names), self.inbox.c.processed_at < cutoff
+                    )
+                ).rowcount
+        except SQLAlchemyError:
+            log.warning("could not prune the inbox", exc_info=True)
+            return
+        if deleted:
+            log.info("pruned %d inbox rows", deleted, extra={"consumers": names})
+
+
+def load_subscriptions(service: str) -> list[Subscription] | None:
+    """`services.<service>.handlers.SUBSCRIPTIONS`, or None if the service has no handlers."""
+    module_name = f"services.{service}.handlers"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    return list(getattr(module, "SUBSCRIPTIONS", []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of `dockyard consume`."""
+    parser = argparse.ArgumentParser(
+        prog="dockyard consume", description="Run a service's event subscriptions."
+    )
+    parser.add_argument("service", help="service whose handlers.SUBSCRIPTIONS to run")
+    parser.add_argument("--prefetch", type=int, default=256, help="unacked messages per queue")
+    parser.add_argument("--batch-size", type=int, default=100, help="events per transaction")
+    parser.add_argument(
+        "--inbox-retention-days",
+        type=float,
+        default=7.0,
+        help="delete inbox rows older than this (0 keeps them)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`dockyard consume <service>`: run the service's subscriptions until SIGTERM or SIGINT."""
+    args = build_parser().parse_args(argv)
+    settings = service_settings(args.service)
+    configure_logging(f"{args.service}-consumer", settings.LOG_LEVEL)
+    stopper = Stopper()
+    stopper.install_signal_handlers()
+    subscriptions = load_subscriptions(args.service)
+    if not subscriptions:
+        # Idle rather than exit: process managers (honcho) stop everything when one exits.
+        log.warning(
+            "services.%s.handlers defines no SUBSCRIPTIONS; nothing to consume, idling",
+            args.service,
+        )
+        while not stopper.wait(3600):
+            pass
+        return 0
+    tables = service_tables(args.service)
+    engine = make_engine(settings.DATABASE_URL, schema=tables.inbox.schema, pool_size=2)
+    start_metrics_server(args.metrics_port)
+    consumer = Consumer(
+        subscriptions,
+        engine=engine,
+        tables=tables,
+        amqp_url=settings.AMQP_URL,
+        namespace=settings.NAMESPACE,
+        prefetch=args.prefetch,
+        batch_size=args.batch_size,
+        inbox_retention_days=args.inbox_retention_days,
+        stopper=stopper,
+    )
+    consumer.run()
+    engine.dispose()
+    return 0

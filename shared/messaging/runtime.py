@@ -1,0 +1,115 @@
+"""What a relay or consumer process of one service needs: settings, tables, stopping, metrics."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import select
+import signal
+import threading
+
+from prometheus_client import start_http_server
+
+from shared.config import CommonSettings, ConfigError, database_url_var
+from shared.outbox.tables import MessagingTables
+
+log = logging.getLogger(__name__)
+
+
+def service_settings(service: str) -> CommonSettings:
+    """The common settings plus `<SERVICE>_DATABASE_URL` (as DATABASE_URL) for `service`."""
+    settings_class = type(
+        f"{service.capitalize()}MessagingSettings",
+        (CommonSettings,),
+        {"DATABASE_URL": database_url_var(service), "__doc__": f"Settings of {service}'s relay."},
+    )
+    return settings_class()
+
+
+def service_tables(service: str) -> MessagingTables:
+    """`services.<service>.models.messaging_tables`: the outbox and inbox tables of its schema."""
+    try:
+        models = importlib.import_module(f"services.{service}.models")
+    except ModuleNotFoundError as exc:
+        if exc.name in (f"services.{service}", f"services.{service}.models"):
+            raise ConfigError(
+                f"unknown service {service!r} (no services.{service}.models)"
+            ) from None
+        raise
+    return models.messaging_tables
+
+
+class Stopper:
+    """A stop flag that also wakes select(): set it from a signal handler or another thread."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def fileno(self) -> int:
+        """The descriptor that becomes readable once stop() was called."""
+        return self._read_fd
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and return."""
+        self._event.set()
+        try:
+            os.write(self._write_fd, b"\0")
+        except BlockingIOError:
+            pass
+
+    def is_set(self) -> bool:
+        """Whether stop() was called."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking at once on stop(); returns is_set()."""
+        if not self.is_set():
+            select.select([self._read_fd], [], [], max(timeout, 0))
+        return self.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """Stop cleanly on SIGTERM and SIGINT (main thread only)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        self.stop()
+
+    def close(self) -> None:
+        """Release the wake-up pipe."""
+        for fd in (self._read_fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Backoff:
+    """Exponential delays for reconnecting: 0.5 s, 1 s, 2 s ... up to `maximum`."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 15.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next(self) -> float:
+        """The delay to wait now; the following one doubles."""
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the initial delay (after a success)."""
+        self._next = self.initial
+
+
+def start_metrics_server(port: int | None) -> None:
+    """Serve this process's Prometheus metrics on `port` (all interfaces) when one is given."""
+    if port:
+        start_http_server(port)
+        log.info("metrics on :%s/metrics", port, extra={"metrics_port": port})

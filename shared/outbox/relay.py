@@ -1,0 +1,337 @@
+"""The outbox relay: publishes a service's outbox to RabbitMQ in commit order, then deletes it.
+
+One batch is one PostgreSQL transaction:
+
+1. `pg_try_advisory_xact_lock(<key of the schema>)`: only the relay holding the lock works; the
+   others stand by and try again on their next poll. The lock is released when the transaction
+   ends, also when the process is SIGKILLed (PostgreSQL ends the session and rolls it back).
+2. Read the oldest `batch_size` rows in outbox id order.
+3. Publish them all on a confirm-mode channel (persistent messages), then wait for the confirms
+   of the whole batch together (`ConfirmingPublisher`).
+4. Delete exactly those rows by id and commit.
+
+Any failure before the commit (nack, confirm timeout, lost connection, SIGKILL) leaves the rows
+in place and the next batch, by this relay or another, publishes them again: delivery is
+at-least-once and consumers drop duplicates by event id. Rows are deleted, not flagged, so
+published events do not bloat the table.
+
+Why one leader rather than several relays sharing rows with `FOR UPDATE SKIP LOCKED`: two
+relays holding two batches at once can publish one aggregate's events out of order (a later
+batch confirmed before an earlier one). Under the lock a batch is published, confirmed and
+deleted before the next batch is read, and a publisher confirm means the broker has enqueued
+the message, so the broker receives each aggregate's events in outbox id order; the unit of
+work numbers an aggregate's events while holding its sequence row lock, so that is also their
+sequence and commit order (see shared.db.write_outbox_rows). Republished duplicates do not
+break that order for the first copy of each event a consumer sees, because every batch starts
+at the oldest row not yet deleted. Extra relays are hot standbys (the lock is per batch, so
+leadership may move between them). One leader publishes thousands of events a second (see
+bench/outbox_relay.py), more than one service commits; partitioning the outbox by aggregate
+hash, one lock per partition, would scale further if it ever has to.
+
+Latency: besides polling every `poll_interval`, the relay LISTENs on
+`shared.db.outbox_channel(schema)`, which every unit of work that wrote events NOTIFYs on commit.
+
+The relay also empties `<ns>.events.unroutable.tally` (copies of events no queue was bound
+for) to count them in `dockyard_events_unroutable_total` and log them; the events themselves are
+kept in `<ns>.events.unroutable` (see `dockyard dlq list --unroutable`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import select
+import time
+from datetime import UTC, datetime
+
+import amqp
+from prometheus_client import REGISTRY, Counter, Histogram
+from sqlalchemy import Table, delete, func
+from sqlalchemy import select as sql_select
+from sqlalchemy.engine import Engine
+
+from shared.db import make_engine, outbox_channel
+from shared.events import Envelope
+from shared.logging import configure_logging
+from shared.messaging.broker import (
+    ConfirmingPublisher,
+    close_quietly,
+    connect,
+    drain_available,
+)
+from shared.messaging.runtime import (
+    Backoff,
+    Stopper,
+    service_settings,
+    service_tables,
+    start_metrics_server,
+)
+from shared.messaging.topology import Topology
+from shared.messaging.wire import envelope_message
+from shared.outbox.metrics import OutboxCollector
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter(
+    "dockyard_outbox_published_total", "Events published and confirmed by the broker", ["source"]
+)
+RELAY_ERRORS = Counter(
+    "dockyard_outbox_relay_errors_total",
+    "Relay failures (database, broker, nack, confirm timeout); it reconnects and retries",
+    ["source"],
+)
+PUBLISH_DELAY = Histogram(
+    "dockyard_outbox_publish_delay_seconds",
+    "From an event's occurred_at (just before its commit) to the broker's confirm",
+    ["source"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+UNROUTABLE = Counter(
+    "dockyard_events_unroutable_total",
+    "Events that matched no queue and went to the alternate exchange",
+    ["routing_key"],
+)
+
+#: How often the unroutable tally queue is read.
+TALLY_INTERVAL = 1.0
+#: How long one wait blocks at most, so broker heartbeats are sent and read in time.
+MAX_WAIT = 1.0
+
+
+def relay_lock_key(schema: str) -> int:
+    """The advisory lock key the relays of `schema` elect their leader with."""
+    digest = hashlib.blake2b(f"dockyard.outbox.relay:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def row_envelope(row) -> Envelope:
+    """The envelope of one outbox row."""
+    return Envelope(
+        id=str(row.event_id),
+        type=row.event_type,
+        version=row.event_version,
+        source=row.source,
+        occurred_at=row.occurred_at.isoformat(),
+        aggregate_type=row.aggregate_type,
+        aggregate_id=row.aggregate_id,
+        sequence=row.sequence,
+        correlation_id=row.correlation_id,
+        payload=row.payload,
+    )
+
+
+class OutboxRelay:
+    """Publishes one schema's outbox to the events exchange; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        outbox: Table,
+        amqp_url: str,
+        namespace: str,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        confirm_timeout: float = 10.0,
+        stopper: Stopper | None = None,
+    ) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.schema = outbox.schema or "public"
+        self.amqp_url = amqp_url
+        self.topology = Topology(namespace)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.confirm_timeout = confirm_timeout
+        self.stopper = stopper or Stopper()
+        self.lock_key = relay_lock_key(self.schema)
+        self._connection: amqp.Connection | None = None
+        self._publisher: ConfirmingPublisher | None = None
+        self._tally_channel: amqp.Channel | None = None
+        self._listener = None
+        self._next_tally = 0.0
+        self._backoff = Backoff()
+
+    def stop(self) -> None:
+        """Finish the current batch, then make run() return."""
+        self.stopper.stop()
+
+    def run(self) -> None:
+        """Relay until stopped, reconnecting to the database and broker after failures."""
+        log.info(
+            "relay started",
+            extra={"schema": self.schema, "batch_size": self.batch_size, "pid": os.getpid()},
+        )
+        while not self.stopper.is_set():
+            failed = False
+            try:
+                self._open()
+                self._serve()
+            except Exception:
+                failed = True
+                RELAY_ERRORS.labels(self.schema).inc()
+                log.exception("relay failed; will retry", extra={"schema": self.schema})
+            finally:
+                self._close()
+            if failed:
+                self.stopper.wait(self._backoff.next())
+        log.info("relay stopped", extra={"schema": self.schema})
+
+    def _open(self) -> None:
+        pooled = self.engine.raw_connection()
+        # The listening connection lives as long as the relay: take it out of the pool.
+        self._listener = pooled.driver_connection
+        pooled.detach()
+        self._listener.autocommit = True
+        with self._listener.cursor() as cursor:
+            cursor.execute(f'LISTEN "{outbox_channel(self.schema)}"')
+        self._connection = connect(self.amqp_url, name=f"relay-{self.schema}-{os.getpid()}")
+        setup = self._connection.channel()
+        self.topology.declare_events(setup)
+        self._tally_channel = setup
+        self._publisher = ConfirmingPublisher(self._connection, timeout=self.confirm_timeout)
+
+    def _close(self) -> None:
+        close_quietly(self._connection)
+        self._connection = self._publisher = self._tally_channel = None
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:  # noqa: BLE001 - it may already be broken
+                pass
+            self._listener = None
+
+    def _serve(self) -> None:
+        while not self.stopper.is_set():
+            published = self.relay_batch()
+            self._backoff.reset()
+            if time.monotonic() >= self._next_tally:
+                self._tally_unroutable()
+            if published is None:
+                # Another relay leads: do not race it on every notification, just stand by.
+                self._wait(self.poll_interval, wake_on_notify=False)
+            elif published < self.batch_size:
+                self._wait(self.poll_interval, wake_on_notify=True)
+
+    def relay_batch(self) -> int | None:
+        """Publish and delete one batch; None when another relay holds the lock."""
+        assert self._publisher is not None
+        outbox = self.outbox
+        with self.engine.begin() as conn:
+            leader = conn.execute(
+                sql_select(func.pg_try_advisory_xact_lock(self.lock_key))
+            ).scalar_one()
+            if not leader:
+                return None
+            # A separate statement after the lock, so its snapshot sees the last leader's deletes.
+            rows = conn.execute(
+                sql_select(outbox).order_by(outbox.c.id).limit(self.batch_size)
+            ).all()
+            if not rows:
+                return 0
+            exchange = self.topology.events_exchange
+            envelopes = [row_envelope(row) for row in rows]
+            self._publisher.publish(
+                (exchange, envelope.routing_key, envelope_message(envelope))
+                for envelope in envelopes
+            )
+            conn.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+        now = datetime.now(UTC)
+        PUBLISHED.labels(self.schema).inc(len(rows))
+        delay = PUBLISH_DELAY.labels(self.schema)
+        for row in rows:
+            delay.observe((now - row.occurred_at).total_seconds())
+        log.debug("published %d events", len(rows), extra={"last_outbox_id": rows[-1].id})
+        return len(rows)
+
+    def _tally_unroutable(self, limit: int = 1000) -> None:
+        assert self._tally_channel is not None
+        self._next_tally = time.monotonic() + TALLY_INTERVAL
+        for _ in range(limit):
+            # no_ack: these are copies for counting; the event itself stays in the unroutable queue.
+            message = self._tally_channel.basic_get(
+                self.topology.unroutable_tally_queue, no_ack=True
+            )
+            if message is None:
+                return
+            routing_key = message.delivery_info.get("routing_key", "")
+            UNROUTABLE.labels(routing_key).inc()
+            log.warning(
+                "unroutable event: no queue is bound for %s",
+                routing_key,
+                extra={
+                    "routing_key": routing_key,
+                    "event_id": message.properties.get("message_id"),
+                },
+            )
+
+    def _wait(self, timeout: float, *, wake_on_notify: bool) -> None:
+        """Wait for a NOTIFY (if `wake_on_notify`), stop() or `timeout`, serving heartbeats."""
+        assert self._connection is not None and self._listener is not None
+        driver = self._listener
+        broker_fd = self._connection.sock.fileno()
+        deadline = time.monotonic() + timeout
+        while not self.stopper.is_set():
+            self._connection.heartbeat_tick()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            readable, _, _ = select.select(
+                [driver.fileno(), broker_fd, self.stopper.fileno()],
+                [],
+                [],
+                min(remaining, MAX_WAIT),
+            )
+            if broker_fd in readable:
+                drain_available(self._connection)
+            if driver.fileno() in readable:
+                driver.poll()
+                notified = bool(driver.notifies)
+                driver.notifies.clear()
+                if notified and wake_on_notify:
+                    return
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of `dockyard relay`."""
+    parser = argparse.ArgumentParser(
+        prog="dockyard relay", description="Publish a service's outbox to RabbitMQ."
+    )
+    parser.add_argument("service", help="service whose outbox to publish, e.g. auth")
+    parser.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    parser.add_argument(
+        "--poll-interval", type=float, default=1.0, help="seconds between polls without NOTIFY"
+    )
+    parser.add_argument(
+        "--confirm-timeout", type=float, default=10.0, help="seconds to wait for confirms"
+    )
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`dockyard relay <service>`: run the service's outbox relay until SIGTERM or SIGINT."""
+    args = build_parser().parse_args(argv)
+    settings = service_settings(args.service)
+    configure_logging(f"{args.service}-relay", settings.LOG_LEVEL)
+    tables = service_tables(args.service)
+    engine = make_engine(settings.DATABASE_URL, schema=tables.outbox.schema, pool_size=2)
+    REGISTRY.register(OutboxCollector(engine, tables.outbox, source=args.service))
+    start_metrics_server(args.metrics_port)
+    stopper = Stopper()
+    stopper.install_signal_handlers()
+    relay = OutboxRelay(
+        engine=engine,
+        outbox=tables.outbox,
+        amqp_url=settings.AMQP_URL,
+        namespace=settings.NAMESPACE,
+        batch_size=args.batch_size,
+        poll_interval=args.poll_interval,
+        confirm_timeout=args.confirm_timeout,
+        stopper=stopper,
+    )
+    relay.run()
+    engine.dispose()
+    return 0

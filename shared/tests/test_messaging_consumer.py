@@ -1,0 +1,252 @@
+"""Consumers handle each event once, retry with backoff, dead-letter poison and flag disorder."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import amqp
+import pytest
+from sqlalchemy import text
+
+from shared.events import Envelope
+from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
+from shared.messaging.consumer import Subscription
+from shared.messaging.topology import Topology
+from shared.messaging.wire import envelope_from_message, envelope_message
+from shared.tests.messaging_support import (
+    PoisonProbed,
+    commit_events,
+    dockyard,
+    log_probe,
+    make_consumer,
+    make_relay,
+    metric,
+    running,
+    scalar,
+    wait_until,
+)
+
+
+def probe_envelope(routing_type: str, aggregate_id: str, sequence: int, n: int) -> Envelope:
+    """An envelope as a relay would publish it, numbered by hand."""
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=routing_type,
+        version=1,
+        source="auth",
+        occurred_at=datetime.now(UTC).isoformat(),
+        aggregate_type="hand-probe",
+        aggregate_id=aggregate_id,
+        sequence=sequence,
+        correlation_id=None,
+        payload={"probe_id": aggregate_id, "n": n},
+    )
+
+
+def publish(test_env, messages: list[tuple[str, str, amqp.Message]]) -> None:
+    """Publish straight to the broker, confirmed."""
+    connection = connect(test_env.amqp_url, name="test-publisher")
+    try:
+        Topology(test_env.namespace).declare_events(connection.channel())
+        ConfirmingPublisher(connection).publish(messages)
+    finally:
+        close_quietly(connection)
+
+
+def to_exchange(test_env, *envelopes: Envelope) -> list[tuple[str, str, amqp.Message]]:
+    """Publish triples sending envelopes through the events exchange."""
+    exchange = Topology(test_env.namespace).events_exchange
+    return [(exchange, e.routing_key, envelope_message(e)) for e in envelopes]
+
+
+def logged(engine, consumer: str) -> list[tuple[int, int]]:
+    """(n, sequence) of what a consumer's handler committed, in commit order."""
+    with engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                text("SELECT n, sequence FROM probe_log WHERE consumer = :c ORDER BY id"),
+                {"c": consumer},
+            )
+        ]
+
+
+def test_a_handler_that_keeps_failing_is_retried_dead_lettered_listed_and_replayed(
+    test_env, auth_engine
+):
+    name = "test.poison"
+    failing = {"on": True}
+
+    def handler(envelope, session):
+        log_probe(name, envelope, session)
+        if failing["on"]:
+            raise RuntimeError("cannot digest this")
+
+    subscription = Subscription(
+        name, ["auth.PoisonProbed"], handler, max_attempts=3, retry_delay=0.05
+    )
+    probe_id = uuid.uuid4().hex
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        with running(make_relay(test_env, auth_engine, poll_interval=0.1)):
+            commit_events(auth_engine, [PoisonProbed(probe_id=probe_id, n=7)])
+            wait_until(
+                lambda: metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1,
+                timeout=30,
+                what="the message in the dead-letter queue",
+            )
+        assert metric("dockyard_consumer_retries_total", consumer=name) == 2
+        assert logged(auth_engine, name) == []  # every failed attempt was rolled back
+
+        listed = dockyard("dlq", "list", name)
+        assert listed.returncode == 0, listed.stderr
+        (line,) = listed.stdout.splitlines()
+        assert "auth.PoisonProbed" in line
+        assert "attempts=3" in line
+        assert "RuntimeError: cannot digest this" in line
+        as_json = json.loads(dockyard("dlq", "list", name, "--json").stdout)
+        assert as_json["envelope"]["payload"] == {"probe_id": probe_id, "n": 7}
+
+        failing["on"] = False
+        replayed = dockyard("dlq", "replay", name)
+        assert replayed.returncode == 0, replayed.stderr
+        assert "replayed 1 message(s)" in replayed.stdout
+        wait_until(
+            lambda: logged(auth_engine, name) == [(7, 1)],
+            timeout=30,
+            what="the replayed message to be handled",
+        )
+    assert "0 message(s) shown" in dockyard("dlq", "list", name).stderr
+
+
+def test_dlq_commands_name_a_missing_queue(test_env):
+    result = dockyard("dlq", "list", "test.never-ran")
+    assert result.returncode == 1
+    assert "test.never-ran.dlq" in result.stderr
+
+
+def test_only_the_failing_event_of_a_batch_is_set_aside(test_env, auth_engine):
+    name = "test.batch-failure"
+
+    def handler(envelope, session):
+        log_probe(name, envelope, session)
+        if envelope.payload["n"] == 4:
+            raise ValueError("four is right out")
+
+    envelopes = [probe_envelope("BatchProbed", "b1", n, n) for n in range(1, 11)]
+    subscription = Subscription(name, ["auth.BatchProbed"], handler, max_attempts=1)
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        publish(test_env, to_exchange(test_env, *envelopes))
+        wait_until(
+            lambda: (
+                metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1
+                and len(logged(auth_engine, name)) == 9
+            ),
+            timeout=30,
+            what="nine events handled and one dead-lettered",
+        )
+    assert [n for n, _ in logged(auth_engine, name)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert metric("dockyard_consumer_retries_total", consumer=name) == 0
+
+
+def test_a_message_that_is_not_an_envelope_is_dead_lettered_at_once(test_env, auth_engine):
+    name = "test.malformed"
+    topology = Topology(test_env.namespace)
+    subscription = Subscription(name, ["auth.MalformedProbed"], lambda e, s: None)
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        garbage = amqp.Message(b"{not json", delivery_mode=2, message_id="garbage-1")
+        publish(test_env, [(topology.events_exchange, "auth.MalformedProbed", garbage)])
+        wait_until(
+            lambda: metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1,
+            timeout=30,
+            what="the malformed message in the dead-letter queue",
+        )
+    listed = dockyard("dlq", "list", name)
+    assert "garbage-1" in listed.stdout
+    assert "malformed message" in listed.stdout
+
+
+def test_a_redelivered_event_is_handled_once(test_env, auth_engine):
+    name = "test.redelivered"
+    envelope = probe_envelope("TwiceProbed", "t1", 1, 1)
+    subscription = Subscription(name, ["auth.TwiceProbed"], lambda e, s: log_probe(name, e, s))
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        publish(test_env, to_exchange(test_env, envelope, envelope))
+        publish(test_env, to_exchange(test_env, envelope))
+        wait_until(
+            lambda: metric("dockyard_consumer_duplicates_total", consumer=name) == 2,
+            timeout=30,
+            what="two duplicates dropped",
+        )
+    assert logged(auth_engine, name) == [(1, 1)]
+
+
+@pytest.mark.parametrize("skip_stale", [False, True], ids=["handled", "skipped"])
+def test_an_older_sequence_than_applied_is_counted_noted_and_handled_unless_skipped(
+    test_env, auth_engine, skip_stale
+):
+    name = f"test.stale-{'skip' if skip_stale else 'handle'}"
+    aggregate = uuid.uuid4().hex[:12]
+    subscription = Subscription(
+        name, ["auth.StaleProbed"], lambda e, s: log_probe(name, e, s), skip_stale=skip_stale
+    )
+    newer, older = (probe_envelope("StaleProbed", aggregate, seq, seq) for seq in (2, 1))
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        publish(test_env, to_exchange(test_env, newer))
+        wait_until(lambda: logged(auth_engine, name), timeout=30, what="the newer event")
+        publish(test_env, to_exchange(test_env, older))
+        wait_until(
+            lambda: metric("dockyard_consumer_out_of_order_total", consumer=name) == 1,
+            timeout=30,
+            what="the older event to be flagged",
+        )
+    expected = [(2, 2)] if skip_stale else [(2, 2), (1, 1)]
+    assert logged(auth_engine, name) == expected
+    with auth_engine.connect() as conn:
+        last, note = conn.execute(
+            text(
+                "SELECT last_sequence, note FROM inbox_positions"
+                " WHERE consumer = :c AND aggregate_id = :a"
+            ),
+            {"c": name, "a": aggregate},
+        ).one()
+    assert last == 2  # the position never moves back
+    assert f"sequence 1 (event {older.id}) arrived after 2" in note
+    assert scalar(auth_engine, "SELECT count(*) FROM inbox WHERE consumer = :c", c=name) == 2
+
+
+def test_envelopes_survive_the_wire():
+    envelope = probe_envelope("WireProbed", "w1", 3, 3)
+    message = envelope_message(envelope)
+    message.delivery_info = {"routing_key": envelope.routing_key}
+    assert message.properties["delivery_mode"] == 2
+    assert message.properties["message_id"] == envelope.id
+    assert envelope_from_message(message) == envelope
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"\xff", b'{"id": "not-a-uuid"}', json.dumps({"id": str(uuid.uuid4())}).encode()],
+)
+def test_bodies_that_are_not_envelopes_are_rejected(body):
+    with pytest.raises(ValueError):
+        envelope_from_message(amqp.Message(body))
+
+
+def test_retry_delays_double_up_to_the_cap():
+    subscription = Subscription(
+        "test.delays", ["a.B"], lambda e, s: None, max_attempts=6, retry_delay=1, max_retry_delay=5
+    )
+    assert subscription.retry_delays_ms() == [1000, 2000, 4000, 5000, 5000]
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "-leading", "has space"])
+def test_subscription_names_must_be_queue_friendly(name):
+    with pytest.raises(ValueError):
+        Subscription(name, ["a.B"], lambda e, s: None)
+
+
+def test_a_subscription_binds_something():
+    with pytest.raises(ValueError):
+        Subscription("test.nothing", [], lambda e, s: None)

@@ -13,12 +13,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
 from services.auth.keys import SigningKeys
-from services.auth.models import SCHEMA
+from services.auth.models import SCHEMA, messaging_tables
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import FlaskJwtIssuer
 from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
+from shared.outbox.metrics import OutboxCollector
 from shared.web import create_service_app, error_response
 
 
@@ -45,6 +46,7 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         "auth",
         settings,
         title="Dockyard auth",
+        collectors=[OutboxCollector(engine, messaging_tables.outbox, source="auth")],
         readiness_checks={
             "database": database_check(engine),
             "broker": broker_check(settings.AMQP_URL),

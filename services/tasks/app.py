@@ -10,12 +10,13 @@ from sqlalchemy.engine import Engine
 
 from services.tasks.api import blp
 from services.tasks.config import TasksSettings
-from services.tasks.models import SCHEMA
+from services.tasks.models import SCHEMA, messaging_tables
 from services.tasks.service import TaskPolicy
 from shared.auth import init_jwt, verifier_from_settings
 from shared.config import ConfigError
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check
+from shared.outbox.metrics import OutboxCollector
 from shared.web import create_service_app
 
 
@@ -42,6 +43,7 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         "tasks",
         settings,
         title="Dockyard tasks",
+        collectors=[OutboxCollector(engine, messaging_tables.outbox, source="tasks")],
         readiness_checks={
             "database": database_check(engine),
             "broker": broker_check(settings.AMQP_URL),

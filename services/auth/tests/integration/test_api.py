@@ -131,19 +131,20 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, registered
 
 
 def test_wrong_password_and_unknown_email_take_about_the_same_time(client, registered):
-    def median_seconds(email: str) -> float:
+    def fastest_seconds(email: str) -> float:
         samples = []
-        for _ in range(5):
+        for _ in range(7):
             started = time.perf_counter()
             client.post("/v1/auth/login", json={"email": email, "password": "wrong password"})
             samples.append(time.perf_counter() - started)
-        return sorted(samples)[2]
+        # The minimum is what the code costs; load on a shared machine only adds to it.
+        return min(samples)
 
-    known = median_seconds(registered["email"])
-    unknown = median_seconds(unique_email())
+    known = fastest_seconds(registered["email"])
+    unknown = fastest_seconds(unique_email())
     # Both pay one argon2id verification; without the dummy hash `unknown` would be ~100x faster.
-    assert unknown > known * 0.5
-    assert known > unknown * 0.5
+    assert unknown > known * 0.3
+    assert known > unknown * 0.3
 
 
 def test_me_returns_the_user_of_the_token(client, registered):

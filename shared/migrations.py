@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, create_engine, pool, text
+from sqlalchemy import MetaData, create_engine, pool
 
 
 def alembic_config(package: str, url: str) -> Config:
@@ -31,15 +31,17 @@ def run_migrations(*, schema: str, metadata: MetaData) -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        connection.execute(text(f'SET search_path TO "{schema}"'))
-        connection.commit()
+        # No search_path here: migrations name their schema, and reflection then sees this
+        # service's tables under that name, as the metadata declares them.
         context.configure(
             connection=connection,
             target_metadata=metadata,
             version_table_schema=schema,
-            include_schemas=False,
+            include_schemas=True,
             include_name=lambda name, type_, _parent: (
-                not (type_ == "table" and name == "alembic_version")
+                name == schema
+                if type_ == "schema"
+                else not (type_ == "table" and name == "alembic_version")
             ),
             compare_type=True,
         )

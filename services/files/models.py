@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import NAMING_CONVENTION
 from shared.outbox.tables import add_messaging_tables
@@ -18,3 +24,65 @@ class Base(DeclarativeBase):
 
 
 messaging_tables = add_messaging_tables(Base.metadata)
+
+
+class FileStatus(enum.StrEnum):
+    """Where a file is in its life: UPLOADED -> PROCESSING -> PROCESSED | FAILED."""
+
+    UPLOADED = "UPLOADED"
+    PROCESSING = "PROCESSING"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+
+
+class File(Base):
+    """An uploaded file: who owns it, where its content is stored, and what processing found."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{s.value}'" for s in FileStatus)), name="status"
+        ),
+        CheckConstraint("size >= 0", name="size_not_negative"),
+        # Serves the owner's newest-first keyset pages and their count.
+        Index("ix_files_owner_id_created_at_id", "owner_id", "created_at", "id"),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID]
+    #: Safe to show and to offer as a download name (see service.sanitize_filename).
+    filename: Mapped[str] = mapped_column(String(255))
+    #: The name as the client sent it, for display only.
+    original_filename: Mapped[str] = mapped_column(String(1024))
+    #: The type the client declared; processing detects `mime_type`.
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    #: Computed while the upload streamed in; processing verifies it.
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(
+        String(20), default=FileStatus.UPLOADED.value, server_default=FileStatus.UPLOADED.value
+    )
+    mime_type: Mapped[str | None] = mapped_column(String(255))
+    encoding: Mapped[str | None] = mapped_column(String(64))
+    line_count: Mapped[int | None] = mapped_column(BigInteger)
+    word_count: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    #: Results of pluggable processors, by processor name.
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StorageAccount(Base):
+    """Bytes an owner has stored, kept in step with their files to enforce the quota."""
+
+    __tablename__ = "storage_accounts"
+    __table_args__ = (CheckConstraint("used_bytes >= 0", name="used_bytes_not_negative"),)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

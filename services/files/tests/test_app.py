@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.files.app import create_app
+from services.files.config import FilesSettings
+from shared.config import ConfigError
 
 
-def test_health_readiness_and_openapi(test_env):
-    client = create_app().test_client()
+def test_health_readiness_and_openapi(test_env, tmp_path):
+    client = create_app(FilesSettings(STORAGE_DIR=str(tmp_path))).test_client()
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json
-    assert ready.json["checks"] == ["broker", "database"]
-    assert client.get("/openapi.json").json["info"]["title"] == "Dockyard files"
+    assert ready.json["checks"] == ["broker", "database", "storage"]
+    spec = client.get("/openapi.json").json
+    assert spec["info"]["title"] == "Dockyard files"
+    assert set(spec["paths"]) >= {"/v1/files", "/v1/files/{file_id}", "/v1/files/{file_id}/content"}
+    upload = spec["paths"]["/v1/files"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
     assert b"http_requests_total" in client.get("/metrics").data
 
 
-def test_unknown_routes_answer_in_the_shared_error_shape(test_env):
-    response = create_app().test_client().get("/v1/nothing")
+def test_unknown_routes_answer_in_the_shared_error_shape(test_env, tmp_path):
+    response = create_app(FilesSettings(STORAGE_DIR=str(tmp_path))).test_client().get("/v1/nothing")
     assert response.status_code == 404
     assert response.json == {"status": 404, "code": "NOT_FOUND", "message": "Not found."}
+
+
+def test_the_s3_backend_needs_a_bucket(test_env):
+    with pytest.raises(ConfigError, match="FILES_S3_BUCKET"):
+        FilesSettings({"FILES_STORAGE_BACKEND": "s3"})

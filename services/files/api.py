@@ -1,0 +1,219 @@
+"""REST endpoints of the files service: thin views over service.py, plus HTTP download rules."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from urllib.parse import quote
+
+from flask import Response, current_app, request, url_for
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt, jwt_required
+from flask_smorest import abort
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from services.files import service
+from services.files.multipart import MAX_OVERHEAD_BYTES, MalformedMultipart, MultipartUpload
+from services.files.schemas import FilePageSchema, FileQueryArgsSchema, FileSchema
+from shared.web import ServiceBlueprint
+
+blp = ServiceBlueprint(
+    "files", __name__, url_prefix="/v1", description="Upload, list, download and delete files"
+)
+
+UPLOAD_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+FILE_ID_PARAMETER = {
+    "in": "path",
+    "name": "file_id",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _ctx():
+    return current_app.extensions["files"]
+
+
+def _owner_id() -> uuid.UUID:
+    try:
+        return uuid.UUID(str(get_jwt()["sub"]))
+    except (KeyError, ValueError):
+        abort(401, message="Token's subject is not a user id.")
+
+
+def _file_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        abort(400, message="File id must be a UUID.", messages={"file_id": ["Not a valid UUID."]})
+
+
+def _owned_file(raw_file_id: str) -> service.FileView:
+    ctx = _ctx()
+    try:
+        return service.get_file(ctx.uow(), owner_id=_owner_id(), file_id=_file_id(raw_file_id))
+    except service.FileNotFound:
+        abort(404, message="File not found.")
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact name RFC 5987-encoded."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode().strip()
+    ascii_name = "".join("_" if c in '"\\' or not c.isprintable() else c for c in ascii_name)
+    encoded = quote(filename, safe="!#$&+-.^_`|~")
+    return f"attachment; filename=\"{ascii_name or 'file'}\"; filename*=UTF-8''{encoded}"
+
+
+def _requested_range(file: service.FileView) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single satisfiable byte range; None to send everything."""
+    byte_range = request.range
+    if byte_range is None or byte_range.units != "bytes" or len(byte_range.ranges) != 1:
+        # Absent, malformed or multiple ranges: RFC 9110 lets a server answer with the whole.
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range is not None:
+        parsed = request.if_range
+        current = parsed.etag == file.sha256 and not if_range.strip().startswith("W/")
+        if parsed.date is not None:
+            current = parsed.date >= file.created_at.replace(microsecond=0)
+        if not current:
+            return None
+    start, end = byte_range.ranges[0]
+    if end is None:
+        start, end = (max(file.size + start, 0), file.size) if start < 0 else (start, file.size)
+    end = min(end, file.size)
+    if start >= end:
+        abort(
+            416,
+            message=f"Range not satisfiable; the file has {file.size} bytes.",
+            code="RANGE_NOT_SATISFIABLE",
+            headers={"Content-Range": f"bytes */{file.size}"},
+        )
+    return start, end
+
+
+def _validators(response: Response, file: service.FileView) -> Response:
+    response.set_etag(file.sha256)
+    response.last_modified = file.created_at
+    response.headers["Accept-Ranges"] = "bytes"
+    # Owner-only content: never shared caches, and revalidated (cheaply, by ETag) before reuse.
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@blp.route("/files")
+class Files(MethodView):
+    """The caller's files."""
+
+    @jwt_required()
+    @blp.arguments(FileQueryArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, FilePageSchema)
+    def get(self, first, after):
+        """List the caller's files, newest first, `first` at a time after the cursor `after`."""
+        return service.list_files(_ctx().uow(), owner_id=_owner_id(), first=first, after=after)
+
+    @jwt_required()
+    @blp.doc(requestBody=UPLOAD_REQUEST_BODY)
+    @blp.response(201, FileSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.alt_response(400, description="Not multipart/form-data with one `file` part")
+    @blp.alt_response(413, description="PAYLOAD_TOO_LARGE or QUOTA_EXCEEDED")
+    def post(self):
+        """Upload a file (multipart/form-data, field `file`), streamed into storage."""
+        ctx = _ctx()
+        limits = service.UploadLimits(
+            max_bytes=ctx.settings.MAX_UPLOAD_BYTES, quota_bytes=ctx.settings.USER_QUOTA_BYTES
+        )
+        # The service-wide limit keeps JSON bodies small; this one body may be a whole file.
+        request.max_content_length = limits.max_bytes + MAX_OVERHEAD_BYTES
+        try:
+            body = MultipartUpload(
+                request.stream,
+                content_type=request.headers.get("Content-Type"),
+                content_length=request.content_length,
+            )
+            file = service.upload_file(
+                ctx.uow(), storage=ctx.storage, owner_id=_owner_id(), body=body, limits=limits
+            )
+        except MalformedMultipart as exc:
+            abort(400, message=str(exc), messages={"file": [str(exc)]})
+        except (service.UploadTooLarge, RequestEntityTooLarge):
+            abort(413, message=str(service.UploadTooLarge(limits.max_bytes)))
+        except service.QuotaExceeded as exc:
+            abort(413, message=str(exc), code="QUOTA_EXCEEDED")
+        return file, {"Location": url_for("files.FileById", file_id=str(file.id))}
+
+
+@blp.route("/files/<file_id>", parameters=[FILE_ID_PARAMETER])
+class FileById(MethodView):
+    """One of the caller's files."""
+
+    @jwt_required()
+    @blp.response(200, FileSchema)
+    @blp.alt_response(404, description="No such file (or not the caller's)")
+    def get(self, file_id):
+        """A file's details and processing results."""
+        return _owned_file(file_id)
+
+    @jwt_required()
+    @blp.response(204)
+    @blp.alt_response(404, description="No such file (or not the caller's)")
+    def delete(self, file_id):
+        """Delete a file and its stored content."""
+        ctx = _ctx()
+        try:
+            service.delete_file(
+                ctx.uow(), storage=ctx.storage, owner_id=_owner_id(), file_id=_file_id(file_id)
+            )
+        except service.FileNotFound:
+            abort(404, message="File not found.")
+
+
+@blp.route("/files/<file_id>/content", parameters=[FILE_ID_PARAMETER])
+class FileContent(MethodView):
+    """A file's bytes."""
+
+    @jwt_required()
+    @blp.response(
+        200,
+        content_type="application/octet-stream",
+        description="The content (206 with one byte range, 304 when If-None-Match matches)",
+    )
+    @blp.alt_response(206, description="Partial content")
+    @blp.alt_response(304, description="Not modified")
+    @blp.alt_response(404, description="No such file (or not the caller's)")
+    @blp.alt_response(416, description="Range not satisfiable")
+    def get(self, file_id):
+        """Download a file, streamed; supports ETag/If-None-Match and single byte ranges."""
+        file = _owned_file(file_id)
+        if request.if_none_match.contains_weak(file.sha256):
+            return _validators(Response(status=304), file)
+        byte_range = _requested_range(file)
+        start, end = byte_range or (0, file.size)
+        reader = service.open_file_content(
+            storage=_ctx().storage, file=file, start=start, length=end - start
+        )
+        response = Response(
+            iter(reader),
+            status=206 if byte_range else 200,
+            # content_type, not mimetype: werkzeug would claim utf-8 for any text/* file.
+            content_type=file.media_type,
+            direct_passthrough=True,
+        )
+        response.call_on_close(reader.close)
+        response.content_length = end - start
+        if byte_range:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{file.size}"
+        response.headers["Content-Disposition"] = content_disposition(file.filename)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return _validators(response, file)

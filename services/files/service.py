@@ -1,0 +1,415 @@
+"""Files use cases: upload, list, read, download and delete files within size and quota limits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from services.files.events import FileDeleted, FileUploaded
+from services.files.models import File, StorageAccount
+from services.files.storage import ObjectReader, Readable, Storage
+from shared.db import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+MAX_FILENAME_BYTES = 255
+MAX_ORIGINAL_FILENAME_CHARS = 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+FALLBACK_FILENAME = "file"
+
+
+class FileNotFound(Exception):
+    """No such file, or it belongs to someone else (deliberately indistinguishable)."""
+
+
+class UploadTooLarge(Exception):
+    """The file is larger than one upload may be."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Files are limited to {limit} bytes.")
+        self.limit = limit
+
+
+class QuotaExceeded(Exception):
+    """Storing the file would take its owner over their storage quota."""
+
+    def __init__(self, *, quota: int, used: int) -> None:
+        super().__init__(
+            f"Storage quota exceeded: {used} of {quota} bytes are in use; "
+            "delete files to make room."
+        )
+        self.quota = quota
+        self.used = used
+
+
+class InvalidCursor(ValueError):
+    """A page cursor that this service did not produce."""
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """The file part of an upload: its client-side name, declared type and content stream."""
+
+    filename: str
+    content_type: str | None
+    stream: Readable
+
+
+class UploadBody(Protocol):
+    """An upload request's body, read once from the start (multipart.MultipartUpload)."""
+
+    #: The request's Content-Length, when it has one.
+    declared_length: int | None
+    #: Bytes of a valid body that are not file content, at most.
+    overhead_allowance: int
+
+    def open_file(self) -> IncomingFile:
+        """Read up to the file's content and return it as a stream."""
+
+    def finish(self) -> None:
+        """Read what follows the file and check the body is complete."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How large one file, and one owner's files together, may be."""
+
+    max_bytes: int
+    quota_bytes: int
+
+
+@dataclass(frozen=True)
+class FileView:
+    """What callers may see of a file (and where its content is stored)."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    filename: str
+    original_filename: str
+    content_type: str
+    size: int
+    sha256: str
+    status: str
+    mime_type: str | None
+    encoding: str | None
+    line_count: int | None
+    word_count: int | None
+    error: str | None
+    extra: dict[str, Any]
+    created_at: datetime
+    processed_at: datetime | None
+    storage_key: str
+
+    @property
+    def media_type(self) -> str:
+        """The detected type once processed, the declared one until then."""
+        return self.mime_type or self.content_type
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """A position in an owner's newest-first list: the last (created_at, id) seen."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        """The opaque string clients pass back as `after`."""
+        raw = json.dumps([self.created_at.isoformat(), str(self.id)], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> PageCursor:
+        """Parse a cursor from encode(); raises InvalidCursor."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            created_at, file_id = json.loads(raw)
+            cursor = cls(datetime.fromisoformat(created_at), uuid.UUID(file_id))
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
+            raise InvalidCursor(token) from None
+        if cursor.created_at.tzinfo is None:
+            raise InvalidCursor(token)
+        return cursor
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """Where a page ends and whether another follows."""
+
+    has_next_page: bool
+    end_cursor: PageCursor | None
+
+
+@dataclass(frozen=True)
+class FilePage:
+    """One page of an owner's files, newest first."""
+
+    items: list[FileView]
+    total_count: int
+    page_info: PageInfo
+
+
+_WINDOWS_DEVICE_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
+)
+_UNSAFE_CHARACTERS = frozenset('<>:"|?*')
+_MEDIA_TYPE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+)
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode(errors="ignore")
+
+
+def sanitize_filename(raw: str) -> str:
+    """A name safe to show and to offer for download: no path, no control characters, bounded."""
+    name = unicodedata.normalize("NFC", raw)
+    # Browsers on Windows have sent whole client paths; only the last component is the name.
+    name = re.split(r"[/\\]", name)[-1]
+    kept = []
+    for char in name:
+        category = unicodedata.category(char)
+        if category in {"Cc", "Zl", "Zp"} or char.isspace():
+            kept.append(" ")
+        elif category in {"Cf", "Cs"}:
+            # Format characters include bidi overrides that make "txt.exe" read as "exe.txt".
+            continue
+        elif char in _UNSAFE_CHARACTERS:
+            kept.append("_")
+        else:
+            kept.append(char)
+    name = " ".join("".join(kept).split()).strip(" .")
+    if name.split(".")[0].strip().upper() in _WINDOWS_DEVICE_NAMES:
+        name = "_" + name
+    if len(name.encode()) > MAX_FILENAME_BYTES:
+        stem, dot, extension = name.rpartition(".")
+        if dot and stem and 0 < len(extension.encode()) <= 16:
+            stem = _truncate_utf8(stem, MAX_FILENAME_BYTES - len(extension.encode()) - 1)
+            name = stem.rstrip(" .") + "." + extension
+        else:
+            name = _truncate_utf8(name, MAX_FILENAME_BYTES).rstrip(" .")
+    return name or FALLBACK_FILENAME
+
+
+def clean_original_filename(raw: str) -> str:
+    """The client's name as sent, minus what PostgreSQL cannot store, at most 1024 characters."""
+    text = raw.replace("\x00", "").encode("utf-8", errors="ignore").decode()
+    return text[:MAX_ORIGINAL_FILENAME_CHARS]
+
+
+def normalize_content_type(raw: str | None) -> str:
+    """The declared `type/subtype` in lower case, without parameters; octet-stream otherwise."""
+    media_type = (raw or "").split(";", 1)[0].strip().lower()
+    return media_type if _MEDIA_TYPE.fullmatch(media_type) else DEFAULT_CONTENT_TYPE
+
+
+class _LimitReached(Exception):
+    pass
+
+
+class _LimitedReader:
+    """Passes a stream through, failing as soon as it yields more than `limit` bytes."""
+
+    def __init__(self, stream: Readable, limit: int) -> None:
+        self._stream = stream
+        self._left = limit
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        self._left -= len(data)
+        if self._left < 0:
+            raise _LimitReached()
+        return data
+
+
+def _view(file: File) -> FileView:
+    return FileView(
+        id=file.id,
+        owner_id=file.owner_id,
+        filename=file.filename,
+        original_filename=file.original_filename,
+        content_type=file.content_type,
+        size=file.size,
+        sha256=file.sha256,
+        status=file.status,
+        mime_type=file.mime_type,
+        encoding=file.encoding,
+        line_count=file.line_count,
+        word_count=file.word_count,
+        error=file.error,
+        extra=dict(file.extra or {}),
+        created_at=file.created_at,
+        processed_at=file.processed_at,
+        storage_key=file.storage_key,
+    )
+
+
+def _used_bytes(uow: UnitOfWork, owner_id: uuid.UUID) -> int:
+    used = uow.session.scalar(
+        select(StorageAccount.used_bytes).where(StorageAccount.owner_id == owner_id)
+    )
+    return used or 0
+
+
+def _charge(uow: UnitOfWork, owner_id: uuid.UUID, size: int, quota: int) -> bool:
+    """Add `size` to the owner's usage unless that passes the quota; atomic under concurrency."""
+    if size > quota:
+        return False
+    statement = insert(StorageAccount).values(owner_id=owner_id, used_bytes=size)
+    statement = statement.on_conflict_do_update(
+        index_elements=[StorageAccount.owner_id],
+        set_={"used_bytes": StorageAccount.used_bytes + size, "updated_at": func.now()},
+        where=StorageAccount.used_bytes + size <= quota,
+    ).returning(StorageAccount.used_bytes)
+    return uow.session.execute(statement).first() is not None
+
+
+def _discard(storage: Storage, key: str) -> None:
+    try:
+        storage.delete(key)
+    except Exception:  # noqa: BLE001 - the caller's own error matters more; the key is logged
+        log.exception("could not delete stored object %s; it is orphaned", key)
+
+
+def upload_file(
+    uow: UnitOfWork,
+    *,
+    storage: Storage,
+    owner_id: uuid.UUID,
+    body: UploadBody,
+    limits: UploadLimits,
+) -> FileView:
+    """Stream a file into storage, then record it and FileUploaded in one transaction.
+
+    Raises UploadTooLarge or QuotaExceeded, up front when the declared length already says so,
+    otherwise as soon as the stream passes the limit. Whatever fails, no stored object and no
+    row are left behind.
+    """
+    with uow:
+        used = _used_bytes(uow, owner_id)
+    remaining = max(limits.quota_bytes - used, 0)
+    if body.declared_length is not None:
+        at_least = body.declared_length - body.overhead_allowance
+        if at_least > limits.max_bytes:
+            raise UploadTooLarge(limits.max_bytes)
+        if at_least > remaining:
+            raise QuotaExceeded(quota=limits.quota_bytes, used=used)
+    incoming = body.open_file()
+    try:
+        stored = storage.put(_LimitedReader(incoming.stream, min(limits.max_bytes, remaining)))
+    except _LimitReached:
+        if limits.max_bytes <= remaining:
+            raise UploadTooLarge(limits.max_bytes) from None
+        raise QuotaExceeded(quota=limits.quota_bytes, used=used) from None
+    try:
+        body.finish()
+        with uow:
+            if not _charge(uow, owner_id, stored.size, limits.quota_bytes):
+                raise QuotaExceeded(quota=limits.quota_bytes, used=_used_bytes(uow, owner_id))
+            file = File(
+                id=uuid.uuid4(),
+                owner_id=owner_id,
+                filename=sanitize_filename(incoming.filename),
+                original_filename=clean_original_filename(incoming.filename),
+                content_type=normalize_content_type(incoming.content_type),
+                size=stored.size,
+                storage_key=stored.key,
+                sha256=stored.sha256,
+            )
+            uow.session.add(file)
+            uow.flush()
+            uow.add_event(
+                FileUploaded(
+                    file_id=str(file.id),
+                    owner_id=str(owner_id),
+                    filename=file.filename,
+                    size=file.size,
+                    content_type=file.content_type,
+                    sha256=file.sha256,
+                )
+            )
+            uow.commit()
+            return _view(file)
+    except BaseException:
+        _discard(storage, stored.key)
+        raise
+
+
+def get_file(uow: UnitOfWork, *, owner_id: uuid.UUID, file_id: uuid.UUID) -> FileView:
+    """One of the owner's files; raises FileNotFound."""
+    with uow:
+        file = uow.session.get(File, file_id)
+        if file is None or file.owner_id != owner_id:
+            raise FileNotFound(str(file_id))
+        return _view(file)
+
+
+def list_files(
+    uow: UnitOfWork, *, owner_id: uuid.UUID, first: int, after: PageCursor | None = None
+) -> FilePage:
+    """The owner's files newest first, `first` at a time after `after` (keyset pagination)."""
+    query = select(File).where(File.owner_id == owner_id)
+    if after is not None:
+        query = query.where(tuple_(File.created_at, File.id) < tuple_(after.created_at, after.id))
+    query = query.order_by(File.created_at.desc(), File.id.desc()).limit(first + 1)
+    with uow:
+        rows = [_view(row) for row in uow.session.scalars(query)]
+        total = uow.session.scalar(
+            select(func.count()).select_from(File).where(File.owner_id == owner_id)
+        )
+    items = rows[:first]
+    end = PageCursor(items[-1].created_at, items[-1].id) if items else None
+    return FilePage(
+        items=items,
+        total_count=total or 0,
+        page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=end),
+    )
+
+
+def open_file_content(
+    *, storage: Storage, file: FileView, start: int = 0, length: int | None = None
+) -> ObjectReader:
+    """The file's content, or `length` bytes of it from `start`; the caller closes it."""
+    return storage.open(file.storage_key, start=start, length=length)
+
+
+def delete_file(
+    uow: UnitOfWork, *, storage: Storage, owner_id: uuid.UUID, file_id: uuid.UUID
+) -> None:
+    """Delete the row (raising FileDeleted), then the stored content; raises FileNotFound."""
+    with uow:
+        deleted = uow.session.execute(
+            delete(File)
+            .where(File.id == file_id, File.owner_id == owner_id)
+            .returning(File.storage_key, File.size, File.filename)
+        ).first()
+        if deleted is None:
+            raise FileNotFound(str(file_id))
+        uow.session.execute(
+            update(StorageAccount)
+            .where(StorageAccount.owner_id == owner_id)
+            .values(used_bytes=StorageAccount.used_bytes - deleted.size, updated_at=func.now())
+        )
+        uow.add_event(
+            FileDeleted(
+                file_id=str(file_id),
+                owner_id=str(owner_id),
+                filename=deleted.filename,
+                size=deleted.size,
+            )
+        )
+        uow.commit()
+    # After the commit: a crash in between leaves an unreferenced object, never a dangling row.
+    _discard(storage, deleted.storage_key)

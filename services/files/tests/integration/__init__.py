@@ -1,0 +1,1 @@
+"""Integration tests: the files API against PostgreSQL and both storage backends."""

@@ -1,0 +1,90 @@
+"""Filenames, media types, download names and page cursors: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from services.files.api import content_disposition
+from services.files.service import (
+    InvalidCursor,
+    PageCursor,
+    clean_original_filename,
+    normalize_content_type,
+    sanitize_filename,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../../etc/shadow", "shadow"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("/", "file"),
+        ("...", "file"),
+        ("a\x00b\x1fc\x7fd.txt", "a b c d.txt"),
+        ("line\nbreak\u2028here.txt", "line break here.txt"),
+        ("zero\u200bwidth.txt", "zerowidth.txt"),
+        ("  spaced   out  .txt  ", "spaced out .txt"),
+        ("nul.tar.gz", "_nul.tar.gz"),
+        ("lpt9", "_lpt9"),
+        ("e\u0301cole.txt", "école.txt"),
+        ("日本語のファイル.txt", "日本語のファイル.txt"),
+    ],
+)
+def test_sanitize_filename(raw, expected):
+    assert sanitize_filename(raw) == expected
+
+
+def test_sanitize_filename_bounds_the_name_in_utf8_bytes_and_keeps_the_extension():
+    name = sanitize_filename("😀" * 100 + ".jpeg")
+    assert len(name.encode()) <= 255
+    assert name.endswith(".jpeg")
+    assert sanitize_filename("x" * 1000) == "x" * 255
+    long_extension = sanitize_filename("a." + "b" * 400)
+    assert len(long_extension.encode()) <= 255
+
+
+def test_clean_original_filename_keeps_the_name_but_drops_what_postgres_cannot_store():
+    assert clean_original_filename("../a\x00b.txt") == "../ab.txt"
+    assert clean_original_filename("bad\udcffsurrogate") == "badsurrogate"
+    assert len(clean_original_filename("n" * 5000)) == 1024
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("text/plain", "text/plain"),
+        ("Text/HTML; charset=UTF-8", "text/html"),
+        ("application/vnd.ms-excel", "application/vnd.ms-excel"),
+        (None, "application/octet-stream"),
+        ("", "application/octet-stream"),
+        ("nonsense", "application/octet-stream"),
+        ("text/plain\r\nX-Injected: 1", "application/octet-stream"),
+    ],
+)
+def test_normalize_content_type(raw, expected):
+    assert normalize_content_type(raw) == expected
+
+
+def test_content_disposition_has_an_ascii_fallback_and_the_exact_name():
+    assert content_disposition("plain.txt") == (
+        "attachment; filename=\"plain.txt\"; filename*=UTF-8''plain.txt"
+    )
+    assert content_disposition('qu"o\\te.txt') == (
+        "attachment; filename=\"qu_o_te.txt\"; filename*=UTF-8''qu%22o%5Cte.txt"
+    )
+    assert content_disposition("日本.txt") == (
+        "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"
+    )
+
+
+def test_page_cursors_round_trip_and_reject_anything_else():
+    cursor = PageCursor(datetime(2026, 11, 22, 5, 6, 7, 891011, tzinfo=UTC), uuid.uuid4())
+    assert PageCursor.decode(cursor.encode()) == cursor
+    for token in ("", "!!!", "bm90IGpzb24", "WzEsMl0", "WyIyMDI2LTExLTIyVDA1OjA2OjA3IiwieCJd"):
+        with pytest.raises(InvalidCursor):
+            PageCursor.decode(token)

@@ -1,4 +1,4 @@
-"""Cross-service fixtures: the real auth service over HTTP and a gateway in front of it."""
+"""Cross-service fixtures: the real auth and tasks services over HTTP, a gateway in front."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from services.auth.app import create_app as create_auth_app
 from services.auth.config import AuthSettings
 from services.gateway.app import create_app as create_gateway_app
 from services.gateway.config import GatewaySettings
+from services.tasks.app import create_app as create_tasks_app
+from services.tasks.config import TasksSettings
 from shared.testing import ServerThread
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,6 +33,11 @@ GENEROUS_LIMITS = {
     "REGISTER_LIMIT_PER_IP": "10000/minute",
 }
 PASSWORD = "correct horse battery"
+AUTH_PAYLOAD = "accessToken refreshToken expiresIn user { id email createdAt }"
+REGISTER = (
+    "mutation ($e: String!, $p: String!) "
+    f"{{ register(email: $e, password: $p) {{ {AUTH_PAYLOAD} }} }}"
+)
 
 
 def unique_email(prefix: str = "gw") -> str:
@@ -52,13 +59,18 @@ def auth_service(**overrides: str) -> Iterator[ServerThread]:
         yield server
 
 
-def gateway_settings(auth_url: str, **overrides: Any) -> GatewaySettings:
-    """Gateway settings pointing at an auth service (and its JWKS) at `auth_url`."""
-    return GatewaySettings(
-        AUTH_SERVICE_URL=auth_url,
-        JWKS_URL=f"{auth_url}/v1/.well-known/jwks.json",
-        **overrides,
-    )
+def jwks_url(auth_url: str) -> str:
+    """Where the auth service at `auth_url` publishes its signing keys."""
+    return f"{auth_url}/v1/.well-known/jwks.json"
+
+
+def gateway_settings(
+    auth_url: str, *, tasks_url: str | None = None, **overrides: Any
+) -> GatewaySettings:
+    """Gateway settings pointing at an auth service (and its JWKS) and maybe a tasks service."""
+    if tasks_url is not None:
+        overrides["TASKS_SERVICE_URL"] = tasks_url
+    return GatewaySettings(AUTH_SERVICE_URL=auth_url, JWKS_URL=jwks_url(auth_url), **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +81,22 @@ def auth_server(test_env) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="session")
-def gateway_app(auth_server):
-    """A gateway in front of the session's auth service."""
-    return create_gateway_app(gateway_settings(auth_server.url))
+def tasks_app(auth_server):
+    """The real tasks service's app (this run's database), trusting the session's auth."""
+    return create_tasks_app(TasksSettings(JWKS_URL=jwks_url(auth_server.url)))
+
+
+@pytest.fixture(scope="session")
+def tasks_server(tasks_app) -> Iterator[ServerThread]:
+    """The tasks app on a loopback port."""
+    with ServerThread(tasks_app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway_app(auth_server, tasks_server):
+    """A gateway in front of the session's auth and tasks services."""
+    return create_gateway_app(gateway_settings(auth_server.url, tasks_url=tasks_server.url))
 
 
 @pytest.fixture
@@ -110,6 +135,13 @@ class GraphQLClient:
 def gql(gateway) -> GraphQLClient:
     """Operations against the session's gateway."""
     return GraphQLClient(gateway)
+
+
+def register(gql: GraphQLClient, email: str | None = None) -> dict:
+    """Register a fresh user through the gateway; returns the AuthPayload."""
+    body = gql(REGISTER, {"e": email or unique_email(), "p": PASSWORD})
+    assert "errors" not in body, body
+    return body["data"]["register"]
 
 
 def error_codes(body: dict) -> list[str]:

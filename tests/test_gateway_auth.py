@@ -10,30 +10,24 @@ import pytest
 
 from services.gateway.app import create_app as create_gateway_app
 from tests.conftest import (
+    AUTH_PAYLOAD,
     PASSWORD,
+    REGISTER,
     GraphQLClient,
     auth_service,
     error_codes,
     free_port,
     gateway_settings,
+    register,
     unique_email,
 )
 
-PAYLOAD = "accessToken refreshToken expiresIn user { id email createdAt }"
-REGISTER = (
-    f"mutation ($e: String!, $p: String!) {{ register(email: $e, password: $p) {{ {PAYLOAD} }} }}"
+LOGIN = (
+    f"mutation ($e: String!, $p: String!) {{ login(email: $e, password: $p) {{ {AUTH_PAYLOAD} }} }}"
 )
-LOGIN = f"mutation ($e: String!, $p: String!) {{ login(email: $e, password: $p) {{ {PAYLOAD} }} }}"
-REFRESH = f"mutation ($r: String!) {{ refreshToken(refreshToken: $r) {{ {PAYLOAD} }} }}"
+REFRESH = f"mutation ($r: String!) {{ refreshToken(refreshToken: $r) {{ {AUTH_PAYLOAD} }} }}"
 ME = "{ me { id email createdAt } }"
 LOGOUT = "mutation { logout }"
-
-
-def register(gql: GraphQLClient, email: str | None = None) -> dict:
-    """Register a fresh user through the gateway; returns the AuthPayload."""
-    body = gql(REGISTER, {"e": email or unique_email(), "p": PASSWORD})
-    assert "errors" not in body, body
-    return body["data"]["register"]
 
 
 def test_register_login_me_refresh_logout_then_me_is_unauthenticated(gql):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -12,7 +14,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import GatewayError, ServiceUnavailable
+from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
 
 log = logging.getLogger("dockyard.gateway.clients")
 
@@ -52,8 +54,15 @@ def _session(*, pool_size: int, retry: Retry) -> requests.Session:
 
 
 def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+    # A leading underscore is kept: "_schema" (an error of the whole body) is no field name.
+    stripped = name.lstrip("_")
+    head, *rest = stripped.split("_")
+    return name[: len(name) - len(stripped)] + head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _field_summary(fields: Mapping[str, str]) -> str:
+    # The message shared.web composes from field errors when a view gives none of its own.
+    return "Invalid input: " + "; ".join(f"{k}: {v}" for k, v in sorted(fields.items()))
 
 
 def _retry_after(value: str | None) -> int | None:
@@ -121,6 +130,7 @@ class ServiceClient:
         caller: Caller,
         *,
         json: Any = None,
+        params: Mapping[str, Any] | None = None,
         with_token: bool = False,
     ) -> Any:
         """Call the service; return the decoded JSON body (None for 204) or raise GatewayError."""
@@ -130,6 +140,7 @@ class ServiceClient:
                 method,
                 self.base_url + path,
                 json=json,
+                params=params,
                 headers=caller.headers(with_token=with_token),
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -168,10 +179,15 @@ class ServiceClient:
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
             log.error("%s service answered %s without an error body", self.service, response)
             return GatewayError("Internal server error.")
+        message = str(body.get("message") or "Request failed.")
+        fields = self.translate_fields(body.get("fields"))
+        if fields and message == _field_summary(body["fields"]):
+            # That message names the REST fields; name the ones the client sent instead.
+            message = _field_summary(fields)
         error = GatewayError(
-            str(body.get("message") or "Request failed."),
+            message,
             code=body["code"],
-            fields=self.translate_fields(body.get("fields")),
+            fields=fields,
             retry_after=_retry_after(response.headers.get("Retry-After"))
             if response.status_code == 429
             else None,
@@ -240,10 +256,70 @@ class FilesClient(ServiceClient):
     service = "files"
 
 
+def _task_path(task_id: str, suffix: str = "") -> str | None:
+    """The URL path of a task, or None when `task_id` cannot name one.
+
+    Only a UUID goes into the path, so a client's id can never reach another endpoint.
+    """
+    try:
+        return f"/v1/tasks/{uuid.UUID(task_id)}{suffix}"
+    except ValueError:
+        return None
+
+
+def _task_not_found() -> NotFound:
+    return NotFound("Task not found.")
+
+
 class TasksClient(ServiceClient):
-    """The tasks service (its operations arrive with the tasks issue)."""
+    """The tasks service: submit, list, read and cancel the caller's tasks, read their output."""
 
     service = "tasks"
+
+    def create_task(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Submit a task; `spec` holds the REST fields, a None value meaning "not given"."""
+        body = {name: value for name, value in spec.items() if value is not None}
+        return self.request("POST", "/v1/tasks", caller, json=body, with_token=True)
+
+    def list_tasks(
+        self,
+        caller: Caller,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the caller's tasks, newest first, optionally of one status."""
+        params = {"first": first, "after": after, "status": status}
+        params = {name: value for name, value in params.items() if value is not None}
+        return self.request("GET", "/v1/tasks", caller, params=params, with_token=True)
+
+    def get_task(self, caller: Caller, *, task_id: str) -> dict[str, Any] | None:
+        """One of the caller's tasks; None when absent or not theirs."""
+        path = _task_path(task_id)
+        if path is None:
+            return None
+        try:
+            return self.request("GET", path, caller, with_token=True)
+        except GatewayError as exc:
+            if exc.code == NotFound.code:
+                return None
+            raise
+
+    def cancel_task(self, caller: Caller, *, task_id: str) -> dict[str, Any]:
+        """Cancel one of the caller's tasks (a finished one comes back unchanged)."""
+        path = _task_path(task_id, "/cancel")
+        if path is None:
+            raise _task_not_found()
+        return self.request("POST", path, caller, with_token=True)
+
+    def read_logs(self, caller: Caller, *, task_id: str, tail: int | None = None) -> dict[str, Any]:
+        """A task's stored output, stdout and stderr interleaved; the last `tail` lines if given."""
+        path = _task_path(task_id, "/logs")
+        if path is None:
+            raise _task_not_found()
+        params = {"tail": tail} if tail is not None else None
+        return self.request("GET", path, caller, params=params, with_token=True)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,12 @@ class BadUserInput(GatewayError):
     code = "BAD_USER_INPUT"
 
 
+class NotFound(GatewayError):
+    """No such object, or not the caller's (deliberately indistinguishable)."""
+
+    code = "NOT_FOUND"
+
+
 class ServiceUnavailable(GatewayError):
     """A service is down, too slow or failing; the client may retry later."""
 

@@ -4,5 +4,14 @@
 from services.gateway.resolvers import auth, files, subscriptions, tasks, users  # noqa: F401
 from services.gateway.resolvers.root import mutation, query, subscription
 from services.gateway.resolvers.scalars import bigint_scalar, datetime_scalar, upload_scalar
+from services.gateway.resolvers.tasks import task_type
 
-bindables = [query, mutation, subscription, datetime_scalar, bigint_scalar, upload_scalar]
+bindables = [
+    query,
+    mutation,
+    subscription,
+    task_type,
+    datetime_scalar,
+    bigint_scalar,
+    upload_scalar,
+]

@@ -1,11 +1,72 @@
-"""Tasks: placeholders until the tasks service is wired in."""
+"""Tasks: createTask, cancelTask, task, tasks, and the Task fields that need their own call."""
 
 from __future__ import annotations
 
-from services.gateway.resolvers.root import mutation, query
-from services.gateway.resolvers.unavailable import not_available_yet
+from typing import Any
 
-for _field in ("task", "tasks"):
-    query.set_field(_field, not_available_yet(_field))
-for _field in ("createTask", "cancelTask"):
-    mutation.set_field(_field, not_available_yet(_field))
+from ariadne import ObjectType
+from graphql import GraphQLResolveInfo
+
+from services.gateway.resolvers.root import mutation, query
+
+task_type = ObjectType("Task")
+
+
+@query.field("task")
+def resolve_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
+    """One of the caller's tasks; null when absent, not theirs, or not a task id at all."""
+    context = info.context
+    context.require_token()
+    return context.clients.tasks.get_task(context.caller, task_id=id)
+
+
+@query.field("tasks")
+def resolve_tasks(
+    _obj: Any,
+    info: GraphQLResolveInfo,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """The caller's tasks, newest first; the tasks service's page is already a connection."""
+    context = info.context
+    context.require_token()
+    return context.clients.tasks.list_tasks(context.caller, first=first, after=after, status=status)
+
+
+@mutation.field("createTask")
+def resolve_create_task(
+    _obj: Any, info: GraphQLResolveInfo, *, input: dict[str, Any]
+) -> dict[str, Any]:
+    """Submit a task; the tasks service validates it (dependsOn, inputFileId not supported yet)."""
+    context = info.context
+    context.require_token()
+    return context.clients.tasks.create_task(context.caller, spec=input)
+
+
+@mutation.field("cancelTask")
+def resolve_cancel_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any]:
+    """Cancel one of the caller's tasks; NOT_FOUND when absent or not theirs."""
+    context = info.context
+    context.require_token()
+    return context.clients.tasks.cancel_task(context.caller, task_id=id)
+
+
+@task_type.field("logs")
+def resolve_logs(task: dict[str, Any], info: GraphQLResolveInfo, *, tail: int | None = None) -> str:
+    """The task's stored output: fetched only when selected, one call per task."""
+    context = info.context
+    return context.clients.tasks.read_logs(context.caller, task_id=task["id"], tail=tail)["text"]
+
+
+@task_type.field("dependsOn")
+def resolve_depends_on(_task: dict[str, Any], _info: GraphQLResolveInfo) -> list[dict[str, Any]]:
+    """No task has dependencies until they are supported."""
+    return []
+
+
+@task_type.field("inputFile")
+def resolve_input_file(_task: dict[str, Any], _info: GraphQLResolveInfo) -> None:
+    """No task has an input file until they are supported."""
+    return None

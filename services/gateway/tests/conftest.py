@@ -1,4 +1,4 @@
-"""Fixtures of the gateway's unit tests: the real schema and app over a fake auth client."""
+"""Fixtures of the gateway's unit tests: the real schema and app over fake auth and tasks."""
 
 from __future__ import annotations
 
@@ -18,6 +18,30 @@ TOKENS = {
     "token_type": "Bearer",
     "expires_in": 900,
     "user": USER,
+}
+TASK_ID = "3f2c1a4e-8d1b-4c55-9f0e-2b7d7c9e6a01"
+TASK = {
+    "id": TASK_ID,
+    "name": "hello",
+    "image": "busybox:1.36",
+    "command": ["sh", "-c", "echo hello"],
+    "env": [],
+    "timeout_seconds": 3600,
+    "cpu_limit": 1.0,
+    "memory_limit_mb": 256,
+    "max_retries": 0,
+    "network": False,
+    "status": "PENDING",
+    "exit_code": None,
+    "error_code": None,
+    "error": None,
+    "attempts": 0,
+    "created_at": "2026-11-22T05:00:00+00:00",
+    "queued_at": None,
+    "started_at": None,
+    "finished_at": None,
+    "cancel_requested_at": None,
+    "usage": None,
 }
 
 
@@ -63,18 +87,66 @@ class FakeAuthClient:
         """Nothing to close."""
 
 
+class FakeTasksClient:
+    """Stands in for TasksClient: records every call, answers TASK (a page of it) or a set error."""
+
+    service = "tasks"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Caller, dict[str, Any]]] = []
+        self.error: GatewayError | None = None
+
+    def _answer(self, name: str, caller: Caller, answer: Any, **kwargs: Any) -> Any:
+        self.calls.append((name, caller, kwargs))
+        if self.error is not None:
+            raise self.error
+        return answer
+
+    def create_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+        """Canned creation."""
+        return self._answer("create_task", caller, TASK, **kwargs)
+
+    def list_tasks(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+        """A canned page holding TASK."""
+        page = {
+            "edges": [{"cursor": "c1", "node": TASK}],
+            "page_info": {"has_next_page": False, "end_cursor": "c1"},
+            "total_count": 1,
+        }
+        return self._answer("list_tasks", caller, page, **kwargs)
+
+    def get_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any] | None:
+        """Canned task."""
+        return self._answer("get_task", caller, TASK, **kwargs)
+
+    def cancel_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+        """Canned cancellation."""
+        return self._answer("cancel_task", caller, {**TASK, "status": "CANCELLED"}, **kwargs)
+
+    def read_logs(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+        """Canned output."""
+        logs = {"task_id": TASK_ID, "status": "PENDING", "stream": "both", "text": "hi\n"}
+        return self._answer("read_logs", caller, {**logs, "truncated": False}, **kwargs)
+
+    def check(self) -> None:
+        """Always ready."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 def unit_settings(**overrides: Any) -> GatewaySettings:
     """Gateway settings from defaults only (never the shell's environment), plus overrides."""
     return GatewaySettings({}, **overrides)
 
 
-def fake_clients(auth: FakeAuthClient) -> Clients:
-    """Clients whose auth is the fake; files and tasks point at a closed port."""
+def fake_clients(auth: FakeAuthClient, tasks: FakeTasksClient | None = None) -> Clients:
+    """Clients whose auth (and tasks, when given) are fakes; the rest point at a closed port."""
     settings = unit_settings()
     return Clients(
         auth=auth,  # type: ignore[arg-type]
         files=FilesClient.from_settings(settings, "http://127.0.0.1:9"),
-        tasks=TasksClient.from_settings(settings, "http://127.0.0.1:9"),
+        tasks=tasks or TasksClient.from_settings(settings, "http://127.0.0.1:9"),  # type: ignore[arg-type]
     )
 
 
@@ -85,11 +157,17 @@ def fake_auth() -> FakeAuthClient:
 
 
 @pytest.fixture
-def make_app(fake_auth):
-    """Build a gateway app over the fake auth client with some settings overridden."""
+def fake_tasks() -> FakeTasksClient:
+    """The fake tasks client the app under test calls."""
+    return FakeTasksClient()
+
+
+@pytest.fixture
+def make_app(fake_auth, fake_tasks):
+    """Build a gateway app over the fake auth and tasks clients with some settings overridden."""
 
     def build(**overrides: Any):
-        return create_app(unit_settings(**overrides), clients=fake_clients(fake_auth))
+        return create_app(unit_settings(**overrides), clients=fake_clients(fake_auth, fake_tasks))
 
     return build
 

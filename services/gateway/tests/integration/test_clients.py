@@ -9,8 +9,8 @@ import time
 import pytest
 from flask import Flask, jsonify, request
 
-from services.gateway.clients import AuthClient, Caller
-from services.gateway.errors import GatewayError, ServiceUnavailable
+from services.gateway.clients import AuthClient, Caller, TasksClient
+from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from shared.testing import ServerThread
 
 hits: collections.Counter = collections.Counter()
@@ -36,6 +36,29 @@ def _stub() -> Flask:
         }
         return jsonify(body), 400
 
+    @app.post("/summary")
+    def summary():
+        fields = {"timeout_seconds": "Must be at most 60 seconds.", "env.0.name": "Invalid."}
+        message = (
+            "Invalid input: env.0.name: Invalid.; timeout_seconds: Must be at most 60 seconds."
+        )
+        body = {"status": 400, "code": "BAD_USER_INPUT", "message": message, "fields": fields}
+        return jsonify(body), 400
+
+    @app.post("/whole-body")
+    def whole_body():
+        body = {"status": 400, "code": "BAD_USER_INPUT", "message": "Unknown field."}
+        return jsonify({**body, "fields": {"_schema": "Unknown field."}}), 400
+
+    @app.get("/v1/tasks/<task_id>")
+    def task(task_id: str):
+        hits[("GET", task_id)] += 1
+        return jsonify({"status": 404, "code": "NOT_FOUND", "message": "Task not found."}), 404
+
+    @app.get("/v1/tasks/<task_id>/logs")
+    def logs(task_id: str):
+        return jsonify({"task_id": task_id, "text": request.query_string.decode()})
+
     @app.get("/html")
     def html():
         return "<h1>Bad Request</h1>", 400, {"Content-Type": "text/html"}
@@ -59,6 +82,14 @@ def stub():
     """The stub service on a loopback port."""
     with ServerThread(_stub()) as server:
         yield server
+
+
+@pytest.fixture
+def tasks(stub):
+    """A tasks client of the stub."""
+    client = TasksClient(stub.url, connect_timeout=0.5, read_timeout=0.3, retries=2, pool_size=4)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -151,3 +182,44 @@ def test_headers_are_forwarded_and_cookies_never_kept(auth):
     second = auth.request("GET", "/echo", Caller())
     assert second["cookies"] == {}
     assert "Authorization" not in second["headers"]
+
+
+def test_the_default_field_summary_is_reworded_with_graphql_names(auth):
+    error = _fails(lambda: auth.request("POST", "/summary", Caller()))
+    assert error.fields == {
+        "timeoutSeconds": "Must be at most 60 seconds.",
+        "env.0.name": "Invalid.",
+    }
+    assert error.message == (
+        "Invalid input: env.0.name: Invalid.; timeoutSeconds: Must be at most 60 seconds."
+    )
+
+
+def test_an_error_of_the_whole_body_keeps_its_name(auth):
+    error = _fails(lambda: auth.request("POST", "/whole-body", Caller()))
+    assert (error.message, error.fields) == ("Unknown field.", {"_schema": "Unknown field."})
+
+
+def test_a_missing_task_is_none(tasks):
+    task_id = "3f2c1a4e-8d1b-4c55-9f0e-2b7d7c9e6a01"
+    hits.clear()
+    assert tasks.get_task(Caller(token="t"), task_id=task_id) is None
+    assert hits[("GET", task_id)] == 1  # a 404 is an answer, not retried
+
+
+@pytest.mark.parametrize("task_id", ["1", "../../healthz", "x?first=1", ""])
+def test_an_id_that_is_no_uuid_never_reaches_the_service(tasks, task_id):
+    hits.clear()
+    assert tasks.get_task(Caller(token="t"), task_id=task_id) is None
+    with pytest.raises(NotFound):
+        tasks.cancel_task(Caller(token="t"), task_id=task_id)
+    with pytest.raises(NotFound):
+        tasks.read_logs(Caller(token="t"), task_id=task_id)
+    assert sum(hits.values()) == 0
+
+
+def test_a_task_id_is_sent_in_canonical_form_with_the_tail(tasks):
+    answer = tasks.read_logs(
+        Caller(token="t"), task_id="{3F2C1A4E-8D1B-4C55-9F0E-2B7D7C9E6A01}", tail=5
+    )
+    assert answer == {"task_id": "3f2c1a4e-8d1b-4c55-9f0e-2b7d7c9e6a01", "text": "tail=5"}

@@ -27,10 +27,11 @@ def test_an_operation_deeper_than_the_limit_is_refused_before_execution(make_app
     assert "data" not in response.json
 
 
-def test_an_operation_at_the_depth_limit_is_executed(make_app):
+def test_an_operation_at_the_depth_limit_is_executed(make_app, fake_tasks):
     client = make_app(GRAPHQL_MAX_DEPTH=6).test_client()
-    response = gql(client, DEEP_TASKS)
-    assert _messages(response) == "tasks is not available yet"
+    response = gql(client, DEEP_TASKS, headers={"Authorization": "Bearer t"})
+    assert response.json == {"data": {"tasks": {"edges": [{"node": {"dependsOn": []}}]}}}
+    assert [call[0] for call in fake_tasks.calls] == ["list_tasks"]
 
 
 def test_fragments_do_not_hide_depth(make_app):
@@ -81,6 +82,23 @@ def test_a_list_without_first_costs_its_default_page_size(make_app):
     client = make_app(GRAPHQL_MAX_COST=50).test_client()
     response = gql(client, "{ files { edges { node { id } } } }")
     assert response.json["errors"][0]["extensions"]["cost"]["requestedQueryCost"] == 61
+
+
+def test_a_page_of_twenty_tasks_with_their_logs_passes_and_forty_do_not(client):
+    query = "query ($n: Int) { tasks(first: $n) { edges { node { id status logs } } } }"
+    headers = {"Authorization": "Bearer t"}
+    assert "errors" not in gql(client, query, {"n": 20}, headers=headers).json
+    (error,) = gql(client, query, {"n": 40}, headers=headers).json["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["cost"]["requestedQueryCost"] > 1000
+
+
+def test_logs_cost_more_than_plain_task_fields(make_app):
+    client = make_app(GRAPHQL_MAX_COST=20).test_client()
+    headers = {"Authorization": "Bearer t"}
+    assert "errors" not in gql(client, '{ task(id: "x") { id status } }', headers=headers).json
+    response = gql(client, '{ task(id: "x") { id logs } }', headers=headers)
+    assert response.json["errors"][0]["extensions"]["cost"]["requestedQueryCost"] == 27
 
 
 def test_an_invalid_argument_is_reported_once(client):

@@ -12,12 +12,8 @@ from services.gateway.tests.conftest import gql
 FIELDS = [
     ("file", '{ file(id: "1") { id } }'),
     ("files", "{ files { totalCount } }"),
-    ("task", '{ task(id: "1") { id } }'),
-    ("tasks", "{ tasks(status: RUNNING) { totalCount } }"),
     ("uploadFile", "mutation ($f: Upload!) { uploadFile(file: $f) { id } }"),
     ("deleteFile", 'mutation { deleteFile(id: "1") }'),
-    ("createTask", 'mutation { createTask(input: {image: "alpine", command: ["true"]}) { id } }'),
-    ("cancelTask", 'mutation { cancelTask(id: "1") { id } }'),
 ]
 
 

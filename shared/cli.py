@@ -12,6 +12,12 @@ from shared import dbadmin, migrations
 from shared.config import ConfigError, Settings, database_url_var, markdown_table
 
 SERVICES = dbadmin.SERVICE_SCHEMAS
+#: Subcommands whose modules parse their own arguments.
+DELEGATED = {
+    "relay": "shared.outbox.relay",
+    "consume": "shared.messaging.consumer",
+    "dlq": "shared.messaging.dlq",
+}
 
 
 def _service_urls(names: list[str]) -> dict[str, str]:
@@ -72,13 +78,6 @@ def cmd_dev_env(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str):
-    def run(args: argparse.Namespace) -> int:
-        return importlib.import_module(module).main(args.rest) or 0
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `dockyard`."""
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__)
@@ -100,20 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--path", default=".env")
     dev.set_defaults(func=cmd_dev_env)
 
-    for name, module, text in (
-        ("relay", "shared.outbox.relay", "publish a service's outbox to RabbitMQ"),
-        ("consume", "shared.messaging.consumer", "run a service's event consumers"),
-        ("dlq", "shared.messaging.dlq", "inspect and replay dead-lettered messages"),
+    for name, text in (
+        ("relay", "publish a service's outbox to RabbitMQ"),
+        ("consume", "run a service's event consumers"),
+        ("dlq", "inspect and replay dead-lettered messages"),
     ):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(module))
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dockyard` command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        # Their own parsers own every option, --help included.
+        return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -61,3 +61,89 @@ class TasksSettings(CommonSettings):
         doc="Bytes of output kept per task and stream (stdout, stderr); older output is dropped "
         "and the logs say so.",
     )
+
+    # The execution engine (worker, monitor).
+    DOCKER_HOST = EnvVar(
+        "DOCKER_HOST",
+        default="",
+        doc="Docker Engine API the worker and monitor drive (e.g. `unix:///var/run/docker.sock`); "
+        "empty uses the Docker SDK's default socket.",
+    )
+    DOCKER_TIMEOUT_SECONDS = EnvVar(
+        "TASKS_DOCKER_TIMEOUT_SECONDS",
+        float,
+        default=30.0,
+        doc="Timeout of one Docker Engine API call (seconds), image pulls included.",
+    )
+    WORKER_CONCURRENCY = EnvVar(
+        "TASKS_WORKER_CONCURRENCY",
+        int,
+        default=8,
+        doc="Task containers running at once on the engine; further tasks wait QUEUED.",
+    )
+    SLOT_WAIT_SECONDS = EnvVar(
+        "TASKS_SLOT_WAIT_SECONDS",
+        float,
+        default=10.0,
+        doc="How long a start job waits for a free slot before it re-queues itself (keeps "
+        "every Celery message acked well within RabbitMQ's consumer_timeout).",
+    )
+    ENGINE_RETRIES = EnvVar(
+        "TASKS_ENGINE_RETRIES",
+        int,
+        default=3,
+        doc="Retries of a start that failed on the engine's side (unreachable, 5xx) before the "
+        "task fails with ENGINE_UNREACHABLE or ENGINE_ERROR.",
+    )
+    RETRY_BACKOFF_SECONDS = EnvVar(
+        "TASKS_RETRY_BACKOFF_SECONDS",
+        float,
+        default=1.0,
+        doc="First retry delay (seconds); each further retry waits twice as long.",
+    )
+    RETRY_BACKOFF_MAX_SECONDS = EnvVar(
+        "TASKS_RETRY_BACKOFF_MAX_SECONDS",
+        float,
+        default=60.0,
+        doc="Longest retry delay (seconds).",
+    )
+    DEFAULT_PIDS_LIMIT = EnvVar(
+        "TASKS_PIDS_LIMIT", int, default=256, doc="Most processes a task container may run."
+    )
+    TMPFS_SIZE_MB = EnvVar(
+        "TASKS_TMPFS_SIZE_MB",
+        int,
+        default=64,
+        doc="Size of the writable tmpfs at /tmp in a task container (MiB); the rest of the root "
+        "filesystem is read-only.",
+    )
+    CONTAINER_USER = EnvVar(
+        "TASKS_CONTAINER_USER",
+        default="65534:65534",
+        doc="User task containers run as (nobody); empty keeps the image's own user.",
+    )
+    LOG_FLUSH_SECONDS = EnvVar(
+        "TASKS_LOG_FLUSH_SECONDS",
+        float,
+        default=0.5,
+        doc="How often the monitor stores a running task's new output (one batch per stream).",
+    )
+    USAGE_SAMPLE_SECONDS = EnvVar(
+        "TASKS_USAGE_SAMPLE_SECONDS",
+        float,
+        default=2.0,
+        doc="How often the monitor samples a running container's CPU and memory.",
+    )
+    RECONCILE_SECONDS = EnvVar(
+        "TASKS_RECONCILE_SECONDS",
+        float,
+        default=15.0,
+        doc="How often the monitor matches labelled containers to tasks and re-dispatches "
+        "QUEUED tasks whose start job vanished.",
+    )
+    REDISPATCH_AFTER_SECONDS = EnvVar(
+        "TASKS_REDISPATCH_AFTER_SECONDS",
+        float,
+        default=60.0,
+        doc="A QUEUED task no start job touched for this long is dispatched again.",
+    )

@@ -1,0 +1,182 @@
+"""Fixtures of the engine tests: the real relay, consumer, Celery worker and monitor processes.
+
+Tests need a Docker engine and the registry-free image `.ci/docker-engine.sh` builds; without
+them they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import pytest
+
+from services.tasks.engine import LABEL_TASK
+
+TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
+REPO = Path(__file__).resolve().parents[4]
+BIN = Path(sys.executable).parent
+
+#: Engine settings that keep the suite quick: fast backoff and reconciling.
+ENGINE_ENV = {
+    "TASKS_WORKER_CONCURRENCY": "8",
+    "TASKS_RETRY_BACKOFF_SECONDS": "0.2",
+    "TASKS_RETRY_BACKOFF_MAX_SECONDS": "1",
+    "TASKS_RECONCILE_SECONDS": "1",
+    "TASKS_REDISPATCH_AFTER_SECONDS": "5",
+    "TASKS_ENGINE_RETRIES": "2",
+    "TASKS_LOG_FLUSH_SECONDS": "0.3",
+    "TASKS_USAGE_SAMPLE_SECONDS": "0.5",
+}
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A client of the local engine, or a skip saying how to get one."""
+    try:
+        client = docker.from_env(version="auto")
+        client.images.get(TEST_IMAGE)
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker engine or no {TEST_IMAGE} (run .ci/docker-engine.sh): {exc}")
+    yield client
+    client.close()
+
+
+@dataclass
+class Process:
+    """One Dockyard process under test, its log file and how to start it again."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        """Start (or restart) the process, appending to its log."""
+        log_file = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            # Its own process group, so a SIGKILL takes the Celery pool children along.
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the process and its children (a crash, not a shutdown)."""
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        """Stop the process politely, then firmly."""
+        if self.popen and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Engine:
+    """The running engine processes."""
+
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Process:
+        return self.processes[name]
+
+
+def engine_env(test_env, auth_server, **extra: str) -> dict[str, str]:
+    """The environment of an engine process of this run."""
+    return {
+        **os.environ,
+        **test_env.env(),
+        "AUTH_JWKS_URL": f"{auth_server.url}/v1/.well-known/jwks.json",
+        "PYTHONUNBUFFERED": "1",
+        **ENGINE_ENV,
+        **extra,
+    }
+
+
+def worker_argv(concurrency: int = 4) -> list[str]:
+    """The Celery worker command line."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "services.tasks.worker:celery_app",
+        "worker",
+        "-c",
+        str(concurrency),
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-l",
+        "INFO",
+    ]
+
+
+@pytest.fixture(scope="package")
+def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
+    """The relay, event consumer, Celery worker and monitor of this run, as real processes.
+
+    Package-scoped: other tests create tasks they expect to stay PENDING.
+    """
+    logs = Path(tempfile.mkdtemp(prefix=f"dockyard-engine-{test_env.run_id}-"))
+    print(f"engine process logs: {logs}")
+    env = engine_env(test_env, auth_server)
+    dockyard = str(BIN / "dockyard")
+    commands = {
+        "relay": [dockyard, "relay", "tasks"],
+        "consume": [dockyard, "consume", "tasks"],
+        "worker": worker_argv(),
+        "monitor": [sys.executable, "-m", "services.tasks.monitor"],
+    }
+    running = Engine()
+    for name, argv in commands.items():
+        running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
+    ready = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
+    for name, marker in ready.items():
+        wait_for(
+            lambda name=name, marker=marker: marker in running[name].log(),
+            timeout=30,
+            message=f"{name} did not start: {running[name].log()[-2000:]}",
+        )
+    try:
+        yield running
+    finally:
+        for process in running.processes.values():
+            process.stop()
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"{LABEL_TASK}"}
+        ):
+            container.remove(force=True)
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -> object:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout}s: {message}")
+        time.sleep(0.1)

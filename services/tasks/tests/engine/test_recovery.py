@@ -1,0 +1,133 @@
+"""Crash safety and failure modes: killed processes, orphans, a dead engine, long tasks."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+from celery import Celery
+
+from services.tasks.config import TasksSettings
+from services.tasks.dispatch import START_TASK
+from services.tasks.models import Task, TaskStatus
+from services.tasks.tests.engine.conftest import (
+    TEST_IMAGE,
+    Process,
+    engine_env,
+    wait_for,
+    worker_argv,
+)
+from services.tasks.tests.engine.test_execution import (
+    containers_of,
+    logs_of,
+    submit,
+    task_of,
+    wait_status,
+)
+from shared.celery import celery_config
+
+
+def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_container(
+    client, alice, engine, docker_client
+):
+    tasks = [submit(client, alice, ["sh", "-c", f"sleep 2; echo done-{n}"]) for n in range(6)]
+    wait_for(
+        lambda: any(task_of(client, alice, t["id"])["status"] == "RUNNING" for t in tasks),
+        timeout=15,
+        message="nothing started",
+    )
+    engine["worker"].kill()
+    engine["monitor"].kill()
+    # An orphan from some earlier life: labelled, but no task owns it.
+    orphan = docker_client.containers.run(
+        TEST_IMAGE,
+        ["sleep", "60"],
+        detach=True,
+        network_mode="none",
+        labels={"dockyard.task-id": str(uuid.uuid4()), "dockyard.attempt": "1"},
+    )
+    time.sleep(3)  # some containers finish while nobody watches
+    engine["worker"].start()
+    engine["monitor"].start()
+    for n, task in enumerate(tasks):
+        done = wait_status(client, alice, task["id"], timeout=90)
+        assert done["status"] == "SUCCEEDED", done
+        assert f"done-{n}" in logs_of(client, alice, task["id"], "stdout")["text"]
+    for task in tasks:
+        wait_for(
+            lambda task=task: containers_of(docker_client, task["id"]) == [],
+            timeout=10,
+            message=f"container of {task['id']} leaked",
+        )
+    wait_for(
+        lambda: orphan.id not in {c.id for c in docker_client.containers.list(all=True)},
+        timeout=10,
+        message="the orphaned container was not removed",
+    )
+
+
+def test_a_long_task_holds_no_unacked_celery_message(client, alice, test_env):
+    # RabbitMQ's consumer_timeout only bites a consumer holding an unacked message; the start
+    # job acks within a second, whatever the task's length, so there is nothing to time out.
+    task = submit(client, alice, ["sleep", "30"])
+    wait_status(client, alice, task["id"], {"RUNNING"})
+    time.sleep(1)
+    queues = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    unacked = {
+        name: int(count)
+        for name, count in (line.split() for line in queues.splitlines() if line.strip())
+        if name.startswith(f"{test_env.namespace}.celery")
+    }
+    assert unacked and all(count == 0 for count in unacked.values()), unacked
+    client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
+    wait_status(client, alice, task["id"])
+
+
+def test_a_dead_engine_fails_the_task_with_engine_unreachable_after_retries(
+    client, alice, test_env, auth_server, tasks_app, tmp_path
+):
+    namespace = f"{test_env.namespace}dead"
+    env = engine_env(
+        test_env,
+        auth_server,
+        DOCKYARD_NAMESPACE=namespace,
+        DOCKER_HOST="unix:///nonexistent/docker.sock",
+    )
+    worker = Process("dead-worker", worker_argv(1), env, tmp_path / "dead-worker.log").start()
+    try:
+        wait_for(lambda: "ready." in worker.log(), timeout=30, message=worker.log()[-2000:])
+        assert "No Docker engine reachable" in worker.log()
+        task_id = uuid.uuid4()
+        with tasks_app.extensions["tasks"].uow() as uow:
+            # Straight into the table: no TaskCreated, so the suite's own worker never sees it.
+            uow.session.add(
+                Task(
+                    id=task_id,
+                    owner_id=uuid.UUID(alice.id),
+                    image=TEST_IMAGE,
+                    command=["true"],
+                    env=[],
+                    timeout_seconds=60,
+                    cpu_limit=1.0,
+                    memory_limit_mb=64,
+                    max_retries=0,
+                    status=TaskStatus.QUEUED,
+                )
+            )
+            uow.commit()
+        sender = Celery("dead-sender")
+        sender.config_from_object(celery_config(TasksSettings(NAMESPACE=namespace)))
+        sender.send_task(START_TASK, args=[str(task_id)])
+        done = wait_status(client, alice, str(task_id), timeout=20)
+        assert (done["status"], done["error_code"]) == ("FAILED", "ENGINE_UNREACHABLE"), done
+        assert "nonexistent/docker.sock" in done["error"]
+        assert worker.log().count("engine unavailable, retrying") == 2
+    finally:
+        worker.stop()

@@ -1,0 +1,95 @@
+"""The tasks Celery worker: thin jobs that start task containers and send notifications.
+
+Run: `celery -A services.tasks.worker:celery_app worker -c 4`. A start job only claims an
+attempt and starts its container (a second or so), so its message is acked long before RabbitMQ's
+consumer_timeout; the monitor process (`python -m services.tasks.monitor`) owns the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from functools import lru_cache
+
+import docker
+from celery.signals import worker_ready
+
+from services.tasks import dispatch, engine
+from services.tasks.app import create_app
+from services.tasks.config import TasksSettings
+from services.tasks.notify import notify_task_finished
+from shared.celery import celery_init_app
+
+log = logging.getLogger(__name__)
+
+flask_app = create_app()
+celery_app = celery_init_app(flask_app)
+settings: TasksSettings = flask_app.extensions["tasks"].settings
+engine_settings = engine.EngineSettings.from_settings(settings)
+
+
+@lru_cache(maxsize=1)
+def _docker() -> docker.DockerClient:
+    # Built lazily in each pool process: a client made before the fork would share its socket.
+    return engine.docker_client(settings)
+
+
+def _uow():
+    return flask_app.extensions["tasks"].uow()
+
+
+@celery_app.task(name=dispatch.START_TASK, bind=True)
+def start_task(self, task_id: str) -> str:
+    """Start (or adopt) the task's current attempt, waiting a little for a free slot."""
+    deadline_polls = max(int(engine_settings.slot_wait_seconds / 0.2), 1)
+    for _ in range(deadline_polls):
+        try:
+            outcome = engine.start_task(
+                _uow(), task_id=uuid.UUID(task_id), client=_docker, settings=engine_settings
+            )
+        except engine.EngineUnavailable as exc:
+            _docker.cache_clear()
+            if self.request.retries >= settings.ENGINE_RETRIES:
+                log.warning("task %s: giving up on the engine: %s", task_id, exc)
+                engine.fail_start(
+                    _uow(), task_id=uuid.UUID(task_id), code=exc.code, message=str(exc)
+                )
+                return "failed"
+            delay = engine_settings.backoff(self.request.retries + 1)
+            log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
+            raise self.retry(countdown=delay, max_retries=settings.ENGINE_RETRIES) from None
+        if outcome != "busy":
+            return outcome
+        time.sleep(0.2)
+    # Still no slot: hand the task to a fresh message so this one is acked now.
+    dispatch.send_start(task_id, countdown=0.2)
+    return "busy"
+
+
+@celery_app.task(
+    name=dispatch.NOTIFY,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def notify(user_id: str, task_label: str, status: str) -> None:
+    """Tell a user their task reached a terminal state (retried with backoff)."""
+    notify_task_finished(user_id=user_id, task_label=task_label, status=status)
+
+
+@worker_ready.connect
+def _warn_without_engine(**_kwargs) -> None:
+    """Say clearly at start when no Docker engine answers: tasks will fail, not hang."""
+    try:
+        client = engine.docker_client(settings)
+        client.close()
+    except engine.EngineUnavailable as exc:
+        log.warning(
+            "No Docker engine reachable (DOCKER_HOST=%r): tasks will fail with "
+            "ENGINE_UNREACHABLE after %d retries. %s",
+            settings.DOCKER_HOST or "default",
+            settings.ENGINE_RETRIES,
+            exc,
+        )

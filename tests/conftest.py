@@ -1,4 +1,4 @@
-"""Cross-service fixtures: the real auth and tasks services over HTTP, a gateway in front."""
+"""Cross-service fixtures: the real services over HTTP, their relays, a gateway in front."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import requests
 
 from services.auth.app import create_app as create_auth_app
 from services.auth.config import AuthSettings
+from services.files.app import create_app as create_files_app
+from services.files.config import FilesSettings
 from services.gateway.app import create_app as create_gateway_app
 from services.gateway.config import GatewaySettings
 from services.tasks.app import create_app as create_tasks_app
@@ -26,6 +28,7 @@ from services.tasks.config import TasksSettings
 from shared.testing import ServerThread
 
 REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 #: Limits too high to interfere with tests that are not about them.
 GENEROUS_LIMITS = {
     "LOGIN_LIMIT_PER_IP": "10000/minute",
@@ -65,12 +68,30 @@ def jwks_url(auth_url: str) -> str:
 
 
 def gateway_settings(
-    auth_url: str, *, tasks_url: str | None = None, **overrides: Any
+    auth_url: str,
+    *,
+    tasks_url: str | None = None,
+    files_url: str | None = None,
+    **overrides: Any,
 ) -> GatewaySettings:
-    """Gateway settings pointing at an auth service (and its JWKS) and maybe a tasks service."""
+    """Gateway settings pointing at an auth service (and its JWKS), maybe tasks and files."""
     if tasks_url is not None:
         overrides["TASKS_SERVICE_URL"] = tasks_url
+    if files_url is not None:
+        overrides["FILES_SERVICE_URL"] = files_url
     return GatewaySettings(AUTH_SERVICE_URL=auth_url, JWKS_URL=jwks_url(auth_url), **overrides)
+
+
+def gateway_env(
+    auth_url: str, *, tasks_url: str | None = None, files_url: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a gateway process in front of the given services."""
+    env = {"AUTH_SERVICE_URL": auth_url, "AUTH_JWKS_URL": jwks_url(auth_url), **extra}
+    if tasks_url is not None:
+        env["TASKS_SERVICE_URL"] = tasks_url
+    if files_url is not None:
+        env["FILES_SERVICE_URL"] = files_url
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -93,10 +114,32 @@ def tasks_server(tasks_app) -> Iterator[ServerThread]:
         yield server
 
 
+def files_settings(auth_url: str, storage_dir: Path, **overrides: Any) -> FilesSettings:
+    """Files settings on the local backend in `storage_dir`, trusting the auth service's keys."""
+    return FilesSettings(JWKS_URL=jwks_url(auth_url), STORAGE_DIR=str(storage_dir), **overrides)
+
+
 @pytest.fixture(scope="session")
-def gateway_app(auth_server, tasks_server):
-    """A gateway in front of the session's auth and tasks services."""
-    return create_gateway_app(gateway_settings(auth_server.url, tasks_url=tasks_server.url))
+def files_app(auth_server, tmp_path_factory):
+    """The real files service's app (this run's database, a local storage directory)."""
+    app = create_files_app(files_settings(auth_server.url, tmp_path_factory.mktemp("files")))
+    yield app
+    app.extensions["files"].engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def files_server(files_app) -> Iterator[ServerThread]:
+    """The files app on a loopback port."""
+    with ServerThread(files_app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway_app(auth_server, tasks_server, files_server):
+    """A gateway in front of the session's auth, tasks and files services."""
+    return create_gateway_app(
+        gateway_settings(auth_server.url, tasks_url=tasks_server.url, files_url=files_server.url)
+    )
 
 
 @pytest.fixture
@@ -147,6 +190,49 @@ def register(gql: GraphQLClient, email: str | None = None) -> dict:
 def error_codes(body: dict) -> list[str]:
     """The extensions.code of every error in a response body."""
     return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+@contextmanager
+def background(name: str, argv: list[str], env: dict[str, str] | None = None) -> Iterator[None]:
+    """A Dockyard process (relay, consumer, worker) running for the duration of the block."""
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(argv, cwd=REPO, env=env or dict(os.environ), stdout=log, stderr=log)
+    try:
+        time.sleep(0.2)
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"{name} exited: {log.read().decode()[-2000:]}")
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def relay(service: str):
+    """`dockyard relay <service>` on this run's database and namespace."""
+    return background(
+        f"the {service} relay", [str(BIN / "dockyard"), "relay", service, "--poll-interval", "0.2"]
+    )
+
+
+@pytest.fixture(scope="session")
+def relays(test_env) -> Iterator[None]:
+    """The files and tasks relays, publishing their outboxes to this run's events exchange."""
+    with relay("files"), relay("tasks"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def served_gateway(auth_server, tasks_server, files_server) -> Iterator[str]:
+    """`uvicorn services.gateway.asgi:app` in front of the session's services; its base URL."""
+    env = gateway_env(auth_server.url, tasks_url=tasks_server.url, files_url=files_server.url)
+    with uvicorn_gateway(env) as url:
+        yield url
 
 
 @contextmanager

@@ -113,7 +113,7 @@ def test_a_websocket_with_a_valid_token_is_acknowledged_and_answers_errors(serve
             assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "connection_ack"}
             answers = []
             for op_id, query in [
-                ("1", 'subscription { taskUpdated(id: "1") { id status } }'),
+                ("1", 'subscription { taskLogs(id: "1") { text } }'),
                 ("2", "{ me { email } }"),
                 ("3", "subscription { nope }"),
             ]:
@@ -126,7 +126,7 @@ def test_a_websocket_with_a_valid_token_is_acknowledged_and_answers_errors(serve
 
     unavailable, query_over_ws, invalid, pong = asyncio.run(session())
     assert unavailable["type"] == "error" and unavailable["id"] == "1"
-    assert unavailable["payload"][0]["message"] == "taskUpdated is not available yet"
+    assert unavailable["payload"][0]["message"] == "taskLogs is not available yet"
     assert unavailable["payload"][0]["extensions"] == {"code": "SERVICE_UNAVAILABLE"}
     assert query_over_ws["type"] == "error"
     assert query_over_ws["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from shared.config import CommonSettings, ConfigError, EnvVar, database_url_var
+from shared.notifications import NOTIFICATION_CHANNELS
 
 GIB = 1024**3
 STORAGE_BACKENDS = ("local", "s3")
+_PROCESSOR_ENTRY = re.compile(r"^([a-z][a-z0-9_.-]{0,63})=([\w.]+:[\w.]+)$")
 
 
 def parse_backend(raw: str) -> str:
@@ -22,6 +26,35 @@ def parse_byte_count(raw: str) -> int:
     if value <= 0:
         raise ValueError("must be a positive number of bytes")
     return value
+
+
+def parse_positive_int(raw: str) -> int:
+    """A whole number above zero."""
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be above zero")
+    return value
+
+
+def parse_seconds(raw: str) -> float:
+    """A positive number of seconds."""
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def parse_processors(raw: str) -> list[tuple[str, str]]:
+    """`name=module:attribute` pairs, comma-separated."""
+    pairs = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        match = _PROCESSOR_ENTRY.match(item)
+        if match is None:
+            raise ValueError(f"{item!r} is not name=module:attribute")
+        pairs.append((match[1], match[2]))
+    return pairs
 
 
 class FilesSettings(CommonSettings):
@@ -74,6 +107,62 @@ class FilesSettings(CommonSettings):
         default=10 * GIB,
         doc="Bytes of stored files each user may hold in total (413 QUOTA_EXCEEDED above).",
     )
+
+    PROCESSING_LEASE_SECONDS = EnvVar(
+        "FILES_PROCESSING_LEASE_SECONDS",
+        parse_seconds,
+        default=60.0,
+        doc="How long a worker's claim on a file lasts unless renewed (it renews it every third "
+        "of this while it reads); a crashed worker's file is processed again once it lapses.",
+    )
+    PROCESSING_MAX_ATTEMPTS = EnvVar(
+        "FILES_PROCESSING_MAX_ATTEMPTS",
+        parse_positive_int,
+        default=5,
+        doc="Times processing of one file may start before the file is marked FAILED (a file "
+        "that kills its worker every time must not be retried forever).",
+    )
+    RETRY_BACKOFF_SECONDS = EnvVar(
+        "FILES_RETRY_BACKOFF_SECONDS",
+        parse_positive_int,
+        default=2,
+        doc="First delay before retrying a task after a transient failure (storage or database "
+        "unreachable); it doubles with every retry, with full jitter.",
+    )
+    RETRY_BACKOFF_MAX_SECONDS = EnvVar(
+        "FILES_RETRY_BACKOFF_MAX_SECONDS",
+        parse_positive_int,
+        default=300,
+        doc="Longest delay between two retries of a task.",
+    )
+    MAX_RETRIES = EnvVar(
+        "FILES_MAX_RETRIES",
+        parse_positive_int,
+        default=10,
+        doc="Retries of a processing or notification task before it gives up (the reaper still "
+        "finds a file left unprocessed).",
+    )
+    REAPER_INTERVAL_SECONDS = EnvVar(
+        "FILES_REAPER_INTERVAL_SECONDS",
+        parse_seconds,
+        default=30.0,
+        doc="How often the beat process sweeps for files whose processing claim lapsed.",
+    )
+    STALE_UPLOAD_SECONDS = EnvVar(
+        "FILES_STALE_UPLOAD_SECONDS",
+        parse_seconds,
+        default=600.0,
+        doc="An UPLOADED file still waiting after this long is queued for processing again by "
+        "the sweep (normally its FileUploaded event starts processing within a second).",
+    )
+    PROCESSORS = EnvVar(
+        "FILES_PROCESSORS",
+        parse_processors,
+        default=[],
+        doc="Extra content processors, `name=module:attribute` pairs, comma-separated; each "
+        "result lands in the file's `extra` under its name (see services/files/processors.py).",
+    )
+    NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
 
     def __init__(self, environ=None, **overrides) -> None:
         super().__init__(environ, **overrides)

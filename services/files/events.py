@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shared.events import Event
 
@@ -33,3 +34,42 @@ class FileDeleted(Event):
     owner_id: str
     filename: str
     size: int
+
+
+@dataclass(frozen=True)
+class FileStatusChanged(Event):
+    """Base of the processing events: the file as the gateway's `File` type shows it.
+
+    `results` (mime_type, encoding, line_count, word_count, extra) is set once processed and
+    `error` once failed; times are ISO 8601 strings.
+    """
+
+    aggregate_type = "file"
+    aggregate_field = "file_id"
+
+    file_id: str
+    owner_id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    status: str
+    created_at: str
+    processed_at: str | None
+    results: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FileProcessingStarted(FileStatusChanged):
+    """A worker started processing an uploaded file (UPLOADED -> PROCESSING)."""
+
+
+@dataclass(frozen=True)
+class FileProcessed(FileStatusChanged):
+    """Processing finished and its results are stored (-> PROCESSED)."""
+
+
+@dataclass(frozen=True)
+class FileProcessingFailed(FileStatusChanged):
+    """Processing cannot succeed; `error` says why (-> FAILED)."""

@@ -7,7 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, MetaData, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +57,12 @@ class File(Base):
         CheckConstraint("size >= 0", name="size_not_negative"),
         # Serves the owner's newest-first keyset pages and their count.
         Index("ix_files_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        # The reaper's sweep looks only at files still waiting for or in processing.
+        Index(
+            "ix_files_unfinished",
+            "lease_expires_at",
+            postgresql_where=text("status IN ('UPLOADED', 'PROCESSING')"),
+        ),
     )
     __mapper_args__ = {"eager_defaults": True}
 
@@ -73,6 +90,12 @@ class File(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: How many times processing was started (claimed); capped by FILES_PROCESSING_MAX_ATTEMPTS.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The current claim: only the worker holding it may renew it or record the results.
+    processing_token: Mapped[uuid.UUID | None]
+    #: PROCESSING: when the claim lapses unless renewed. UPLOADED: when the reaper looks again.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class StorageAccount(Base):

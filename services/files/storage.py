@@ -40,6 +40,10 @@ class ObjectMissing(Exception):
     """No object is stored under this key."""
 
 
+class StorageUnavailable(Exception):
+    """The store itself cannot be reached (a missing mount, say): worth retrying later."""
+
+
 class ObjectReader:
     """A readable view of a stored object (or a byte range of it); close it when done."""
 
@@ -174,6 +178,9 @@ class LocalStorage:
                 raise FileNotFoundError(key)
             handle = open(path, "rb")  # noqa: SIM115 - ObjectReader closes it
         except FileNotFoundError:
+            if not self.root.is_dir():
+                # An unmounted volume says nothing about the object: do not call it missing.
+                raise StorageUnavailable(f"storage directory {self.root} is missing") from None
             raise ObjectMissing(key) from None
         try:
             total = os.fstat(handle.fileno()).st_size

@@ -7,6 +7,7 @@ from flask import Flask
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
 from services.gateway.executable import Gateway, build_schema
+from services.gateway.uploads import MAX_PARTS
 from services.gateway.views import blp
 from shared.auth import verifier_from_settings
 from shared.health import redis_check
@@ -27,6 +28,10 @@ def create_app(settings: GatewaySettings | None = None, *, clients: Clients | No
             "auth": clients.auth.check,
         },
     )
+    # Multipart (upload) requests: `operations` and `map` together are held to the size of a
+    # JSON operation, and a request has those two parts and one file. The body's own limit
+    # (a whole file) is set per request by the view.
+    app.config.update(MAX_FORM_MEMORY_SIZE=settings.MAX_REQUEST_BYTES, MAX_FORM_PARTS=MAX_PARTS)
     app.extensions["gateway"] = Gateway(
         settings=settings, schema=build_schema(), clients=clients, verifier=verifier
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -15,6 +18,7 @@ from urllib3.util.retry import Retry
 
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
+from services.gateway.uploads import FileUpload
 
 log = logging.getLogger("dockyard.gateway.clients")
 
@@ -132,8 +136,14 @@ class ServiceClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         with_token: bool = False,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> Any:
-        """Call the service; return the decoded JSON body (None for 204) or raise GatewayError."""
+        """Call the service; return the decoded JSON body (None for 204) or raise GatewayError.
+
+        `data` may be an iterator of bytes: it is sent chunked, as it is produced.
+        """
         session = self._retrying if method in _IDEMPOTENT else self._once
         try:
             response = session.request(
@@ -141,8 +151,9 @@ class ServiceClient:
                 self.base_url + path,
                 json=json,
                 params=params,
-                headers=caller.headers(with_token=with_token),
-                timeout=self.timeout,
+                data=data,
+                headers={**caller.headers(with_token=with_token), **(headers or {})},
+                timeout=timeout or self.timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
@@ -250,10 +261,121 @@ class AuthClient(ServiceClient):
         return self.request("GET", "/v1/users/me", caller, with_token=True)
 
 
+def _file_path(file_id: str) -> str | None:
+    """The URL path of a file, or None when `file_id` cannot name one (only UUIDs go in)."""
+    try:
+        return f"/v1/files/{uuid.UUID(file_id)}"
+    except ValueError:
+        return None
+
+
+def _file_not_found() -> NotFound:
+    return NotFound("File not found.")
+
+
+def file_cursor(file: Mapping[str, Any]) -> str:
+    """The files API's cursor that resumes its list after `file`.
+
+    The API returns only a page's end cursor; an edge needs its own. The token is what
+    services.files.service.PageCursor encodes, base64url JSON of [created_at, id] without
+    padding; the gateway's pagination tests check it equals the API's end cursor.
+    """
+    raw = json.dumps([file["created_at"], file["id"]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _multipart_head(boundary: str, upload: FileUpload) -> bytes:
+    # RFC 7578 with the exact name RFC 5987-encoded: any character survives, none can break
+    # out of the header. The plain `filename` is only a fallback for parsers without filename*.
+    name = quote(upload.filename, safe="")
+    content_type = upload.content_type or "application/octet-stream"
+    return (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="upload"; '
+        f"filename*=UTF-8''{name}\r\n"
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode("ascii")
+
+
 class FilesClient(ServiceClient):
-    """The files service (its operations arrive with the files issue)."""
+    """The files service: upload (streamed through), list, read and delete the caller's files."""
 
     service = "files"
+
+    def __init__(self, base_url: str, *, upload_timeout: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self.upload_timeout = upload_timeout
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings, base_url: str) -> FilesClient:
+        """A client configured with the gateway's timeouts, retries and pool size."""
+        return cls(
+            base_url,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+            read_timeout=settings.UPSTREAM_READ_TIMEOUT,
+            retries=settings.UPSTREAM_RETRIES,
+            pool_size=settings.WORKER_THREADS,
+            upload_timeout=settings.UPLOAD_TIMEOUT,
+        )
+
+    def upload_file(self, caller: Caller, *, upload: FileUpload) -> dict[str, Any]:
+        """Pass a file on to the files service as it arrives, in a multipart body of its own.
+
+        The body is sent chunked while the client's request is read; an error reading it
+        (UploadTooLarge, UploadIncomplete) propagates and abandons the upstream request, so
+        the files service stores nothing.
+        """
+        boundary = uuid.uuid4().hex
+
+        def body() -> Iterator[bytes]:
+            yield _multipart_head(boundary, upload)
+            yield from upload.chunks()
+            yield f"\r\n--{boundary}--\r\n".encode("ascii")
+
+        return self.request(
+            "POST",
+            "/v1/files",
+            caller,
+            data=body(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            timeout=(self.timeout[0], self.upload_timeout),
+            with_token=True,
+        )
+
+    def list_files(
+        self, caller: Caller, *, first: int | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the caller's files, newest first: items, total_count and page_info."""
+        params = {"first": first, "after": after}
+        params = {name: value for name, value in params.items() if value is not None}
+        return self.request("GET", "/v1/files", caller, params=params, with_token=True)
+
+    def get_file(self, caller: Caller, *, file_id: str) -> dict[str, Any] | None:
+        """One of the caller's files; None when absent, not theirs, or not a file id."""
+        path = _file_path(file_id)
+        if path is None:
+            return None
+        try:
+            return self.request("GET", path, caller, with_token=True)
+        except GatewayError as exc:
+            if exc.code == NotFound.code:
+                return None
+            raise
+
+    def delete_file(self, caller: Caller, *, file_id: str) -> None:
+        """Delete one of the caller's files and its content; NOT_FOUND when absent or not theirs."""
+        path = _file_path(file_id)
+        if path is None:
+            raise _file_not_found()
+        self.request("DELETE", path, caller, with_token=True)
+
+    def translate_error(self, response: requests.Response, body: Any) -> GatewayError:
+        """As for every service, except that a full quota is PAYLOAD_TOO_LARGE to clients."""
+        if isinstance(body, dict) and body.get("code") == "QUOTA_EXCEEDED":
+            return GatewayError(
+                str(body.get("message") or "Storage quota exceeded."), code="PAYLOAD_TOO_LARGE"
+            )
+        return super().translate_error(response, body)
 
 
 def _task_path(task_id: str, suffix: str = "") -> str | None:

@@ -7,6 +7,16 @@ from typing import Any
 
 from shared.config import CommonSettings, EnvVar, parse_bool
 
+GIB = 1024**3
+
+
+def parse_byte_count(raw: str) -> int:
+    """A positive number of bytes."""
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number of bytes")
+    return value
+
 
 class GatewaySettings(CommonSettings):
     """Everything the gateway reads from its environment."""
@@ -110,6 +120,22 @@ class GatewaySettings(CommonSettings):
         int,
         default=128 * 1024,
         doc="Largest request body the gateway accepts (PAYLOAD_TOO_LARGE, HTTP 413, above).",
+    )
+    # The files service's own variable: one setting makes both refuse a file at the same size
+    # (the gateway stops passing a file on once it is too large, rather than leaving that to
+    # a files service that would answer while the rest is still being sent).
+    MAX_UPLOAD_BYTES = EnvVar(
+        "FILES_MAX_UPLOAD_BYTES",
+        parse_byte_count,
+        default=GIB,
+        doc="Largest file one upload may carry (413 PAYLOAD_TOO_LARGE above).",
+    )
+    UPLOAD_TIMEOUT = EnvVar(
+        "GATEWAY_UPLOAD_TIMEOUT",
+        float,
+        default=60.0,
+        doc="Seconds the gateway waits on the files service during an upload: for each write "
+        "of the file, and for its answer after the last byte.",
     )
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:

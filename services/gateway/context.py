@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from services.gateway.clients import Caller, Clients
 from services.gateway.errors import ServiceUnavailable, Unauthenticated
+from services.gateway.feed import EventFeed
 from shared.auth import Identity, RevocationUnavailable, TokenInvalid, TokenVerifier
 
 log = logging.getLogger("dockyard.gateway.context")
@@ -21,6 +26,21 @@ class GatewayContext:
     verifier: TokenVerifier
     #: Set up front when the transport already verified the token (WebSocket connection_init).
     verified_identity: Identity | None = field(default=None, repr=False)
+    #: The process's event feed, which subscriptions watch (WebSocket operations only).
+    feed: EventFeed | None = field(default=None, repr=False)
+    #: Whether resolvers run on the event loop (WebSocket) rather than in a request thread.
+    on_event_loop: bool = False
+
+    def blocking(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call a blocking function (a service call) without ever stalling the event loop.
+
+        Over HTTP the operation runs in a request thread, so the function runs right there;
+        over WebSocket it runs in a worker thread and this returns an awaitable of its result,
+        which graphql-core awaits like any async resolver's.
+        """
+        if self.on_event_loop:
+            return run_in_threadpool(function, *args, **kwargs)
+        return function(*args, **kwargs)
 
     def require_token(self) -> str:
         """The caller's bearer token, or UNAUTHENTICATED when there is none."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from a2wsgi import WSGIMiddleware
 from ariadne.asgi import GraphQL
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -10,6 +14,7 @@ from services.gateway.app import create_app
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
 from services.gateway.executable import Gateway
+from services.gateway.feed import EventFeed, EventListener
 from services.gateway.websocket import (
     AuthenticatingTransportWSHandler,
     SubscriptionsOnlyHandler,
@@ -24,10 +29,13 @@ POLICY_VIOLATION = 1008
 class GatewayRouter:
     """Route by scope type: HTTP to the WSGI (Flask) app, WebSocket /graphql to Ariadne."""
 
-    def __init__(self, *, http: ASGIApp, websocket: ASGIApp, gateway: Gateway) -> None:
+    def __init__(
+        self, *, http: ASGIApp, websocket: ASGIApp, gateway: Gateway, listener: EventListener
+    ) -> None:
         self.http = http
         self.websocket = websocket
         self.gateway = gateway
+        self.listener = listener
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one connection."""
@@ -42,12 +50,15 @@ class GatewayRouter:
             await self.http(scope, receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        """Start at once; on shutdown close the pooled upstream connections."""
+        """Start the event listener; on shutdown stop it and close the upstream connections."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # It connects in its own thread: start-up never waits for RabbitMQ.
+                self.listener.start(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.listener.stop)
                 self.gateway.clients.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -60,15 +71,36 @@ def create_asgi_app(
     settings = settings or GatewaySettings()
     flask_app = create_app(settings, clients=clients)
     gateway: Gateway = flask_app.extensions["gateway"]
+    feed = EventFeed()
+    listener = EventListener(feed, amqp_url=settings.AMQP_URL, namespace=settings.NAMESPACE)
     websocket_app = GraphQL(
         gateway.schema,
-        context_value=websocket_context(gateway.clients, gateway.verifier),
+        context_value=websocket_context(gateway.clients, gateway.verifier, feed),
         http_handler=SubscriptionsOnlyHandler(),
         websocket_handler=AuthenticatingTransportWSHandler(gateway.verifier),
         **gateway.options,
     )
     return GatewayRouter(
-        http=WSGIMiddleware(flask_app, workers=settings.WORKER_THREADS),
+        http=WSGIMiddleware(terminated_input(flask_app), workers=settings.WORKER_THREADS),
         websocket=websocket_app,
         gateway=gateway,
+        listener=listener,
     )
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def terminated_input(app: WSGIApp) -> WSGIApp:
+    """Tell werkzeug that a2wsgi ends the input stream where the request body ends.
+
+    Without `wsgi.input_terminated` werkzeug reads nothing of a body that has no
+    Content-Length (a chunked upload); a2wsgi's stream returns b"" at the body's end, or when
+    the client goes away, so reading it is safe, up to the request's size limit.
+    """
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
+
+    return wsgi

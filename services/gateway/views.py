@@ -6,9 +6,7 @@ import json
 import logging
 from typing import Any
 
-from ariadne.exceptions import HttpBadRequestError
 from ariadne.explorer import ExplorerGraphiQL
-from ariadne.file_uploads import combine_multipart_data
 from ariadne.graphql import validate_data
 from flask import Blueprint, Response, abort, current_app, g, request
 from graphql import GraphQLError
@@ -18,6 +16,13 @@ from services.gateway.clients import Caller
 from services.gateway.context import GatewayContext
 from services.gateway.errors import INTERNAL_MESSAGE, error_entry
 from services.gateway.executable import Gateway
+from services.gateway.uploads import (
+    MAX_FILES,
+    MAX_PARTS,
+    MultipartLimits,
+    MultipartReader,
+    MultipartRequestError,
+)
 from shared.auth import bearer_token
 
 log = logging.getLogger("dockyard.gateway")
@@ -65,16 +70,22 @@ def _read_multipart_operation() -> Any:
             "Multipart requests need an `apollo-require-preflight` or "
             "`x-apollo-operation-name` header."
         )
+    settings = _gateway().settings
+    # The app-wide limit is for JSON operations; this body may carry a whole file. The limits
+    # apply before anything is read: a declared length over them is refused with 413.
+    request.max_content_length = settings.MAX_UPLOAD_BYTES * MAX_FILES + settings.MAX_REQUEST_BYTES
+    limits = MultipartLimits(
+        max_file_bytes=settings.MAX_UPLOAD_BYTES,
+        max_form_bytes=request.max_form_memory_size or settings.MAX_REQUEST_BYTES,
+        max_parts=request.max_form_parts or MAX_PARTS,
+    )
     try:
-        operations = json.loads(request.form["operations"])
-        files_map = json.loads(request.form.get("map", "{}"))
-        return combine_multipart_data(operations, files_map, request.files)
-    except KeyError:
-        raise MalformedRequest("Multipart requests need an `operations` field.") from None
-    except ValueError:
-        raise MalformedRequest("Multipart `operations` and `map` must be JSON.") from None
-    except HttpBadRequestError as exc:
-        raise MalformedRequest(exc.message or "Invalid multipart request.") from None
+        reader = MultipartReader(
+            request.stream, content_type=request.headers.get("Content-Type"), limits=limits
+        )
+        return reader.read_operation()
+    except MultipartRequestError as exc:
+        raise MalformedRequest(str(exc)) from None
 
 
 def read_operation() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.websockets import WebSocket
 from services.gateway.clients import Caller, Clients
 from services.gateway.context import GatewayContext
 from services.gateway.errors import error_entry
+from services.gateway.feed import EventFeed
 from shared.auth import RevocationUnavailable, TokenInvalid, TokenVerifier, bearer_token
 
 log = logging.getLogger("dockyard.gateway.websocket")
@@ -98,7 +100,7 @@ class SubscriptionsOnlyHandler(GraphQLHTTPHandler):
         raise RuntimeError("HTTP requests are served by the Flask app")
 
 
-def websocket_context(clients: Clients, verifier: TokenVerifier):
+def websocket_context(clients: Clients, verifier: TokenVerifier, feed: EventFeed):
     """Ariadne `context_value` for WebSocket operations: the identity from connection_init."""
 
     def context(websocket: WebSocket, _data: Any) -> GatewayContext:
@@ -106,11 +108,15 @@ def websocket_context(clients: Clients, verifier: TokenVerifier):
         return GatewayContext(
             caller=Caller(
                 client_address=client.host if client else None,
+                # One per operation: every service call a subscription makes shares it.
+                request_id=str(uuid.uuid4()),
                 token=websocket.scope.get(_SCOPE_TOKEN),
             ),
             clients=clients,
             verifier=verifier,
             verified_identity=websocket.scope.get(_SCOPE_IDENTITY),
+            feed=feed,
+            on_event_loop=True,
         )
 
     return context

@@ -2,6 +2,7 @@
 
 # Imported for their side effect: each attaches its fields' resolvers to the root types.
 from services.gateway.resolvers import auth, files, subscriptions, tasks, users  # noqa: F401
+from services.gateway.resolvers.files import file_type
 from services.gateway.resolvers.root import mutation, query, subscription
 from services.gateway.resolvers.scalars import bigint_scalar, datetime_scalar, upload_scalar
 from services.gateway.resolvers.tasks import task_type
@@ -11,6 +12,7 @@ bindables = [
     mutation,
     subscription,
     task_type,
+    file_type,
     datetime_scalar,
     bigint_scalar,
     upload_scalar,

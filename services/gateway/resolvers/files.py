@@ -1,11 +1,57 @@
-"""Files: placeholders until the files service is wired in."""
+"""Files: uploadFile, deleteFile, file, files."""
 
 from __future__ import annotations
 
-from services.gateway.resolvers.root import mutation, query
-from services.gateway.resolvers.unavailable import not_available_yet
+from typing import Any
 
-for _field in ("file", "files"):
-    query.set_field(_field, not_available_yet(_field))
-for _field in ("uploadFile", "deleteFile"):
-    mutation.set_field(_field, not_available_yet(_field))
+from ariadne import ObjectType
+from graphql import GraphQLResolveInfo
+
+from services.gateway.clients import file_cursor
+from services.gateway.resolvers.root import mutation, query
+from services.gateway.uploads import FileUpload
+
+file_type = ObjectType("File")
+# convert_names_case would look `sha256` up as `sha_256`.
+file_type.set_alias("sha256", "sha256")
+
+
+@query.field("file")
+def resolve_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
+    """One of the caller's files; null when absent, not theirs, or not a file id at all."""
+    context = info.context
+    context.require_token()
+    return context.clients.files.get_file(context.caller, file_id=id)
+
+
+@query.field("files")
+def resolve_files(
+    _obj: Any, info: GraphQLResolveInfo, *, first: int | None = None, after: str | None = None
+) -> dict[str, Any]:
+    """The caller's files, newest first, as a connection over the files service's page."""
+    context = info.context
+    context.require_token()
+    page = context.clients.files.list_files(context.caller, first=first, after=after)
+    return {
+        "edges": [{"cursor": file_cursor(item), "node": item} for item in page["items"]],
+        "page_info": page["page_info"],
+        "total_count": page["total_count"],
+    }
+
+
+@mutation.field("uploadFile")
+def resolve_upload_file(_obj: Any, info: GraphQLResolveInfo, *, file: FileUpload) -> dict[str, Any]:
+    """Pass the file on to the files service while it arrives; processing follows later."""
+    context = info.context
+    # Verified here, not only by the files service: a bad token must not cost a whole upload.
+    context.identity()
+    return context.clients.files.upload_file(context.caller, upload=file)
+
+
+@mutation.field("deleteFile")
+def resolve_delete_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> bool:
+    """Delete one of the caller's files; NOT_FOUND when absent or not theirs."""
+    context = info.context
+    context.require_token()
+    context.clients.files.delete_file(context.caller, file_id=id)
+    return True

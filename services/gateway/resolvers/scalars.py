@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ariadne import ScalarType, upload_scalar
+from ariadne import ScalarType
+
+from services.gateway.uploads import FileUpload
 
 datetime_scalar = ScalarType("DateTime")
 bigint_scalar = ScalarType("BigInt")
-
-__all__ = ["bigint_scalar", "datetime_scalar", "upload_scalar"]
+upload_scalar = ScalarType("Upload")
 
 
 def _aware(value: datetime) -> datetime:
@@ -53,3 +54,23 @@ def parse_bigint(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("BigInt must be an integer")
     return value
+
+
+@upload_scalar.value_parser
+def parse_upload(value: Any) -> FileUpload:
+    """A file part of a multipart request, put into the variables by the map."""
+    if not isinstance(value, FileUpload):
+        raise ValueError("Upload must be a file part of a multipart request")
+    return value
+
+
+@upload_scalar.literal_parser
+def parse_upload_literal(*_args: Any) -> FileUpload:
+    """Refuse: a file cannot be written into the query text."""
+    raise ValueError("Upload must be a variable filled by a multipart request's file part")
+
+
+@upload_scalar.serializer
+def serialize_upload(_value: Any) -> Any:
+    """Refuse: no field returns an Upload."""
+    raise TypeError("Upload cannot be serialized")

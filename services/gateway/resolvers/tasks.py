@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from ariadne import ObjectType
@@ -54,10 +55,18 @@ def resolve_cancel_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict
 
 
 @task_type.field("logs")
-def resolve_logs(task: dict[str, Any], info: GraphQLResolveInfo, *, tail: int | None = None) -> str:
+def resolve_logs(
+    task: dict[str, Any], info: GraphQLResolveInfo, *, tail: int | None = None
+) -> str | Awaitable[str]:
     """The task's stored output: fetched only when selected, one call per task."""
     context = info.context
-    return context.clients.tasks.read_logs(context.caller, task_id=task["id"], tail=tail)["text"]
+
+    def read() -> str:
+        logs = context.clients.tasks.read_logs(context.caller, task_id=task["id"], tail=tail)
+        return logs["text"]
+
+    # A taskUpdated subscription selects it on the event loop.
+    return context.blocking(read)
 
 
 @task_type.field("dependsOn")

@@ -1,4 +1,4 @@
-"""Fixtures of the gateway's unit tests: the real schema and app over fake auth and tasks."""
+"""Fixtures of the gateway's unit tests: the real schema and app over fake services."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from services.gateway.app import create_app
 from services.gateway.clients import Caller, Clients, FilesClient, TasksClient
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import GatewayError
+from services.gateway.uploads import FileUpload
+from shared.auth import Identity, TokenInvalid
 
 USER = {"id": "7", "email": "ada@example.com", "created_at": "2026-11-22T05:00:00+00:00"}
 TOKENS = {
@@ -43,6 +45,40 @@ TASK = {
     "cancel_requested_at": None,
     "usage": None,
 }
+
+FILE_ID = "0b9a4c1e-5f2d-4e8a-9c3b-7d6e5f4a3b21"
+FILE = {
+    "id": FILE_ID,
+    "owner_id": USER["id"],
+    "filename": "notes.txt",
+    "original_filename": "notes.txt",
+    "content_type": "text/plain",
+    "size": 6,
+    "sha256": "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+    "status": "UPLOADED",
+    "mime_type": None,
+    "encoding": None,
+    "line_count": None,
+    "word_count": None,
+    "error": None,
+    "extra": {},
+    "created_at": "2026-11-22T05:00:00.123456+00:00",
+    "processed_at": None,
+}
+#: The bearer token FakeVerifier accepts.
+GOOD_TOKEN = "good-token"
+
+
+class FakeVerifier:
+    """Stands in for TokenVerifier: GOOD_TOKEN is USER's, anything else is invalid."""
+
+    def verify(self, token: str) -> Identity:
+        """USER's identity for GOOD_TOKEN; TokenInvalid otherwise."""
+        if token != GOOD_TOKEN:
+            raise TokenInvalid("not a token")
+        return Identity(
+            user_id=USER["id"], token_id="jti", family_id=None, expires_at=2**31, claims={}
+        )
 
 
 class FakeAuthClient:
@@ -135,17 +171,70 @@ class FakeTasksClient:
         """Nothing to close."""
 
 
+class FakeFilesClient:
+    """Stands in for FilesClient: records every call; an upload reads the whole file part."""
+
+    service = "files"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Caller, dict[str, Any]]] = []
+        self.error: GatewayError | None = None
+        #: The content of each upload, as the files service would have received it.
+        self.uploaded: list[bytes] = []
+
+    def _answer(self, name: str, caller: Caller, answer: Any, **kwargs: Any) -> Any:
+        self.calls.append((name, caller, kwargs))
+        if self.error is not None:
+            raise self.error
+        return answer
+
+    def upload_file(self, caller: Caller, *, upload: FileUpload) -> dict[str, Any]:
+        """Read the file as the real client does, then answer FILE with its name and size."""
+        content = b"".join(upload.chunks())
+        self.uploaded.append(content)
+        answer = {**FILE, "filename": upload.filename, "size": len(content)}
+        answer["content_type"] = upload.content_type
+        return self._answer("upload_file", caller, answer, upload=upload)
+
+    def list_files(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+        """A canned page holding FILE."""
+        page = {
+            "items": [FILE],
+            "page_info": {"has_next_page": False, "end_cursor": "end"},
+            "total_count": 1,
+        }
+        return self._answer("list_files", caller, page, **kwargs)
+
+    def get_file(self, caller: Caller, **kwargs: Any) -> dict[str, Any] | None:
+        """Canned file."""
+        return self._answer("get_file", caller, FILE, **kwargs)
+
+    def delete_file(self, caller: Caller, **kwargs: Any) -> None:
+        """Canned deletion."""
+        return self._answer("delete_file", caller, None, **kwargs)
+
+    def check(self) -> None:
+        """Always ready."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 def unit_settings(**overrides: Any) -> GatewaySettings:
     """Gateway settings from defaults only (never the shell's environment), plus overrides."""
     return GatewaySettings({}, **overrides)
 
 
-def fake_clients(auth: FakeAuthClient, tasks: FakeTasksClient | None = None) -> Clients:
-    """Clients whose auth (and tasks, when given) are fakes; the rest point at a closed port."""
+def fake_clients(
+    auth: FakeAuthClient,
+    tasks: FakeTasksClient | None = None,
+    files: FakeFilesClient | None = None,
+) -> Clients:
+    """Clients whose auth (and tasks and files, when given) are fakes; the rest point nowhere."""
     settings = unit_settings()
     return Clients(
         auth=auth,  # type: ignore[arg-type]
-        files=FilesClient.from_settings(settings, "http://127.0.0.1:9"),
+        files=files or FilesClient.from_settings(settings, "http://127.0.0.1:9"),  # type: ignore[arg-type]
         tasks=tasks or TasksClient.from_settings(settings, "http://127.0.0.1:9"),  # type: ignore[arg-type]
     )
 
@@ -163,11 +252,20 @@ def fake_tasks() -> FakeTasksClient:
 
 
 @pytest.fixture
-def make_app(fake_auth, fake_tasks):
-    """Build a gateway app over the fake auth and tasks clients with some settings overridden."""
+def fake_files() -> FakeFilesClient:
+    """The fake files client the app under test calls."""
+    return FakeFilesClient()
+
+
+@pytest.fixture
+def make_app(fake_auth, fake_tasks, fake_files):
+    """Build a gateway app over the fake clients and verifier with some settings overridden."""
 
     def build(**overrides: Any):
-        return create_app(unit_settings(**overrides), clients=fake_clients(fake_auth, fake_tasks))
+        clients = fake_clients(fake_auth, fake_tasks, fake_files)
+        app = create_app(unit_settings(**overrides), clients=clients)
+        app.extensions["gateway"].verifier = FakeVerifier()
+        return app
 
     return build
 

@@ -1,0 +1,134 @@
+"""One streaming pass computes what wc, sha256sum and libmagic would say about the same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+import pytest
+
+from services.files import analysis
+from services.files.analysis import ContentUnreadable, TextScanner, scan_content
+from services.files.tests.content import EDGE_CASES, generate_text, wc_counts
+
+
+def scan(data: bytes, **kwargs):
+    return scan_content(io.BytesIO(data).read, **kwargs)
+
+
+def words_fed_in_steps(data: bytes, step: int) -> int:
+    scanner = TextScanner()
+    for start in range(0, len(data), step):
+        scanner.feed(data[start : start + step])
+    scanner.finish()
+    return scanner.words
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_counts_match_wc_on_edge_cases(name):
+    data = EDGE_CASES[name]
+    report = scan(data)
+    assert (report.line_count, report.word_count) == wc_counts(data)
+    assert report.size == len(data)
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_word_count_does_not_depend_on_where_chunks_end(name):
+    data = EDGE_CASES[name][:20_000]
+    expected = wc_counts(data)[1]
+    for step in (1, 2, 3, 5, 4096):
+        assert words_fed_in_steps(data, step) == expected, step
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+def test_counts_match_wc_on_random_mixtures_of_tricky_characters(path, monkeypatch):
+    if path == "dense":
+        # Decode every slice whole instead of only its non-ASCII runs.
+        monkeypatch.setattr(analysis, "_SPARSE_LIMIT", -1)
+    pieces = [
+        b"a", b"Z", b" ", b"\n", b"\t", b"\r", b"\x0b", b"\x0c", b"\x00", b"\x07", b"\x1b",
+        b"\x7f", b"\xc2\x85", b"\xc2\xa0", b"\xe1\x9a\x80", b"\xe2\x80\x87", b"\xe2\x80\x8b",
+        b"\xe2\x80\xa8", b"\xe2\x81\xa0", b"\xe3\x80\x80", b"\xef\xbb\xbf", b"\xcd\xb8",
+        b"\xf3\xa0\x80\x81", b"\xf4\x8f\xbf\xbf", b"\xf0\x9f\x98\x80", b"\xe2", b"\x80",
+        b"\xff", b"\xc0\x80", b"\xed\xa0\x80", "é".encode(), "世".encode(),
+    ]  # fmt: skip
+    rnd = random.Random(5)
+    for _ in range(150):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 80)))
+        if rnd.random() < 0.25:
+            data = rnd.randbytes(rnd.randint(0, 300))
+        expected = wc_counts(data)
+        assert (data.count(b"\n"), words_fed_in_steps(data, rnd.choice((1, 2, 7, 64)))) == (
+            expected
+        ), data
+
+
+def test_a_large_generated_file_matches_wc_in_one_pass(tmp_path):
+    data = generate_text(12 * 1024 * 1024, seed=3)
+    report = scan(data)
+    assert (report.line_count, report.word_count) == wc_counts(data)
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("data", "mime", "encoding"),
+    [
+        (b"just ascii\n", "text/plain", "ascii"),
+        ("ünïcödé\n".encode(), "text/plain", "utf-8"),
+        (b"a,b,c\n1,2,3\n", "text/plain", "ascii"),
+        (b"\x00\x01\x02 binary", "application/octet-stream", None),
+        (b"", "application/x-empty", None),
+        ("utf-16 text\n".encode("utf-16"), "text/plain", "utf-16le"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "application/pdf", None),
+    ],
+)
+def test_mime_type_and_encoding_come_from_the_content(data, mime, encoding):
+    report = scan(data, content_type="application/x-whatever")
+    assert (report.mime_type, report.encoding) == (mime, encoding)
+
+
+def test_text_that_turns_binary_after_the_first_chunk_is_not_called_text():
+    data = b"plain words\n" * 200_000 + b"\x00\x00\x00"
+    report = scan(data)
+    assert report.encoding is None
+    assert report.mime_type == "application/octet-stream"
+
+
+def test_processors_see_every_chunk_and_their_results_land_in_extra():
+    seen = []
+
+    class Recorder:
+        def feed(self, chunk):
+            seen.append(len(chunk))
+
+        def finish(self):
+            return {"total": sum(seen)}
+
+    data = b"x" * (3 * 1024 * 1024 + 5)
+    report = scan(data, processors={"recorder": lambda facts: Recorder(), "none": lambda f: None})
+    assert report.extra == {"recorder": {"total": len(data)}}
+    assert len(seen) == 4
+
+
+def test_a_failing_processor_is_reported_without_failing_the_pass():
+    class Broken:
+        def feed(self, chunk):
+            raise ValueError("boom")
+
+        def finish(self):
+            return {"never": True}
+
+    report = scan(b"some text\n", processors={"broken": lambda facts: Broken()})
+    assert report.extra == {"broken": {"error": "ValueError: boom"}}
+    assert report.line_count == 1
+
+
+def test_a_read_error_surfaces_as_content_unreadable():
+    def read(_size):
+        raise ConnectionError("storage went away")
+
+    with pytest.raises(ContentUnreadable) as raised:
+        scan_content(read)
+    assert isinstance(raised.value.__cause__, ConnectionError)

@@ -1,0 +1,95 @@
+"""The files service's Celery worker: thin tasks around service.py, run by `celery -A`.
+
+Processing starts from the FileUploaded event (services/files/handlers.py queues
+`files.process_file`), notifications from FileProcessed / FileProcessingFailed, and the beat
+process (`celery -A services.files.worker beat`) runs `files.requeue_stalled_files`, the reaper.
+Every task is idempotent: they are acknowledged late and redelivered if a worker dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import signals
+from flask import current_app
+
+from services.files import service
+from services.files.analysis import tune_allocator
+from services.files.app import NOTIFY_TASK, PROCESS_FILE_TASK, REQUEUE_TASK, create_app
+from services.files.config import FilesSettings
+from shared.logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+settings = FilesSettings()
+configure_logging("files-worker", settings.LOG_LEVEL)
+flask_app = create_app(settings)
+celery_app = flask_app.extensions["celery"]
+
+#: Retry policy for transient failures: exponential backoff with full jitter.
+RETRY_POLICY = {
+    "retry_backoff": settings.RETRY_BACKOFF_SECONDS,
+    "retry_backoff_max": settings.RETRY_BACKOFF_MAX_SECONDS,
+    "retry_jitter": True,
+    "max_retries": settings.MAX_RETRIES,
+}
+
+
+@signals.setup_logging.connect
+def _keep_our_logging(**_kwargs: object) -> None:
+    """Keep the JSON log format of every other Dockyard process (Celery would install its own)."""
+
+
+@signals.worker_process_init.connect
+def _tune_pool_process(**_kwargs: object) -> None:
+    tune_allocator()
+
+
+def _ctx():
+    return current_app.extensions["files"]
+
+
+@celery_app.task(
+    name=PROCESS_FILE_TASK,
+    bind=True,
+    autoretry_for=(service.ProcessingUnavailable,),
+    **RETRY_POLICY,
+)
+def process_file(self, file_id: str) -> str:
+    """Process one uploaded file (see service.process_file); retried while storage or DB is down."""
+    ctx = _ctx()
+    try:
+        outcome = service.process_file(
+            ctx.uow(), storage=ctx.storage, file_id=uuid.UUID(file_id), policy=ctx.processing
+        )
+    except service.FileBusy as busy:
+        if self.request.retries >= self.max_retries:
+            log.info("file %s is still being processed elsewhere; leaving it", file_id)
+            return "busy"
+        # Another worker's claim is live; look again once it may have lapsed.
+        raise self.retry(countdown=busy.retry_after + 0.5) from None
+    log.info("file %s: %s", file_id, outcome.value, extra={"file_id": file_id})
+    return outcome.value
+
+
+@celery_app.task(name=NOTIFY_TASK, bind=True, autoretry_for=(Exception,), **RETRY_POLICY)
+def notify_file_status(self, owner_id: str, file_id: str, filename: str, status: str) -> None:
+    """Tell a file's owner it reached PROCESSED or FAILED (retried while the channel fails)."""
+    service.notify_file_status(
+        _ctx().notifier, owner_id=owner_id, file_id=file_id, filename=filename, status=status
+    )
+
+
+@celery_app.task(name=REQUEUE_TASK)
+def requeue_stalled_files() -> int:
+    """The reaper: queue processing again for lapsed claims and long-waiting uploads."""
+    ctx = _ctx()
+    ids = service.requeue_stalled_files(
+        ctx.uow(),
+        lease_seconds=ctx.settings.PROCESSING_LEASE_SECONDS,
+        stale_upload_seconds=ctx.settings.STALE_UPLOAD_SECONDS,
+    )
+    for file_id in ids:
+        process_file.delay(str(file_id))
+    return len(ids)

@@ -1,0 +1,281 @@
+"""Files through the gateway under uvicorn, over real HTTP, against the real files service."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from services.files.app import create_app as create_files_app
+from services.files.service import get_file
+from services.gateway.tests.apollo import apollo_upload
+from shared.testing import ServerThread
+from tests.conftest import files_settings, gateway_env, uvicorn_gateway
+from tests.gateway_clients import GET_FILE as GET
+from tests.gateway_clients import Account, Gateway, codes, upload
+
+DELETE = "mutation ($id: ID!) { deleteFile(id: $id) }"
+LIST = """
+    query ($first: Int, $after: String) {
+      files(first: $first, after: $after) {
+        edges { cursor node { id filename } }
+        pageInfo { hasNextPage endCursor }
+        totalCount
+      }
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(served_gateway) -> Gateway:
+    """The session's served gateway."""
+    return Gateway(served_gateway)
+
+
+@pytest.fixture
+def alice(gateway) -> Account:
+    """A fresh user."""
+    return gateway.sign_up()
+
+
+@pytest.fixture
+def bob(gateway) -> Account:
+    """Another fresh user."""
+    return gateway.sign_up()
+
+
+def test_an_apollo_upload_client_request_is_stored_and_answers_uploaded(gateway, alice, files_app):
+    content = "h\u00e9llo w\u00f6rld\r\nsecond line\n".encode()
+    uploaded = upload(gateway, alice, content, filename="r\u00e9sum\u00e9 (1).txt")
+    assert uploaded["status"] == "UPLOADED"
+    assert uploaded["size"] == len(content)
+    assert uploaded["filename"] == "r\u00e9sum\u00e9 (1).txt"
+    assert uploaded["contentType"] == "text/plain"
+    assert uploaded["__typename"] == "File"
+    assert datetime.fromisoformat(uploaded["createdAt"]).tzinfo is not None
+
+    details = gateway(GET, {"id": uploaded["id"]}, token=alice.token)["data"]["file"]
+    assert details["sha256"] == hashlib.sha256(content).hexdigest()
+    assert details["originalFilename"] == "r\u00e9sum\u00e9 (1).txt"
+    assert (details["lineCount"], details["processedAt"]) == (None, None)
+    ctx = files_app.extensions["files"]
+    stored = get_file(ctx.uow(), owner_id=uuid.UUID(alice.id), file_id=uuid.UUID(uploaded["id"]))
+    with ctx.storage.open(stored.storage_key) as reader:
+        assert b"".join(reader) == content
+
+
+def test_a_name_with_a_path_and_control_characters_is_made_safe_and_kept_for_display(
+    gateway, alice
+):
+    # Browsers send a name without escaping backslashes, which werkzeug (like most servers)
+    # reads as escapes: a name with backslashes does not survive multipart, with or without us.
+    name = "../../evil\u202etxt\x07.exe"
+    uploaded = upload(gateway, alice, b"x", filename=name, file_type="")
+    details = gateway(GET, {"id": uploaded["id"]}, token=alice.token)["data"]["file"]
+    assert details["originalFilename"] == name
+    assert details["filename"] == "eviltxt .exe"
+    assert details["contentType"] == "application/octet-stream"
+
+
+def test_a_chunked_upload_without_content_length_streams_through(gateway, alice):
+    block = bytes(range(256)) * 256
+    uploaded = upload(gateway, alice, iter([block] * 40))
+    assert uploaded["size"] == len(block) * 40
+    details = gateway(GET, {"id": uploaded["id"]}, token=alice.token)["data"]["file"]
+    assert details["sha256"] == hashlib.sha256(block * 40).hexdigest()
+
+
+def test_an_upload_cut_off_midway_stores_nothing(gateway, alice, files_app):
+    request = apollo_upload("cut.bin")
+    content = b"c" * (4 * 1024 * 1024)
+    host, port = gateway.url.split("//")[1].split("/")[0].split(":")
+    headers = {**request.headers(alice.token), "Content-Length": str(len(request.body(content)))}
+    head = "POST /graphql HTTP/1.1\r\nHost: {}\r\n{}\r\n".format(
+        host, "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    )
+    storage_dir = Path(files_app.extensions["files"].settings.STORAGE_DIR)
+    stored_before = sorted(path for path in storage_dir.rglob("*") if path.is_file())
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(head.encode() + request.head + content[: len(content) // 2])
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        stored = sorted(path for path in storage_dir.rglob("*") if path.is_file())
+        if stored == stored_before:
+            break
+        time.sleep(0.1)
+    assert stored == stored_before, "a partial upload left content behind"
+    assert gateway(LIST, token=alice.token)["data"]["files"]["totalCount"] == 0
+
+
+def test_uploading_anonymously_is_unauthenticated_and_stores_nothing(gateway, alice):
+    before = gateway(LIST, token=alice.token)["data"]["files"]["totalCount"]
+    response = gateway.upload(b"secret", token=None)
+    assert response.status_code == 200
+    assert response.json()["data"] is None
+    assert codes(response.json()) == ["UNAUTHENTICATED"]
+    assert gateway(LIST, token=alice.token)["data"]["files"]["totalCount"] == before
+
+
+def test_a_multipart_request_without_the_preflight_header_is_refused(gateway, alice):
+    response = gateway.upload(b"csrf", token=alice.token, preflight=False)
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_USER_INPUT"]
+    assert gateway(LIST, token=alice.token)["data"]["files"]["totalCount"] == 0
+
+
+def test_file_reads_back_and_delete_removes_the_row_and_the_stored_object(
+    gateway, alice, files_app
+):
+    uploaded = upload(gateway, alice)
+    ctx = files_app.extensions["files"]
+    key = get_file(
+        ctx.uow(), owner_id=uuid.UUID(alice.id), file_id=uuid.UUID(uploaded["id"])
+    ).storage_key
+    assert ctx.storage.exists(key)
+
+    assert gateway(DELETE, {"id": uploaded["id"]}, token=alice.token) == {
+        "data": {"deleteFile": True}
+    }
+    assert gateway(GET, {"id": uploaded["id"]}, token=alice.token) == {"data": {"file": None}}
+    assert not ctx.storage.exists(key)
+    again = gateway(DELETE, {"id": uploaded["id"]}, token=alice.token)
+    assert codes(again) == ["NOT_FOUND"]
+
+
+def test_another_users_file_is_null_to_read_not_found_to_delete_and_not_listed(gateway, alice, bob):
+    uploaded = upload(gateway, alice)
+    assert gateway(GET, {"id": uploaded["id"]}, token=bob.token) == {"data": {"file": None}}
+    body = gateway(DELETE, {"id": uploaded["id"]}, token=bob.token)
+    assert body["data"] is None
+    assert codes(body) == ["NOT_FOUND"]
+    assert body["errors"][0]["message"] == "File not found."
+    assert gateway(LIST, token=bob.token)["data"]["files"]["totalCount"] == 0
+    assert gateway(GET, {"id": uploaded["id"]}, token=alice.token)["data"]["file"]["id"]
+
+
+@pytest.mark.parametrize("file_id", [str(uuid.uuid4()), "not-a-file-id", "../../healthz"])
+def test_an_unknown_or_malformed_id_is_null_to_read_and_not_found_to_delete(
+    gateway, alice, file_id
+):
+    assert gateway(GET, {"id": file_id}, token=alice.token) == {"data": {"file": None}}
+    assert codes(gateway(DELETE, {"id": file_id}, token=alice.token)) == ["NOT_FOUND"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'query { file(id: "00000000-0000-0000-0000-000000000000") { id } }',
+        "query { files { totalCount } }",
+        'mutation { deleteFile(id: "00000000-0000-0000-0000-000000000000") }',
+    ],
+)
+def test_file_operations_without_a_token_are_unauthenticated(gateway, query):
+    body = gateway(query)
+    assert codes(body) == ["UNAUTHENTICATED"]
+
+
+def test_paging_through_files_newest_first_has_no_duplicates_or_gaps(gateway, alice):
+    uploaded = [upload(gateway, alice, f"file {i}\n".encode())["id"] for i in range(7)]
+    expected = uploaded[::-1]
+
+    seen, after, pages = [], None, 0
+    while True:
+        page = gateway(LIST, {"first": 3, "after": after}, token=alice.token)["data"]["files"]
+        pages += 1
+        assert page["totalCount"] == 7
+        seen += [edge["node"]["id"] for edge in page["edges"]]
+        # An edge's cursor is the files service's own: the last one is the page's end cursor.
+        assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == expected
+    assert pages == 3
+
+    # Resuming from a cursor in the middle of a page continues right after that file.
+    first_page = gateway(LIST, {"first": 3}, token=alice.token)["data"]["files"]
+    middle = first_page["edges"][1]["cursor"]
+    rest = gateway(LIST, {"first": 10, "after": middle}, token=alice.token)["data"]["files"]
+    assert [edge["node"]["id"] for edge in rest["edges"]] == expected[2:]
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [({"first": 0}, "first"), ({"first": 101}, "first"), ({"after": "garbage"}, "after")],
+)
+def test_bad_paging_arguments_are_bad_user_input(gateway, alice, variables, field):
+    body = gateway(LIST, variables, token=alice.token)
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert set(error["extensions"]["fields"]) == {field}
+
+
+LIMIT = 1000
+QUOTA = 1500
+
+
+@pytest.fixture(scope="module")
+def small(auth_server, tmp_path_factory) -> Iterator[Gateway]:
+    """A files service and a gateway (uvicorn) sharing FILES_MAX_UPLOAD_BYTES, small quota."""
+    settings = files_settings(
+        auth_server.url,
+        tmp_path_factory.mktemp("small-files"),
+        MAX_UPLOAD_BYTES=LIMIT,
+        USER_QUOTA_BYTES=QUOTA,
+    )
+    app = create_files_app(settings)
+    with ServerThread(app) as files:
+        env = gateway_env(auth_server.url, files_url=files.url, FILES_MAX_UPLOAD_BYTES=str(LIMIT))
+        with uvicorn_gateway(env) as url:
+            yield Gateway(url)
+    app.extensions["files"].engine.dispose()
+
+
+def test_a_file_over_the_limit_is_payload_too_large_and_stores_nothing(small):
+    user = small.sign_up()
+    response = small.upload(b"x" * (LIMIT + 1), token=user.token)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    (error,) = body["errors"]
+    assert error["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+    assert error["message"] == f"Files are limited to {LIMIT} bytes."
+    assert error["path"] == ["uploadFile"]
+    assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 0
+    # Exactly the limit passes.
+    assert upload(small, user, b"x" * LIMIT)["size"] == LIMIT
+
+
+def test_a_chunked_file_over_the_limit_is_payload_too_large(small):
+    user = small.sign_up()
+    response = small.upload(iter([b"y" * 600, b"y" * 600]), token=user.token)
+    assert response.status_code == 200
+    assert codes(response.json()) == ["PAYLOAD_TOO_LARGE"]
+    assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 0
+
+
+def test_a_declared_length_far_over_the_limit_is_refused_with_413_before_executing(small):
+    user = small.sign_up()
+    response = small.upload(b"z" * (1024 * 1024), token=user.token)
+    assert response.status_code == 413
+    body = response.json()
+    assert codes(body) == ["PAYLOAD_TOO_LARGE"]
+    assert "data" not in body
+
+
+def test_a_full_quota_is_payload_too_large_with_the_files_services_message(small):
+    user = small.sign_up()
+    upload(small, user, b"q" * 900)
+    response = small.upload(b"q" * 900, token=user.token)
+    assert response.status_code == 200
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+    assert error["message"].startswith("Storage quota exceeded")
+    assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 1

@@ -1,0 +1,93 @@
+"""End to end: an apollo-upload-client upload, processed by the real pipeline, seen live.
+
+Gateway (uvicorn), files service, its relay, its consumer (`dockyard consume files`) and a
+Celery worker all run for real; the subscription must see PROCESSED and the query the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import amqp
+import pytest
+
+from shared.messaging.broker import close_quietly, connect
+from tests.conftest import BIN, background
+from tests.gateway_clients import FILE_UPDATED, GET_FILE, Gateway, Socket, session, upload
+
+CONSUMER_QUEUE = "consumer.files.processing"
+
+
+def _queue_exists(amqp_url: str, queue: str) -> bool:
+    connection = connect(amqp_url, name="test-probe")
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+        return True
+    except amqp.exceptions.NotFound:
+        return False
+    finally:
+        close_quietly(connection)
+
+
+@pytest.fixture(scope="module")
+def pipeline(test_env, relays, files_app):
+    """The files consumer and a Celery worker on the session's files storage."""
+    env = {
+        **os.environ,
+        "FILES_STORAGE_DIR": files_app.extensions["files"].settings.STORAGE_DIR,
+        "LOG_LEVEL": "WARNING",
+    }
+    worker = [
+        str(BIN / "celery"), "-A", "services.files.worker:celery_app", "worker",
+        "--concurrency", "1", "--without-gossip", "--without-mingle", "--hostname", "gw-e2e@%h",
+    ]  # fmt: skip
+    with (
+        background("the files consumer", [str(BIN / "dockyard"), "consume", "files"], env),
+        background("the files worker", worker, env),
+    ):
+        # The consumer's queue must exist before an upload, or its FileUploaded goes unroutable.
+        deadline = time.monotonic() + 30
+        while not _queue_exists(test_env.amqp_url, f"{test_env.namespace}.{CONSUMER_QUEUE}"):
+            assert time.monotonic() < deadline, "the files consumer never declared its queue"
+            time.sleep(0.2)
+        yield
+
+
+@pytest.fixture(scope="module")
+def gateway(served_gateway, pipeline) -> Gateway:
+    """The session's served gateway, with the whole files pipeline behind it."""
+    return Gateway(served_gateway)
+
+
+def test_an_upload_is_processed_and_the_subscription_sees_it_then_the_query_shows_results(
+    gateway, served_gateway
+):
+    user = gateway.sign_up()
+    content = b"one two\nthree\n"
+    file_id = upload(gateway, user, content, filename="words.txt")["id"]
+
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("e2e", FILE_UPDATED, {"id": file_id})
+        states = []
+        while True:
+            message = json.loads(await asyncio.wait_for(socket.ws.recv(), 60))
+            if message["type"] == "complete":
+                return states
+            assert message["type"] == "next", message
+            states.append(message["payload"]["data"]["fileUpdated"])
+
+    states = session(served_gateway, user, scenario)
+    statuses = [state["status"] for state in states]
+    # Processing may be quicker than the subscription: it starts wherever the file is.
+    assert statuses[-1] == "PROCESSED"
+    assert statuses == [s for s in ("UPLOADED", "PROCESSING", "PROCESSED") if s in statuses]
+    final = states[-1]
+    assert (final["lineCount"], final["wordCount"], final["mimeType"]) == (2, 3, "text/plain")
+
+    details = gateway(GET_FILE, {"id": file_id}, token=user.token)["data"]["file"]
+    assert details["status"] == "PROCESSED"
+    assert (details["lineCount"], details["wordCount"]) == (2, 3)
+    assert details["processedAt"] is not None

@@ -1,0 +1,295 @@
+"""fileUpdated and taskUpdated over graphql-transport-ws, fed by the real relays' events.
+
+The gateway runs under uvicorn; the files and tasks services, their relays (`dockyard relay`
+subprocesses), PostgreSQL and RabbitMQ are real. Status changes are committed the way the
+services make them: state and event in one unit of work, published by the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.files.models import File
+from services.tasks.models import TaskStatus
+from services.tasks.tests.factories import move_task
+from shared.events import Event
+from tests.gateway_clients import FILE_UPDATED, Account, Gateway, Socket, session, upload
+
+TASK_UPDATED = """
+    subscription ($id: ID!) {
+      taskUpdated(id: $id) { id status attempts exitCode startedAt finishedAt logs }
+    }
+"""
+CREATE_TASK = "mutation ($input: CreateTaskInput!) { createTask(input: $input) { id status } }"
+
+
+# Processing is another slice's work; these commit its transitions the way it does (state and
+# event in one unit of work), with events of its names. The gateway reads no payload: events
+# only tell it which file to read again.
+@dataclass(frozen=True)
+class _FileEvent(Event):
+    aggregate_type = "file"
+    aggregate_field = "file_id"
+
+    file_id: str
+    owner_id: str
+    filename: str
+    status: str
+
+
+@dataclass(frozen=True)
+class FileProcessingStarted(_FileEvent):
+    """UPLOADED -> PROCESSING."""
+
+
+@dataclass(frozen=True)
+class FileProcessed(_FileEvent):
+    """-> PROCESSED, results stored."""
+
+
+@dataclass(frozen=True)
+class FileProcessingFailed(_FileEvent):
+    """-> FAILED."""
+
+
+def move_file(files_app, file_id: str, status: str, **results: Any) -> None:
+    """Commit a processing transition of a file with its event, as the processing slice does."""
+    event = {
+        "PROCESSING": FileProcessingStarted,
+        "PROCESSED": FileProcessed,
+        "FAILED": FileProcessingFailed,
+    }[status]
+    uow = files_app.extensions["files"].uow()
+    with uow:
+        file = uow.session.get(File, uuid.UUID(file_id), with_for_update=True)
+        file.status = status
+        for name, value in results.items():
+            setattr(file, name, value)
+        if status != "PROCESSING":
+            file.processed_at = datetime.now(UTC)
+        uow.add_event(
+            event(
+                file_id=file_id, owner_id=str(file.owner_id), filename=file.filename, status=status
+            )
+        )
+        uow.commit()
+
+
+@pytest.fixture(scope="module")
+def gateway(served_gateway, relays) -> Gateway:
+    """The session's served gateway, with both relays publishing."""
+    return Gateway(served_gateway)
+
+
+@pytest.fixture
+def alice(gateway) -> Account:
+    """A fresh user."""
+    return gateway.sign_up()
+
+
+@pytest.fixture
+def bob(gateway) -> Account:
+    """Another fresh user."""
+    return gateway.sign_up()
+
+
+def test_file_updated_sends_the_current_state_then_each_change_then_completes(
+    gateway, served_gateway, alice, files_app
+):
+    file_id = upload(gateway, alice, b"one two\nthree\n")["id"]
+
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("1", FILE_UPDATED, {"id": file_id})
+        states = [await socket.next_state("1", "fileUpdated")]
+        move_file(files_app, file_id, "PROCESSING")
+        states.append(await socket.next_state("1", "fileUpdated"))
+        move_file(
+            files_app,
+            file_id,
+            "PROCESSED",
+            line_count=2,
+            word_count=3,
+            mime_type="text/plain",
+            encoding="us-ascii",
+        )
+        states.append(await socket.next_state("1", "fileUpdated"))
+        await socket.completed("1")
+        return states
+
+    uploaded, processing, processed = session(served_gateway, alice, scenario)
+    assert (uploaded["id"], uploaded["status"], uploaded["size"]) == (file_id, "UPLOADED", 14)
+    assert processing["status"] == "PROCESSING"
+    assert (processed["status"], processed["lineCount"], processed["wordCount"]) == (
+        "PROCESSED",
+        2,
+        3,
+    )
+    assert processed["mimeType"] == "text/plain"
+    assert processed["processedAt"] is not None
+
+
+def test_a_late_subscriber_to_a_finished_file_gets_its_final_state_at_once(
+    gateway, served_gateway, alice, files_app
+):
+    file_id = upload(gateway, alice, b"\x00binary")["id"]
+    move_file(files_app, file_id, "PROCESSING")
+    move_file(files_app, file_id, "FAILED", error="Cannot read the stored content.")
+
+    async def scenario(socket: Socket) -> dict:
+        await socket.subscribe("late", FILE_UPDATED, {"id": file_id})
+        final = await socket.next_state("late", "fileUpdated")
+        await socket.completed("late")
+        return final
+
+    final = session(served_gateway, alice, scenario)
+    assert (final["status"], final["error"]) == ("FAILED", "Cannot read the stored content.")
+
+
+def test_deleting_a_watched_file_completes_its_subscription(gateway, served_gateway, alice):
+    file_id = upload(gateway, alice)["id"]
+
+    async def scenario(socket: Socket) -> None:
+        await socket.subscribe("1", FILE_UPDATED, {"id": file_id})
+        assert (await socket.next_state("1", "fileUpdated"))["status"] == "UPLOADED"
+        deleted = await asyncio.to_thread(
+            gateway,
+            "mutation ($id: ID!) { deleteFile(id: $id) }",
+            {"id": file_id},
+            token=alice.token,
+        )
+        assert deleted == {"data": {"deleteFile": True}}
+        await socket.completed("1")
+
+    session(served_gateway, alice, scenario)
+
+
+def test_two_subscriptions_to_one_file_on_one_socket_both_follow_it(
+    gateway, served_gateway, alice, files_app
+):
+    file_id = upload(gateway, alice)["id"]
+
+    async def scenario(socket: Socket) -> list[tuple[str, str]]:
+        for op_id in ("a", "b"):
+            await socket.subscribe(op_id, FILE_UPDATED, {"id": file_id})
+        seen = []
+        for _ in range(2):
+            message = await socket.receive()
+            seen.append((message["id"], message["payload"]["data"]["fileUpdated"]["status"]))
+        move_file(files_app, file_id, "PROCESSING")
+        move_file(files_app, file_id, "PROCESSED", line_count=1, word_count=2)
+        finished = 0
+        while finished < 2:
+            message = await socket.receive()
+            if message["type"] == "complete":
+                finished += 1
+            else:
+                seen.append((message["id"], message["payload"]["data"]["fileUpdated"]["status"]))
+        return seen
+
+    seen = session(served_gateway, alice, scenario)
+    for op_id in ("a", "b"):
+        statuses = [status for seen_id, status in seen if seen_id == op_id]
+        # Both changes may land before a read: PROCESSING can be skipped, never reordered.
+        assert statuses[0] == "UPLOADED" and statuses[-1] == "PROCESSED"
+        assert statuses in (["UPLOADED", "PROCESSING", "PROCESSED"], ["UPLOADED", "PROCESSED"])
+
+
+def not_found(served_gateway: str, user: Account, query: str, object_id: str) -> dict:
+    """Subscribe to an object the user may not see; the messages that answer it."""
+
+    async def scenario(socket: Socket) -> tuple[dict, dict]:
+        await socket.subscribe("x", query, {"id": object_id})
+        return await socket.receive(), await socket.receive()
+
+    return session(served_gateway, user, scenario)
+
+
+@pytest.mark.parametrize("whose", ["someone else's", "missing", "malformed"])
+def test_a_file_the_subscriber_may_not_see_is_not_found(gateway, served_gateway, alice, bob, whose):
+    file_id = {
+        "someone else's": lambda: upload(gateway, alice)["id"],
+        "missing": lambda: str(uuid.uuid4()),
+        "malformed": lambda: "../../healthz",
+    }[whose]()
+    error, complete = not_found(served_gateway, bob, FILE_UPDATED, file_id)
+    assert error["type"] == "next" and error["id"] == "x"
+    assert [e["extensions"]["code"] for e in error["payload"]["errors"]] == ["NOT_FOUND"]
+    assert error["payload"]["errors"][0]["message"] == "File not found."
+    assert complete == {"id": "x", "type": "complete"}
+
+
+def test_task_updated_sees_each_status_in_order_and_completes(
+    gateway, served_gateway, alice, tasks_app
+):
+    created = gateway(
+        CREATE_TASK, {"input": {"image": "busybox:1.36", "command": ["true"]}}, token=alice.token
+    )
+    task_id = created["data"]["createTask"]["id"]
+
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("t", TASK_UPDATED, {"id": task_id})
+        states = [await socket.next_state("t", "taskUpdated")]
+        for status in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.SUCCEEDED):
+            await asyncio.to_thread(move_task, tasks_app, task_id, status)
+            states.append(await socket.next_state("t", "taskUpdated"))
+        await socket.completed("t")
+        return states
+
+    states = session(served_gateway, alice, scenario)
+    assert [state["status"] for state in states] == ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED"]
+    running, succeeded = states[2], states[3]
+    assert (running["attempts"], running["startedAt"] is not None) == (1, True)
+    assert (succeeded["exitCode"], succeeded["finishedAt"] is not None) == (0, True)
+    assert succeeded["logs"] == ""
+
+
+def test_a_cancel_request_that_changes_no_status_sends_nothing(
+    gateway, served_gateway, alice, tasks_app
+):
+    created = gateway(
+        CREATE_TASK, {"input": {"image": "busybox:1.36", "command": ["true"]}}, token=alice.token
+    )
+    task_id = created["data"]["createTask"]["id"]
+    move_task(tasks_app, task_id, TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+    async def scenario(socket: Socket) -> list[str]:
+        await socket.subscribe("t", TASK_UPDATED, {"id": task_id})
+        statuses = [(await socket.next_state("t", "taskUpdated"))["status"]]
+        cancel = "mutation ($id: ID!) { cancelTask(id: $id) { status } }"
+        # A running task stays RUNNING until the engine stops it (TaskCancelRequested only).
+        answer = await asyncio.to_thread(gateway, cancel, {"id": task_id}, token=alice.token)
+        assert answer == {"data": {"cancelTask": {"status": "RUNNING"}}}
+        await asyncio.to_thread(move_task, tasks_app, task_id, TaskStatus.CANCELLED)
+        statuses.append((await socket.next_state("t", "taskUpdated"))["status"])
+        await socket.completed("t")
+        return statuses
+
+    assert session(served_gateway, alice, scenario) == ["RUNNING", "CANCELLED"]
+
+
+def test_someone_elses_task_is_not_found(gateway, served_gateway, alice, bob):
+    created = gateway(
+        CREATE_TASK, {"input": {"image": "busybox:1.36", "command": ["true"]}}, token=alice.token
+    )
+    error, complete = not_found(
+        served_gateway, bob, TASK_UPDATED, created["data"]["createTask"]["id"]
+    )
+    assert [e["extensions"]["code"] for e in error["payload"]["errors"]] == ["NOT_FOUND"]
+    assert error["payload"]["errors"][0]["message"] == "Task not found."
+    assert complete == {"id": "x", "type": "complete"}
+
+
+def test_task_logs_is_still_not_available(served_gateway, alice):
+    async def scenario(socket: Socket) -> dict:
+        await socket.subscribe("l", 'subscription { taskLogs(id: "1") { text } }', {})
+        return await socket.receive()
+
+    answer = session(served_gateway, alice, scenario)
+    assert answer["type"] == "error"
+    assert answer["payload"][0]["message"] == "taskLogs is not available yet"

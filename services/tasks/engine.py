@@ -21,7 +21,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from sqlalchemy import func, select, text
 
 from services.tasks.lifecycle import container_name, is_finished, transition
-from services.tasks.models import Task, TaskStatus
+from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
 from shared.db import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,12 @@ def create_or_adopt(client: docker.DockerClient, spec: AttemptSpec, settings: En
                 raise
         container.reload()
         return container
+    except NotFound:
+        # Removed under us (a reconciler or a duplicate job finishing it): not the task's fault.
+        # Retrying re-reads the task, which is by then running, finished, or free to start anew.
+        raise EngineUnavailable(
+            "CONTAINER_LOST", f"Container {spec.name} vanished while being started"
+        ) from None
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise _classify(exc) from None
 
@@ -440,6 +446,31 @@ def finish_attempt(
         )
         uow.commit()
     return None
+
+
+def stored_log_bytes(
+    uow: UnitOfWork, *, task_id: uuid.UUID, started_at: datetime
+) -> dict[LogStream, int]:
+    """Bytes of each stream already stored for the attempt that started at `started_at`.
+
+    A watcher taking over a running attempt (e.g. after a monitor restart) skips that many
+    bytes of the container's log. Chunks of earlier attempts were all stored before this
+    attempt's container started. Output the size cap dropped is not counted, so a resumed
+    attempt that overflowed may repeat some bytes rather than lose any.
+    """
+    with uow:
+        rows = uow.session.execute(
+            select(
+                TaskLogChunk.stream,
+                func.coalesce(func.sum(func.octet_length(TaskLogChunk.data)), 0),
+            )
+            .where(TaskLogChunk.task_id == task_id, TaskLogChunk.created_at >= started_at)
+            .group_by(TaskLogChunk.stream)
+        ).all()
+    stored = {stream: 0 for stream in LogStream}
+    for stream, size in rows:
+        stored[LogStream(stream)] = int(size)
+    return stored
 
 
 def record_usage(

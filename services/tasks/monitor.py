@@ -46,11 +46,13 @@ class Watcher(threading.Thread):
         self.task_id = task.id
         self.name_ = task.container_name
         self.deadline = task.started_at + timedelta(seconds=task.timeout_seconds)
-        # After a monitor restart, resume the logs near where the last flush stopped.
-        self.since = task.heartbeat_at if task.heartbeat_at and task.attempts else None
+        self.started_at = task.started_at
         self.cancel_requested = task.cancel_requested_at is not None
         self.buffers: dict[LogStream, bytearray] = {s: bytearray() for s in LogStream}
+        #: Bytes of each stream read from the start of the container's log.
         self.received: dict[LogStream, int] = {s: 0 for s in LogStream}
+        #: Bytes of each stream already stored (a watcher taking over): read but not stored.
+        self.skip: dict[LogStream, int] = {s: 0 for s in LogStream}
         self.lock = threading.Lock()
         self.killed_for: str | None = None
         self.previous_cpu: tuple[int, int] | None = None
@@ -78,6 +80,14 @@ class Watcher(threading.Thread):
                 None,
             )
             return
+        # Always read the log from its beginning: Docker's `since` is whole seconds and a
+        # container's first output can predate its StartedAt, so a time-based resume point
+        # loses output. A watcher taking over instead skips the bytes already stored.
+        self.skip = engine.stored_log_bytes(
+            self.monitor.uow(), task_id=self.task_id, started_at=self.started_at
+        )
+        if any(self.skip.values()):
+            log.info("task %s: resuming its logs after %s stored bytes", self.task_id, self.skip)
         readers = [
             threading.Thread(target=self._read, args=(client, container.id, s), daemon=True)
             for s in LogStream
@@ -121,12 +131,10 @@ class Watcher(threading.Thread):
                 stderr=stream == LogStream.STDERR,
                 stream=True,
                 follow=True,
-                since=self.since,
             )
             for chunk in chunks:
                 with self.lock:
-                    self.buffers[stream] += chunk
-                    self.received[stream] += len(chunk)
+                    self._take(stream, chunk)
         except (DockerException, RequestException):
             log.warning("lost the %s of task %s", stream, self.task_id, exc_info=True)
 
@@ -141,7 +149,6 @@ class Watcher(threading.Thread):
                     stdout=stream == LogStream.STDOUT,
                     stderr=stream == LogStream.STDERR,
                     stream=False,
-                    since=self.since,
                 )
             except (DockerException, RequestException):
                 log.warning("could not re-read the %s of task %s", stream, self.task_id)
@@ -150,8 +157,15 @@ class Watcher(threading.Thread):
                 missed = data[self.received[stream] :]
                 if missed:
                     log.info("task %s: %d %s bytes came late", self.task_id, len(missed), stream)
-                    self.buffers[stream] += missed
-                    self.received[stream] += len(missed)
+                    self._take(stream, missed)
+
+    def _take(self, stream: LogStream, data: bytes) -> None:
+        """Account for the next bytes of a stream; buffer those not stored yet (lock held)."""
+        start = self.received[stream]
+        self.received[stream] += len(data)
+        fresh = data[max(self.skip[stream] - start, 0) :]
+        if fresh:
+            self.buffers[stream] += fresh
 
     def _flush(self) -> None:
         for stream in LogStream:

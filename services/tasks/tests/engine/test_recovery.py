@@ -52,7 +52,7 @@ def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_conta
     engine["monitor"].start()
     for n, task in enumerate(tasks):
         done = wait_status(client, alice, task["id"], timeout=90)
-        assert done["status"] == "SUCCEEDED", done
+        assert done["status"] == "SUCCEEDED", (done["error_code"], done["error"], done)
         assert f"done-{n}" in logs_of(client, alice, task["id"], "stdout")["text"]
     for task in tasks:
         wait_for(

@@ -306,7 +306,9 @@ class Monitor:
         """Match labelled containers to tasks; re-dispatch QUEUED tasks whose job vanished."""
         client = self.docker()
         try:
-            containers = client.containers.list(all=True, filters={"label": engine.LABEL_TASK})
+            containers = client.containers.list(
+                all=True, filters={"label": engine.LABEL_TASK}, ignore_removed=True
+            )
         except (DockerException, RequestException) as exc:
             raise engine.EngineUnavailable("ENGINE_UNREACHABLE", str(exc)) from None
         now = datetime.now(UTC)

@@ -165,9 +165,12 @@ def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
         for process in running.processes.values():
             process.stop()
         for container in docker_client.containers.list(
-            all=True, filters={"label": f"{LABEL_TASK}"}
+            all=True, filters={"label": f"{LABEL_TASK}"}, ignore_removed=True
         ):
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -> object:

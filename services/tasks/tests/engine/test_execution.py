@@ -43,7 +43,10 @@ def logs_of(client, user, task_id, stream="both"):
 
 def containers_of(docker_client, task_id):
     """Every container labelled with the task."""
-    return docker_client.containers.list(all=True, filters={"label": f"dockyard.task-id={task_id}"})
+    # ignore_removed: a container removed between listing and inspecting is simply gone.
+    return docker_client.containers.list(
+        all=True, filters={"label": f"dockyard.task-id={task_id}"}, ignore_removed=True
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -61,7 +61,10 @@ def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_conta
             message=f"container of {task['id']} leaked",
         )
     wait_for(
-        lambda: orphan.id not in {c.id for c in docker_client.containers.list(all=True)},
+        lambda: (
+            orphan.id
+            not in {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)}
+        ),
         timeout=10,
         message="the orphaned container was not removed",
     )

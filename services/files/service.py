@@ -606,6 +606,9 @@ def _release(uow: UnitOfWork, claim: _Claim, lease_seconds: float) -> None:
                 .values(
                     processing_token=None,
                     lease_expires_at=func.now() + timedelta(seconds=lease_seconds),
+                    # An attempt that ended on its own (a transient outage) is not one of the
+                    # "started but never finished" attempts max_attempts guards against.
+                    attempts=File.attempts - 1,
                 )
             )
             uow.commit()

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 LABEL_TASK = "dockyard.task-id"
 LABEL_OWNER = "dockyard.owner-id"
 LABEL_ATTEMPT = "dockyard.attempt"
+#: The deployment (DOCKYARD_NAMESPACE) that owns the container: a reconciler touches only its own,
+#: so two deployments, or `make up` and `make test`, can share one engine.
+LABEL_NAMESPACE = "dockyard.namespace"
 #: Serialises capacity checks across start jobs (any constant unique to this purpose).
 _CAPACITY_LOCK = 0x7461736B73  # "tasks"
 
@@ -61,6 +64,7 @@ class EngineSettings:
     log_max_bytes: int
     retry_backoff_seconds: float
     retry_backoff_max_seconds: float
+    namespace: str = "dockyard"
 
     @classmethod
     def from_settings(cls, settings: Any) -> EngineSettings:
@@ -74,6 +78,7 @@ class EngineSettings:
             log_max_bytes=settings.LOG_MAX_BYTES,
             retry_backoff_seconds=settings.RETRY_BACKOFF_SECONDS,
             retry_backoff_max_seconds=settings.RETRY_BACKOFF_MAX_SECONDS,
+            namespace=settings.NAMESPACE,
         )
 
     def backoff(self, failures: int) -> float:
@@ -81,6 +86,11 @@ class EngineSettings:
         return min(
             self.retry_backoff_seconds * 2 ** max(failures - 1, 0), self.retry_backoff_max_seconds
         )
+
+
+def namespace_filter(namespace: str) -> dict[str, list[str]]:
+    """The `containers.list` filter matching the task containers of one deployment."""
+    return {"label": [LABEL_TASK, f"{LABEL_NAMESPACE}={namespace}"]}
 
 
 def docker_client(settings: Any) -> docker.DockerClient:
@@ -148,6 +158,7 @@ def container_options(spec: AttemptSpec, settings: EngineSettings) -> dict[str, 
             LABEL_TASK: str(spec.task_id),
             LABEL_OWNER: str(spec.owner_id),
             LABEL_ATTEMPT: str(spec.attempt),
+            LABEL_NAMESPACE: settings.namespace,
         },
         # Network only when the task asked; the API refused it unless the operator allows it.
         "network_mode": "bridge" if spec.network else "none",

@@ -307,7 +307,9 @@ class Monitor:
         client = self.docker()
         try:
             containers = client.containers.list(
-                all=True, filters={"label": engine.LABEL_TASK}, ignore_removed=True
+                all=True,
+                filters=engine.namespace_filter(self.engine_settings.namespace),
+                ignore_removed=True,
             )
         except (DockerException, RequestException) as exc:
             raise engine.EngineUnavailable("ENGINE_UNREACHABLE", str(exc)) from None

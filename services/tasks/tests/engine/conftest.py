@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from services.tasks.engine import LABEL_TASK
+from services.tasks.engine import namespace_filter
 
 TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 REPO = Path(__file__).resolve().parents[4]
@@ -168,7 +168,7 @@ def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
         for process in running.processes.values():
             process.stop()
         for container in docker_client.containers.list(
-            all=True, filters={"label": f"{LABEL_TASK}"}, ignore_removed=True
+            all=True, filters=namespace_filter(test_env.namespace), ignore_removed=True
         ):
             try:
                 container.remove(force=True)

@@ -85,7 +85,7 @@ def test_a_failing_task_is_retried_when_it_asks(client, alice):
     assert (done["status"], done["attempts"]) == ("FAILED", 3)
 
 
-def test_a_container_runs_with_the_safe_defaults(client, alice, docker_client):
+def test_a_container_runs_with_the_safe_defaults(client, alice, docker_client, test_env):
     task = submit(client, alice, ["sleep", "30"], memory_limit_mb=64, cpu_limit=0.5)
     wait_status(client, alice, task["id"], {"RUNNING"})
     [container] = containers_of(docker_client, task["id"])
@@ -103,6 +103,7 @@ def test_a_container_runs_with_the_safe_defaults(client, alice, docker_client):
     assert labels["dockyard.task-id"] == task["id"]
     assert labels["dockyard.owner-id"] == alice.id
     assert labels["dockyard.attempt"] == "1"
+    assert labels["dockyard.namespace"] == test_env.namespace
     client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
     wait_status(client, alice, task["id"])
 

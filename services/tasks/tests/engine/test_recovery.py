@@ -6,6 +6,7 @@ import subprocess
 import time
 import uuid
 
+import docker
 from celery import Celery
 
 from services.tasks.config import TasksSettings
@@ -28,8 +29,23 @@ from services.tasks.tests.engine.test_execution import (
 from shared.celery import celery_config
 
 
+def _labelled_sleeper(docker_client, namespace: str):
+    """A container labelled as some task's, in `namespace`, that no task of this run owns."""
+    return docker_client.containers.run(
+        TEST_IMAGE,
+        ["sleep", "60"],
+        detach=True,
+        network_mode="none",
+        labels={
+            "dockyard.task-id": str(uuid.uuid4()),
+            "dockyard.attempt": "1",
+            "dockyard.namespace": namespace,
+        },
+    )
+
+
 def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_container(
-    client, alice, engine, docker_client
+    client, alice, engine, docker_client, test_env
 ):
     tasks = [submit(client, alice, ["sh", "-c", f"sleep 2; echo done-{n}"]) for n in range(6)]
     wait_for(
@@ -40,13 +56,7 @@ def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_conta
     engine["worker"].kill()
     engine["monitor"].kill()
     # An orphan from some earlier life: labelled, but no task owns it.
-    orphan = docker_client.containers.run(
-        TEST_IMAGE,
-        ["sleep", "60"],
-        detach=True,
-        network_mode="none",
-        labels={"dockyard.task-id": str(uuid.uuid4()), "dockyard.attempt": "1"},
-    )
+    orphan = _labelled_sleeper(docker_client, test_env.namespace)
     time.sleep(3)  # some containers finish while nobody watches
     engine["worker"].start()
     engine["monitor"].start()
@@ -68,6 +78,29 @@ def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_conta
         timeout=10,
         message="the orphaned container was not removed",
     )
+
+
+def test_the_reconciler_leaves_other_deployments_containers_alone(engine, docker_client, test_env):
+    # Another deployment on the same engine (say `make up` beside `make test`) owns this one.
+    foreign = _labelled_sleeper(docker_client, f"{test_env.namespace}-other")
+    ours = _labelled_sleeper(docker_client, test_env.namespace)
+    try:
+        wait_for(
+            lambda: (
+                ours.id
+                not in {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)}
+            ),
+            timeout=15,
+            message="the reconciler did not remove this deployment's orphan",
+        )
+        foreign.reload()
+        assert foreign.status == "running"
+    finally:
+        foreign.remove(force=True)
+        try:
+            ours.remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 def test_a_long_task_holds_no_unacked_celery_message(client, alice, test_env):

@@ -11,16 +11,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 
 from services.auth.app import create_app as create_auth_app
 from services.auth.config import AuthSettings
 from services.files.app import create_app as create_files_app
 from services.files.config import FilesSettings
+from services.files.tests.s3 import moto_server, s3_client, s3_settings
 from services.gateway.app import create_app as create_gateway_app
 from services.gateway.config import GatewaySettings
 from services.tasks.app import create_app as create_tasks_app
@@ -132,6 +135,92 @@ def files_server(files_app) -> Iterator[ServerThread]:
     """The files app on a loopback port."""
     with ServerThread(files_app) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3-compatible server on a loopback port."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+def fresh_storage(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """Files settings of an empty store on `backend`: a new directory or a new bucket."""
+    if backend == "s3":
+        return s3_settings(request.getfixturevalue("s3_endpoint"))
+    directory = request.getfixturevalue("tmp_path_factory").mktemp("files")
+    return {"STORAGE_BACKEND": "local", "STORAGE_DIR": str(directory)}
+
+
+@dataclass
+class FilesBackend:
+    """The files service on one storage backend, and that store seen from outside the service."""
+
+    name: str
+    app: Flask
+    url: str
+
+    @property
+    def _settings(self) -> FilesSettings:
+        return self.app.extensions["files"].settings
+
+    def stored(self) -> list[str]:
+        """Everything in the store, unfinished writes included, listed bypassing the service."""
+        settings = self._settings
+        if self.name == "s3":
+            client = s3_client(settings.S3_ENDPOINT_URL)
+            bucket = settings.S3_BUCKET
+            objects = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            unfinished = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+            return sorted(
+                [item["Key"] for page in objects for item in page.get("Contents", [])]
+                + [f"{upload['Key']} (unfinished upload)" for upload in unfinished]
+            )
+        root = Path(settings.STORAGE_DIR)
+        return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+
+    def holds(self, key: str) -> bool:
+        """Whether an object stored under `key` is in the store."""
+        return any(entry.rsplit("/", 1)[-1] == key for entry in self.stored())
+
+    def content(self, key: str) -> bytes:
+        """The bytes stored under `key`, read without the service's code."""
+        settings = self._settings
+        if self.name == "s3":
+            client = s3_client(settings.S3_ENDPOINT_URL)
+            return client.get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
+        (path,) = Path(settings.STORAGE_DIR).rglob(key)
+        return path.read_bytes()
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def files_backend(request, auth_server) -> Iterator[FilesBackend]:
+    """The files service on each storage backend in turn: a module using it runs once per backend.
+
+    The local one is the session's files service; the s3 one stores in a fresh bucket of moto.
+    """
+    if request.param == "local":
+        files_app = request.getfixturevalue("files_app")
+        yield FilesBackend("local", files_app, request.getfixturevalue("files_server").url)
+        return
+    settings = FilesSettings(JWKS_URL=jwks_url(auth_server.url), **fresh_storage(request, "s3"))
+    app = create_files_app(settings)
+    try:
+        with ServerThread(app) as server:
+            yield FilesBackend("s3", app, server.url)
+    finally:
+        app.extensions["files"].engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def files_gateway(request, files_backend, auth_server, tasks_server) -> Iterator[str]:
+    """A served gateway in front of `files_backend` (the session's own for the local backend)."""
+    if files_backend.name == "local":
+        yield request.getfixturevalue("served_gateway")
+        return
+    env = gateway_env(auth_server.url, tasks_url=tasks_server.url, files_url=files_backend.url)
+    with uvicorn_gateway(env) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""Files through the gateway under uvicorn, over real HTTP, against the real files service."""
+"""Files through the gateway under uvicorn, over real HTTP, against the real files service.
+
+The module runs once per storage backend (local directory, then S3 on moto's server); what is
+stored is checked in the backend itself, not through the service's storage code.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from services.files.app import create_app as create_files_app
-from services.files.service import get_file
+from services.files.config import FilesSettings
+from services.files.storage import S3_PART_SIZE
 from services.gateway.tests.apollo import apollo_upload
 from shared.testing import ServerThread
-from tests.conftest import files_settings, gateway_env, uvicorn_gateway
+from tests.conftest import FilesBackend, fresh_storage, gateway_env, jwks_url, uvicorn_gateway
 from tests.gateway_clients import GET_FILE as GET
 from tests.gateway_clients import Account, Gateway, codes, upload
 
@@ -33,9 +38,9 @@ LIST = """
 
 
 @pytest.fixture(scope="module")
-def gateway(served_gateway) -> Gateway:
-    """The session's served gateway."""
-    return Gateway(served_gateway)
+def gateway(files_gateway) -> Gateway:
+    """A served gateway in front of the files service on this module run's storage backend."""
+    return Gateway(files_gateway)
 
 
 @pytest.fixture
@@ -50,7 +55,15 @@ def bob(gateway) -> Account:
     return gateway.sign_up()
 
 
-def test_an_apollo_upload_client_request_is_stored_and_answers_uploaded(gateway, alice, files_app):
+def stored_row(backend: FilesBackend, file_id: str):
+    """The file's row in the files schema (None once deleted)."""
+    with backend.app.extensions["files"].engine.connect() as conn:
+        return conn.execute(text("SELECT * FROM files WHERE id = :id"), {"id": file_id}).first()
+
+
+def test_an_apollo_upload_client_request_is_stored_and_answers_uploaded(
+    gateway, alice, files_backend
+):
     content = "h\u00e9llo w\u00f6rld\r\nsecond line\n".encode()
     uploaded = upload(gateway, alice, content, filename="r\u00e9sum\u00e9 (1).txt")
     assert uploaded["status"] == "UPLOADED"
@@ -64,10 +77,9 @@ def test_an_apollo_upload_client_request_is_stored_and_answers_uploaded(gateway,
     assert details["sha256"] == hashlib.sha256(content).hexdigest()
     assert details["originalFilename"] == "r\u00e9sum\u00e9 (1).txt"
     assert (details["lineCount"], details["processedAt"]) == (None, None)
-    ctx = files_app.extensions["files"]
-    stored = get_file(ctx.uow(), owner_id=uuid.UUID(alice.id), file_id=uuid.UUID(uploaded["id"]))
-    with ctx.storage.open(stored.storage_key) as reader:
-        assert b"".join(reader) == content
+    row = stored_row(files_backend, uploaded["id"])
+    assert row.owner_id == uuid.UUID(alice.id)
+    assert files_backend.content(row.storage_key) == content
 
 
 def test_a_name_with_a_path_and_control_characters_is_made_safe_and_kept_for_display(
@@ -91,22 +103,22 @@ def test_a_chunked_upload_without_content_length_streams_through(gateway, alice)
     assert details["sha256"] == hashlib.sha256(block * 40).hexdigest()
 
 
-def test_an_upload_cut_off_midway_stores_nothing(gateway, alice, files_app):
+def test_an_upload_cut_off_midway_stores_nothing(gateway, alice, files_backend):
     request = apollo_upload("cut.bin")
-    content = b"c" * (4 * 1024 * 1024)
+    # Half of it is more than one S3 part: the s3 backend has a multipart upload to abort.
+    content = b"c" * (S3_PART_SIZE * 5 // 2)
     host, port = gateway.url.split("//")[1].split("/")[0].split(":")
     headers = {**request.headers(alice.token), "Content-Length": str(len(request.body(content)))}
     head = "POST /graphql HTTP/1.1\r\nHost: {}\r\n{}\r\n".format(
         host, "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     )
-    storage_dir = Path(files_app.extensions["files"].settings.STORAGE_DIR)
-    stored_before = sorted(path for path in storage_dir.rglob("*") if path.is_file())
+    stored_before = files_backend.stored()
     with socket.create_connection((host, int(port))) as client:
         client.sendall(head.encode() + request.head + content[: len(content) // 2])
         time.sleep(0.5)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        stored = sorted(path for path in storage_dir.rglob("*") if path.is_file())
+        stored = files_backend.stored()
         if stored == stored_before:
             break
         time.sleep(0.1)
@@ -131,20 +143,20 @@ def test_a_multipart_request_without_the_preflight_header_is_refused(gateway, al
 
 
 def test_file_reads_back_and_delete_removes_the_row_and_the_stored_object(
-    gateway, alice, files_app
+    gateway, alice, files_backend
 ):
     uploaded = upload(gateway, alice)
-    ctx = files_app.extensions["files"]
-    key = get_file(
-        ctx.uow(), owner_id=uuid.UUID(alice.id), file_id=uuid.UUID(uploaded["id"])
-    ).storage_key
-    assert ctx.storage.exists(key)
+    key = stored_row(files_backend, uploaded["id"]).storage_key
+    assert files_backend.holds(key)
+    read = gateway(GET, {"id": uploaded["id"]}, token=alice.token)["data"]["file"]
+    assert (read["id"], read["size"]) == (uploaded["id"], uploaded["size"])
 
     assert gateway(DELETE, {"id": uploaded["id"]}, token=alice.token) == {
         "data": {"deleteFile": True}
     }
     assert gateway(GET, {"id": uploaded["id"]}, token=alice.token) == {"data": {"file": None}}
-    assert not ctx.storage.exists(key)
+    assert stored_row(files_backend, uploaded["id"]) is None
+    assert not files_backend.holds(key)
     again = gateway(DELETE, {"id": uploaded["id"]}, token=alice.token)
     assert codes(again) == ["NOT_FOUND"]
 
@@ -160,7 +172,11 @@ def test_another_users_file_is_null_to_read_not_found_to_delete_and_not_listed(g
     assert gateway(GET, {"id": uploaded["id"]}, token=alice.token)["data"]["file"]["id"]
 
 
-@pytest.mark.parametrize("file_id", [str(uuid.uuid4()), "not-a-file-id", "../../healthz"])
+@pytest.mark.parametrize(
+    "file_id",
+    [str(uuid.uuid4()), "not-a-file-id", "../../healthz"],
+    ids=["unknown", "malformed", "path"],
+)
 def test_an_unknown_or_malformed_id_is_null_to_read_and_not_found_to_delete(
     gateway, alice, file_id
 ):
@@ -222,24 +238,33 @@ QUOTA = 1500
 
 
 @pytest.fixture(scope="module")
-def small(auth_server, tmp_path_factory) -> Iterator[Gateway]:
-    """A files service and a gateway (uvicorn) sharing FILES_MAX_UPLOAD_BYTES, small quota."""
-    settings = files_settings(
-        auth_server.url,
-        tmp_path_factory.mktemp("small-files"),
+def small_files(request, files_backend, auth_server) -> Iterator[FilesBackend]:
+    """A files service with a small upload limit and quota, on an empty store of the backend."""
+    settings = FilesSettings(
+        JWKS_URL=jwks_url(auth_server.url),
         MAX_UPLOAD_BYTES=LIMIT,
         USER_QUOTA_BYTES=QUOTA,
+        **fresh_storage(request, files_backend.name),
     )
     app = create_files_app(settings)
-    with ServerThread(app) as files:
-        env = gateway_env(auth_server.url, files_url=files.url, FILES_MAX_UPLOAD_BYTES=str(LIMIT))
-        with uvicorn_gateway(env) as url:
-            yield Gateway(url)
-    app.extensions["files"].engine.dispose()
+    try:
+        with ServerThread(app) as files:
+            yield FilesBackend(files_backend.name, app, files.url)
+    finally:
+        app.extensions["files"].engine.dispose()
 
 
-def test_a_file_over_the_limit_is_payload_too_large_and_stores_nothing(small):
+@pytest.fixture(scope="module")
+def small(small_files, auth_server) -> Iterator[Gateway]:
+    """A gateway (uvicorn) sharing FILES_MAX_UPLOAD_BYTES with the small files service."""
+    env = gateway_env(auth_server.url, files_url=small_files.url, FILES_MAX_UPLOAD_BYTES=str(LIMIT))
+    with uvicorn_gateway(env) as url:
+        yield Gateway(url)
+
+
+def test_a_file_over_the_limit_is_payload_too_large_and_stores_nothing(small, small_files):
     user = small.sign_up()
+    stored_before = small_files.stored()
     response = small.upload(b"x" * (LIMIT + 1), token=user.token)
     assert response.status_code == 200
     body = response.json()
@@ -249,16 +274,19 @@ def test_a_file_over_the_limit_is_payload_too_large_and_stores_nothing(small):
     assert error["message"] == f"Files are limited to {LIMIT} bytes."
     assert error["path"] == ["uploadFile"]
     assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 0
+    assert small_files.stored() == stored_before
     # Exactly the limit passes.
     assert upload(small, user, b"x" * LIMIT)["size"] == LIMIT
 
 
-def test_a_chunked_file_over_the_limit_is_payload_too_large(small):
+def test_a_chunked_file_over_the_limit_is_payload_too_large(small, small_files):
     user = small.sign_up()
+    stored_before = small_files.stored()
     response = small.upload(iter([b"y" * 600, b"y" * 600]), token=user.token)
     assert response.status_code == 200
     assert codes(response.json()) == ["PAYLOAD_TOO_LARGE"]
     assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 0
+    assert small_files.stored() == stored_before
 
 
 def test_a_declared_length_far_over_the_limit_is_refused_with_413_before_executing(small):
@@ -270,12 +298,14 @@ def test_a_declared_length_far_over_the_limit_is_refused_with_413_before_executi
     assert "data" not in body
 
 
-def test_a_full_quota_is_payload_too_large_with_the_files_services_message(small):
+def test_a_full_quota_is_payload_too_large_with_the_files_services_message(small, small_files):
     user = small.sign_up()
     upload(small, user, b"q" * 900)
+    stored_before = small_files.stored()
     response = small.upload(b"q" * 900, token=user.token)
     assert response.status_code == 200
     (error,) = response.json()["errors"]
     assert error["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
     assert error["message"].startswith("Storage quota exceeded")
     assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 1
+    assert small_files.stored() == stored_before

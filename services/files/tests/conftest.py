@@ -7,7 +7,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import boto3
 import jwt
 import pytest
 from sqlalchemy import text
@@ -17,9 +16,8 @@ from services.auth.config import AuthSettings
 from services.auth.keys import SigningKeys
 from services.files.app import create_app
 from services.files.config import FilesSettings
+from services.files.tests.s3 import moto_server, s3_settings
 from shared.testing import ServerThread
-
-S3_CREDENTIALS = {"S3_ACCESS_KEY_ID": "testing", "S3_SECRET_ACCESS_KEY": "testing"}
 
 
 @pytest.fixture(scope="session")
@@ -41,33 +39,8 @@ def jwks_url(auth_server) -> str:
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto's standalone S3-compatible server on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def s3_settings(endpoint: str) -> dict[str, str]:
-    """Settings of the s3 backend on a fresh bucket of `endpoint`."""
-    bucket = f"files-{uuid.uuid4().hex[:16]}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket=bucket)
-    return {
-        "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": endpoint,
-        "S3_BUCKET": bucket,
-        **S3_CREDENTIALS,
-    }
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["local", "s3"])

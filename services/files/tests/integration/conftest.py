@@ -13,8 +13,10 @@ from sqlalchemy import text
 
 from services.files.app import create_app
 from services.files.config import FilesSettings
-from services.files.tests.conftest import s3_settings
+from services.files.tests.conftest import User, mint_access_token, upload
+from services.files.tests.outages import OutageSwitch
 from services.files.tests.processes import BIN, ServiceProcess, queue_exists, wait_until
+from services.files.tests.s3 import s3_settings
 
 #: Short leases and a fast sweep, so crash recovery takes seconds.
 LEASE_SECONDS = 3
@@ -47,6 +49,8 @@ class Stack:
     worker: ServiceProcess
     beat: ServiceProcess
     storage_settings: dict[str, str]
+    #: Takes the storage every process of the stack uses down and back up.
+    switch: OutageSwitch
 
     @property
     def engine(self):
@@ -91,6 +95,8 @@ def stack(request, test_env, jwks_url, tmp_path_factory):
     else:
         directory = tmp_path_factory.mktemp("storage")
         storage_settings = {"STORAGE_BACKEND": "local", "STORAGE_DIR": str(directory)}
+    switch = OutageSwitch(storage_settings)
+    storage_settings = switch.settings
     env = {
         **os.environ,
         **environment_for({**storage_settings, **PROCESSING_SETTINGS}),
@@ -123,7 +129,13 @@ def stack(request, test_env, jwks_url, tmp_path_factory):
             "beat", [*celery, "beat", "--scheduler", "celery.beat:Scheduler"], env, log_dir
         ),
     }
-    stack = Stack(backend=request.param, app=app, storage_settings=storage_settings, **processes)
+    stack = Stack(
+        backend=request.param,
+        app=app,
+        storage_settings=storage_settings,
+        switch=switch,
+        **processes,
+    )
     try:
         # The consumer's queues must exist before the relay publishes, or events go unroutable.
         stack.consumer.start()
@@ -139,11 +151,26 @@ def stack(request, test_env, jwks_url, tmp_path_factory):
         stack.start_worker()
         stack.beat.start()
         stack.relay.start()
+        warm_up(stack, test_env)
         yield stack
     finally:
         for process in processes.values():
             process.kill()
         app.extensions["files"].engine.dispose()
+        switch.close()
+
+
+def warm_up(stack: Stack, test_env) -> None:
+    """Take one file through the whole pipeline, so every test meets the processes warmed up."""
+    # The consumer builds the worker's app on its first FileUploaded, and with it the local
+    # storage directory (created when missing): in the middle of a storage outage, that would
+    # undo the outage and turn it into missing content, for whichever test comes first.
+    user_id = str(uuid.uuid4())
+    token = mint_access_token(test_env.private_key_pem, user_id)
+    user = User(id=user_id, headers={"Authorization": f"Bearer {token}"})
+    response = upload(stack.app.test_client(), user, b"warm-up\n", filename="warm-up.txt")
+    assert response.status_code == 201, response.json
+    stack.wait_for_status(response.json["id"], "PROCESSED", timeout=60)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from sqlalchemy import text
 from services.files import service
 from services.files.tests.conftest import upload
 from services.files.tests.content import wc_counts
+from services.files.tests.outages import OutageSwitch
 
 
 def ctx(app):
@@ -183,22 +183,23 @@ def test_a_deleted_file_is_not_processed(app, uploaded):
     assert process(app, str(uuid.uuid4())) is service.ProcessingOutcome.GONE
 
 
-# An unmounted directory is the local backend's outage; S3's is a server we cannot unplug here.
-@pytest.mark.parametrize("storage_settings", ["local"], indirect=True)
-def test_unreachable_storage_is_transient_and_releases_the_claim(app, uploaded, storage_settings):
-    file_id = uploaded()
-    root = ctx(app).storage.root
-    moved = root.with_name(root.name + "-away")
-    root.rename(moved)
-    try:
-        with pytest.raises(service.ProcessingUnavailable, match="storage unreachable"):
+def test_unreachable_storage_is_transient_and_releases_the_claim(make_app, user, storage_settings):
+    with OutageSwitch(storage_settings) as switch:
+        app = make_app(**switch.settings)
+        response = upload(app.test_client(), user)
+        assert response.status_code == 201, response.json
+        file_id = response.json["id"]
+        with (
+            switch.down(),
+            pytest.raises(service.ProcessingUnavailable, match="storage unreachable"),
+        ):
             process(app, file_id)
-    finally:
-        moved.rename(root)
-    released = row(app, file_id)
-    assert released.status == "PROCESSING" and released.processing_token is None
-    assert process(app, file_id) is service.ProcessingOutcome.PROCESSED
-    shutil.rmtree(moved, ignore_errors=True)
+        released = row(app, file_id)
+        assert released.status == "PROCESSING" and released.processing_token is None
+        # A transient outage is not one of the attempts that end a file FAILED.
+        assert released.attempts == 0
+        assert process(app, file_id) is service.ProcessingOutcome.PROCESSED
+        assert row(app, file_id).attempts == 1
 
 
 def test_the_reaper_finds_lapsed_claims_and_long_waiting_uploads_once(app, uploaded):

@@ -2,13 +2,17 @@
 
 The Procfile's `ready` process. honcho stops every process as soon as one exits, so by default
 this stays idle after reporting, until honcho stops it. `--exit` makes it a one-shot check
-(exit status 0 when all answered) for scripts and container healthchecks. Standard library only.
+(exit status 0 when all answered) for scripts and container healthchecks. `--docker` also
+checks that the Docker engine the tasks worker and monitor use (DOCKER_HOST) answers, and warns
+if not: everything else still runs, so this only tells. Standard library only, except the Docker
+SDK that `--docker` imports.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -63,6 +67,40 @@ def wait_until_ready(
         time.sleep(interval)
 
 
+def docker_engine_warning(docker_host: str, *, timeout: float = 5.0) -> str | None:
+    """None when a Docker engine answers at `docker_host` (empty: the default socket), else why."""
+    try:
+        # Imported here: the healthchecks run this script without --docker.
+        import docker
+
+        # Connected as the worker does (services/tasks/engine.py docker_client), so a pass
+        # here means the worker gets through too.
+        client = docker.DockerClient(base_url=docker_host or None, version="auto", timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    # Whatever went wrong, the developer needs the same advice, and this process must not die:
+    # honcho would stop every other process with it.
+    except Exception as exc:
+        where = (
+            f"DOCKER_HOST={docker_host}"
+            if docker_host
+            else "the default socket unix:///var/run/docker.sock (DOCKER_HOST is unset)"
+        )
+        return "\n  ".join(
+            [
+                f"WARNING: no Docker engine answers at {where}: {exc}",
+                "Nothing was stopped, but tasks end FAILED with ENGINE_UNREACHABLE until one does.",
+                "Start one: `sudo systemctl start docker`, or without systemd or a registry",
+                "`sudo bash .ci/docker-engine.sh`; the worker and monitor connect once it answers.",
+                "Or set DOCKER_HOST in .env to an engine you can reach (rootless Docker:",
+                "unix:///run/user/<uid>/docker.sock) and restart `make up`.",
+            ]
+        )
+    return None
+
+
 def parse_target(text: str) -> tuple[str, str]:
     """`name=url` -> (name, url)."""
     name, sep, url = text.partition("=")
@@ -78,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds to wait in all")
     parser.add_argument("--announce", help="URL to print once everything answers")
     parser.add_argument("--exit", action="store_true", help="exit 0/1 instead of staying idle")
+    parser.add_argument(
+        "--docker",
+        action="store_true",
+        help="then warn when no Docker engine answers at DOCKER_HOST (does not change the status)",
+    )
     args = parser.parse_args(argv)
 
     # honcho ends a process with SIGTERM; leave quietly rather than with a traceback.
@@ -91,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Dockyard is up: {args.announce}", flush=True)
     else:
         print("ready: " + ", ".join(targets), flush=True)
+    if args.docker:
+        warning = docker_engine_warning(os.environ.get("DOCKER_HOST", ""))
+        if warning:
+            print(warning, flush=True)
     if args.exit:
         return 1 if failures else 0
     while True:

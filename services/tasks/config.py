@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.config import CommonSettings, EnvVar, database_url_var, parse_bool, parse_list
+from shared.notifications import NOTIFICATION_CHANNELS
 
 
 class TasksSettings(CommonSettings):
@@ -60,6 +61,19 @@ class TasksSettings(CommonSettings):
         default=1024 * 1024,
         doc="Bytes of output kept per task and stream (stdout, stderr); older output is dropped "
         "and the logs say so.",
+    )
+    LOG_FOLLOW_POLL_SECONDS = EnvVar(
+        "TASKS_LOG_FOLLOW_POLL_SECONDS",
+        float,
+        default=0.5,
+        doc="How often a `logs?follow=true` stream looks for new output.",
+    )
+    LOG_FOLLOW_MAX_SECONDS = EnvVar(
+        "TASKS_LOG_FOLLOW_MAX_SECONDS",
+        int,
+        default=3600,
+        doc="Longest a `logs?follow=true` stream stays open (a request thread each); clients "
+        "resume with `logs/chunks?after=`.",
     )
 
     # The execution engine (worker, monitor).
@@ -146,4 +160,26 @@ class TasksSettings(CommonSettings):
         float,
         default=60.0,
         doc="A QUEUED task no start job touched for this long is dispatched again.",
+    )
+
+    # Notifications of finished tasks (the worker's `tasks.notify` job).
+    NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
+    NOTIFY_RETRY_BACKOFF_SECONDS = EnvVar(
+        "TASKS_NOTIFY_RETRY_BACKOFF_SECONDS",
+        int,
+        default=2,
+        doc="First delay before a failed notification of a finished task is sent again "
+        "(seconds); it doubles with every retry, with full jitter.",
+    )
+    NOTIFY_RETRY_BACKOFF_MAX_SECONDS = EnvVar(
+        "TASKS_NOTIFY_RETRY_BACKOFF_MAX_SECONDS",
+        int,
+        default=300,
+        doc="Longest delay between two retries of a notification (seconds).",
+    )
+    NOTIFY_MAX_RETRIES = EnvVar(
+        "TASKS_NOTIFY_MAX_RETRIES",
+        int,
+        default=10,
+        doc="Retries of a notification whose channel fails before it is given up (logged).",
     )

@@ -27,8 +27,7 @@ def send_start(task_id: str, *, countdown: float = 0.0) -> None:
     _client().send_task(START_TASK, args=[str(task_id)], countdown=countdown or None)
 
 
-def send_notification(*, user_id: str, task_label: str, status: str) -> None:
+def send_notification(*, user_id: str, task_id: str, task_label: str, status: str) -> None:
     """Ask a worker to tell the user their task finished."""
-    _client().send_task(
-        NOTIFY, kwargs={"user_id": user_id, "task_label": task_label, "status": status}
-    )
+    kwargs = {"user_id": user_id, "task_id": task_id, "task_label": task_label, "status": status}
+    _client().send_task(NOTIFY, kwargs=kwargs)

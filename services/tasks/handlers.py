@@ -29,6 +29,7 @@ def on_task_finished(envelope: Envelope, _session: Session) -> None:
     payload = envelope.payload
     dispatch.send_notification(
         user_id=payload["owner_id"],
+        task_id=payload["task_id"],
         task_label=payload.get("name") or payload["task_id"],
         status=_TERMINAL[envelope.type],
     )

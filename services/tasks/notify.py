@@ -1,14 +1,20 @@
-"""Telling users their tasks finished: one function to swap for the shared Notifier interface."""
+"""Telling a task's owner it reached a terminal state, through the shared Notifier interface."""
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger("dockyard.notifications")
+from shared.notifications import Notification, Notifier
 
 
-def notify_task_finished(*, user_id: str, task_label: str, status: str) -> None:
-    """Send the lifecycle notification of a finished task (logged until a notifier exists)."""
-    # shared/notifications.py (Notifier protocol, LogNotifier) is being written elsewhere; this
-    # is the one call site to point at it.
-    log.info("Notification sent to user %s about task %s: %s", user_id, task_label, status)
+def notify_task_finished(
+    notifier: Notifier, *, user_id: str, task_id: str, task_label: str, status: str
+) -> None:
+    """Tell a task's owner it ended SUCCEEDED, FAILED, TIMED_OUT or CANCELLED."""
+    notifier.send(
+        Notification(
+            user_id=user_id,
+            subject_type="task",
+            subject_id=task_id,
+            subject_name=task_label,
+            status=status,
+        )
+    )

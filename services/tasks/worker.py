@@ -20,6 +20,7 @@ from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
+from shared.notifications import notifier_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,16 @@ flask_app = create_app()
 celery_app = celery_init_app(flask_app)
 settings: TasksSettings = flask_app.extensions["tasks"].settings
 engine_settings = engine.EngineSettings.from_settings(settings)
+# Built at import, so an unknown NOTIFICATION_CHANNELS entry stops the worker at start-up.
+notifier = notifier_from_settings(settings)
+
+#: Retry policy of a notification whose channel fails: exponential backoff with full jitter.
+NOTIFY_RETRY_POLICY = {
+    "retry_backoff": settings.NOTIFY_RETRY_BACKOFF_SECONDS,
+    "retry_backoff_max": settings.NOTIFY_RETRY_BACKOFF_MAX_SECONDS,
+    "retry_jitter": True,
+    "max_retries": settings.NOTIFY_MAX_RETRIES,
+}
 
 
 @lru_cache(maxsize=1)
@@ -67,16 +78,17 @@ def start_task(self, task_id: str) -> str:
     return "busy"
 
 
-@celery_app.task(
-    name=dispatch.NOTIFY,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=8,
-)
-def notify(user_id: str, task_label: str, status: str) -> None:
-    """Tell a user their task reached a terminal state (retried with backoff)."""
-    notify_task_finished(user_id=user_id, task_label=task_label, status=status)
+@celery_app.task(name=dispatch.NOTIFY, autoretry_for=(Exception,), **NOTIFY_RETRY_POLICY)
+def notify(user_id: str, task_label: str, status: str, task_id: str | None = None) -> None:
+    """Tell a user their task reached a terminal state (retried while the channel fails)."""
+    notify_task_finished(
+        notifier,
+        user_id=user_id,
+        # Jobs queued before the id was sent carry only the label (a nameless task's is its id).
+        task_id=task_id or task_label,
+        task_label=task_label,
+        status=status,
+    )
 
 
 @worker_ready.connect

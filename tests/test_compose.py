@@ -1,0 +1,55 @@
+"""docker-compose.yml runs the Procfile's processes, and only the engine's users get its socket."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+PROCFILE = {
+    name: shlex.split(command)
+    for name, _, command in (
+        line.partition(": ")
+        for line in (REPO / "Procfile").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+}
+SOCKET = "/var/run/docker.sock"
+#: Procfile processes compose does not run: `ready` (healthchecks do its work) and the files
+#: worker, beat and consumer (they need the files storage shared with them; README, Containers).
+NOT_IN_COMPOSE = {"ready", "files-worker", "files-beat", "consume-files"}
+
+
+def mounts_the_socket(service: dict) -> bool:
+    """Whether the service mounts the Docker socket (whatever the host path)."""
+    # Short syntax `host:container[:mode]`, where the host part may hold `${VAR:-default}`.
+    return any(
+        volume.endswith(f":{SOCKET}") or f":{SOCKET}:" in volume
+        for volume in service.get("volumes", [])
+    )
+
+
+def test_compose_runs_every_procfile_process_but_the_known_exceptions():
+    assert set(PROCFILE) - set(COMPOSE) == NOT_IN_COMPOSE
+
+
+def test_only_the_tasks_worker_and_monitor_get_the_docker_socket():
+    assert {name for name, svc in COMPOSE.items() if mounts_the_socket(svc)} == {
+        "tasks-worker",
+        "tasks-monitor",
+    }
+
+
+def test_the_tasks_worker_and_monitor_run_as_in_the_procfile_with_the_tasks_services_env():
+    tasks_env = dict(COMPOSE["tasks"]["environment"])
+    del tasks_env["DOCKYARD_MIGRATE"]
+    for name in ("tasks-worker", "tasks-monitor"):
+        service = COMPOSE[name]
+        assert service["command"] == PROCFILE[name]
+        assert service["environment"] == {**tasks_env, "DOCKER_HOST": f"unix://{SOCKET}"}
+        # The image's unprivileged user, with the socket's group: never root.
+        assert "user" not in service
+        assert service["group_add"] == ["${DOCKER_GID:-999}"]

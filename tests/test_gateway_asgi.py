@@ -113,21 +113,24 @@ def test_a_websocket_with_a_valid_token_is_acknowledged_and_answers_errors(serve
             assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "connection_ack"}
             answers = []
             for op_id, query in [
-                ("1", 'subscription { taskLogs(id: "1") { text } }'),
+                ("1", 'subscription { taskLogs(id: "not-a-task") { text } }'),
                 ("2", "{ me { email } }"),
                 ("3", "subscription { nope }"),
             ]:
                 subscribe = {"id": op_id, "type": "subscribe", "payload": {"query": query}}
                 await ws.send(json.dumps(subscribe))
                 answers.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+                if answers[-1]["type"] == "next":
+                    done = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    assert done == {"id": op_id, "type": "complete"}
             await ws.send(json.dumps({"type": "ping"}))
             answers.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
             return answers
 
-    unavailable, query_over_ws, invalid, pong = asyncio.run(session())
-    assert unavailable["type"] == "error" and unavailable["id"] == "1"
-    assert unavailable["payload"][0]["message"] == "taskLogs is not available yet"
-    assert unavailable["payload"][0]["extensions"] == {"code": "SERVICE_UNAVAILABLE"}
+    not_found, query_over_ws, invalid, pong = asyncio.run(session())
+    assert not_found["type"] == "next" and not_found["id"] == "1"
+    assert not_found["payload"]["errors"][0]["message"] == "Task not found."
+    assert not_found["payload"]["errors"][0]["extensions"] == {"code": "NOT_FOUND"}
     assert query_over_ws["type"] == "error"
     assert query_over_ws["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert invalid["type"] == "error"

@@ -1,4 +1,4 @@
-"""fileUpdated and taskUpdated over graphql-transport-ws, fed by the real relays' events.
+"""fileUpdated, taskUpdated and taskLogs over graphql-transport-ws, fed by the relays' events.
 
 The gateway runs under uvicorn; the files and tasks services, their relays (`dockyard relay`
 subprocesses), PostgreSQL and RabbitMQ are real. Status changes are committed the way the
@@ -17,7 +17,7 @@ import pytest
 
 from services.files.models import File
 from services.tasks.models import TaskStatus
-from services.tasks.tests.factories import move_task
+from services.tasks.tests.factories import append_output, move_task
 from shared.events import Event
 from tests.gateway_clients import FILE_UPDATED, Account, Gateway, Socket, session, upload
 
@@ -285,11 +285,124 @@ def test_someone_elses_task_is_not_found(gateway, served_gateway, alice, bob):
     assert complete == {"id": "x", "type": "complete"}
 
 
-def test_task_logs_is_still_not_available(served_gateway, alice):
-    async def scenario(socket: Socket) -> dict:
-        await socket.subscribe("l", 'subscription { taskLogs(id: "1") { text } }', {})
-        return await socket.receive()
+TASK_LOGS = "subscription ($id: ID!) { taskLogs(id: $id) { taskId stream text at } }"
 
-    answer = session(served_gateway, alice, scenario)
-    assert answer["type"] == "error"
-    assert answer["payload"][0]["message"] == "taskLogs is not available yet"
+
+def _running_task(gateway, tasks_app, user: Account) -> str:
+    created = gateway(
+        CREATE_TASK, {"input": {"image": "busybox:1.36", "command": ["true"]}}, token=user.token
+    )
+    task_id = created["data"]["createTask"]["id"]
+    move_task(tasks_app, task_id, TaskStatus.QUEUED, TaskStatus.RUNNING)
+    return task_id
+
+
+def _store(tasks_app, task_id: str, stream: str, data: bytes, max_bytes: int = 1 << 20) -> None:
+    append_output(tasks_app, task_id, stream, data, max_bytes=max_bytes)
+
+
+async def _chunks_until(socket: Socket, op_id: str, wanted: str) -> list[dict]:
+    """LogChunks of `op_id` until their texts add up to `wanted` (batches may merge)."""
+    chunks: list[dict] = []
+    while "".join(c["text"] for c in chunks) != wanted:
+        chunks.append(await socket.next_state(op_id, "taskLogs"))
+        assert wanted.startswith("".join(c["text"] for c in chunks)), chunks
+    return chunks
+
+
+def test_task_logs_replays_the_output_so_far_then_streams_then_completes(
+    gateway, served_gateway, alice, tasks_app
+):
+    task_id = _running_task(gateway, tasks_app, alice)
+    _store(tasks_app, task_id, "stdout", b"one\n")
+    _store(tasks_app, task_id, "stderr", "warn é\n".encode())
+
+    async def scenario(socket: Socket) -> tuple[list[dict], list[dict]]:
+        await socket.subscribe("l", TASK_LOGS, {"id": task_id})
+        replay = [await socket.next_state("l", "taskLogs") for _ in range(2)]
+        await asyncio.to_thread(_store, tasks_app, task_id, "stdout", b"two\n")
+        live = await _chunks_until(socket, "l", "two\n")
+        await asyncio.to_thread(_store, tasks_app, task_id, "stdout", b"three\n")
+        live += await _chunks_until(socket, "l", "three\n")
+        await asyncio.to_thread(move_task, tasks_app, task_id, TaskStatus.SUCCEEDED)
+        await socket.completed("l")
+        return replay, live
+
+    replay, live = session(served_gateway, alice, scenario)
+    assert [(c["stream"], c["text"]) for c in replay] == [
+        ("stdout", "one\n"),
+        ("stderr", "warn é\n"),
+    ]
+    assert [(c["stream"], c["text"]) for c in live] == [("stdout", "two\n"), ("stdout", "three\n")]
+    assert {c["taskId"] for c in replay + live} == {task_id}
+    assert all(datetime.fromisoformat(c["at"]).tzinfo for c in replay + live)
+
+
+def test_task_logs_sends_a_batch_of_lines_as_one_message(gateway, served_gateway, alice, tasks_app):
+    task_id = _running_task(gateway, tasks_app, alice)
+    lines = "".join(f"line {n}\n" for n in range(500))
+
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("l", TASK_LOGS, {"id": task_id})
+        await asyncio.to_thread(_store, tasks_app, task_id, "stdout", lines.encode())
+        chunks = [await socket.next_state("l", "taskLogs")]
+        await asyncio.to_thread(move_task, tasks_app, task_id, TaskStatus.SUCCEEDED)
+        await socket.completed("l")
+        return chunks
+
+    (chunk,) = session(served_gateway, alice, scenario)
+    assert chunk["text"] == lines
+
+
+def test_a_late_subscriber_to_a_finished_task_gets_all_its_output_and_completes(
+    gateway, served_gateway, alice, tasks_app
+):
+    task_id = _running_task(gateway, tasks_app, alice)
+    _store(tasks_app, task_id, "stdout", b"a\n")
+    _store(tasks_app, task_id, "stdout", b"b\n")
+    _store(tasks_app, task_id, "stderr", b"oops\n")
+    move_task(tasks_app, task_id, TaskStatus.FAILED)
+
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("late", TASK_LOGS, {"id": task_id})
+        chunks = [await socket.next_state("late", "taskLogs") for _ in range(2)]
+        await socket.completed("late")
+        return chunks
+
+    chunks = session(served_gateway, alice, scenario)
+    # Consecutive stored batches of one stream travel together.
+    assert [(c["stream"], c["text"]) for c in chunks] == [
+        ("stdout", "a\nb\n"),
+        ("stderr", "oops\n"),
+    ]
+
+
+def test_task_logs_says_when_earlier_output_was_dropped(gateway, served_gateway, alice, tasks_app):
+    task_id = _running_task(gateway, tasks_app, alice)
+    _store(tasks_app, task_id, "stdout", b"0123456789\n", max_bytes=4)
+    move_task(tasks_app, task_id, TaskStatus.SUCCEEDED)
+
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("l", TASK_LOGS, {"id": task_id})
+        chunks = [await socket.next_state("l", "taskLogs") for _ in range(2)]
+        await socket.completed("l")
+        return chunks
+
+    notice, kept = session(served_gateway, alice, scenario)
+    assert notice["text"] == "[dockyard: earlier output dropped: 7 bytes of stdout]\n"
+    assert kept["text"] == "789\n"
+
+
+@pytest.mark.parametrize("whose", ["someone else's", "missing", "malformed"])
+def test_logs_of_a_task_the_subscriber_may_not_see_are_not_found(
+    gateway, served_gateway, alice, bob, tasks_app, whose
+):
+    task_id = {
+        "someone else's": lambda: _running_task(gateway, tasks_app, alice),
+        "missing": lambda: str(uuid.uuid4()),
+        "malformed": lambda: "../../healthz",
+    }[whose]()
+    error, complete = not_found(served_gateway, bob, TASK_LOGS, task_id)
+    assert [e["extensions"]["code"] for e in error["payload"]["errors"]] == ["NOT_FOUND"]
+    assert error["payload"]["errors"][0]["message"] == "Task not found."
+    assert complete == {"id": "x", "type": "complete"}

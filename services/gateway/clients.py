@@ -443,6 +443,21 @@ class TasksClient(ServiceClient):
         params = {"tail": tail} if tail is not None else None
         return self.request("GET", path, caller, params=params, with_token=True)
 
+    def read_log_chunks(
+        self, caller: Caller, *, task_id: str, after: int | None = None
+    ) -> dict[str, Any] | None:
+        """The task's output chunks stored after chunk `after`; None when absent or not theirs."""
+        path = _task_path(task_id, "/logs/chunks")
+        if path is None:
+            return None
+        params = {"after": after} if after is not None else None
+        try:
+            return self.request("GET", path, caller, params=params, with_token=True)
+        except GatewayError as exc:
+            if exc.code == NotFound.code:
+                return None
+            raise
+
 
 @dataclass(frozen=True)
 class Clients:

@@ -83,13 +83,6 @@ class ServiceUnavailable(GatewayError):
     code = "SERVICE_UNAVAILABLE"
 
 
-class NotAvailableYet(ServiceUnavailable):
-    """A contract field whose service has not been wired into the gateway yet."""
-
-    def __init__(self, thing: str) -> None:
-        super().__init__(f"{thing} is not available yet")
-
-
 def error_entry(message: str, code: str, **extensions: Any) -> dict[str, Any]:
     """One entry of a response's `errors` list, for failures outside GraphQL execution."""
     return {"message": message, "extensions": {"code": code, **extensions}}

@@ -42,14 +42,17 @@ Key = tuple[str, str]
 class Watch:
     """What one subscription waits on: notified whenever an event names its aggregate."""
 
-    def __init__(self, feed: EventFeed, key: Key) -> None:
+    def __init__(self, feed: EventFeed, key: Key, ignore: frozenset[str] = frozenset()) -> None:
         self.key = key
+        #: Event types that do not concern this watch (e.g. output batches for a status watch).
+        self.ignore = ignore
         self._feed = feed
         self._changed = asyncio.Event()
 
-    def notify(self) -> None:
-        """Mark the aggregate as changed (on the event loop)."""
-        self._changed.set()
+    def notify(self, event_type: str | None = None) -> None:
+        """Mark the aggregate as changed (on the event loop); None: something may have changed."""
+        if event_type is None or event_type not in self.ignore:
+            self._changed.set()
 
     async def changed(self, timeout: float | None = None) -> bool:
         """Wait until the aggregate changed since the last call; False when `timeout` passed."""
@@ -71,10 +74,12 @@ class EventFeed:
     def __init__(self) -> None:
         self._watches: dict[Key, set[Watch]] = {}
 
-    def watch(self, aggregate_type: str, aggregate_id: str) -> Watch:
-        """Start watching one aggregate (`file` or `task` and its id)."""
+    def watch(
+        self, aggregate_type: str, aggregate_id: str, *, ignore: frozenset[str] = frozenset()
+    ) -> Watch:
+        """Start watching one aggregate (`file` or `task` and its id), but not `ignore`d events."""
         key = (aggregate_type, aggregate_id)
-        watch = Watch(self, key)
+        watch = Watch(self, key, ignore)
         self._watches.setdefault(key, set()).add(watch)
         return watch
 
@@ -90,7 +95,7 @@ class EventFeed:
         """Notify the watches of the envelope's aggregate."""
         key = (envelope.aggregate_type, envelope.aggregate_id)
         for watch in self._watches.get(key, ()):
-            watch.notify()
+            watch.notify(envelope.type)
 
     def resync(self) -> None:
         """Notify every watch: events may have been missed."""

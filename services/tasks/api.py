@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import abort
 
 from services.tasks import service
 from services.tasks.schemas import (
+    LogChunkPageSchema,
     TaskCreateSchema,
     TaskListArgsSchema,
+    TaskLogChunksArgsSchema,
     TaskLogsArgsSchema,
     TaskLogsSchema,
     TaskPageSchema,
@@ -127,9 +129,48 @@ class TaskLogs(MethodView):
     @blp.response(200, TaskLogsSchema)
     @blp.alt_response(404, description="No such task, or not yours")
     def get(self, args, task_id):
-        """Read a task's stored output: stdout, stderr or both interleaved, optionally a tail."""
+        """Read a task's stored output: stdout, stderr or both interleaved, optionally a tail.
+
+        With `follow=true` the answer is text/plain, streamed: the output so far (or its tail),
+        then new output as it is stored, until the task finishes.
+        """
+        ctx = _ctx()
+        owner_id, task_id = _owner_id(), _task_id(task_id)
+        follow = args.pop("follow")
         try:
-            return service.read_logs(
+            if not follow:
+                return service.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
+            texts = service.follow_logs(
+                ctx.uow,
+                owner_id=owner_id,
+                task_id=task_id,
+                poll_seconds=ctx.settings.LOG_FOLLOW_POLL_SECONDS,
+                max_seconds=ctx.settings.LOG_FOLLOW_MAX_SECONDS,
+                **args,
+            )
+        except service.TaskNotFound:
+            _not_found()
+        return Response(
+            stream_with_context(texts),
+            mimetype="text/plain",
+            # Proxies must pass each piece on as it comes, not buffer the whole answer.
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+
+@blp.route("/tasks/<task_id>/logs/chunks")
+class TaskLogChunks(MethodView):
+    """A task's output as numbered chunks, for readers that resume where they stopped."""
+
+    decorators = [jwt_required()]
+
+    @blp.arguments(TaskLogChunksArgsSchema, location="query")
+    @blp.response(200, LogChunkPageSchema)
+    @blp.alt_response(404, description="No such task, or not yours")
+    def get(self, args, task_id):
+        """Read the chunks stored after chunk `after`; a finished status and no more = complete."""
+        try:
+            return service.read_log_chunks(
                 _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id), **args
             )
         except service.TaskNotFound:

@@ -47,6 +47,18 @@ class TaskStarted(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskOutputAppended(TaskEvent):
+    """A batch of a running task's output was stored (one event per batch, never per line).
+
+    Carries no output (it may be sensitive and is bounded only by the log cap): readers fetch it
+    from the tasks service, after the chunk they saw last.
+    """
+
+    last_chunk_id: int
+    bytes: int
+
+
+@dataclass(frozen=True)
 class TaskCancelRequested(TaskEvent):
     """The owner cancelled a running task; the engine kills its container."""
 

@@ -26,15 +26,28 @@ from sqlalchemy import select, text
 from services.tasks import dispatch, engine
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, LogStream, Task, TaskStatus
-from services.tasks.service import append_logs
+from services.tasks.service import append_output
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
-from shared.messaging.runtime import Stopper
+from shared.messaging.runtime import Backoff, Stopper
 
 log = logging.getLogger(__name__)
 
 #: Only one monitor drives the engine at a time (a second one waits as a standby).
 _LEADER_LOCK = 0x6D6F6E69746F72  # "monitor"
+
+
+def complete_utf8_length(data: bytes | bytearray) -> int:
+    """The length of `data` without a UTF-8 character cut short at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: its lead byte is further back
+        needed = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+        if byte >= 0xC0 and byte < 0xF8 and back < needed:
+            return len(data) - back
+        return len(data)
+    return len(data)
 
 
 class Watcher(threading.Thread):
@@ -118,7 +131,7 @@ class Watcher(threading.Thread):
                 reader.join(timeout=settings.LOG_FLUSH_SECONDS)
                 self._flush()
         self._catch_up(client, container.id)
-        self._flush()
+        self._flush(final=True)
         outcome = engine.outcome_of(container.attrs["State"], killed_for=self.killed_for)
         self._finish(outcome, container)
 
@@ -167,19 +180,24 @@ class Watcher(threading.Thread):
         if fresh:
             self.buffers[stream] += fresh
 
-    def _flush(self) -> None:
-        for stream in LogStream:
-            with self.lock:
-                data = bytes(self.buffers[stream])
-                self.buffers[stream].clear()
-            if data:
-                append_logs(
-                    self.monitor.uow(),
-                    task_id=self.task_id,
-                    stream=stream,
-                    data=data,
-                    max_bytes=self.monitor.settings.LOG_MAX_BYTES,
-                )
+    def _flush(self, *, final: bool = False) -> None:
+        """Store what the buffers hold, in one transaction (one event) for both streams."""
+        batches = {}
+        with self.lock:
+            for stream, buffer in self.buffers.items():
+                # Until the last flush, a character split across reads waits for its end, so
+                # every stored chunk decodes on its own (live readers get whole characters).
+                end = len(buffer) if final else complete_utf8_length(buffer)
+                if end:
+                    batches[stream] = bytes(buffer[:end])
+                    del buffer[:end]
+        if batches:
+            append_output(
+                self.monitor.uow(),
+                task_id=self.task_id,
+                batches=batches,
+                max_bytes=self.monitor.settings.LOG_MAX_BYTES,
+            )
 
     def _kill(self, container: Any, reason: str) -> None:
         log.info("task %s: killing its container (%s)", self.task_id, reason)
@@ -272,18 +290,23 @@ class Monitor:
             leader.commit()
             log.info("monitor leads")
             next_reconcile = 0.0
+            # An engine that stays away is retried ever less often (and logged as often).
+            backoff = Backoff(initial=self.settings.LOG_FLUSH_SECONDS, maximum=30.0)
             while not self.stopper.is_set():
+                pause = self.settings.LOG_FLUSH_SECONDS
                 try:
                     if time.monotonic() >= next_reconcile:
                         self.reconcile()
                         next_reconcile = time.monotonic() + self.settings.RECONCILE_SECONDS
                     self.watch_running()
+                    backoff.reset()
                 except engine.EngineUnavailable as exc:
-                    log.warning("%s; retrying", exc)
+                    pause = backoff.next()
+                    log.warning("%s; retrying in %.1fs", exc, pause)
                     self._client = None
                 except Exception:
                     log.exception("monitor pass failed; retrying")
-                self.stopper.wait(self.settings.LOG_FLUSH_SECONDS)
+                self.stopper.wait(pause)
 
     def watch_running(self) -> None:
         """Start a watcher for each RUNNING task without one; pass cancel requests on."""

@@ -23,6 +23,8 @@ MIN_CPU = 0.01
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_TAIL_LINES = 100_000
+DEFAULT_CHUNK_PAGE = 100
+MAX_CHUNK_PAGE = 1000
 #: Names the engine sets in every container (e.g. DOCKYARD_INPUT_FILE).
 RESERVED_ENV_PREFIX = "DOCKYARD_"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -156,6 +158,28 @@ class TaskLogsArgsSchema(Schema):
     stream = fields.String(
         load_default="both", validate=validate.OneOf([*(s.value for s in LogStream), "both"])
     )
+    follow = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Stream the output as text/plain: what is stored, then new output as "
+            "it comes, until the task finishes."
+        },
+    )
+
+
+class TaskLogChunksArgsSchema(Schema):
+    """Query arguments of a read of log chunks."""
+
+    after = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "The `next_after` of the previous read; absent: from the start."},
+    )
+    stream = fields.String(
+        load_default="both", validate=validate.OneOf([*(s.value for s in LogStream), "both"])
+    )
+    limit = fields.Integer(
+        load_default=DEFAULT_CHUNK_PAGE, validate=validate.Range(min=1, max=MAX_CHUNK_PAGE)
+    )
 
 
 class EnvNameSchema(Schema):
@@ -228,3 +252,27 @@ class TaskLogsSchema(Schema):
     stream = fields.String()
     text = fields.String()
     truncated = fields.Boolean()
+    last_chunk_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "The newest chunk in `text`: read on with logs/chunks?after=."},
+    )
+
+
+class LogChunkSchema(Schema):
+    """One stored batch of one stream's output."""
+
+    id = fields.Integer()
+    stream = fields.String()
+    text = fields.String()
+    at = fields.DateTime()
+
+
+class LogChunkPageSchema(Schema):
+    """Chunks stored after the one asked for, oldest first, and the task's status then."""
+
+    task_id = fields.String()
+    status = fields.String()
+    chunks = fields.List(fields.Nested(LogChunkSchema))
+    next_after = fields.Integer()
+    has_more = fields.Boolean()
+    dropped = fields.Dict(keys=fields.String(), values=fields.Integer())

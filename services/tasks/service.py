@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_
 
-from services.tasks.events import TaskCancelRequested, TaskCreated, TaskDeleted
+from services.tasks.events import (
+    TaskCancelRequested,
+    TaskCreated,
+    TaskDeleted,
+    TaskOutputAppended,
+)
 from services.tasks.images import InvalidImageReference, image_allowed, parse_image_reference
 from services.tasks.lifecycle import is_finished, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
@@ -20,6 +26,8 @@ from shared.db import UnitOfWork
 
 #: Chunks fetched per round trip while reading logs backwards for a tail.
 _TAIL_BATCH = 64
+#: Most output bytes one read of chunks returns (it stops after the chunk that crosses it).
+CHUNK_PAGE_BYTES = 256 * 1024
 
 
 class TaskNotFound(Exception):
@@ -160,6 +168,33 @@ class TaskLogs:
     text: str
     #: Some earlier output of the requested streams was dropped (over the size cap).
     truncated: bool
+    #: The newest chunk the text includes (resume point of a follow), None when there is none.
+    last_chunk_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LogChunkView:
+    """One stored batch of one stream's output."""
+
+    id: int
+    stream: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LogChunkPage:
+    """The chunks stored after a given one, in arrival order, with the task's status then."""
+
+    task_id: str
+    status: str
+    chunks: list[LogChunkView]
+    #: Pass as `after` to read on; equals the `after` asked for when nothing new was stored.
+    next_after: int
+    #: More chunks are stored already (this page hit its size or count limit).
+    has_more: bool
+    #: Bytes of each requested stream dropped over the size cap so far.
+    dropped: dict[str, int]
 
 
 def _view(task: Task) -> TaskView:
@@ -385,44 +420,79 @@ def _utf8_boundary(data: bytes, cut: int) -> int:
 def append_logs(
     uow: UnitOfWork, *, task_id: uuid.UUID, stream: LogStream, data: bytes, max_bytes: int
 ) -> None:
-    """Store a batch of a task's output, dropping its oldest bytes beyond `max_bytes` per stream.
+    """Store a batch of one stream of a task's output (see append_output). Raises TaskNotFound."""
+    append_output(uow, task_id=task_id, batches={LogStream(stream): data}, max_bytes=max_bytes)
 
-    For the engine. Raises TaskNotFound.
+
+def append_output(
+    uow: UnitOfWork,
+    *,
+    task_id: uuid.UUID,
+    batches: Mapping[LogStream, bytes],
+    max_bytes: int,
+) -> None:
+    """Store a batch of a task's output per stream, dropping the oldest bytes beyond `max_bytes`.
+
+    For the engine: one transaction and one TaskOutputAppended event per call, whatever the
+    number of lines. Raises TaskNotFound.
     """
-    stream = LogStream(stream)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None:
             raise TaskNotFound(str(task_id))
-        kept, dropped = task.log_counters(stream)
-        if len(data) > max_bytes:
-            cut = _utf8_boundary(data, len(data) - max_bytes)
-            data, dropped = data[cut:], dropped + cut
-        if data:
-            uow.session.add(TaskLogChunk(task_id=task_id, stream=stream, data=data))
-            kept += len(data)
-        excess = kept - max_bytes
-        if excess > 0:
-            oldest = uow.session.execute(
-                select(TaskLogChunk.id, func.octet_length(TaskLogChunk.data))
-                .where(TaskLogChunk.task_id == task_id, TaskLogChunk.stream == stream)
-                .order_by(TaskLogChunk.id)
+        last_chunk_id, stored = None, 0
+        for stream, data in batches.items():
+            chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes)
+            if chunk is not None:
+                last_chunk_id, stored = chunk.id, stored + len(chunk.data)
+        if last_chunk_id is not None:
+            uow.add_event(
+                TaskOutputAppended(
+                    task_id=str(task.id),
+                    owner_id=str(task.owner_id),
+                    last_chunk_id=last_chunk_id,
+                    bytes=stored,
+                )
             )
-            doomed = []
-            for chunk_id, size in oldest:
-                if size <= excess:
-                    doomed.append(chunk_id)
-                    excess, kept, dropped = excess - size, kept - size, dropped + size
-                    continue
-                chunk = uow.session.get(TaskLogChunk, chunk_id)
-                cut = _utf8_boundary(chunk.data, excess)
-                chunk.data = chunk.data[cut:]
-                kept, dropped = kept - cut, dropped + cut
-                break
-            if doomed:
-                uow.session.execute(delete(TaskLogChunk).where(TaskLogChunk.id.in_(doomed)))
-        task.set_log_counters(stream, kept=kept, dropped=dropped)
         uow.commit()
+
+
+def _append_stream(
+    uow: UnitOfWork, task: Task, stream: LogStream, data: bytes, max_bytes: int
+) -> TaskLogChunk | None:
+    """Add one stream's batch under the task's row lock and enforce the cap; the new chunk."""
+    kept, dropped = task.log_counters(stream)
+    if len(data) > max_bytes:
+        cut = _utf8_boundary(data, len(data) - max_bytes)
+        data, dropped = data[cut:], dropped + cut
+    chunk = None
+    if data:
+        chunk = TaskLogChunk(task_id=task.id, stream=stream, data=data)
+        uow.session.add(chunk)
+        uow.session.flush()  # its id orders it, and names it in the event
+        kept += len(data)
+    excess = kept - max_bytes
+    if excess > 0:
+        oldest = uow.session.execute(
+            select(TaskLogChunk.id, func.octet_length(TaskLogChunk.data))
+            .where(TaskLogChunk.task_id == task.id, TaskLogChunk.stream == stream)
+            .order_by(TaskLogChunk.id)
+        )
+        doomed = []
+        for chunk_id, size in oldest:
+            if size <= excess:
+                doomed.append(chunk_id)
+                excess, kept, dropped = excess - size, kept - size, dropped + size
+                continue
+            old = uow.session.get(TaskLogChunk, chunk_id)
+            cut = _utf8_boundary(old.data, excess)
+            old.data = old.data[cut:]
+            kept, dropped = kept - cut, dropped + cut
+            break
+        if doomed:
+            uow.session.execute(delete(TaskLogChunk).where(TaskLogChunk.id.in_(doomed)))
+    task.set_log_counters(stream, kept=kept, dropped=dropped)
+    return chunk
 
 
 def _last_lines(data: bytes, count: int) -> tuple[bytes, bool]:
@@ -454,7 +524,7 @@ def read_logs(
     When the text reaches back to the oldest byte kept and older output was dropped, it starts
     with a `[dockyard: earlier output dropped: ...]` line.
     """
-    streams = list(LogStream) if stream == "both" else [LogStream(stream)]
+    streams = _streams(stream)
     query = select(TaskLogChunk.id, TaskLogChunk.data).where(
         TaskLogChunk.task_id == task_id, TaskLogChunk.stream.in_(streams)
     )
@@ -462,12 +532,12 @@ def read_logs(
         task = _owned(uow, owner_id, task_id, lock=False)
         dropped = {s: task.log_counters(s)[1] for s in streams}
         if tail is None:
-            data = b"".join(
-                row.data for row in uow.session.execute(query.order_by(TaskLogChunk.id))
-            )
+            rows = uow.session.execute(query.order_by(TaskLogChunk.id)).all()
+            data = b"".join(row.data for row in rows)
+            last_chunk_id = rows[-1].id if rows else None
             cut = False
         else:
-            data, cut = _read_tail(uow, query, tail)
+            data, cut, last_chunk_id = _read_tail(uow, query, tail)
         status = task.status
     if not cut and any(dropped.values()):
         data = _marker(dropped) + data
@@ -477,19 +547,137 @@ def read_logs(
         stream=stream,
         text=data.decode("utf-8", errors="replace"),
         truncated=any(dropped.values()),
+        last_chunk_id=last_chunk_id,
     )
 
 
-def _read_tail(uow: UnitOfWork, query: Any, lines: int) -> tuple[bytes, bool]:
-    """Read chunks newest first until `lines` whole lines are in hand."""
+def read_log_chunks(
+    uow: UnitOfWork,
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    after: int | None = None,
+    stream: str = "both",
+    limit: int = 100,
+) -> LogChunkPage:
+    """The chunks stored after chunk `after` (all when None), oldest first; raises TaskNotFound.
+
+    The engine stores a task's last output before its final status, so a finished status with
+    `has_more` false means the output is complete.
+    """
+    streams = _streams(stream)
+    query = (
+        select(TaskLogChunk.id, TaskLogChunk.stream, TaskLogChunk.data, TaskLogChunk.created_at)
+        .where(TaskLogChunk.task_id == task_id, TaskLogChunk.stream.in_(streams))
+        .order_by(TaskLogChunk.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(TaskLogChunk.id > after)
+    with uow:
+        # Status first: when it is final, every chunk committed before it is visible to the
+        # chunk query that follows (read committed), so nothing stored is missed.
+        task = _owned(uow, owner_id, task_id, lock=False)
+        rows = uow.session.execute(query).all()
+        status, dropped = task.status, {str(s): task.log_counters(s)[1] for s in streams}
+    chunks, size = [], 0
+    for row in rows[:limit]:
+        chunks.append(
+            LogChunkView(
+                id=row.id,
+                stream=row.stream,
+                text=row.data.decode("utf-8", errors="replace"),
+                at=row.created_at,
+            )
+        )
+        size += len(row.data)
+        if size >= CHUNK_PAGE_BYTES:
+            break
+    return LogChunkPage(
+        task_id=str(task_id),
+        status=status,
+        chunks=chunks,
+        next_after=chunks[-1].id if chunks else (after or 0),
+        has_more=len(chunks) < len(rows),
+        dropped=dropped,
+    )
+
+
+def follow_logs(
+    uows: Callable[[], UnitOfWork],
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    stream: str = "both",
+    tail: int | None = None,
+    poll_seconds: float = 0.5,
+    max_seconds: float = 3600,
+) -> Iterator[str]:
+    """The output so far (or its tail), then new output as it is stored, until the task finishes.
+
+    The first read happens now, so TaskNotFound is raised before anything is sent; the rest is
+    read lazily, one short transaction per poll. Ends after `max_seconds` even if still running.
+    """
+    first = read_logs(uows(), owner_id=owner_id, task_id=task_id, stream=stream, tail=tail)
+    return _followed(
+        uows,
+        first,
+        owner_id=owner_id,
+        task_id=task_id,
+        stream=stream,
+        poll_seconds=poll_seconds,
+        deadline=time.monotonic() + max_seconds,
+    )
+
+
+def _followed(
+    uows: Callable[[], UnitOfWork],
+    first: TaskLogs,
+    *,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    stream: str,
+    poll_seconds: float,
+    deadline: float,
+) -> Iterator[str]:
+    # Even when empty: the server sends the status and headers with the first piece, and a
+    # client must not wait for the task's first output to learn that the stream is open.
+    yield first.text
+    after = first.last_chunk_id
+    while True:
+        try:
+            page = read_log_chunks(
+                uows(), owner_id=owner_id, task_id=task_id, after=after, stream=stream
+            )
+        except TaskNotFound:
+            return  # deleted while followed
+        for chunk in page.chunks:
+            yield chunk.text
+        after = page.next_after
+        if page.has_more:
+            continue
+        if is_finished(page.status) or time.monotonic() >= deadline:
+            return
+        time.sleep(poll_seconds)
+
+
+def _streams(stream: str) -> list[LogStream]:
+    return list(LogStream) if stream == "both" else [LogStream(stream)]
+
+
+def _read_tail(uow: UnitOfWork, query: Any, lines: int) -> tuple[bytes, bool, int | None]:
+    """Read chunks newest first until `lines` whole lines are in hand; also the newest id."""
     collected: list[bytes] = []
     newlines = 0
     before = None
+    newest = None
     while True:
         page = query.order_by(TaskLogChunk.id.desc()).limit(_TAIL_BATCH)
         if before is not None:
             page = page.where(TaskLogChunk.id < before)
         rows = uow.session.execute(page).all()
+        if rows and newest is None:
+            newest = rows[0].id
         for row in rows:
             collected.append(row.data)
             newlines += row.data.count(b"\n")
@@ -497,4 +685,5 @@ def _read_tail(uow: UnitOfWork, query: Any, lines: int) -> tuple[bytes, bool]:
         if newlines > lines or len(rows) < _TAIL_BATCH:
             break
         before = rows[-1].id
-    return _last_lines(b"".join(reversed(collected)), lines)
+    data, cut = _last_lines(b"".join(reversed(collected)), lines)
+    return data, cut, newest

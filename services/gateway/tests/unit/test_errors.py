@@ -7,7 +7,7 @@ import logging
 import pytest
 from graphql import GraphQLError
 
-from services.gateway.errors import GatewayError, NotAvailableYet, format_error
+from services.gateway.errors import GatewayError, format_error
 from services.gateway.tests.conftest import gql
 
 
@@ -42,12 +42,6 @@ def test_an_unexpected_exception_is_generic_even_in_debug_mode(debug):
         "path": ["me"],
         "extensions": {"code": "INTERNAL_SERVER_ERROR"},
     }
-
-
-def test_a_not_available_yet_error_names_the_field():
-    formatted = format_error(_located(NotAvailableYet("files")))
-    assert formatted["message"] == "files is not available yet"
-    assert formatted["extensions"] == {"code": "SERVICE_UNAVAILABLE"}
 
 
 def test_a_scalar_refusing_a_literal_is_bad_user_input(client):

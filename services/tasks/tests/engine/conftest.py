@@ -12,7 +12,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +130,10 @@ def worker_argv(concurrency: int = 4) -> list[str]:
         "worker",
         "-c",
         str(concurrency),
+        # A name of its own: two workers of one run (say, a package's engine and a module's)
+        # would otherwise fight over the same exclusive control queue.
+        "-n",
+        f"tasks-{uuid.uuid4().hex[:8]}@%h",
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
@@ -136,12 +142,9 @@ def worker_argv(concurrency: int = 4) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="package")
-def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
-    """The relay, event consumer, Celery worker and monitor of this run, as real processes.
-
-    Package-scoped: other tests create tasks they expect to stay PENDING.
-    """
+@contextmanager
+def running_engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
+    """Start the relay, event consumer, Celery worker and monitor of this run; stop them after."""
     logs = Path(tempfile.mkdtemp(prefix=f"dockyard-engine-{test_env.run_id}-"))
     print(f"engine process logs: {logs}")
     env = engine_env(test_env, auth_server)
@@ -153,16 +156,16 @@ def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
         "monitor": [sys.executable, "-m", "services.tasks.monitor"],
     }
     running = Engine()
-    for name, argv in commands.items():
-        running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
-    ready = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
-    for name, marker in ready.items():
-        wait_for(
-            lambda name=name, marker=marker: marker in running[name].log(),
-            timeout=30,
-            message=f"{name} did not start: {running[name].log()[-2000:]}",
-        )
     try:
+        for name, argv in commands.items():
+            running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
+        ready = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
+        for name, marker in ready.items():
+            wait_for(
+                lambda name=name, marker=marker: marker in running[name].log(),
+                timeout=30,
+                message=f"{name} did not start: {running[name].log()[-2000:]}",
+            )
         yield running
     finally:
         for process in running.processes.values():
@@ -174,6 +177,16 @@ def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+
+@pytest.fixture(scope="package")
+def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
+    """The engine processes of this run, for this package.
+
+    Package-scoped: other tests create tasks they expect to stay PENDING.
+    """
+    with running_engine(test_env, auth_server, docker_client) as running:
+        yield running
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -> object:

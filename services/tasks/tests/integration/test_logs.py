@@ -47,6 +47,7 @@ def test_a_task_without_output_has_empty_logs(client, alice):
         "stream": "both",
         "text": "",
         "truncated": False,
+        "last_chunk_id": None,
     }
 
 

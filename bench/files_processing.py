@@ -25,17 +25,14 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sqlalchemy import text
+from support import ROOT, provisioned
 
-from sqlalchemy import text  # noqa: E402
-
-from services.files import service  # noqa: E402
-from services.files.analysis import tune_allocator  # noqa: E402
-from services.files.app import create_app  # noqa: E402
-from services.files.config import FilesSettings  # noqa: E402
-from services.files.models import File  # noqa: E402
-from shared.testing import TestEnvironment  # noqa: E402
+from services.files import service
+from services.files.analysis import tune_allocator
+from services.files.app import create_app
+from services.files.config import FilesSettings
+from services.files.models import File
 
 MIB = 1024 * 1024
 TOOLS = {
@@ -135,46 +132,50 @@ def main(argv: list[str] | None = None) -> int:
     cases = [(kind, int(size)) for kind, size in (c.split(":") for c in args.cases.split(","))]
 
     tune_allocator()  # as the worker's pool processes do
-    environment = TestEnvironment()
-    environment.set_up()
-    work = Path(tempfile.mkdtemp(prefix="files-bench-"))
-    app = None
-    try:
-        app = create_app(FilesSettings(STORAGE_BACKEND="local", STORAGE_DIR=str(work / "storage")))
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; best of {args.repeat}")
-        print(f"{'file':>14}  {'what':<26} {'seconds':>8} {'MB/s':>8}  {'ours/tool':>9}")
-        for kind, size_mib in cases:
-            path = work / f"generated-{kind}-{size_mib}MiB.txt"
-            generate(path, size_mib * MIB, kind)
-            file_id = store(app, path)
-            subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
-            size_mb = size_mib * MIB / 1e6
-            ours, row = processing_seconds(app, file_id, args.repeat)
-            label = f"{kind} {size_mib} MiB"
-            print(f"{label:>14}  {'dockyard process_file':<26} {ours:8.3f} {size_mb / ours:8.1f}")
-            tool_total = 0.0
-            for name, (tool, env) in TOOLS.items():
-                seconds = tool_seconds(tool, env, path, args.repeat)
-                if not name.endswith("(C locale)"):
-                    tool_total += seconds
-                ratio = (size_mb / ours) / (size_mb / seconds)
+    with provisioned():
+        work = Path(tempfile.mkdtemp(prefix="files-bench-"))
+        app = None
+        try:
+            storage = work / "storage"
+            # Provisioned like a deployment's volume: LocalStorage refuses to create its root.
+            storage.mkdir()
+            app = create_app(FilesSettings(STORAGE_BACKEND="local", STORAGE_DIR=str(storage)))
+            print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; best of {args.repeat}")
+            print(f"{'file':>14}  {'what':<26} {'seconds':>8} {'MB/s':>8}  {'ours/tool':>9}")
+            for kind, size_mib in cases:
+                path = work / f"generated-{kind}-{size_mib}MiB.txt"
+                generate(path, size_mib * MIB, kind)
+                file_id = store(app, path)
+                subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
+                size_mb = size_mib * MIB / 1e6
+                ours, row = processing_seconds(app, file_id, args.repeat)
+                label = f"{kind} {size_mib} MiB"
                 print(
-                    f"{'':>14}  {name:<26} {seconds:8.3f} {size_mb / seconds:8.1f}  {ratio:8.2f}x"
+                    f"{label:>14}  {'dockyard process_file':<26} {ours:8.3f} {size_mb / ours:8.1f}"
                 )
-            print(
-                f"{'':>14}  {'wc -l + wc -w + sha256sum':<26} {tool_total:8.3f} "
-                f"{size_mb / tool_total:8.1f}  {tool_total / ours:8.2f}x"
-            )
-            print(
-                f"{'':>14}  results: {row.line_count} lines, {row.word_count} words, "
-                f"{row.mime_type}, {row.encoding}; peak RSS {peak_rss_mib():.0f} MiB"
-            )
-            path.unlink()
-    finally:
-        if app is not None:
-            app.extensions["files"].engine.dispose()
-        environment.tear_down()
-        subprocess.run(["rm", "-rf", str(work)], check=False)
+                tool_total = 0.0
+                for name, (tool, env) in TOOLS.items():
+                    seconds = tool_seconds(tool, env, path, args.repeat)
+                    if not name.endswith("(C locale)"):
+                        tool_total += seconds
+                    ratio = (size_mb / ours) / (size_mb / seconds)
+                    print(
+                        f"{'':>14}  {name:<26} {seconds:8.3f} {size_mb / seconds:8.1f}  "
+                        f"{ratio:8.2f}x"
+                    )
+                print(
+                    f"{'':>14}  {'wc -l + wc -w + sha256sum':<26} {tool_total:8.3f} "
+                    f"{size_mb / tool_total:8.1f}  {tool_total / ours:8.2f}x"
+                )
+                print(
+                    f"{'':>14}  results: {row.line_count} lines, {row.word_count} words, "
+                    f"{row.mime_type}, {row.encoding}; peak RSS {peak_rss_mib():.0f} MiB"
+                )
+                path.unlink()
+        finally:
+            if app is not None:
+                app.extensions["files"].engine.dispose()
+            subprocess.run(["rm", "-rf", str(work)], check=False)
     return 0
 
 

@@ -14,66 +14,27 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from shared.testing import TestEnvironment  # noqa: E402
+from support import (
+    BIN,
+    free_port,
+    gateway_command,
+    gateway_env,
+    percentile,
+    provisioned,
+    register,
+    serve,
+)
 
 ME_QUERY = json.dumps({"query": "{ me { id email createdAt } }"}).encode()
 #: No loop runs longer than this, whatever the request count.
 TIME_CAP_SECONDS = 60.0
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def process(name: str, argv: list[str], env: dict[str, str], health_url: str) -> Iterator[None]:
-    """Run a server subprocess until its health URL answers 200; stop it afterwards."""
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        host, port = health_url.split("//")[1].split("/")[0].split(":")
-        while True:
-            try:
-                conn = http.client.HTTPConnection(host, int(port), timeout=1)
-                conn.request("GET", "/" + health_url.split("/", 3)[3])
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{name} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class Client:
@@ -107,9 +68,7 @@ class Figures:
 
     def percentile(self, p: float) -> float:
         """Latency percentile in milliseconds."""
-        ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-        return ordered[index] * 1000
+        return percentile(self.latencies, p / 100) * 1000
 
     def row(self) -> str:
         """One line of the results table."""
@@ -173,25 +132,6 @@ def interleaved(
     return totals
 
 
-def register(gateway_port: int) -> str:
-    """Register a fresh user through the gateway; return the access token."""
-    mutation = (
-        "mutation ($e: String!, $p: String!) { register(email: $e, password: $p) { accessToken } }"
-    )
-    body = json.dumps(
-        {
-            "query": mutation,
-            "variables": {"e": f"bench-{uuid.uuid4().hex[:10]}@example.com", "p": "bench pass"},
-        }
-    ).encode()
-    conn = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)
-    conn.request("POST", "/graphql", body=body, headers={"Content-Type": "application/json"})
-    answer = json.loads(conn.getresponse().read())
-    if "errors" in answer:
-        raise RuntimeError(f"registration failed: {answer['errors']}")
-    return answer["data"]["register"]["accessToken"]
-
-
 def main(argv: list[str] | None = None) -> int:
     """Provision, start both servers, measure, print the figures, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -200,32 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the two paths")
     args = parser.parse_args(argv)
 
-    environment = TestEnvironment()
-    environment.set_up()
-    try:
+    with provisioned() as environment:
         auth_port, gateway_port = free_port(), free_port()
-        auth_url = f"http://127.0.0.1:{auth_port}"
-        env = {
-            **os.environ,
-            **environment.env(),
-            "LOG_LEVEL": "WARNING",
-            "AUTH_REGISTER_LIMIT_PER_IP": "1000/minute",
-            "AUTH_SERVICE_URL": auth_url,
-            "AUTH_JWKS_URL": f"{auth_url}/v1/.well-known/jwks.json",
-        }
-        bin_dir = Path(sys.executable).parent
+        env = gateway_env(environment, auth_port)
         auth_argv = [
-            str(bin_dir / "gunicorn"), "--worker-class", "gthread", "--workers", "1",
+            str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1",
             "--threads", "8", "--keep-alive", "15", "--bind", f"127.0.0.1:{auth_port}",
             "--log-level", "warning", "services.auth.wsgi:app",
         ]  # fmt: skip
-        gateway_argv = [
-            sys.executable, "-m", "uvicorn", "services.gateway.asgi:app", "--host", "127.0.0.1",
-            "--port", str(gateway_port), "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
         with (
-            process("auth", auth_argv, env, f"{auth_url}/healthz"),
-            process("gateway", gateway_argv, env, f"http://127.0.0.1:{gateway_port}/healthz"),
+            serve("auth", auth_argv, env, auth_port),
+            serve("gateway", gateway_command(gateway_port), env, gateway_port),
         ):
             token = register(gateway_port)
 
@@ -255,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"added at p50 ({gateway_figures.label.split(', ')[1]}): {added:.2f} ms "
                 f"({verdict} the 5 ms target)"
             )
-    finally:
-        environment.tear_down()
     return 0
 
 

@@ -1,6 +1,6 @@
 """Benchmark: a 1 GiB upload through the gateway next to the same upload straight to files.
 
-Run: `.venv/bin/python bench/gateway_upload.py [--size-mb 1024] [--rounds 1]`.
+Run: `.venv/bin/python bench/gateway_upload.py [--size-mb 1024] [--rounds 2]`.
 Provisions a throwaway TestEnvironment (database, namespace, signing key), starts auth and files
 under gunicorn (gthread, 1 worker, 8 threads, deploy/gunicorn.conf.py) and the gateway under
 uvicorn as subprocesses on free loopback ports, registers one user, then streams a generated
@@ -31,66 +31,23 @@ import http.client
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from support import BIN, ROOT, free_port, gateway_command, gateway_env, provisioned, register, serve
 
-from services.gateway.tests.apollo import apollo_upload  # noqa: E402
-from shared.testing import TestEnvironment  # noqa: E402
+from services.gateway.tests.apollo import apollo_upload
 
 MIB = 1024 * 1024
 RSS_TARGET_MB = 150
 #: Distinct random blocks the generated file cycles through (random bytes hold CR and LF
 #: often enough to keep the multipart parsers' boundary search honest).
 BLOCKS = 16
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def process(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterator[int]:
-    """Run a server subprocess until GET /healthz answers 200; yield its pid; stop it after."""
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{name} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.1)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def children(pid: int) -> list[int]:
@@ -171,25 +128,6 @@ def post_streamed(
     elapsed = time.perf_counter() - started
     conn.close()
     return response.status, body, elapsed
-
-
-def register(gateway_port: int) -> str:
-    """Register a fresh user through the gateway; return the access token."""
-    mutation = (
-        "mutation ($e: String!, $p: String!) { register(email: $e, password: $p) { accessToken } }"
-    )
-    body = json.dumps(
-        {
-            "query": mutation,
-            "variables": {"e": f"bench-{uuid.uuid4().hex[:10]}@example.com", "p": "bench pass"},
-        }
-    ).encode()
-    conn = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)
-    conn.request("POST", "/graphql", body=body, headers={"Content-Type": "application/json"})
-    answer = json.loads(conn.getresponse().read())
-    if "errors" in answer:
-        raise RuntimeError(f"registration failed: {answer['errors']}")
-    return answer["data"]["register"]["accessToken"]
 
 
 @dataclass
@@ -312,43 +250,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = args.size_mb * MIB
 
-    environment = TestEnvironment()
-    environment.set_up()
-    storage = tempfile.TemporaryDirectory(prefix="dockyard-bench-files-", dir=args.storage_dir)
-    try:
+    with (
+        provisioned() as environment,
+        tempfile.TemporaryDirectory(
+            prefix="dockyard-bench-files-", dir=args.storage_dir
+        ) as storage,
+    ):
         auth_port, files_port, gateway_port = free_port(), free_port(), free_port()
-        auth_url = f"http://127.0.0.1:{auth_port}"
         env = {
-            **os.environ,
-            **environment.env(),
-            "LOG_LEVEL": "WARNING",
-            "AUTH_REGISTER_LIMIT_PER_IP": "1000/minute",
-            "AUTH_SERVICE_URL": auth_url,
-            "AUTH_JWKS_URL": f"{auth_url}/v1/.well-known/jwks.json",
+            **gateway_env(environment, auth_port),
             "FILES_SERVICE_URL": f"http://127.0.0.1:{files_port}",
-            "FILES_STORAGE_DIR": storage.name,
+            "FILES_STORAGE_DIR": storage,
             "FILES_MAX_UPLOAD_BYTES": str(max(size, 1024 * MIB)),
             "FILES_USER_QUOTA_BYTES": str(4 * max(size, MIB)),
         }
-        bin_dir = Path(sys.executable).parent
 
         def gunicorn(name: str, port: int) -> list[str]:
             return [
-                str(bin_dir / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                str(BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
                 "--name", f"dockyard-{name}", "--bind", f"127.0.0.1:{port}",
                 "--log-level", "warning", f"services.{name}.wsgi:app",
             ]  # fmt: skip
 
-        gateway_argv = [
-            sys.executable, "-m", "uvicorn", "services.gateway.asgi:app", "--host", "127.0.0.1",
-            "--port", str(gateway_port), "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
         content = Content(size)
         expected_sha = content.sha256()
         with (
-            process("auth", gunicorn("auth", auth_port), env, auth_port),
-            process("files", gunicorn("files", files_port), env, files_port) as files_master,
-            process("gateway", gateway_argv, env, gateway_port) as gateway_pid,
+            serve("auth", gunicorn("auth", auth_port), env, auth_port),
+            serve("files", gunicorn("files", files_port), env, files_port) as files_master,
+            serve("gateway", gateway_command(gateway_port), env, gateway_port) as gateway_pid,
         ):
             (files_worker,) = children(files_master)
             token = register(gateway_port)
@@ -367,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(
             f"cpus: {os.cpu_count()}  python: {sys.version.split()[0]}  file: {args.size_mb} MiB"
-            f"  storage: {storage.name}"
+            f"  storage: {storage}"
         )
         print("RSS columns: MB resident before the upload -> peak during it (VmHWM)")
         print(
@@ -385,9 +314,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, worst in (("gateway", worst_gateway), ("files", worst_files)):
             verdict = "within" if worst < RSS_TARGET_MB else "OVER"
             print(f"peak RSS {name}: {worst:.0f} MB ({verdict} the {RSS_TARGET_MB} MB target)")
-    finally:
-        storage.cleanup()
-        environment.tear_down()
     return 0
 
 

@@ -21,10 +21,8 @@ import json
 import multiprocessing
 import os
 import queue
-import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,6 +33,7 @@ import amqp
 from kombu import Connection, Exchange, Producer
 from kombu import Queue as KombuQueue
 from sqlalchemy import text
+from support import BIN, percentile, provisioned, spawn, stop
 
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.events import Envelope, Event
@@ -120,12 +119,6 @@ class Acks:
         return {n: at for (p, n), at in self.times.items() if p == phase}
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """The `fraction` quantile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
 def latency_line(commits: dict[int, float], acks: dict[int, float]) -> str:
     """p50/p99/max of commit -> ack, in milliseconds."""
     ms = [(acks[n] - commits[n]) * 1000 for n in commits]
@@ -194,113 +187,104 @@ def broker_baseline(
 
 def start_relay(env: dict[str, str], log_path: Path, batch_size: int) -> subprocess.Popen:
     """`dockyard relay auth` as a subprocess, its JSON logs in `log_path`."""
-    dockyard = Path(sys.executable).with_name("dockyard")
-    return subprocess.Popen(
-        [str(dockyard), "relay", SCHEMA, "--batch-size", str(batch_size)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_path.open("ab"),
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM and wait."""
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    argv = [str(BIN / "dockyard"), "relay", SCHEMA, "--batch-size", str(batch_size)]
+    return spawn(argv, env=env, log=log_path)
 
 
 def run(args: argparse.Namespace) -> None:
     """Provision, measure, print, clean up."""
     environment = TestEnvironment()
     print(f"provisioning throwaway database and namespace {environment.namespace} ...")
-    environment.set_up()
-    env = {**os.environ, **environment.env(), "LOG_LEVEL": "WARNING"}
     log_path = Path(f"/tmp/{environment.namespace}-relay.log")
-    relay = consumer = None
-    try:
-        engine = make_engine(environment.service_url(SCHEMA), schema=SCHEMA, pool_size=2)
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE bench_effects (event_id uuid PRIMARY KEY, n int)"))
-        uow = UnitOfWork(session_factory(engine), schema=SCHEMA, source=SCHEMA)
+    with provisioned(environment):
+        env = {**os.environ, **environment.env(), "LOG_LEVEL": "WARNING"}
+        relay = consumer = None
+        try:
+            engine = make_engine(environment.service_url(SCHEMA), schema=SCHEMA, pool_size=2)
+            with engine.begin() as conn:
+                conn.execute(text("CREATE TABLE bench_effects (event_id uuid PRIMARY KEY, n int)"))
+            uow = UnitOfWork(session_factory(engine), schema=SCHEMA, source=SCHEMA)
 
-        pipelined, one_by_one = broker_baseline(
-            environment.amqp_url, environment.namespace, count=args.events, batch=args.batch_size
-        )
-        print("\nbaseline, broker alone (persistent messages, durable queue):")
-        print(f"  confirms pipelined per batch of {args.batch_size}: {pipelined:8.0f} msg/s")
-        print(f"  confirm waited per message (kombu)     : {one_by_one:8.0f} msg/s")
+            pipelined, one_by_one = broker_baseline(
+                environment.amqp_url,
+                environment.namespace,
+                count=args.events,
+                batch=args.batch_size,
+            )
+            print("\nbaseline, broker alone (persistent messages, durable queue):")
+            print(f"  confirms pipelined per batch of {args.batch_size}: {pipelined:8.0f} msg/s")
+            print(f"  confirm waited per message (kombu)     : {one_by_one:8.0f} msg/s")
 
-        context = multiprocessing.get_context("spawn")
-        acks_queue, ready = context.Queue(), context.Event()
-        consumer = context.Process(
-            target=consumer_process, args=(environment.env(), acks_queue, ready), daemon=True
-        )
-        consumer.start()
-        if not ready.wait(30):
-            raise SystemExit("the consumer did not start")
-        acks = Acks(acks_queue)
-        relay = start_relay(env, log_path, args.batch_size)
+            context = multiprocessing.get_context("spawn")
+            acks_queue, ready = context.Queue(), context.Event()
+            consumer = context.Process(
+                target=consumer_process, args=(environment.env(), acks_queue, ready), daemon=True
+            )
+            consumer.start()
+            if not ready.wait(30):
+                raise SystemExit("the consumer did not start")
+            acks = Acks(acks_queue)
+            relay = start_relay(env, log_path, args.batch_size)
 
-        # Wait until the relay is up (one event through) so its start-up is not in the figures.
-        commit_events(uow, "warmup", 1, per_tx=1, streams=1)
-        acks.wait_for("warmup", 1, 60)
+            # Wait until the relay is up (one event through) so its start-up is not in the figures.
+            commit_events(uow, "warmup", 1, per_tx=1, streams=1)
+            acks.wait_for("warmup", 1, 60)
 
-        idle_count = 200
-        commits = commit_events(uow, "idle", idle_count, per_tx=1, streams=20, rate=50)
-        acks.wait_for("idle", idle_count, 60)
-        print(f"\nidle: {idle_count} single-event transactions, 20 ms apart")
-        print(f"  commit -> consumer ack  {latency_line(commits, acks.of('idle'))}")
+            idle_count = 200
+            commits = commit_events(uow, "idle", idle_count, per_tx=1, streams=20, rate=50)
+            acks.wait_for("idle", idle_count, 60)
+            print(f"\nidle: {idle_count} single-event transactions, 20 ms apart")
+            print(f"  commit -> consumer ack  {latency_line(commits, acks.of('idle'))}")
 
-        paced, rate = args.events // 2, 1000
-        commits = commit_events(uow, "paced", paced, per_tx=10, streams=100, rate=rate)
-        acks.wait_for("paced", paced, 120)
-        print(f"\npaced: {paced} events at {rate}/s, 10 per transaction")
-        print(f"  commit -> consumer ack  {latency_line(commits, acks.of('paced'))}")
+            paced, rate = args.events // 2, 1000
+            commits = commit_events(uow, "paced", paced, per_tx=10, streams=100, rate=rate)
+            acks.wait_for("paced", paced, 120)
+            print(f"\npaced: {paced} events at {rate}/s, 10 per transaction")
+            print(f"  commit -> consumer ack  {latency_line(commits, acks.of('paced'))}")
 
-        started = time.time()
-        commits = commit_events(uow, "stream", args.events, per_tx=args.per_tx, streams=100)
-        committed = time.time()
-        acks.wait_for("stream", args.events, 120)
-        acked = acks.of("stream")
-        finished = max(acked.values())
-        print(
-            f"\nflat out: {args.events} events committed as fast as one producer can, "
-            f"{args.per_tx} per transaction"
-        )
-        print(f"  producer commit rate    {args.events / (committed - started):8.0f} events/s")
-        print(f"  first commit -> last ack{args.events / (finished - started):8.0f} events/s")
-        print(f"  commit -> consumer ack  {latency_line(commits, acked)}")
+            started = time.time()
+            commits = commit_events(uow, "stream", args.events, per_tx=args.per_tx, streams=100)
+            committed = time.time()
+            acks.wait_for("stream", args.events, 120)
+            acked = acks.of("stream")
+            finished = max(acked.values())
+            print(
+                f"\nflat out: {args.events} events committed as fast as one producer can, "
+                f"{args.per_tx} per transaction"
+            )
+            print(f"  producer commit rate    {args.events / (committed - started):8.0f} events/s")
+            print(f"  first commit -> last ack{args.events / (finished - started):8.0f} events/s")
+            print(f"  commit -> consumer ack  {latency_line(commits, acked)}")
 
-        stop(relay)
-        commit_events(uow, "backlog", args.events, per_tx=100, streams=100)
-        started = time.time()
-        relay = start_relay(env, log_path, args.batch_size)
-        acks.wait_for("backlog", args.events, 120)
-        acked = acks.of("backlog")
-        first, finished = min(acked.values()), max(acked.values())
-        print(f"\nbacklog: {args.events} events waiting in the outbox, then the relay starts")
-        print(
-            f"  first ack -> last ack   {args.events / (finished - first):8.0f} events/s "
-            f"({finished - first:.2f} s)"
-        )
-        print(
-            f"  relay start -> last ack {args.events / (finished - started):8.0f} events/s "
-            f"({finished - started:.2f} s, with the relay process's start-up)"
-        )
-        with engine.connect() as conn:
-            left = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
-            effects = conn.execute(text("SELECT count(*) FROM bench_effects")).scalar_one()
-        expected = 1 + idle_count + paced + 2 * args.events
-        print(f"\noutbox rows left: {left}; handler rows: {effects} (expected {expected})")
-        engine.dispose()
-    finally:
-        if relay is not None and relay.poll() is None:
             stop(relay)
-        if consumer is not None and consumer.is_alive():
-            consumer.terminate()
-            consumer.join(30)
-        environment.tear_down()
-        print(f"(relay log: {log_path})")
+            commit_events(uow, "backlog", args.events, per_tx=100, streams=100)
+            started = time.time()
+            relay = start_relay(env, log_path, args.batch_size)
+            acks.wait_for("backlog", args.events, 120)
+            acked = acks.of("backlog")
+            first, finished = min(acked.values()), max(acked.values())
+            print(f"\nbacklog: {args.events} events waiting in the outbox, then the relay starts")
+            print(
+                f"  first ack -> last ack   {args.events / (finished - first):8.0f} events/s "
+                f"({finished - first:.2f} s)"
+            )
+            print(
+                f"  relay start -> last ack {args.events / (finished - started):8.0f} events/s "
+                f"({finished - started:.2f} s, with the relay process's start-up)"
+            )
+            with engine.connect() as conn:
+                left = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+                effects = conn.execute(text("SELECT count(*) FROM bench_effects")).scalar_one()
+            expected = 1 + idle_count + paced + 2 * args.events
+            print(f"\noutbox rows left: {left}; handler rows: {effects} (expected {expected})")
+            engine.dispose()
+        finally:
+            if relay is not None:
+                stop(relay)
+            if consumer is not None and consumer.is_alive():
+                consumer.terminate()
+                consumer.join(30)
+            print(f"(relay log: {log_path})")
 
 
 def main() -> None:

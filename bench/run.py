@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = sorted(p for p in HERE.glob("*.py") if p.name not in {"run.py", "__init__.py"})
+#: Modules here that are not benchmarks: this runner and the helpers the benchmarks share.
+NOT_BENCHMARKS = {"run.py", "support.py", "__init__.py"}
+BENCHMARKS = sorted(p for p in HERE.glob("*.py") if p.name not in NOT_BENCHMARKS)
 
 
 def main(argv: list[str]) -> int:

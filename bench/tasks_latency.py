@@ -21,25 +21,21 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import docker
+from sqlalchemy import func, select
+from support import BIN, provisioned, spawn, stop
 
-import docker  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-from services.tasks import service  # noqa: E402
-from services.tasks.app import create_app  # noqa: E402
-from services.tasks.lifecycle import TERMINAL  # noqa: E402
-from services.tasks.models import Task  # noqa: E402
-from shared.testing import TestEnvironment  # noqa: E402
+from services.tasks import service
+from services.tasks.app import create_app
+from services.tasks.lifecycle import TERMINAL
+from services.tasks.models import Task
 
 IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 COMMAND = ["echo", "hi"]
-BIN = Path(sys.executable).parent
 
 
-def start_engine(env: dict[str, str], logs: Path) -> list[subprocess.Popen]:
-    """The relay, consumer, Celery worker and monitor, with their output in `logs`."""
+def start_engine(env: dict[str, str], logs: Path, processes: list[subprocess.Popen]) -> None:
+    """Start the relay, consumer, Celery worker and monitor (output in `logs`) into `processes`."""
     commands = {
         "relay": [str(BIN / "dockyard"), "relay", "tasks"],
         "consume": [str(BIN / "dockyard"), "consume", "tasks"],
@@ -58,19 +54,14 @@ def start_engine(env: dict[str, str], logs: Path) -> list[subprocess.Popen]:
         ],
         "monitor": [sys.executable, "-m", "services.tasks.monitor"],
     }
-    processes = []
     for name, argv in commands.items():
-        out = (logs / f"{name}.log").open("ab")
-        processes.append(
-            subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        )
+        processes.append(spawn(argv, env=env, log=logs / f"{name}.log"))
     deadline = time.monotonic() + 30
     markers = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
     while any(m not in (logs / f"{n}.log").read_text(errors="replace") for n, m in markers.items()):
         if time.monotonic() > deadline:
             raise SystemExit(f"engine processes did not start; see {logs}")
         time.sleep(0.1)
-    return processes
 
 
 def status_times(uow_factory, task_id: uuid.UUID, started: float) -> tuple[float, float]:
@@ -158,35 +149,33 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--throughput", type=int, default=200)
     args = parser.parse_args()
-    environment = TestEnvironment()
-    environment.set_up()
-    logs = Path(tempfile.mkdtemp(prefix="dockyard-bench-tasks-"))
-    processes = start_engine({**os.environ, **environment.env()}, logs)
-    try:
-        ctx = create_app().extensions["tasks"]
-        bench_service(ctx, 2)  # warm up every process
-        to_running, to_final = bench_service(ctx, args.repeat)
-        run = statistics.median(bench_docker_run(args.repeat))
-        sdk = statistics.median(bench_sdk(args.repeat))
-        running, final = statistics.median(to_running), statistics.median(to_final)
-        print(f"image {IMAGE}, command {' '.join(COMMAND)}, medians of {args.repeat}")
-        print(f"  service: create -> RUNNING   {running * 1000:8.1f} ms")
-        print(f"  service: create -> SUCCEEDED {final * 1000:8.1f} ms")
-        print(f"  docker run --rm              {run * 1000:8.1f} ms")
-        print(f"  SDK create/start/wait/remove {sdk * 1000:8.1f} ms")
-        print(f"  ratio service final / docker run: {final / run:5.2f}x")
-        print(f"  ratio service final / SDK:        {final / sdk:5.2f}x")
-        rate = bench_throughput(ctx, args.throughput)
-        print(
-            f"throughput: {args.throughput} tasks at the default concurrency: {rate:.0f} tasks/min"
-        )
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(15)
-        environment.tear_down()
-        print(f"(engine process logs: {logs})")
+    with provisioned() as environment:
+        logs = Path(tempfile.mkdtemp(prefix="dockyard-bench-tasks-"))
+        # Filled as they start, so a failed start-up still stops those already running.
+        processes: list[subprocess.Popen] = []
+        try:
+            start_engine({**os.environ, **environment.env()}, logs, processes)
+            ctx = create_app().extensions["tasks"]
+            bench_service(ctx, 2)  # warm up every process
+            to_running, to_final = bench_service(ctx, args.repeat)
+            run = statistics.median(bench_docker_run(args.repeat))
+            sdk = statistics.median(bench_sdk(args.repeat))
+            running, final = statistics.median(to_running), statistics.median(to_final)
+            print(f"image {IMAGE}, command {' '.join(COMMAND)}, medians of {args.repeat}")
+            print(f"  service: create -> RUNNING   {running * 1000:8.1f} ms")
+            print(f"  service: create -> SUCCEEDED {final * 1000:8.1f} ms")
+            print(f"  docker run --rm              {run * 1000:8.1f} ms")
+            print(f"  SDK create/start/wait/remove {sdk * 1000:8.1f} ms")
+            print(f"  ratio service final / docker run: {final / run:5.2f}x")
+            print(f"  ratio service final / SDK:        {final / sdk:5.2f}x")
+            rate = bench_throughput(ctx, args.throughput)
+            print(
+                f"throughput: {args.throughput} tasks at the default concurrency: "
+                f"{rate:.0f} tasks/min"
+            )
+        finally:
+            stop(*processes)
+            print(f"(engine process logs: {logs})")
 
 
 if __name__ == "__main__":

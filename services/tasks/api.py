@@ -20,6 +20,7 @@ from services.tasks.schemas import (
     TaskPageSchema,
     TaskSchema,
 )
+from shared.pagination import InvalidCursor
 from shared.web import ServiceBlueprint
 
 blp = ServiceBlueprint("tasks", __name__, url_prefix="/v1", description="Container tasks")
@@ -59,7 +60,7 @@ class Tasks(MethodView):
         """List your tasks, newest first, a page at a time, optionally of one status."""
         try:
             return service.list_tasks(_ctx().uow(), owner_id=_owner_id(), **args)
-        except service.InvalidCursor:
+        except InvalidCursor:
             abort(400, message="Invalid cursor.", messages={"after": ["Not a valid cursor."]})
 
     @blp.arguments(TaskCreateSchema)

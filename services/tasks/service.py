@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -11,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 
 from services.tasks.events import (
     TaskCancelRequested,
@@ -23,6 +21,7 @@ from services.tasks.images import InvalidImageReference, image_allowed, parse_im
 from services.tasks.lifecycle import is_finished, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
 from shared.db import UnitOfWork
+from shared.pagination import KeysetCursor, newest_first_page
 
 #: Chunks fetched per round trip while reading logs backwards for a tail.
 _TAIL_BATCH = 64
@@ -40,10 +39,6 @@ class TaskNotFinished(Exception):
     def __init__(self, status: str) -> None:
         super().__init__(f"task is {status}")
         self.status = status
-
-
-class InvalidCursor(Exception):
-    """The pagination cursor was not issued by this service."""
 
 
 class PolicyViolation(Exception):
@@ -313,23 +308,6 @@ def create_task(
         return _view(task)
 
 
-def _encode_cursor(task: Task) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, task_id = raw.split("|")
-        at = datetime.fromisoformat(created_at)
-        if at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return at, uuid.UUID(task_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor(cursor) from None
-
-
 def list_tasks(
     uow: UnitOfWork,
     *,
@@ -342,19 +320,14 @@ def list_tasks(
     filters = [Task.owner_id == owner_id]
     if status is not None:
         filters.append(Task.status == TaskStatus(status))
-    page_filters = list(filters)
-    if after is not None:
-        created_at, task_id = _decode_cursor(after)
-        page_filters.append(tuple_(Task.created_at, Task.id) < tuple_(created_at, task_id))
+    cursor = KeysetCursor.decode(after) if after is not None else None
+    query = newest_first_page(
+        select(Task).where(*filters), Task.created_at, Task.id, first=first, after=cursor
+    )
     with uow:
-        rows = uow.session.scalars(
-            select(Task)
-            .where(*page_filters)
-            .order_by(Task.created_at.desc(), Task.id.desc())
-            .limit(first + 1)
-        ).all()
+        rows = uow.session.scalars(query).all()
         total = uow.session.scalar(select(func.count()).select_from(Task).where(*filters))
-        edges = [TaskEdge(_encode_cursor(task), _view(task)) for task in rows[:first]]
+        edges = [TaskEdge(KeysetCursor.of(task).encode(), _view(task)) for task in rows[:first]]
     return TaskPage(
         edges=edges,
         page_info=PageInfo(

@@ -1,0 +1,138 @@
+"""What the benchmarks share: a throwaway environment, server subprocesses, the gateway, stats.
+
+Imported as `support`: the benchmarks run as scripts (`bench/run.py`, `make bench`,
+`.venv/bin/python bench/<name>.py`), so this directory is first on `sys.path`; `services` and
+`shared` come from the editable install that `make venv` makes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.testing import TestEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The virtualenv's scripts: gunicorn, celery, dockyard.
+BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def provisioned(environment: TestEnvironment | None = None) -> Iterator[TestEnvironment]:
+    """Set up a throwaway TestEnvironment (database, namespace, signing key); tear it down after."""
+    if environment is None:
+        environment = TestEnvironment()
+    environment.set_up()
+    try:
+        yield environment
+    finally:
+        environment.tear_down()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def spawn(argv: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a subprocess in the repository root, its stdout and stderr appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the processes, then wait for each; kill any still running after `timeout` s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def serve(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterator[int]:
+    """Run a server subprocess until GET /healthz on `port` answers 200; yield its pid; stop it."""
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"{name} did not start:\n{log.read().decode()[-3000:]}")
+            time.sleep(0.1)
+        yield server.pid
+    finally:
+        stop(server)
+        log.close()
+
+
+def gateway_env(environment: TestEnvironment, auth_port: int) -> dict[str, str]:
+    """Environment variables for auth, the gateway and their peers, auth on `auth_port`."""
+    auth_url = f"http://127.0.0.1:{auth_port}"
+    return {
+        **os.environ,
+        **environment.env(),
+        # Quiet, so the per-request access log does not dominate what is measured.
+        "LOG_LEVEL": "WARNING",
+        # Every run registers users from the same loopback address.
+        "AUTH_REGISTER_LIMIT_PER_IP": "1000/minute",
+        "AUTH_SERVICE_URL": auth_url,
+        "AUTH_JWKS_URL": f"{auth_url}/v1/.well-known/jwks.json",
+    }
+
+
+def gateway_command(port: int) -> list[str]:
+    """The gateway under uvicorn on a loopback port, without its access log."""
+    return [
+        sys.executable, "-m", "uvicorn", "services.gateway.asgi:app", "--host", "127.0.0.1",
+        "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
+def register(gateway_port: int) -> str:
+    """Register a fresh user through the gateway; return the access token."""
+    mutation = (
+        "mutation ($e: String!, $p: String!) { register(email: $e, password: $p) { accessToken } }"
+    )
+    body = json.dumps(
+        {
+            "query": mutation,
+            "variables": {"e": f"bench-{uuid.uuid4().hex[:10]}@example.com", "p": "bench pass"},
+        }
+    ).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)
+    conn.request("POST", "/graphql", body=body, headers={"Content-Type": "application/json"})
+    answer = json.loads(conn.getresponse().read())
+    if "errors" in answer:
+        raise RuntimeError(f"registration failed: {answer['errors']}")
+    return answer["data"]["register"]["accessToken"]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The `fraction` quantile of `values` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]

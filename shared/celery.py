@@ -22,6 +22,22 @@ from flask import Flask
 
 from shared.config import CommonSettings
 
+#: Longest delay a retry or countdown may ask for. A worker keeps a message with a countdown
+#: unacked until it is due, and RabbitMQ's consumer_timeout (30 minutes by default) then closes
+#: the worker's channel, which Celery 5 answers by shutting the whole worker down.
+MAX_COUNTDOWN_SECONDS = 900
+
+
+def parse_countdown(raw: str) -> float:
+    """Seconds of a retry delay: above zero and at most MAX_COUNTDOWN_SECONDS."""
+    value = float(raw)
+    if not 0 < value <= MAX_COUNTDOWN_SECONDS:
+        raise ValueError(
+            f"must be above 0 and at most {MAX_COUNTDOWN_SECONDS} seconds (a longer countdown "
+            "outlives RabbitMQ's consumer_timeout)"
+        )
+    return value
+
 
 def celery_config(settings: CommonSettings) -> dict[str, Any]:
     """Celery settings for tasks that must survive worker crashes (they must be idempotent)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.celery import parse_countdown
 from shared.config import CommonSettings, EnvVar, database_url_var, parse_bool, parse_list
 from shared.notifications import NOTIFICATION_CHANNELS
 
@@ -117,9 +118,10 @@ class TasksSettings(CommonSettings):
     )
     RETRY_BACKOFF_MAX_SECONDS = EnvVar(
         "TASKS_RETRY_BACKOFF_MAX_SECONDS",
-        float,
+        parse_countdown,
         default=60.0,
-        doc="Longest retry delay (seconds).",
+        doc="Longest retry delay (seconds, at most 900: a Celery countdown must end well within "
+        "RabbitMQ's consumer_timeout).",
     )
     DEFAULT_PIDS_LIMIT = EnvVar(
         "TASKS_PIDS_LIMIT", int, default=256, doc="Most processes a task container may run."
@@ -173,9 +175,9 @@ class TasksSettings(CommonSettings):
     )
     NOTIFY_RETRY_BACKOFF_MAX_SECONDS = EnvVar(
         "TASKS_NOTIFY_RETRY_BACKOFF_MAX_SECONDS",
-        int,
-        default=300,
-        doc="Longest delay between two retries of a notification (seconds).",
+        parse_countdown,
+        default=300.0,
+        doc="Longest delay between two retries of a notification (seconds, at most 900).",
     )
     NOTIFY_MAX_RETRIES = EnvVar(
         "TASKS_NOTIFY_MAX_RETRIES",

@@ -354,15 +354,21 @@ class Monitor:
             if task is not None and task.container_name == container.name:
                 if task.status == TaskStatus.RUNNING:
                     continue  # its watcher owns it
-                if task.status == TaskStatus.QUEUED and container.status != "created":
-                    # A start job died between starting the container and recording it.
+                touched = task.heartbeat_at or task.queued_at or task.created_at
+                if (
+                    task.status == TaskStatus.QUEUED
+                    and container.status != "created"
+                    and touched < stale
+                ):
+                    # A start job died between starting the container and recording it (a live
+                    # one touched the task lately and is about to record it itself).
                     log.info("adopting container %s of task %s", container.name, task.id)
                     engine.mark_running(
                         self.uow(), task_id=task.id, name=container.name, container=container
                     )
                     continue
                 if task.status == TaskStatus.QUEUED:
-                    continue  # created, not started: the start job (or its redelivery) owns it
+                    continue  # its start job (or a redelivery) is still at work on it
             log.warning("removing orphaned container %s", container.name)
             try:
                 container.remove(force=True)

@@ -34,7 +34,8 @@ notifier = notifier_from_settings(settings)
 #: Retry policy of a notification whose channel fails: exponential backoff with full jitter.
 NOTIFY_RETRY_POLICY = {
     "retry_backoff": settings.NOTIFY_RETRY_BACKOFF_SECONDS,
-    "retry_backoff_max": settings.NOTIFY_RETRY_BACKOFF_MAX_SECONDS,
+    # int: with jitter, Celery draws the delay with random.randrange.
+    "retry_backoff_max": int(settings.NOTIFY_RETRY_BACKOFF_MAX_SECONDS),
     "retry_jitter": True,
     "max_retries": settings.NOTIFY_MAX_RETRIES,
 }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask, current_app
 
-from shared.celery import celery_init_app
+from shared.celery import MAX_COUNTDOWN_SECONDS, celery_init_app, parse_countdown
 from shared.config import CommonSettings
 
 
@@ -52,3 +53,14 @@ def test_app_config_may_override_a_setting():
     celery_app = celery_init_app(app, CommonSettings({}))
     assert celery_app.conf.task_default_queue == "special"
     assert celery_app.conf.task_acks_late is True
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "1800", "nan", "soon"])
+def test_a_retry_delay_that_could_outlive_the_brokers_consumer_timeout_is_refused(raw):
+    with pytest.raises(ValueError):
+        parse_countdown(raw)
+
+
+def test_a_retry_delay_within_bounds_is_seconds():
+    assert parse_countdown("0.5") == 0.5
+    assert parse_countdown(str(MAX_COUNTDOWN_SECONDS)) == MAX_COUNTDOWN_SECONDS

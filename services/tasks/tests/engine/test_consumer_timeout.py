@@ -1,0 +1,397 @@
+"""A task far longer than RabbitMQ's consumer_timeout is neither killed nor run twice.
+
+The module starts its own throwaway RabbitMQ node whose consumer_timeout is a few seconds (3.10
+has only the global setting, and the suite's shared broker must keep its default), with the
+channel tick lowered so the broker checks that timeout twice a second instead of once a minute.
+A full engine (relay, consumer, Celery worker, monitor) runs against it with its own database
+and namespace, so the suite's other engine processes can neither lead nor dispatch for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import amqp
+import docker
+import pytest
+
+from services.tasks.app import create_app
+from services.tasks.config import TasksSettings
+from services.tasks.engine import LABEL_ATTEMPT, LABEL_TASK, namespace_filter
+from services.tasks.lifecycle import container_name
+from services.tasks.tests.engine.conftest import (
+    BIN,
+    Engine,
+    Process,
+    engine_env,
+    wait_for,
+    worker_argv,
+)
+from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
+from shared import dbadmin, migrations, testing
+
+CONSUMER_TIMEOUT_SECONDS = 3
+#: How often a channel checks its oldest unacked message (RabbitMQ's default is 60 s).
+CHANNEL_TICK_MS = 500
+#: Several times the consumer timeout, so a held start message would be caught many times over.
+LONG_TASK_SECONDS = 20
+#: What the broker logs when it closes a channel for holding a message too long.
+TIMED_OUT = "timed out waiting for delivery acknowledgement"
+
+
+#: Where rabbitmqctl's own Erlang node listens (every node's CLI calls share it).
+CLI_DIST_PORTS = range(35672, 35683)
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    sockets = []
+    try:
+        # All held open at once, so no two of them are the same port.
+        while len(ports) < count:
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+            if (port := sock.getsockname()[1]) not in CLI_DIST_PORTS:
+                ports.append(port)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
+
+
+@dataclass
+class RabbitNode:
+    """A throwaway RabbitMQ node on loopback ports, with its own data, logs and cookie."""
+
+    root: Path
+    name: str
+    port: int
+    scripts: Path
+    env: dict[str, str]
+    popen: subprocess.Popen | None = None
+
+    @classmethod
+    def configure(cls, root: Path) -> RabbitNode:
+        """Write the node's config files under `root`; nothing runs yet."""
+        # A non-root PATH often lacks /usr/sbin, where Debian puts it.
+        server = shutil.which("rabbitmq-server") or shutil.which(
+            "rabbitmq-server", path="/usr/sbin:/usr/lib/rabbitmq/bin"
+        )
+        if server is None:
+            raise RuntimeError("rabbitmq-server is not installed")
+        # Debian's /usr/sbin wrappers re-run everything as the rabbitmq user in /var/lib/rabbitmq
+        # with its cookie; the real scripts sit beside the wrapper's target and run as anyone.
+        scripts = Path(os.path.realpath(server)).parent
+        name = f"dockyard-ct-{uuid.uuid4().hex[:8]}@localhost"
+        port, dist_port = _free_ports(2)
+        home = root / "home"
+        home.mkdir()
+        cookie = os.open(home / ".erlang.cookie", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        os.write(cookie, uuid.uuid4().hex.upper().encode())
+        os.close(cookie)
+        (root / "enabled_plugins").write_text("[].\n")
+        (root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{port}\n"
+            f"consumer_timeout = {CONSUMER_TIMEOUT_SECONDS * 1000}\n"
+        )
+        (root / "advanced.config").write_text(
+            f"[{{rabbit, [{{channel_tick_interval, {CHANNEL_TICK_MS}}}]}}].\n"
+        )
+        (root / "rabbitmq-env.conf").write_text("")
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("RABBITMQ_", "ERL_")) and key != "HOME"
+        }
+        env = {
+            **inherited,
+            "HOME": str(home),
+            # An empty env file: the system's one names the shared node (rabbit@localhost).
+            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": name,
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(root / "log"),
+            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
+            # No plugins: the management plugin's fixed port may be the shared node's.
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(root / "plugins-expand"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        return cls(root=root, name=name, port=port, scripts=scripts, env=env)
+
+    @property
+    def url(self) -> str:
+        """The node's AMQP URL."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """Run rabbitmqctl against this node (not checked)."""
+        return subprocess.run(
+            [str(self.scripts / "rabbitmqctl"), "-n", self.name, "-q", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def rows(self, kind: str, *columns: str) -> list[dict]:
+        """`rabbitmqctl list_<kind> <columns>` as dicts."""
+        result = self.ctl(f"list_{kind}", *columns, "--formatter", "json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def start(self, timeout: float = 90) -> None:
+        """Boot the node and wait until RabbitMQ runs on it; raises RuntimeError otherwise."""
+        output = (self.root / "server.out").open("ab")
+        self.popen = subprocess.Popen(
+            [str(self.scripts / "rabbitmq-server")],
+            env=self.env,
+            cwd=self.root,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        # await_startup fails at once while the node is not yet registered with epmd.
+        while self.ctl("await_startup", timeout=timeout).returncode != 0:
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{self.output()}")
+            time.sleep(0.5)
+
+    def timeouts(self) -> str:
+        """The consumer_timeout and channel_tick_interval the running node uses, as Erlang."""
+        return self.ctl(
+            "eval",
+            "{application:get_env(rabbit, consumer_timeout),"
+            " application:get_env(rabbit, channel_tick_interval)}.",
+        ).stdout.strip()
+
+    def stop(self) -> None:
+        """Stop the node politely, then firmly."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            if self.ctl("stop", timeout=30).returncode == 0:
+                self.popen.wait(30)
+                return
+        except subprocess.TimeoutExpired:
+            pass
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def output(self) -> str:
+        """What the server script printed (start-up errors land here)."""
+        path = self.root / "server.out"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def log(self) -> str:
+        """The node's own log file."""
+        path = self.root / "log" / f"{self.name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def short_timeout_broker() -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this module only, with a consumer_timeout of a few seconds."""
+    root = Path(tempfile.mkdtemp(prefix="dockyard-rabbit-"))
+    node = None
+    try:
+        try:
+            node = RabbitNode.configure(root)
+            node.start()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            reason = f"cannot run a throwaway RabbitMQ node with a short consumer_timeout: {exc}"
+            if os.environ.get("CI"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+        # A node that runs but ignored its config is a broken setup, never a reason to skip.
+        expected = f"{{{{ok,{CONSUMER_TIMEOUT_SECONDS * 1000}}},{{ok,{CHANNEL_TICK_MS}}}}}"
+        if (applied := node.timeouts()) != expected:
+            pytest.fail(f"node {node.name} ignored its config: {applied!r} != {expected!r}")
+        yield node
+    finally:
+        if node is not None:
+            node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def timeout_env(short_timeout_broker) -> Iterator[testing.TestEnvironment]:
+    """A database and namespace of this module's own, its messaging on the short-timeout node."""
+    # Through its module: pytest would collect a Test* class imported here as tests.
+    environment = testing.TestEnvironment(amqp_url=short_timeout_broker.url)
+    # Not set_up(): that would point the whole session's os.environ at this environment.
+    tasks_url = environment.service_url("tasks")
+    dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
+    try:
+        migrations.upgrade("services.tasks", tasks_url)
+        yield environment
+    finally:
+        dbadmin.drop_database(environment.admin_url, environment.database)
+
+
+@pytest.fixture(scope="module")
+def timeout_engine(timeout_env, auth_server, docker_client, tmp_path_factory) -> Iterator[Engine]:
+    """The relay, consumer, Celery worker and monitor, on the short-timeout broker."""
+    logs = tmp_path_factory.mktemp("timeout-engine")
+    env = engine_env(timeout_env, auth_server)
+    dockyard = str(BIN / "dockyard")
+    commands = {
+        "relay": [dockyard, "relay", "tasks"],
+        "consume": [dockyard, "consume", "tasks"],
+        "worker": worker_argv(),
+        "monitor": [sys.executable, "-m", "services.tasks.monitor"],
+    }
+    running = Engine()
+    try:
+        for name, argv in commands.items():
+            running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
+        ready = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
+        for name, marker in ready.items():
+            wait_for(
+                lambda name=name, marker=marker: marker in running[name].log(),
+                timeout=30,
+                message=f"{name} did not start: {running[name].log()[-2000:]}",
+            )
+        yield running
+    finally:
+        for process in running.processes.values():
+            process.stop()
+        for container in docker_client.containers.list(
+            all=True, filters=namespace_filter(timeout_env.namespace), ignore_removed=True
+        ):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+@pytest.fixture(scope="module")
+def timeout_client(timeout_env, auth_server, short_timeout_broker):
+    """A test client of a tasks app on this module's database and broker."""
+    app = create_app(TasksSettings(engine_env(timeout_env, auth_server)))
+    yield app.test_client()
+    app.extensions["tasks"].engine.dispose()
+
+
+def test_the_broker_closes_a_channel_that_holds_a_message_past_its_consumer_timeout(
+    short_timeout_broker,
+):
+    """The lowered consumer_timeout bites: a consumer holding a message loses its channel."""
+    # The control: without it a broker that never times out would pass the test below too.
+    queue = f"control-{uuid.uuid4().hex[:8]}"
+    with amqp.Connection(
+        f"127.0.0.1:{short_timeout_broker.port}", userid="guest", password="guest"
+    ) as connection:
+        channel = connection.channel()
+        channel.queue_declare(queue, auto_delete=False)
+        channel.basic_publish(amqp.Message("held"), routing_key=queue)
+        held = []
+        channel.basic_qos(0, 1, False)
+        channel.basic_consume(queue, callback=held.append)
+        started = time.monotonic()
+        with pytest.raises(amqp.exceptions.PreconditionFailed, match="delivery acknowledgement"):
+            while time.monotonic() - started < 30:
+                try:
+                    connection.drain_events(timeout=0.5)
+                except TimeoutError:
+                    pass
+        held_for = time.monotonic() - started
+        assert [m.body for m in held] == ["held"]
+        assert held[0].delivery_info["redelivered"] is False
+        # Closed soon after the timeout, so the lowered channel tick took effect too.
+        assert CONSUMER_TIMEOUT_SECONDS - 0.5 <= held_for < CONSUMER_TIMEOUT_SECONDS + 3, held_for
+        again = connection.channel().basic_get(queue, no_ack=True)
+        assert again is not None and again.body == "held"
+        assert again.delivery_info["redelivered"] is True
+    # The node writes its log file a moment later.
+    wait_for(
+        lambda: TIMED_OUT in short_timeout_broker.log(),
+        timeout=10,
+        message="the node did not log the consumer timeout",
+    )
+
+
+def test_a_task_running_far_past_the_consumer_timeout_succeeds_exactly_once(
+    timeout_client, timeout_engine, timeout_env, short_timeout_broker, register, docker_client
+):
+    """A task of several consumer timeouts ends SUCCEEDED from one start job and one container."""
+    client, alice = timeout_client, register()
+    celery_queue = f"{timeout_env.namespace}.celery"
+    broker_log_mark = len(short_timeout_broker.log())
+    since = int(time.time()) - 1
+    marker = uuid.uuid4().hex[:8]
+    script = f"echo begin-{marker}; sleep {LONG_TASK_SECONDS}; echo end-{marker}"
+    task = submit(client, alice, ["sh", "-c", script], timeout_seconds=LONG_TASK_SECONDS * 3)
+
+    running = wait_status(client, alice, task["id"], {"RUNNING"}, timeout=30)
+    assert running["attempts"] == 1
+    # Past the timeout plus a few ticks: a held start message would have been caught by now.
+    time.sleep(CONSUMER_TIMEOUT_SECONDS + 4 * CHANNEL_TICK_MS / 1000)
+    assert task_of(client, alice, task["id"])["status"] == "RUNNING"
+    [queue] = [
+        q
+        for q in short_timeout_broker.rows("queues", "name", "consumers", "messages_unacknowledged")
+        if q["name"] == celery_queue
+    ]
+    assert (queue["consumers"], queue["messages_unacknowledged"]) == (1, 0), queue
+    consumer_channels = {
+        c["channel_pid"]
+        for c in short_timeout_broker.rows("consumers", "queue_name", "channel_pid")
+        if c["queue_name"] == celery_queue
+    }
+
+    done = wait_status(client, alice, task["id"], timeout=LONG_TASK_SECONDS + 30)
+    assert (done["status"], done["exit_code"], done["attempts"]) == ("SUCCEEDED", 0, 1), done
+    assert logs_of(client, alice, task["id"], "stdout")["text"] == (
+        f"begin-{marker}\nend-{marker}\n"
+    )
+
+    events = docker_client.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"type": "container", "label": f"{LABEL_TASK}={task['id']}"},
+        decode=True,
+    )
+    starts = [
+        (e["Actor"]["Attributes"]["name"], e["Actor"]["Attributes"][LABEL_ATTEMPT])
+        for e in events
+        if e["Action"] in ("create", "start")
+    ]
+    assert starts == [(container_name(task["id"], 1), "1")] * 2, starts
+
+    # One start job only: a redelivered one would find the task running and do nothing, so
+    # the containers alone cannot tell; the worker's log can.
+    worker_log = timeout_engine["worker"].log()
+    received = re.findall(r"Task tasks\.start_task\[[^\]]+\] received", worker_log)
+    outcomes = re.findall(r"Task tasks\.start_task\[[^\]]+\] succeeded in \S+ (.+)", worker_log)
+    assert (len(received), outcomes) == (1, ["'started'"]), worker_log[-3000:]
+    assert "Connection to broker lost" not in worker_log, worker_log[-3000:]
+    # Celery takes the broker closing its channel as unrecoverable: the whole worker exits.
+    assert timeout_engine["worker"].popen.poll() is None, worker_log[-3000:]
+    assert TIMED_OUT not in short_timeout_broker.log()[broker_log_mark:]
+    still_consuming = {
+        c["channel_pid"]
+        for c in short_timeout_broker.rows("consumers", "queue_name", "channel_pid")
+        if c["queue_name"] == celery_queue
+    }
+    assert still_consuming == consumer_channels, (consumer_channels, still_consuming)

@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,21 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import amqp
-import docker
 import pytest
 
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
-from services.tasks.engine import LABEL_ATTEMPT, LABEL_TASK, namespace_filter
+from services.tasks.engine import LABEL_ATTEMPT, LABEL_TASK
 from services.tasks.lifecycle import container_name
-from services.tasks.tests.engine.conftest import (
-    BIN,
-    Engine,
-    Process,
-    engine_env,
-    wait_for,
-    worker_argv,
-)
+from services.tasks.tests.engine.conftest import Engine, engine_env, running_engine, wait_for
 from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
 from shared import dbadmin, migrations, testing
 
@@ -250,39 +241,10 @@ def timeout_env(short_timeout_broker) -> Iterator[testing.TestEnvironment]:
 
 
 @pytest.fixture(scope="module")
-def timeout_engine(timeout_env, auth_server, docker_client, tmp_path_factory) -> Iterator[Engine]:
+def timeout_engine(timeout_env, auth_server, docker_client) -> Iterator[Engine]:
     """The relay, consumer, Celery worker and monitor, on the short-timeout broker."""
-    logs = tmp_path_factory.mktemp("timeout-engine")
-    env = engine_env(timeout_env, auth_server)
-    dockyard = str(BIN / "dockyard")
-    commands = {
-        "relay": [dockyard, "relay", "tasks"],
-        "consume": [dockyard, "consume", "tasks"],
-        "worker": worker_argv(),
-        "monitor": [sys.executable, "-m", "services.tasks.monitor"],
-    }
-    running = Engine()
-    try:
-        for name, argv in commands.items():
-            running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
-        ready = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
-        for name, marker in ready.items():
-            wait_for(
-                lambda name=name, marker=marker: marker in running[name].log(),
-                timeout=30,
-                message=f"{name} did not start: {running[name].log()[-2000:]}",
-            )
+    with running_engine(timeout_env, auth_server, docker_client) as running:
         yield running
-    finally:
-        for process in running.processes.values():
-            process.stop()
-        for container in docker_client.containers.list(
-            all=True, filters=namespace_filter(timeout_env.namespace), ignore_removed=True
-        ):
-            try:
-                container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch $@
 
-up: venv ## Provision and migrate the database, then run every process in the foreground (Ctrl-C stops all)
+# The files services never create their local storage directory (a missing one is an outage, an
+# unmounted volume say), so provisioning does; the default repeats FILES_STORAGE_DIR's.
+up: venv ## Provision the storage directory and the database, migrate, then run every process in the foreground (Ctrl-C stops all)
 	$(BIN)/dockyard dev-env --path $(ENV_FILE)
+	$(WITH_ENV) sh -c 'mkdir -p "$${FILES_STORAGE_DIR:-./var/files}"'
 	$(WITH_ENV) $(BIN)/dockyard db bootstrap
 	$(WITH_ENV) $(BIN)/dockyard db migrate
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -e $(ENV_FILE) $(PROCS)

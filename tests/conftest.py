@@ -152,6 +152,18 @@ def fresh_storage(request: pytest.FixtureRequest, backend: str) -> dict[str, str
     return {"STORAGE_BACKEND": "local", "STORAGE_DIR": str(directory)}
 
 
+#: The settings that say where the files service stores content (FilesSettings attributes).
+STORAGE_SETTINGS = (
+    "STORAGE_BACKEND",
+    "STORAGE_DIR",
+    "S3_ENDPOINT_URL",
+    "S3_BUCKET",
+    "S3_REGION",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+)
+
+
 @dataclass
 class FilesBackend:
     """The files service on one storage backend, and that store seen from outside the service."""
@@ -163,6 +175,13 @@ class FilesBackend:
     @property
     def _settings(self) -> FilesSettings:
         return self.app.extensions["files"].settings
+
+    def storage_env(self) -> dict[str, str]:
+        """The store's settings as environment variables, for a worker or consumer process."""
+        variables = FilesSettings.variables()
+        return {
+            variables[attr].name: str(getattr(self._settings, attr)) for attr in STORAGE_SETTINGS
+        }
 
     def stored(self) -> list[str]:
         """Everything in the store, unfinished writes included, listed bypassing the service."""

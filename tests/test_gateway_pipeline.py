@@ -2,6 +2,7 @@
 
 Gateway (uvicorn), files service, its relay, its consumer (`dockyard consume files`) and a
 Celery worker all run for real; the subscription must see PROCESSED and the query the results.
+The module runs once per storage backend (local directory, then S3 on moto's server).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 
 import amqp
 import pytest
+from sqlalchemy import text
 
 from shared.messaging.broker import close_quietly, connect
-from tests.conftest import BIN, background
+from tests.conftest import BIN, FilesBackend, background
 from tests.gateway_clients import FILE_UPDATED, GET_FILE, Gateway, Socket, session, upload
 
 CONSUMER_QUEUE = "consumer.files.processing"
@@ -33,13 +35,9 @@ def _queue_exists(amqp_url: str, queue: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def pipeline(test_env, relays, files_app):
-    """The files consumer and a Celery worker on the session's files storage."""
-    env = {
-        **os.environ,
-        "FILES_STORAGE_DIR": files_app.extensions["files"].settings.STORAGE_DIR,
-        "LOG_LEVEL": "WARNING",
-    }
+def pipeline(test_env, relays, files_backend: FilesBackend):
+    """The files consumer and a Celery worker on the storage of this module run's backend."""
+    env = {**os.environ, **files_backend.storage_env(), "LOG_LEVEL": "WARNING"}
     worker = [
         str(BIN / "celery"), "-A", "services.files.worker:celery_app", "worker",
         "--concurrency", "1", "--without-gossip", "--without-mingle", "--hostname", "gw-e2e@%h",
@@ -57,13 +55,13 @@ def pipeline(test_env, relays, files_app):
 
 
 @pytest.fixture(scope="module")
-def gateway(served_gateway, pipeline) -> Gateway:
-    """The session's served gateway, with the whole files pipeline behind it."""
-    return Gateway(served_gateway)
+def gateway(files_gateway, pipeline) -> Gateway:
+    """A served gateway in front of the files service, with the whole pipeline behind it."""
+    return Gateway(files_gateway)
 
 
 def test_an_upload_is_processed_and_the_subscription_sees_it_then_the_query_shows_results(
-    gateway, served_gateway
+    gateway, files_gateway, files_backend
 ):
     user = gateway.sign_up()
     content = b"one two\nthree\n"
@@ -79,7 +77,7 @@ def test_an_upload_is_processed_and_the_subscription_sees_it_then_the_query_show
             assert message["type"] == "next", message
             states.append(message["payload"]["data"]["fileUpdated"])
 
-    states = session(served_gateway, user, scenario)
+    states = session(files_gateway, user, scenario)
     statuses = [state["status"] for state in states]
     # Processing may be quicker than the subscription: it starts wherever the file is.
     assert statuses[-1] == "PROCESSED"
@@ -91,3 +89,9 @@ def test_an_upload_is_processed_and_the_subscription_sees_it_then_the_query_show
     assert details["status"] == "PROCESSED"
     assert (details["lineCount"], details["wordCount"]) == (2, 3)
     assert details["processedAt"] is not None
+    # The upload landed in the backend under test, so that is where the worker read it.
+    with files_backend.app.extensions["files"].engine.connect() as conn:
+        key = conn.execute(
+            text("SELECT storage_key FROM files WHERE id = :id"), {"id": file_id}
+        ).scalar_one()
+    assert files_backend.content(key) == content

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 import uuid
+from typing import NoReturn
 from urllib.parse import quote
 
 from flask import Response, current_app, request, url_for
@@ -15,7 +17,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from services.files import service
 from services.files.multipart import MAX_OVERHEAD_BYTES, MalformedMultipart, MultipartUpload
 from services.files.schemas import FilePageSchema, FileQueryArgsSchema, FileSchema
+from services.files.storage import StorageUnavailable
 from shared.web import ServiceBlueprint
+
+log = logging.getLogger(__name__)
 
 blp = ServiceBlueprint(
     "files", __name__, url_prefix="/v1", description="Upload, list, download and delete files"
@@ -57,6 +62,12 @@ def _file_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         abort(400, message="File id must be a UUID.", messages={"file_id": ["Not a valid UUID."]})
+
+
+def _storage_unavailable(exc: StorageUnavailable) -> NoReturn:
+    # The reason (a path, an endpoint) is for operators; clients only learn to retry later.
+    log.warning("file storage unavailable: %s", exc)
+    abort(503, message="File storage is unavailable. Try again later.")
 
 
 def _owned_file(raw_file_id: str) -> service.FileView:
@@ -128,6 +139,7 @@ class Files(MethodView):
     @blp.response(201, FileSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(400, description="Not multipart/form-data with one `file` part")
     @blp.alt_response(413, description="PAYLOAD_TOO_LARGE or QUOTA_EXCEEDED")
+    @blp.alt_response(503, description="Storage unavailable; nothing was stored")
     def post(self):
         """Upload a file (multipart/form-data, field `file`), streamed into storage."""
         ctx = _ctx()
@@ -151,6 +163,8 @@ class Files(MethodView):
             abort(413, message=str(service.UploadTooLarge(limits.max_bytes)))
         except service.QuotaExceeded as exc:
             abort(413, message=str(exc), code="QUOTA_EXCEEDED")
+        except StorageUnavailable as exc:
+            _storage_unavailable(exc)
         return file, {"Location": url_for("files.FileById", file_id=str(file.id))}
 
 
@@ -193,6 +207,7 @@ class FileContent(MethodView):
     @blp.alt_response(304, description="Not modified")
     @blp.alt_response(404, description="No such file (or not the caller's)")
     @blp.alt_response(416, description="Range not satisfiable")
+    @blp.alt_response(503, description="Storage unavailable")
     def get(self, file_id):
         """Download a file, streamed; supports ETag/If-None-Match and single byte ranges."""
         file = _owned_file(file_id)
@@ -200,9 +215,12 @@ class FileContent(MethodView):
             return _validators(Response(status=304), file)
         byte_range = _requested_range(file)
         start, end = byte_range or (0, file.size)
-        reader = service.open_file_content(
-            storage=_ctx().storage, file=file, start=start, length=end - start
-        )
+        try:
+            reader = service.open_file_content(
+                storage=_ctx().storage, file=file, start=start, length=end - start
+            )
+        except StorageUnavailable as exc:
+            _storage_unavailable(exc)
         response = Response(
             iter(reader),
             status=206 if byte_range else 200,

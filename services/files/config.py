@@ -70,7 +70,9 @@ class FilesSettings(CommonSettings):
     STORAGE_DIR = EnvVar(
         "FILES_STORAGE_DIR",
         default="./var/files",
-        doc="Directory of the `local` storage backend (created when missing).",
+        doc="Directory of the `local` storage backend. It must exist: `make up` creates it, the "
+        "services never do, and while it is missing (an unmounted volume) storage is unavailable "
+        "(uploads answer 503, processing retries).",
     )
     S3_ENDPOINT_URL = EnvVar(
         "FILES_S3_ENDPOINT_URL",

@@ -307,8 +307,8 @@ def upload_file(
     """Stream a file into storage, then record it and FileUploaded in one transaction.
 
     Raises UploadTooLarge or QuotaExceeded, up front when the declared length already says so,
-    otherwise as soon as the stream passes the limit. Whatever fails, no stored object and no
-    row are left behind.
+    otherwise as soon as the stream passes the limit, and StorageUnavailable when the store
+    cannot be reached. Whatever fails, no stored object and no row are left behind.
     """
     with uow:
         used = _used_bytes(uow, owner_id)

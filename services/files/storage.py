@@ -8,6 +8,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +43,18 @@ class ObjectMissing(Exception):
 
 class StorageUnavailable(Exception):
     """The store itself cannot be reached (a missing mount, say): worth retrying later."""
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Turn botocore's failures to reach the server into StorageUnavailable."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise StorageUnavailable(f"S3 unreachable: {exc}") from exc
 
 
 class ObjectReader:
@@ -137,11 +150,30 @@ def _read_up_to(stream: Readable, size: int) -> bytes:
 
 
 class LocalStorage:
-    """Objects as files under one directory, sharded by the first characters of the key."""
+    """Objects as files under one directory, sharded by the first characters of the key.
+
+    The directory is provisioned (`make up`, a mounted volume), never created here: a missing
+    one most likely means an unmounted volume, and a fresh empty directory in its place would
+    make every stored file look missing and send new uploads to the wrong disk.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _unavailable(self) -> StorageUnavailable:
+        return StorageUnavailable(f"storage directory {self.root} is missing or not a directory")
+
+    def _require_root(self) -> None:
+        if not self.root.is_dir():
+            raise self._unavailable()
+
+    def _make_shard(self, shard: Path) -> None:
+        """Create the key's two shard directories, one level at a time: never the root."""
+        try:
+            for directory in (shard.parent, shard):
+                directory.mkdir(exist_ok=True)
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._unavailable() from None
 
     def _path(self, key: str) -> Path | None:
         # Keys are ours (UUIDs); refusing anything else keeps a bad key from naming a path.
@@ -154,7 +186,7 @@ class LocalStorage:
         """Write to a temporary file beside the target, fsync, then rename it into place."""
         key = new_key()
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_shard(path.parent)
         partial = path.with_name(f"{path.name}.partial")
         digest = _Digest()
         try:
@@ -177,10 +209,10 @@ class LocalStorage:
             if path is None:
                 raise FileNotFoundError(key)
             handle = open(path, "rb")  # noqa: SIM115 - ObjectReader closes it
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if not self.root.is_dir():
                 # An unmounted volume says nothing about the object: do not call it missing.
-                raise StorageUnavailable(f"storage directory {self.root} is missing") from None
+                raise self._unavailable() from None
             raise ObjectMissing(key) from None
         try:
             total = os.fstat(handle.fileno()).st_size
@@ -192,22 +224,26 @@ class LocalStorage:
         return ObjectReader(handle, available if length is None else min(length, available))
 
     def delete(self, key: str) -> None:
-        """Unlink the file."""
+        """Unlink the file; StorageUnavailable without the directory (the object may be there)."""
+        self._require_root()
         path = self._path(key)
         if path is not None:
             path.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
-        """Whether the file exists."""
+        """Whether the file exists; StorageUnavailable without the directory."""
+        self._require_root()
         path = self._path(key)
         return path is not None and path.is_file()
 
     def keys(self) -> list[str]:
         """Every stored key, partial writes included (for tests and sweeping)."""
+        self._require_root()
         return sorted(p.name for p in self.root.glob("*/*/*") if p.is_file())
 
     def check(self) -> None:
         """The directory exists and is writable."""
+        self._require_root()
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise PermissionError(f"{self.root} is not writable")
 
@@ -243,6 +279,10 @@ class S3Storage:
 
     def put(self, stream: Readable) -> StoredObject:
         """One PUT for small objects, a multipart upload (aborted on failure) for larger ones."""
+        with _reachable():
+            return self._put(stream)
+
+    def _put(self, stream: Readable) -> StoredObject:
         key = new_key()
         digest = _Digest()
         part = digest.update(_read_up_to(stream, S3_PART_SIZE))
@@ -286,7 +326,8 @@ class S3Storage:
             end = "" if length is None else str(start + length - 1)
             kwargs["Range"] = f"bytes={start}-{end}"
         try:
-            response = self.client.get_object(**kwargs)
+            with _reachable():
+                response = self.client.get_object(**kwargs)
         except ClientError as exc:
             if _error_code(exc) in {"NoSuchKey", "404", "InvalidRange"}:
                 raise ObjectMissing(key) from None
@@ -323,7 +364,8 @@ class S3Storage:
 
     def check(self) -> None:
         """HEAD the bucket."""
-        self.client.head_bucket(Bucket=self.bucket)
+        with _reachable():
+            self.client.head_bucket(Bucket=self.bucket)
 
 
 def _error_code(exc: Any) -> str:

@@ -48,7 +48,10 @@ def storage_settings(request, tmp_path) -> dict[str, str]:
     """Settings of one storage backend, empty for this test (the suite runs once per backend)."""
     if request.param == "s3":
         return s3_settings(request.getfixturevalue("s3_endpoint"))
-    return {"STORAGE_BACKEND": "local", "STORAGE_DIR": str(tmp_path / "storage")}
+    # Provisioned here as `make up` does: the service never creates its storage directory.
+    directory = tmp_path / "storage"
+    directory.mkdir()
+    return {"STORAGE_BACKEND": "local", "STORAGE_DIR": str(directory)}
 
 
 @pytest.fixture

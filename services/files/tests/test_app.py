@@ -32,3 +32,17 @@ def test_unknown_routes_answer_in_the_shared_error_shape(test_env, tmp_path):
 def test_the_s3_backend_needs_a_bucket(test_env):
     with pytest.raises(ConfigError, match="FILES_S3_BUCKET"):
         FilesSettings({"FILES_STORAGE_BACKEND": "s3"})
+
+
+def test_the_app_never_creates_a_missing_storage_directory_and_is_not_ready_without_it(
+    test_env, tmp_path
+):
+    root = tmp_path / "unmounted"
+    client = create_app(FilesSettings(STORAGE_DIR=str(root))).test_client()
+    assert not root.exists()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["fields"] == {"storage": "StorageUnavailable"}
+    assert not root.exists()
+    root.mkdir()
+    assert client.get("/readyz").status_code == 200

@@ -162,9 +162,6 @@ def stack(request, test_env, jwks_url, tmp_path_factory):
 
 def warm_up(stack: Stack, test_env) -> None:
     """Take one file through the whole pipeline, so every test meets the processes warmed up."""
-    # The consumer builds the worker's app on its first FileUploaded, and with it the local
-    # storage directory (created when missing): in the middle of a storage outage, that would
-    # undo the outage and turn it into missing content, for whichever test comes first.
     user_id = str(uuid.uuid4())
     token = mint_access_token(test_env.private_key_pem, user_id)
     user = User(id=user_id, headers={"Authorization": f"Bearer {token}"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from functools import partial
+from pathlib import Path
 
 import requests
 from sqlalchemy import text
@@ -18,6 +19,7 @@ from services.files.tests.conftest import (
     upload,
     used_bytes,
 )
+from services.files.tests.outages import OutageSwitch
 from shared.db import UnitOfWork, session_factory
 from shared.testing import ServerThread
 
@@ -209,3 +211,34 @@ def test_a_truncated_body_leaves_nothing_behind(make_app, user):
     )
     assert response.status_code == 400
     assert_nothing_stored(app, user)
+
+
+def test_an_upload_while_storage_is_down_answers_503_and_leaves_no_row(
+    make_app, user, storage_settings
+):
+    before = b"stored before the outage\n"
+    with OutageSwitch(storage_settings) as switch:
+        app = make_app(**switch.settings)
+        client = app.test_client()
+        kept = upload(client, user, before)
+        assert kept.status_code == 201, kept.json
+        # Local: the directory moved away, as by an unmounted volume; s3: a refused connection.
+        with switch.down():
+            response = upload(client, user, b"sent during the outage\n")
+            download = client.get(f"/v1/files/{kept.json['id']}/content", headers=user.headers)
+            ready = client.get("/readyz")
+            if switch.backend == "local":
+                assert not Path(switch.settings["STORAGE_DIR"]).exists()
+        assert response.status_code == 503, response.json
+        assert response.json == {
+            "status": 503,
+            "code": "SERVICE_UNAVAILABLE",
+            "message": "File storage is unavailable. Try again later.",
+        }
+        assert download.status_code == 503
+        assert download.json["code"] == "SERVICE_UNAVAILABLE"
+        assert (ready.status_code, ready.json["fields"]) == (503, {"storage": "StorageUnavailable"})
+        assert file_rows(app, user.id) == 1
+        assert used_bytes(app, user.id) == len(before)
+        assert len(stored_keys(app)) == 1
+        assert upload(client, user, b"sent once it is back\n").status_code == 201

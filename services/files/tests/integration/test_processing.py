@@ -7,6 +7,7 @@ Every process is real and separate (`dockyard relay files`, `dockyard consume fi
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -184,13 +185,26 @@ def test_storage_outage_is_retried_with_backoff_until_it_ends(stack, user, fresh
     try:
         file_id = uploaded(stack, user, b"retry me\n", filename="outage.txt")
         with stack.switch.down():
+            # Restarted, they build their apps during the outage: the consumer on the first
+            # FileUploaded it handles, the worker at start. Neither may recreate the directory.
+            for process in (stack.consumer, stack.worker):
+                process.stop()
+            stack.consumer.start()
+            stack.start_worker()
             stack.relay.start()
             stack.worker.wait_for_log("storage unreachable", timeout=30, since=fresh_logs["worker"])
             pause(LEASE_SECONDS / 2)
             assert stack.row(file_id).status in ("UPLOADED", "PROCESSING")
+            if stack.backend == "local":
+                root = Path(stack.storage_settings["STORAGE_DIR"])
+                assert not root.exists(), "a restarted process recreated the storage directory"
     finally:
         if not stack.relay.running:
             stack.relay.start()
+        if not stack.consumer.running:
+            stack.consumer.start()
+        if not stack.worker.running:
+            stack.start_worker()
     done = stack.wait_for_status(file_id, "PROCESSED", timeout=60)
     assert (done.line_count, done.word_count) == (1, 2)
     retries = [

@@ -42,7 +42,7 @@ def peak_rss() -> int:
 @pytest.fixture
 def server(test_env, jwks_url, tmp_path):
     """The files service over real HTTP on the local backend, in this very process."""
-    app = create_app(FilesSettings(JWKS_URL=jwks_url, STORAGE_DIR=str(tmp_path / "storage")))
+    app = create_app(FilesSettings(JWKS_URL=jwks_url, STORAGE_DIR=str(tmp_path)))
     with ServerThread(app) as running:
         yield running
     app.extensions["files"].engine.dispose()

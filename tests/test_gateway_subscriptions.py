@@ -249,6 +249,26 @@ def test_task_updated_sees_each_status_in_order_and_completes(
     assert succeeded["logs"] == ""
 
 
+def test_a_late_subscriber_to_a_finished_task_gets_its_final_state_at_once(
+    gateway, served_gateway, alice, tasks_app
+):
+    task_id = _running_task(gateway, tasks_app, alice)
+    move_task(tasks_app, task_id, TaskStatus.FAILED)
+
+    async def scenario(socket: Socket) -> dict:
+        await socket.subscribe("late", TASK_UPDATED, {"id": task_id})
+        final = await socket.next_state("late", "taskUpdated")
+        await socket.completed("late")
+        return final
+
+    final = session(served_gateway, alice, scenario)
+    assert (final["status"], final["exitCode"], final["finishedAt"] is not None) == (
+        "FAILED",
+        3,
+        True,
+    )
+
+
 def test_a_cancel_request_that_changes_no_status_sends_nothing(
     gateway, served_gateway, alice, tasks_app
 ):

@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from services.files import service
 from services.files.multipart import MAX_OVERHEAD_BYTES, MalformedMultipart, MultipartUpload
 from services.files.schemas import FilePageSchema, FileQueryArgsSchema, FileSchema
-from services.files.storage import StorageUnavailable
+from services.files.storage import ObjectMissing, StorageUnavailable
 from shared.web import ServiceBlueprint
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ class FileContent(MethodView):
     @blp.alt_response(206, description="Partial content")
     @blp.alt_response(304, description="Not modified")
     @blp.alt_response(404, description="No such file (or not the caller's)")
+    @blp.alt_response(410, description="The file's content is no longer in storage")
     @blp.alt_response(416, description="Range not satisfiable")
     @blp.alt_response(503, description="Storage unavailable")
     def get(self, file_id):
@@ -221,6 +222,10 @@ class FileContent(MethodView):
             )
         except StorageUnavailable as exc:
             _storage_unavailable(exc)
+        except ObjectMissing:
+            # Storage answers but lost the object: an operator's problem, not a retryable one.
+            log.error("file %s: its stored object %s is missing", file.id, file.storage_key)
+            abort(410, message="The content of this file is no longer stored.")
         response = Response(
             iter(reader),
             status=206 if byte_range else 200,

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.files.service import InvalidCursor, PageCursor
+from shared.pagination import InvalidCursor, KeysetCursor
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-MAX_CURSOR_LENGTH = 200
 
 
 class CursorField(fields.String):
-    """An opaque page cursor: a PageCursor inside, a string outside."""
+    """An opaque page cursor: a KeysetCursor inside, a string outside."""
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else value.encode()
 
     def _deserialize(self, value, attr, data, **kwargs):
         token = super()._deserialize(value, attr, data, **kwargs)
-        if len(token) > MAX_CURSOR_LENGTH:
-            raise ValidationError("Not a cursor this API returned.")
         try:
-            return PageCursor.decode(token)
+            return KeysetCursor.decode(token)
         except InvalidCursor:
             raise ValidationError("Not a cursor this API returned.") from None
 
@@ -66,9 +63,16 @@ class PageInfoSchema(Schema):
     end_cursor = CursorField(allow_none=True)
 
 
+class FileEdgeSchema(Schema):
+    """A file and the cursor that resumes the list after it."""
+
+    cursor = CursorField()
+    node = fields.Nested(FileSchema)
+
+
 class FilePageSchema(Schema):
     """One page of the caller's files, newest first."""
 
-    items = fields.List(fields.Nested(FileSchema))
+    edges = fields.List(fields.Nested(FileEdgeSchema))
     total_count = fields.Integer()
     page_info = fields.Nested(PageInfoSchema)

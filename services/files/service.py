@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import json
 import logging
 import re
 import time
@@ -16,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -33,6 +30,7 @@ from services.files.models import File, FileStatus, StorageAccount
 from services.files.storage import ObjectMissing, ObjectReader, Readable, Storage
 from shared.db import UnitOfWork
 from shared.notifications import Notification, Notifier
+from shared.pagination import KeysetCursor, newest_first_page
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +62,6 @@ class QuotaExceeded(Exception):
         )
         self.quota = quota
         self.used = used
-
-
-class InvalidCursor(ValueError):
-    """A page cursor that this service did not produce."""
 
 
 @dataclass(frozen=True)
@@ -131,44 +125,26 @@ class FileView:
 
 
 @dataclass(frozen=True)
-class PageCursor:
-    """A position in an owner's newest-first list: the last (created_at, id) seen."""
-
-    created_at: datetime
-    id: uuid.UUID
-
-    def encode(self) -> str:
-        """The opaque string clients pass back as `after`."""
-        raw = json.dumps([self.created_at.isoformat(), str(self.id)], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> PageCursor:
-        """Parse a cursor from encode(); raises InvalidCursor."""
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            created_at, file_id = json.loads(raw)
-            cursor = cls(datetime.fromisoformat(created_at), uuid.UUID(file_id))
-        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
-            raise InvalidCursor(token) from None
-        if cursor.created_at.tzinfo is None:
-            raise InvalidCursor(token)
-        return cursor
-
-
-@dataclass(frozen=True)
 class PageInfo:
     """Where a page ends and whether another follows."""
 
     has_next_page: bool
-    end_cursor: PageCursor | None
+    end_cursor: KeysetCursor | None
+
+
+@dataclass(frozen=True)
+class FileEdge:
+    """A file and the cursor that resumes the list after it."""
+
+    cursor: KeysetCursor
+    node: FileView
 
 
 @dataclass(frozen=True)
 class FilePage:
     """One page of an owner's files, newest first."""
 
-    items: list[FileView]
+    edges: list[FileEdge]
     total_count: int
     page_info: PageInfo
 
@@ -370,24 +346,23 @@ def get_file(uow: UnitOfWork, *, owner_id: uuid.UUID, file_id: uuid.UUID) -> Fil
 
 
 def list_files(
-    uow: UnitOfWork, *, owner_id: uuid.UUID, first: int, after: PageCursor | None = None
+    uow: UnitOfWork, *, owner_id: uuid.UUID, first: int, after: KeysetCursor | None = None
 ) -> FilePage:
     """The owner's files newest first, `first` at a time after `after` (keyset pagination)."""
-    query = select(File).where(File.owner_id == owner_id)
-    if after is not None:
-        query = query.where(tuple_(File.created_at, File.id) < tuple_(after.created_at, after.id))
-    query = query.order_by(File.created_at.desc(), File.id.desc()).limit(first + 1)
+    owned = select(File).where(File.owner_id == owner_id)
+    query = newest_first_page(owned, File.created_at, File.id, first=first, after=after)
     with uow:
         rows = [_view(row) for row in uow.session.scalars(query)]
         total = uow.session.scalar(
             select(func.count()).select_from(File).where(File.owner_id == owner_id)
         )
-    items = rows[:first]
-    end = PageCursor(items[-1].created_at, items[-1].id) if items else None
+    edges = [FileEdge(KeysetCursor.of(view), view) for view in rows[:first]]
     return FilePage(
-        items=items,
+        edges=edges,
         total_count=total or 0,
-        page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=end),
+        page_info=PageInfo(
+            has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+        ),
     )
 
 

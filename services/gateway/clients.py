@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
@@ -271,17 +269,6 @@ def _file_path(file_id: str) -> str | None:
 
 def _file_not_found() -> NotFound:
     return NotFound("File not found.")
-
-
-def file_cursor(file: Mapping[str, Any]) -> str:
-    """The files API's cursor that resumes its list after `file`.
-
-    The API returns only a page's end cursor; an edge needs its own. The token is what
-    services.files.service.PageCursor encodes, base64url JSON of [created_at, id] without
-    padding; the gateway's pagination tests check it equals the API's end cursor.
-    """
-    raw = json.dumps([file["created_at"], file["id"]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _multipart_head(boundary: str, upload: FileUpload) -> bytes:

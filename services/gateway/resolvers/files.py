@@ -7,7 +7,6 @@ from typing import Any
 from ariadne import ObjectType
 from graphql import GraphQLResolveInfo
 
-from services.gateway.clients import file_cursor
 from services.gateway.resolvers.root import mutation, query
 from services.gateway.uploads import FileUpload
 
@@ -33,7 +32,7 @@ def resolve_files(
     context.require_token()
     page = context.clients.files.list_files(context.caller, first=first, after=after)
     return {
-        "edges": [{"cursor": file_cursor(item), "node": item} for item in page["items"]],
+        "edges": page["edges"],
         "page_info": page["page_info"],
         "total_count": page["total_count"],
     }

@@ -199,7 +199,7 @@ class FakeFilesClient:
     def list_files(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """A canned page holding FILE."""
         page = {
-            "items": [FILE],
+            "edges": [{"cursor": "file-cursor", "node": FILE}],
             "page_info": {"has_next_page": False, "end_cursor": "end"},
             "total_count": 1,
         }

@@ -54,7 +54,7 @@ def test_upload_detail_list_download_and_delete_round_trip(app, client, user):
 
     listed = client.get("/v1/files", headers=user.headers).json
     assert listed["total_count"] == 1
-    assert [item["id"] for item in listed["items"]] == [file_id]
+    assert [edge["node"]["id"] for edge in listed["edges"]] == [file_id]
     assert listed["page_info"]["has_next_page"] is False
 
     download = client.get(f"/v1/files/{file_id}/content", headers=user.headers)
@@ -168,6 +168,17 @@ def test_download_names_the_file_rfc_5987_encoded(client, user):
     )
 
 
+def test_a_file_whose_stored_content_was_lost_answers_410_gone(app, client, user):
+    created = upload(client, user, b"soon gone\n")
+    assert created.status_code == 201, created.json
+    (key,) = stored_keys(app)
+    app.extensions["files"].storage.delete(key)
+    response = client.get(f"/v1/files/{created.json['id']}/content", headers=user.headers)
+    assert response.status_code == 410
+    assert response.json["code"] == "GONE"
+    assert response.json["message"] == "The content of this file is no longer stored."
+
+
 def test_another_users_file_answers_404_like_a_missing_one(client, make_user):
     owner, stranger = make_user(), make_user()
     file_id = upload(client, owner).json["id"]
@@ -246,8 +257,8 @@ def test_pagination_has_no_duplicates_or_gaps_while_files_are_inserted(app, clie
         while True:
             query = {"first": 5} | ({"after": after} if after else {})
             page = client.get("/v1/files", query_string=query, headers=user.headers).json
-            assert len(page["items"]) <= 5
-            seen.extend(page["items"])
+            assert len(page["edges"]) <= 5
+            seen.extend(edge["node"] for edge in page["edges"])
             upload(client, user, b"between pages")
             if not page["page_info"]["has_next_page"]:
                 break

@@ -1,16 +1,11 @@
-"""Filenames, media types, download names and page cursors: pure functions, no I/O."""
+"""Filenames, media types and download names: pure functions, no I/O."""
 
 from __future__ import annotations
-
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 
 from services.files.api import content_disposition
 from services.files.service import (
-    InvalidCursor,
-    PageCursor,
     clean_original_filename,
     normalize_content_type,
     sanitize_filename,
@@ -80,11 +75,3 @@ def test_content_disposition_has_an_ascii_fallback_and_the_exact_name():
     assert content_disposition("日本.txt") == (
         "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt"
     )
-
-
-def test_page_cursors_round_trip_and_reject_anything_else():
-    cursor = PageCursor(datetime(2026, 11, 22, 5, 6, 7, 891011, tzinfo=UTC), uuid.uuid4())
-    assert PageCursor.decode(cursor.encode()) == cursor
-    for token in ("", "!!!", "bm90IGpzb24", "WzEsMl0", "WyIyMDI2LTExLTIyVDA1OjA2OjA3IiwieCJd"):
-        with pytest.raises(InvalidCursor):
-            PageCursor.decode(token)

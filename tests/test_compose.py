@@ -18,9 +18,8 @@ PROCFILE = {
     )
 }
 SOCKET = "/var/run/docker.sock"
-#: Procfile processes compose does not run: `ready` (healthchecks do its work) and the files
-#: worker, beat and consumer (they need the files storage shared with them; README, Containers).
-NOT_IN_COMPOSE = {"ready", "files-worker", "files-beat", "consume-files"}
+#: Procfile processes compose does not run: `ready` (healthchecks do its work).
+NOT_IN_COMPOSE = {"ready"}
 
 
 def mounts_the_socket(service: dict) -> bool:
@@ -53,3 +52,16 @@ def test_the_tasks_worker_and_monitor_run_as_in_the_procfile_with_the_tasks_serv
         # The image's unprivileged user, with the socket's group: never root.
         assert "user" not in service
         assert service["group_add"] == ["${DOCKER_GID:-999}"]
+
+
+def test_the_files_processes_run_as_in_the_procfile_and_share_the_services_storage():
+    storage = COMPOSE["files"]["volumes"]
+    assert storage == ["files-data:/app/var/files"]
+    for name in ("files-worker", "files-beat", "consume-files"):
+        service = COMPOSE[name]
+        assert service["command"] == PROCFILE[name]
+        assert service["volumes"] == storage
+        assert (
+            service["environment"]["FILES_DATABASE_URL"]
+            == COMPOSE["files"]["environment"]["FILES_DATABASE_URL"]
+        )

@@ -27,6 +27,14 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"not a boolean: {raw!r}")
 
 
+def parse_positive_int(raw: str) -> int:
+    """A whole number above zero."""
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be above zero")
+    return value
+
+
 def parse_list(raw: str) -> list[str]:
     """Parse a comma-separated list, ignoring blanks."""
     return [item.strip() for item in raw.split(",") if item.strip()]

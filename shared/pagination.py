@@ -50,6 +50,8 @@ class KeysetCursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             created_at, row_id = json.loads(raw)
+            if not isinstance(created_at, str) or not isinstance(row_id, str):
+                raise ValueError("not a pair of strings")
             cursor = cls(datetime.fromisoformat(created_at), uuid.UUID(row_id))
         except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
             raise InvalidCursor(token) from None

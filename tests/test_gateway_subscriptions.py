@@ -305,7 +305,11 @@ def test_someone_elses_task_is_not_found(gateway, served_gateway, alice, bob):
     assert complete == {"id": "x", "type": "complete"}
 
 
-TASK_LOGS = "subscription ($id: ID!) { taskLogs(id: $id) { taskId stream text at } }"
+TASK_LOGS = """
+    subscription ($id: ID!, $after: String) {
+      taskLogs(id: $id, after: $after) { taskId stream text at cursor }
+    }
+"""
 
 
 def _running_task(gateway, tasks_app, user: Account) -> str:
@@ -402,15 +406,75 @@ def test_task_logs_says_when_earlier_output_was_dropped(gateway, served_gateway,
     _store(tasks_app, task_id, "stdout", b"0123456789\n", max_bytes=4)
     move_task(tasks_app, task_id, TaskStatus.SUCCEEDED)
 
-    async def scenario(socket: Socket) -> list[dict]:
+    async def scenario(socket: Socket) -> dict:
         await socket.subscribe("l", TASK_LOGS, {"id": task_id})
-        chunks = [await socket.next_state("l", "taskLogs") for _ in range(2)]
+        chunk = await socket.next_state("l", "taskLogs")
         await socket.completed("l")
+        return chunk
+
+    chunk = session(served_gateway, alice, scenario)
+    assert chunk["text"] == "[dockyard: earlier output dropped: 7 bytes of stdout]\n789\n"
+
+
+def _first_log_chunk(served_gateway, user: Account, task_id: str) -> dict:
+    async def scenario(socket: Socket) -> dict:
+        await socket.subscribe("l", TASK_LOGS, {"id": task_id})
+        return await socket.next_state("l", "taskLogs")
+
+    return session(served_gateway, user, scenario)
+
+
+def _all_log_chunks(served_gateway, user: Account, task_id: str, after: str) -> list[dict]:
+    async def scenario(socket: Socket) -> list[dict]:
+        await socket.subscribe("l", TASK_LOGS, {"id": task_id, "after": after})
+        chunks = []
+        while (message := await socket.receive())["type"] == "next":
+            assert "errors" not in message["payload"], message
+            chunks.append(message["payload"]["data"]["taskLogs"])
+        assert message == {"id": "l", "type": "complete"}
         return chunks
 
-    notice, kept = session(served_gateway, alice, scenario)
-    assert notice["text"] == "[dockyard: earlier output dropped: 7 bytes of stdout]\n"
-    assert kept["text"] == "789\n"
+    return session(served_gateway, user, scenario)
+
+
+def test_task_logs_resume_after_a_chunks_cursor(gateway, served_gateway, alice, tasks_app):
+    task_id = _running_task(gateway, tasks_app, alice)
+    _store(tasks_app, task_id, "stdout", b"seen\n")
+    seen = _first_log_chunk(served_gateway, alice, task_id)
+    assert seen["text"] == "seen\n"
+    _store(tasks_app, task_id, "stderr", b"missed while away\n")
+    move_task(tasks_app, task_id, TaskStatus.SUCCEEDED)
+
+    resumed = _all_log_chunks(served_gateway, alice, task_id, seen["cursor"])
+    assert [(c["stream"], c["text"]) for c in resumed] == [("stderr", "missed while away\n")]
+
+
+def test_a_resumed_subscription_is_told_of_output_dropped_while_away(
+    gateway, served_gateway, alice, tasks_app
+):
+    task_id = _running_task(gateway, tasks_app, alice)
+    _store(tasks_app, task_id, "stdout", b"aaaa\n", max_bytes=10)
+    seen = _first_log_chunk(served_gateway, alice, task_id)
+    # Over the 10-byte cap: "aaaa\n" and the first 4 bytes of "cccc\n" are dropped.
+    _store(tasks_app, task_id, "stdout", b"cccc\n", max_bytes=10)
+    _store(tasks_app, task_id, "stdout", b"dddddddd\n", max_bytes=10)
+    move_task(tasks_app, task_id, TaskStatus.SUCCEEDED)
+
+    (resumed,) = _all_log_chunks(served_gateway, alice, task_id, seen["cursor"])
+    assert resumed["text"] == "[dockyard: earlier output dropped: 4 bytes of stdout]\n\ndddddddd\n"
+
+
+@pytest.mark.parametrize("after", ["", "12", "1.2", "a.b.c", "1.2.3.4", "-1.0.0"])
+def test_a_bad_log_cursor_is_bad_user_input(gateway, served_gateway, alice, tasks_app, after):
+    task_id = _running_task(gateway, tasks_app, alice)
+
+    async def scenario(socket: Socket) -> dict:
+        await socket.subscribe("l", TASK_LOGS, {"id": task_id, "after": after})
+        return await socket.receive()
+
+    answer = session(served_gateway, alice, scenario)
+    errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"]
 
 
 @pytest.mark.parametrize("whose", ["someone else's", "missing", "malformed"])

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from shared.config import CommonSettings, ConfigError, EnvVar, database_url_var
+from shared.config import (
+    CommonSettings,
+    ConfigError,
+    EnvVar,
+    database_url_var,
+    parse_positive_int,
+)
 from shared.notifications import NOTIFICATION_CHANNELS
 
 GIB = 1024**3
@@ -25,14 +31,6 @@ def parse_byte_count(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("must be a positive number of bytes")
-    return value
-
-
-def parse_positive_int(raw: str) -> int:
-    """A whole number above zero."""
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("must be above zero")
     return value
 
 

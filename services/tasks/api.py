@@ -129,6 +129,7 @@ class TaskLogs(MethodView):
     @blp.arguments(TaskLogsArgsSchema, location="query")
     @blp.response(200, TaskLogsSchema)
     @blp.alt_response(404, description="No such task, or not yours")
+    @blp.alt_response(503, description="follow: too many log streams are open; retry later")
     def get(self, args, task_id):
         """Read a task's stored output: stdout, stderr or both interleaved, optionally a tail.
 
@@ -137,10 +138,20 @@ class TaskLogs(MethodView):
         """
         ctx = _ctx()
         owner_id, task_id = _owner_id(), _task_id(task_id)
-        follow = args.pop("follow")
-        try:
-            if not follow:
+        if not args.pop("follow"):
+            try:
                 return service.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
+            except service.TaskNotFound:
+                _not_found()
+        # Each stream holds a request thread for as long as it is open: a few at most, so that
+        # followers can never take the whole service away from everything else.
+        if not ctx.follow_permits.acquire(blocking=False):
+            abort(
+                503,
+                message="Too many log streams are open; try again later, or read logs/chunks.",
+                headers={"Retry-After": "5"},
+            )
+        try:
             texts = service.follow_logs(
                 ctx.uow,
                 owner_id=owner_id,
@@ -149,14 +160,19 @@ class TaskLogs(MethodView):
                 max_seconds=ctx.settings.LOG_FOLLOW_MAX_SECONDS,
                 **args,
             )
-        except service.TaskNotFound:
-            _not_found()
-        return Response(
+        except BaseException as exc:
+            ctx.follow_permits.release()
+            if isinstance(exc, service.TaskNotFound):
+                _not_found()
+            raise
+        response = Response(
             stream_with_context(texts),
             mimetype="text/plain",
             # Proxies must pass each piece on as it comes, not buffer the whole answer.
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+        response.call_on_close(ctx.follow_permits.release)
+        return response
 
 
 @blp.route("/tasks/<task_id>/logs/chunks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import partial
 
@@ -28,6 +29,8 @@ class TasksContext:
     engine: Engine
     uow: partial
     policy: TaskPolicy
+    #: One permit per `logs?follow=true` stream this process may serve at once.
+    follow_permits: threading.BoundedSemaphore
 
 
 def create_app(settings: TasksSettings | None = None) -> Flask:
@@ -55,6 +58,7 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         engine=engine,
         uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="tasks"),
         policy=policy,
+        follow_permits=threading.BoundedSemaphore(settings.LOG_FOLLOW_MAX_STREAMS),
     )
     api.register_blueprint(blp)
     return app

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from shared.celery import parse_countdown
-from shared.config import CommonSettings, EnvVar, database_url_var, parse_bool, parse_list
+from shared.config import (
+    CommonSettings,
+    EnvVar,
+    database_url_var,
+    parse_bool,
+    parse_list,
+    parse_positive_int,
+)
 from shared.notifications import NOTIFICATION_CHANNELS
 
 
@@ -71,10 +78,17 @@ class TasksSettings(CommonSettings):
     )
     LOG_FOLLOW_MAX_SECONDS = EnvVar(
         "TASKS_LOG_FOLLOW_MAX_SECONDS",
-        int,
-        default=3600,
-        doc="Longest a `logs?follow=true` stream stays open (a request thread each); clients "
-        "resume with `logs/chunks?after=`.",
+        parse_positive_int,
+        default=300,
+        doc="Longest a `logs?follow=true` stream stays open; it then ends even if the task runs "
+        "on (clients read the task's status, and `logs/chunks?after=` resumes by chunk id).",
+    )
+    LOG_FOLLOW_MAX_STREAMS = EnvVar(
+        "TASKS_LOG_FOLLOW_MAX_STREAMS",
+        parse_positive_int,
+        default=4,
+        doc="`logs?follow=true` streams one process serves at once (each holds a request thread: "
+        "keep it below GUNICORN_THREADS); more are answered 503 with Retry-After.",
     )
 
     # The execution engine (worker, monitor).
@@ -168,7 +182,7 @@ class TasksSettings(CommonSettings):
     NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
     NOTIFY_RETRY_BACKOFF_SECONDS = EnvVar(
         "TASKS_NOTIFY_RETRY_BACKOFF_SECONDS",
-        int,
+        parse_positive_int,
         default=2,
         doc="First delay before a failed notification of a finished task is sent again "
         "(seconds); it doubles with every retry, with full jitter.",

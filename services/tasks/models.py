@@ -165,4 +165,7 @@ class TaskLogChunk(Base):
     stream: Mapped[str] = mapped_column(String(6))
     #: Raw bytes: container output need not be UTF-8 and may hold NULs, which text cannot.
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Where `data` starts in the whole stream (bytes dropped over the cap included): a reader
+    #: that finds a chunk starting past where the previous one ended knows output was dropped.
+    start_offset: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -265,6 +265,10 @@ class LogChunkSchema(Schema):
     stream = fields.String()
     text = fields.String()
     at = fields.DateTime()
+    offset = fields.Integer(
+        metadata={"description": "Where the chunk starts in its stream (dropped bytes count)."}
+    )
+    size = fields.Integer(metadata={"description": "Bytes in the chunk."})
 
 
 class LogChunkPageSchema(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,6 +165,8 @@ class TaskLogs:
     truncated: bool
     #: The newest chunk the text includes (resume point of a follow), None when there is none.
     last_chunk_id: int | None = None
+    #: Where the text ends in each stream it covers to its end (what a follow goes on from).
+    stream_ends: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,10 @@ class LogChunkView:
     stream: str
     text: str
     at: datetime
+    #: Where the chunk starts in its stream, and how many bytes it holds: a chunk that starts
+    #: past the end of the previous one of its stream follows dropped output.
+    offset: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -390,13 +396,6 @@ def _utf8_boundary(data: bytes, cut: int) -> int:
     return cut
 
 
-def append_logs(
-    uow: UnitOfWork, *, task_id: uuid.UUID, stream: LogStream, data: bytes, max_bytes: int
-) -> None:
-    """Store a batch of one stream of a task's output (see append_output). Raises TaskNotFound."""
-    append_output(uow, task_id=task_id, batches={LogStream(stream): data}, max_bytes=max_bytes)
-
-
 def append_output(
     uow: UnitOfWork,
     *,
@@ -440,7 +439,7 @@ def _append_stream(
         data, dropped = data[cut:], dropped + cut
     chunk = None
     if data:
-        chunk = TaskLogChunk(task_id=task.id, stream=stream, data=data)
+        chunk = TaskLogChunk(task_id=task.id, stream=stream, data=data, start_offset=kept + dropped)
         uow.session.add(chunk)
         uow.session.flush()  # its id orders it, and names it in the event
         kept += len(data)
@@ -460,6 +459,7 @@ def _append_stream(
             old = uow.session.get(TaskLogChunk, chunk_id)
             cut = _utf8_boundary(old.data, excess)
             old.data = old.data[cut:]
+            old.start_offset += cut
             kept, dropped = kept - cut, dropped + cut
             break
         if doomed:
@@ -498,9 +498,9 @@ def read_logs(
     with a `[dockyard: earlier output dropped: ...]` line.
     """
     streams = _streams(stream)
-    query = select(TaskLogChunk.id, TaskLogChunk.data).where(
-        TaskLogChunk.task_id == task_id, TaskLogChunk.stream.in_(streams)
-    )
+    query = select(
+        TaskLogChunk.id, TaskLogChunk.stream, TaskLogChunk.data, TaskLogChunk.start_offset
+    ).where(TaskLogChunk.task_id == task_id, TaskLogChunk.stream.in_(streams))
     with uow:
         task = _owned(uow, owner_id, task_id, lock=False)
         dropped = {s: task.log_counters(s)[1] for s in streams}
@@ -508,9 +508,13 @@ def read_logs(
             rows = uow.session.execute(query.order_by(TaskLogChunk.id)).all()
             data = b"".join(row.data for row in rows)
             last_chunk_id = rows[-1].id if rows else None
+            # From the chunks read, not the counters: a batch stored in between is in one only.
+            ends = {str(s): 0 for s in streams} | {
+                row.stream: row.start_offset + len(row.data) for row in rows
+            }
             cut = False
         else:
-            data, cut, last_chunk_id = _read_tail(uow, query, tail)
+            data, cut, last_chunk_id, ends = _read_tail(uow, query, tail)
         status = task.status
     if not cut and any(dropped.values()):
         data = _marker(dropped) + data
@@ -521,6 +525,7 @@ def read_logs(
         text=data.decode("utf-8", errors="replace"),
         truncated=any(dropped.values()),
         last_chunk_id=last_chunk_id,
+        stream_ends=ends,
     )
 
 
@@ -540,7 +545,13 @@ def read_log_chunks(
     """
     streams = _streams(stream)
     query = (
-        select(TaskLogChunk.id, TaskLogChunk.stream, TaskLogChunk.data, TaskLogChunk.created_at)
+        select(
+            TaskLogChunk.id,
+            TaskLogChunk.stream,
+            TaskLogChunk.data,
+            TaskLogChunk.created_at,
+            TaskLogChunk.start_offset,
+        )
         .where(TaskLogChunk.task_id == task_id, TaskLogChunk.stream.in_(streams))
         .order_by(TaskLogChunk.id)
         .limit(limit + 1)
@@ -561,6 +572,8 @@ def read_log_chunks(
                 stream=row.stream,
                 text=row.data.decode("utf-8", errors="replace"),
                 at=row.created_at,
+                offset=row.start_offset,
+                size=len(row.data),
             )
         )
         size += len(row.data)
@@ -617,6 +630,7 @@ def _followed(
     # client must not wait for the task's first output to learn that the stream is open.
     yield first.text
     after = first.last_chunk_id
+    stream_ends: dict[str, int] = dict(first.stream_ends)
     while True:
         try:
             page = read_log_chunks(
@@ -625,6 +639,10 @@ def _followed(
         except TaskNotFound:
             return  # deleted while followed
         for chunk in page.chunks:
+            gap = chunk.offset - stream_ends.get(chunk.stream, chunk.offset)
+            if gap > 0:
+                yield _marker({LogStream(chunk.stream): gap}).decode()
+            stream_ends[chunk.stream] = chunk.offset + chunk.size
             yield chunk.text
         after = page.next_after
         if page.has_more:
@@ -638,12 +656,18 @@ def _streams(stream: str) -> list[LogStream]:
     return list(LogStream) if stream == "both" else [LogStream(stream)]
 
 
-def _read_tail(uow: UnitOfWork, query: Any, lines: int) -> tuple[bytes, bool, int | None]:
-    """Read chunks newest first until `lines` whole lines are in hand; also the newest id."""
+def _read_tail(
+    uow: UnitOfWork, query: Any, lines: int
+) -> tuple[bytes, bool, int | None, dict[str, int]]:
+    """Read chunks newest first until `lines` whole lines are in hand.
+
+    Also the newest chunk's id and where each stream read ends.
+    """
     collected: list[bytes] = []
     newlines = 0
     before = None
     newest = None
+    ends: dict[str, int] = {}
     while True:
         page = query.order_by(TaskLogChunk.id.desc()).limit(_TAIL_BATCH)
         if before is not None:
@@ -654,9 +678,10 @@ def _read_tail(uow: UnitOfWork, query: Any, lines: int) -> tuple[bytes, bool, in
         for row in rows:
             collected.append(row.data)
             newlines += row.data.count(b"\n")
+            ends.setdefault(row.stream, row.start_offset + len(row.data))
         # One newline more than lines asked for marks where the earliest wanted line starts.
         if newlines > lines or len(rows) < _TAIL_BATCH:
             break
         before = rows[-1].id
     data, cut = _last_lines(b"".join(reversed(collected)), lines)
-    return data, cut, newest
+    return data, cut, newest, ends

@@ -8,6 +8,7 @@ consumer_timeout; the monitor process (`python -m services.tasks.monitor`) owns 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from functools import lru_cache
@@ -34,8 +35,8 @@ notifier = notifier_from_settings(settings)
 #: Retry policy of a notification whose channel fails: exponential backoff with full jitter.
 NOTIFY_RETRY_POLICY = {
     "retry_backoff": settings.NOTIFY_RETRY_BACKOFF_SECONDS,
-    # int: with jitter, Celery draws the delay with random.randrange.
-    "retry_backoff_max": int(settings.NOTIFY_RETRY_BACKOFF_MAX_SECONDS),
+    # A whole number of seconds: with jitter, Celery draws the delay with random.randrange.
+    "retry_backoff_max": math.ceil(settings.NOTIFY_RETRY_BACKOFF_MAX_SECONDS),
     "retry_jitter": True,
     "max_retries": settings.NOTIFY_MAX_RETRIES,
 }

@@ -8,16 +8,16 @@ since its last read. They complete after a terminal status, or when the object i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLResolveInfo
 
 from services.gateway.context import GatewayContext
-from services.gateway.errors import NotFound, ServiceUnavailable
+from services.gateway.errors import BadUserInput, NotFound, ServiceUnavailable
 from services.gateway.feed import Watch
 from services.gateway.resolvers.root import subscription
 
@@ -38,15 +38,20 @@ MAX_MERGED_CHARS = 64 * 1024
 Fetch = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
-async def _read_again(fetch: Fetch, watch: Watch) -> dict[str, Any] | None:
-    """Read the object, retrying while its service is unavailable (an event may come first)."""
+async def _read_again(
+    fetch: Fetch, watch: Watch, *, wake_on_events: bool = True
+) -> dict[str, Any] | None:
+    """Read the object, retrying while its service is unavailable (sooner on an event)."""
     delay = RETRY_INITIAL
     while True:
         try:
             return await fetch()
         except ServiceUnavailable as exc:
             log.warning("cannot refresh a subscription, retrying in %.1fs: %s", delay, exc)
-            await watch.changed(timeout=delay)
+            if wake_on_events:
+                await watch.changed(timeout=delay)
+            else:
+                await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
 
@@ -128,43 +133,68 @@ def subscribe_task_updated(
     )
 
 
-def merge_chunks(task_id: str, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """LogChunks from stored chunks: runs of one stream joined (up to MAX_MERGED_CHARS)."""
-    merged: list[dict[str, Any]] = []
+def log_pieces(
+    task_id: str, chunks: list[dict[str, Any]], stream_ends: dict[str, int]
+) -> list[dict[str, Any]]:
+    """LogChunks from stored chunks: runs of one stream joined, dropped output announced.
+
+    A chunk that starts past where `stream_ends` says its stream ended follows dropped output:
+    its text gets a `[dockyard: earlier output dropped: ...]` line first. Runs of one stream
+    are joined up to MAX_MERGED_CHARS. `stream_ends` is updated as the chunks are read.
+    """
+    pieces: list[dict[str, Any]] = []
     for chunk in chunks:
-        last = merged[-1] if merged else None
+        stream = chunk["stream"]
+        gap = chunk["offset"] - stream_ends.get(stream, chunk["offset"])
+        stream_ends[stream] = chunk["offset"] + chunk["size"]
+        text = chunk["text"]
+        if gap > 0:
+            text = f"[dockyard: earlier output dropped: {gap} bytes of {stream}]\n" + text
+        last = pieces[-1] if pieces else None
         if (
             last is not None
-            and last["stream"] == chunk["stream"]
-            and len(last["text"]) + len(chunk["text"]) <= MAX_MERGED_CHARS
+            and last["stream"] == stream
+            and len(last["text"]) + len(text) <= MAX_MERGED_CHARS
         ):
-            last["text"] += chunk["text"]
-            last["at"] = chunk["at"]
+            last["text"] += text
+            last["at"], last["cursor"] = chunk["at"], _encode_log_cursor(chunk["id"], stream_ends)
         else:
-            merged.append(
+            pieces.append(
                 {
                     "task_id": task_id,
-                    "stream": chunk["stream"],
-                    "text": chunk["text"],
+                    "stream": stream,
+                    "text": text,
                     "at": chunk["at"],
+                    "cursor": _encode_log_cursor(chunk["id"], stream_ends),
                 }
             )
-    return merged
+    return pieces
 
 
-def _dropped_notice(task_id: str, page: dict[str, Any]) -> dict[str, Any] | None:
-    dropped = {stream: size for stream, size in page["dropped"].items() if size}
-    if not dropped:
-        return None
-    first = page["chunks"][0]["at"] if page["chunks"] else datetime.now(UTC)
-    sizes = ", ".join(f"{size} bytes of {stream}" for stream, size in sorted(dropped.items()))
-    stream = "stdout" if "stdout" in dropped else next(iter(dropped))
-    text = f"[dockyard: earlier output dropped: {sizes}]\n"
-    return {"task_id": task_id, "stream": stream, "text": text, "at": first}
+def _encode_log_cursor(chunk_id: int, stream_ends: dict[str, int]) -> str:
+    # The chunk read last and where each stream ended: a resumed subscription can tell
+    # whether output it never saw was dropped meanwhile.
+    return f"{chunk_id}.{stream_ends.get('stdout', 0)}.{stream_ends.get('stderr', 0)}"
 
 
-async def log_chunks(context: GatewayContext, *, task_id: str) -> AsyncIterator[dict[str, Any]]:
-    """The task's output so far, then each new batch as stored, until the task finishes."""
+def _decode_log_cursor(cursor: str) -> tuple[int, dict[str, int]]:
+    parts = cursor.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 19 for p in parts):
+        raise BadUserInput(
+            "Not a cursor of this task's logs.", fields={"after": "Use a LogChunk's cursor."}
+        )
+    chunk_id, stdout_end, stderr_end = (int(p) for p in parts)
+    return chunk_id, {"stdout": stdout_end, "stderr": stderr_end}
+
+
+async def log_chunks(
+    context: GatewayContext, *, task_id: str, after: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The task's output so far (or after a LogChunk's cursor), then each batch as stored."""
+    # From the start every stream begins at 0, so output dropped before it shows as a gap.
+    read_after, stream_ends = (
+        (None, {"stdout": 0, "stderr": 0}) if after is None else _decode_log_cursor(after)
+    )
     try:
         key = str(uuid.UUID(task_id))
     except ValueError:
@@ -172,30 +202,27 @@ async def log_chunks(context: GatewayContext, *, task_id: str) -> AsyncIterator[
     context.require_token()
     assert context.feed is not None, "subscriptions run with the process's event feed"
     watch = context.feed.watch("task", key)
-    after: int | None = None
 
     def fetch() -> Awaitable[dict[str, Any] | None]:
         return context.blocking(
-            context.clients.tasks.read_log_chunks, context.caller, task_id=key, after=after
+            context.clients.tasks.read_log_chunks, context.caller, task_id=key, after=read_after
         )
 
     try:
         page = await fetch()
         if page is None:
             raise NotFound("Task not found.")
-        notice = _dropped_notice(key, page)
-        if notice is not None:
-            yield notice
         while True:
-            for chunk in merge_chunks(key, page["chunks"]):
-                yield chunk
-            after = page["next_after"]
+            for piece in log_pieces(key, page["chunks"], stream_ends):
+                yield piece
+            read_after = page["next_after"]
             if not page["has_more"]:
                 # The service stores a task's last output before its final status.
                 if page["status"] in TASK_DONE:
                     return
                 await watch.changed(timeout=LOGS_SAFETY_READ_SECONDS)
-            page = await _read_again(fetch, watch)
+            # While the service is down, output events must not hurry the retries along.
+            page = await _read_again(fetch, watch, wake_on_events=False)
             if page is None:
                 return  # deleted
     finally:
@@ -204,10 +231,10 @@ async def log_chunks(context: GatewayContext, *, task_id: str) -> AsyncIterator[
 
 @subscription.source("taskLogs")
 def subscribe_task_logs(
-    _obj: Any, info: GraphQLResolveInfo, *, id: str
+    _obj: Any, info: GraphQLResolveInfo, *, id: str, after: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """The output so far, then each new batch; NOT_FOUND when absent or not the caller's."""
-    return log_chunks(info.context, task_id=id)
+    """The output so far (or after `after`), then each new batch; NOT_FOUND when not yours."""
+    return log_chunks(info.context, task_id=id, after=after)
 
 
 @subscription.field("fileUpdated")

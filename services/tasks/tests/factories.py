@@ -96,11 +96,10 @@ def insert_tasks_at_once(app, user, count: int) -> list[str]:
 
 def append_output(app, task_id: str, stream: LogStream, data: bytes, max_bytes: int) -> None:
     """Store output as the engine will."""
-    service.append_logs(
+    service.append_output(
         app.extensions["tasks"].uow(),
         task_id=uuid.UUID(task_id),
-        stream=stream,
-        data=data,
+        batches={LogStream(stream): data},
         max_bytes=max_bytes,
     )
 

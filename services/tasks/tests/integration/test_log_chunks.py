@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 
-from services.tasks.models import TaskStatus
+from services.tasks import service
+from services.tasks.models import LogStream, TaskStatus
 from services.tasks.tests.factories import (
     append_output,
     create_task,
@@ -93,6 +95,25 @@ def test_storing_output_raises_one_event_per_batch_without_the_output(tasks_app,
     assert payload["bytes"] == len(b"secret-ish output\n")
     assert payload["last_chunk_id"] == _chunks(client, alice, task["id"])["next_after"]
     assert "secret-ish" not in str(payload)
+
+
+def test_a_batch_of_both_streams_is_one_transaction_and_one_event(tasks_app, client, alice):
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    service.append_output(
+        tasks_app.extensions["tasks"].uow(),
+        task_id=uuid.UUID(task["id"]),
+        batches={LogStream.STDOUT: b"out\n", LogStream.STDERR: b"error!\n"},
+        max_bytes=CAP,
+    )
+    page = _chunks(client, alice, task["id"])
+    assert [(c["stream"], c["text"]) for c in page["chunks"]] == [
+        ("stdout", "out\n"),
+        ("stderr", "error!\n"),
+    ]
+    events = outbox_events(tasks_app, task["id"])
+    (event,) = [e for e in events if e["type"] == "TaskOutputAppended"]
+    assert event["payload"]["bytes"] == len(b"out\n") + len(b"error!\n")
+    assert event["payload"]["last_chunk_id"] == page["chunks"][-1]["id"]
 
 
 @pytest.mark.parametrize(
@@ -187,3 +208,62 @@ def test_following_a_queued_task_waits_for_it(tasks_app, client, alice):
     thread.join()
     response.close()
     assert text == "late\n"
+
+
+def test_log_streams_beyond_the_limit_are_refused_until_one_closes(make_app, alice):
+    app = make_app(LOG_FOLLOW_MAX_STREAMS=1, LOG_FOLLOW_POLL_SECONDS=0.05)
+    client = app.test_client()
+    task = task_in(app, client, alice, TaskStatus.RUNNING)
+    path, query = f"/v1/tasks/{task['id']}/logs", {"follow": "true"}
+
+    first = client.get(path, query_string=query, headers=alice.headers, buffered=False)
+    assert first.status_code == 200
+    refused = client.get(path, query_string=query, headers=alice.headers, buffered=False)
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "5"
+    assert refused.json["code"] == "SERVICE_UNAVAILABLE"
+    # A plain read needs no permit.
+    assert client.get(path, headers=alice.headers).status_code == 200
+
+    first.close()
+    again = client.get(path, query_string=query, headers=alice.headers, buffered=False)
+    assert again.status_code == 200
+    again.close()
+    # A refused or failed attempt gives its permit back too.
+    missing = client.get(
+        f"/v1/tasks/{uuid.uuid4()}/logs", query_string=query, headers=alice.headers
+    )
+    assert missing.status_code == 404
+    last = client.get(path, query_string=query, headers=alice.headers, buffered=False)
+    assert last.status_code == 200
+    last.close()
+
+
+def test_chunks_say_where_they_start_in_their_stream(tasks_app, client, alice):
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    for data in (b"aaaa\n", b"cccc\n", b"dddddddd\n"):
+        append_output(tasks_app, task["id"], "stdout", data, max_bytes=10)
+    page = _chunks(client, alice, task["id"])
+    # "aaaa\n" was dropped whole and "cccc" cut from the front: 9 bytes before what is kept.
+    assert [(c["offset"], c["size"], c["text"]) for c in page["chunks"]] == [
+        (9, 1, "\n"),
+        (10, 9, "dddddddd\n"),
+    ]
+
+
+def test_a_follower_is_told_of_output_dropped_between_two_reads(tasks_app, client, alice):
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    append_output(tasks_app, task["id"], "stdout", b"aaaa\n", max_bytes=10)
+    response = client.get(
+        f"/v1/tasks/{task['id']}/logs",
+        query_string={"follow": "true"},
+        headers=alice.headers,
+        buffered=False,
+    )
+    # The follow has sent "aaaa\n"; before it reads again, the cap drops 4 bytes it never saw.
+    append_output(tasks_app, task["id"], "stdout", b"cccc\n", max_bytes=10)
+    append_output(tasks_app, task["id"], "stdout", b"dddddddd\n", max_bytes=10)
+    move_task(tasks_app, task["id"], TaskStatus.SUCCEEDED)
+    text = b"".join(response.response).decode()
+    response.close()
+    assert text == ("aaaa\n[dockyard: earlier output dropped: 4 bytes of stdout]\n\ndddddddd\n")

@@ -10,9 +10,5 @@ from shared.testing import TestEnvironment
 @pytest.fixture(scope="session")
 def test_env():
     """Provision this run's database, roles, schemas, namespace and signing key."""
-    environment = TestEnvironment()
-    environment.set_up()
-    try:
+    with TestEnvironment() as environment:
         yield environment
-    finally:
-        environment.tear_down()

@@ -26,13 +26,14 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import text
-from support import ROOT, provisioned
+from support import ROOT
 
 from services.files import service
 from services.files.analysis import tune_allocator
 from services.files.app import create_app
 from services.files.config import FilesSettings
 from services.files.models import File
+from shared.testing import TestEnvironment
 
 MIB = 1024 * 1024
 TOOLS = {
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [(kind, int(size)) for kind, size in (c.split(":") for c in args.cases.split(","))]
 
     tune_allocator()  # as the worker's pool processes do
-    with provisioned():
+    with TestEnvironment():
         work = Path(tempfile.mkdtemp(prefix="files-bench-"))
         app = None
         try:

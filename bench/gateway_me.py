@@ -27,10 +27,11 @@ from support import (
     gateway_command,
     gateway_env,
     percentile,
-    provisioned,
     register,
     serve,
 )
+
+from shared.testing import TestEnvironment
 
 ME_QUERY = json.dumps({"query": "{ me { id email createdAt } }"}).encode()
 #: No loop runs longer than this, whatever the request count.
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the two paths")
     args = parser.parse_args(argv)
 
-    with provisioned() as environment:
+    with TestEnvironment() as environment:
         auth_port, gateway_port = free_port(), free_port()
         env = gateway_env(environment, auth_port)
         auth_argv = [

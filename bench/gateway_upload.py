@@ -39,9 +39,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import BIN, ROOT, free_port, gateway_command, gateway_env, provisioned, register, serve
+from support import BIN, ROOT, free_port, gateway_command, gateway_env, register, serve
 
 from services.gateway.tests.apollo import apollo_upload
+from shared.testing import TestEnvironment
 
 MIB = 1024 * 1024
 RSS_TARGET_MB = 150
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size_mb * MIB
 
     with (
-        provisioned() as environment,
+        TestEnvironment() as environment,
         tempfile.TemporaryDirectory(
             prefix="dockyard-bench-files-", dir=args.storage_dir
         ) as storage,

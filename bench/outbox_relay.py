@@ -33,7 +33,7 @@ import amqp
 from kombu import Connection, Exchange, Producer
 from kombu import Queue as KombuQueue
 from sqlalchemy import text
-from support import BIN, percentile, provisioned, spawn, stop
+from support import BIN, percentile, spawn, stop
 
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.events import Envelope, Event
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> None:
     environment = TestEnvironment()
     print(f"provisioning throwaway database and namespace {environment.namespace} ...")
     log_path = Path(f"/tmp/{environment.namespace}-relay.log")
-    with provisioned(environment):
+    with environment:
         env = {**os.environ, **environment.env(), "LOG_LEVEL": "WARNING"}
         relay = consumer = None
         try:

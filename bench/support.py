@@ -27,18 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-@contextmanager
-def provisioned(environment: TestEnvironment | None = None) -> Iterator[TestEnvironment]:
-    """Set up a throwaway TestEnvironment (database, namespace, signing key); tear it down after."""
-    if environment is None:
-        environment = TestEnvironment()
-    environment.set_up()
-    try:
-        yield environment
-    finally:
-        environment.tear_down()
-
-
 def free_port() -> int:
     """A loopback port nothing listens on right now."""
     with socket.socket() as probe:

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import docker
 from sqlalchemy import func, select
-from support import BIN, provisioned, spawn, stop
+from support import BIN, spawn, stop
 
 from services.tasks import service
 from services.tasks.app import create_app
 from services.tasks.lifecycle import TERMINAL
 from services.tasks.models import Task
+from shared.testing import TestEnvironment
 
 IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 COMMAND = ["echo", "hi"]
@@ -149,7 +150,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--throughput", type=int, default=200)
     args = parser.parse_args()
-    with provisioned() as environment:
+    with TestEnvironment() as environment:
         logs = Path(tempfile.mkdtemp(prefix="dockyard-bench-tasks-"))
         # Filled as they start, so a failed start-up still stops those already running.
         processes: list[subprocess.Popen] = []

@@ -87,6 +87,13 @@ class TestEnvironment:
             client.delete(key)
         delete_amqp_namespace(self.namespace)
 
+    def __enter__(self) -> TestEnvironment:
+        self.set_up()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.tear_down()
+
 
 def delete_amqp_namespace(namespace: str) -> None:
     """Delete the queues and exchanges whose names start with `namespace` (needs rabbitmqctl)."""

@@ -7,7 +7,9 @@ app, each task runs inside `app.app_context()`, and the Celery app is kept in
     app = create_app()
     celery_app = app.extensions["celery"]
 
-and runs `celery -A services.<name>.worker worker`. `app.config["CELERY"]` may override any
+and runs `celery -A services.<name>.worker worker`. Only a worker builds that app: every other
+process (an event handler, the monitor) sends jobs by name through `send_job`, which needs the
+broker, not the worker's Flask app or its imports. `app.config["CELERY"]` may override any
 setting below (e.g. routing), but the delivery guarantees are what callers rely on. RabbitMQ
 closes a channel whose message stays unacked longer than its `consumer_timeout` (30 minutes by
 default), so a task that may run longer needs that raised on the broker.
@@ -15,6 +17,7 @@ default), so a task that may run longer needs that raised on the broker.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
@@ -84,3 +87,25 @@ def celery_init_app(app: Flask, settings: CommonSettings | None = None) -> Celer
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+@lru_cache(maxsize=8)
+def _sender(amqp_url: str, namespace: str) -> Celery:
+    # A bare Celery app per broker and namespace: a sender must not build a worker's Flask app.
+    settings = CommonSettings(AMQP_URL=amqp_url, NAMESPACE=namespace)
+    app = Celery(f"dockyard-sender-{namespace}")
+    app.config_from_object(celery_config(settings))
+    return app
+
+
+def send_job(
+    settings: CommonSettings,
+    name: str,
+    *,
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    countdown: float | None = None,
+) -> None:
+    """Send the Celery job `name` to the workers of `settings`' broker and namespace."""
+    sender = _sender(settings.AMQP_URL, settings.NAMESPACE)
+    sender.send_task(name, args=args, kwargs=kwargs, countdown=countdown or None)

@@ -61,9 +61,11 @@ def format_table(rows: list[Result], previous: dict[tuple[str, str], float]) -> 
             )
         )
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)) for line in body]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)) for line in body
+    ]
     rule = "  ".join("-" * w for w in widths)
-    title = "  ".join(cell.ljust(w) for cell, w in zip(header, widths))
+    title = "  ".join(cell.ljust(w) for cell, w in zip(header, widths, strict=True))
     return "\n".join([title, rule, *lines])
 
 

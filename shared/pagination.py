@@ -3,6 +3,9 @@
 A cursor names the last row a client saw; the next page is the rows strictly before it in
 (created_at DESC, id DESC) order. Rows inserted meanwhile land before the first page, so paging
 on never repeats or skips one, and ties in created_at are broken by the id.
+
+Every list the services answer has the same shape, built here: `Page` of `Edge`s with a
+`PageInfo` (`page_of`), serialised by `page_schema(NodeSchema)` with `CursorField` cursors.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from marshmallow import Schema, ValidationError, fields
 from sqlalchemy import Select, tuple_
+
+Row = TypeVar("Row")
+Node = TypeVar("Node")
 
 #: Longest cursor string accepted (a real one is about 100 characters).
 MAX_CURSOR_LENGTH = 200
@@ -71,3 +79,78 @@ def newest_first_page(
     if after is not None:
         query = query.where(tuple_(created_at, row_id) < tuple_(after.created_at, after.id))
     return query.order_by(created_at.desc(), row_id.desc()).limit(first + 1)
+
+
+@dataclass(frozen=True)
+class Edge(Generic[Node]):
+    """A listed item and the cursor that resumes the list after it."""
+
+    cursor: KeysetCursor
+    node: Node
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """Where a page ends and whether another follows."""
+
+    has_next_page: bool
+    end_cursor: KeysetCursor | None
+
+
+@dataclass(frozen=True)
+class Page(Generic[Node]):
+    """One page of a newest-first list, with the count of the whole list."""
+
+    edges: list[Edge[Node]]
+    page_info: PageInfo
+    total_count: int
+
+
+def page_of(
+    rows: Sequence[Row], *, first: int, total_count: int, node: Callable[[Row], Node]
+) -> Page[Node]:
+    """The page of `rows` fetched by `newest_first_page` (one more than `first` if more follow)."""
+    edges = [Edge(KeysetCursor.of(row), node(row)) for row in rows[:first]]
+    return Page(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+        ),
+        total_count=total_count,
+    )
+
+
+class CursorField(fields.String):
+    """An opaque page cursor: a KeysetCursor inside, a string outside."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.encode()
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        token = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return KeysetCursor.decode(token)
+        except InvalidCursor:
+            raise ValidationError("Not a cursor this API returned.") from None
+
+
+class PageInfoSchema(Schema):
+    """Where a page ends and whether another follows."""
+
+    has_next_page = fields.Boolean()
+    end_cursor = CursorField(allow_none=True)
+
+
+def page_schema(node_schema: type[Schema], name: str) -> type[Schema]:
+    """The schema of a `Page` of `node_schema` items, named `name` in the OpenAPI document."""
+    edge = Schema.from_dict(
+        {"cursor": CursorField(), "node": fields.Nested(node_schema)}, name=f"{name}Edge"
+    )
+    return Schema.from_dict(
+        {
+            "edges": fields.List(fields.Nested(edge)),
+            "page_info": fields.Nested(PageInfoSchema),
+            "total_count": fields.Integer(),
+        },
+        name=name,
+    )

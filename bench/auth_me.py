@@ -1,0 +1,182 @@
+"""Benchmark: auth's GET /v1/users/me against a bare Flask JSON route, both under gunicorn.
+
+Run: `.venv/bin/python bench/auth_me.py [--requests 3000] [--clients 1,4,8] [--rounds 3]`.
+Provisions a throwaway TestEnvironment, registers one user, then serves the auth service and a
+bare Flask app (one JSON route, nothing else) with the same `deploy/gunicorn.conf.py`, side by
+side on two loopback ports, and drives both with the same keep-alive HTTP/1.1 clients and
+request count, alternating in rounds so the machine's drift hits both alike. Auth runs with its
+deployed defaults (LOG_LEVEL=INFO: the access log is part of what a request costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from contextlib import ExitStack
+
+from results import record
+from support import BIN, ROOT, free_port, percentile, serve
+
+from shared.testing import TestEnvironment
+
+BENCHMARK = "auth_me"
+TARGET_RATIO = 0.5
+#: No measured loop runs longer than this, whatever the request count.
+TIME_CAP_SECONDS = 60.0
+ME_PATH = "/v1/users/me"
+#: gunicorn's spec of the baseline app: this module's factory (bench/ is put on PYTHONPATH).
+BARE_APP = "auth_me:create_bare_app()"
+
+
+def create_bare_app():
+    """The baseline: Flask with one JSON route shaped like `me`'s answer, and /healthz."""
+    from flask import Flask
+
+    app = Flask("bare")
+
+    @app.get(ME_PATH)
+    def me():
+        return {
+            "id": "0b8f6d0e-5c1e-4c53-9d3e-0d6f1f1f7a11",
+            "email": "bench@example.com",
+            "created_at": "2026-01-01T00:00:00+00:00",
+        }
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app
+
+
+def gunicorn_command(app: str, port: int) -> list[str]:
+    """gunicorn with the deployed settings file, on a loopback port."""
+    return [
+        str(BIN / "gunicorn"), "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
+        "--bind", f"127.0.0.1:{port}", app,
+    ]  # fmt: skip
+
+
+def register_user(port: int) -> str:
+    """Register a user on auth directly; return its access token."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps({"email": "bench@example.com", "password": "bench password"})
+    conn.request("POST", "/v1/auth/register", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    if response.status != 201:
+        raise RuntimeError(f"registration failed: {response.status} {answer}")
+    return answer["access_token"]
+
+
+def drive(port: int, token: str, requests: int, clients: int) -> tuple[float, list[float]]:
+    """`requests` GETs of `me` split over `clients` keep-alive connections: (seconds, latencies)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(clients)
+    ]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+
+    def call(conn: http.client.HTTPConnection) -> None:
+        conn.request("GET", ME_PATH, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{ME_PATH} answered {response.status}: {data[:300]!r}")
+
+    for conn in connections:
+        for _ in range(20):  # open the connection and warm the server's caches
+            call(conn)
+    barrier = threading.Barrier(clients + 1)
+    deadline = time.monotonic() + TIME_CAP_SECONDS
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            for _ in range(requests // clients):
+                started = time.perf_counter()
+                call(connections[index])
+                latencies[index].append(time.perf_counter() - started)
+                if started > deadline:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for conn in connections:
+        conn.close()
+    if errors:
+        raise errors[0]
+    return elapsed, [value for own in latencies for value in own]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Provision, serve auth and the bare app, measure both in rounds, record the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="requests per loop")
+    parser.add_argument("--clients", default="1,4,8", help="client counts, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two servers")
+    args = parser.parse_args(argv)
+    client_counts = [int(n) for n in args.clients.split(",")]
+
+    with TestEnvironment() as environment, ExitStack() as servers:
+        env = {**os.environ, **environment.env(), "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}"}
+        auth_port, bare_port = free_port(), free_port()
+        servers.enter_context(
+            serve("auth", gunicorn_command("services.auth.wsgi:app", auth_port), env, auth_port)
+        )
+        servers.enter_context(
+            serve("bare flask", gunicorn_command(BARE_APP, bare_port), env, bare_port)
+        )
+        token = register_user(auth_port)
+        totals = {}
+        for clients in client_counts:
+            for _ in range(args.rounds):
+                for label, port in (("auth", auth_port), ("bare", bare_port)):
+                    seconds, latencies = drive(port, token, args.requests // args.rounds, clients)
+                    total = totals.setdefault((label, clients), [0.0, []])
+                    total[0] += seconds
+                    total[1] += latencies
+
+    print(f"cpus: {os.cpu_count()}  python: {sys.version.split()[0]}")
+    print("server clients      n    req/s  p50 ms  p99 ms mean ms")
+    for (label, clients), (seconds, latencies) in totals.items():
+        print(
+            f"{label:<6} {clients:>7} {len(latencies):>6} {len(latencies) / seconds:>8.0f} "
+            f"{percentile(latencies, 0.5) * 1000:>7.2f} {percentile(latencies, 0.99) * 1000:>7.2f} "
+            f"{statistics.fmean(latencies) * 1000:>7.2f}"
+        )
+    for clients in client_counts:
+        rates = {}
+        for label in ("auth", "bare"):
+            seconds, latencies = totals[(label, clients)]
+            rates[label] = len(latencies) / seconds
+        mode = "sequential" if clients == 1 else f"{clients} clients"
+        record(
+            BENCHMARK,
+            f"GET /v1/users/me, {mode}",
+            rates["auth"],
+            "req/s",
+            baseline=rates["bare"],
+            baseline_label="bare Flask route, same gunicorn config",
+            target=TARGET_RATIO,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,7 @@ from services.auth.models import SCHEMA, messaging_tables
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import FlaskJwtIssuer
 from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
-from shared.db import UnitOfWork, make_engine, session_factory
+from shared.db import UnitOfWork, make_engine, make_read_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
 from shared.outbox.metrics import OutboxCollector
 from shared.web import create_service_app, error_response
@@ -30,6 +30,7 @@ class AuthContext:
     settings: AuthSettings
     engine: Engine
     uow: partial
+    read_engine: Engine
     hasher: PasswordHasher
     issuer: FlaskJwtIssuer
     keys: SigningKeys
@@ -85,6 +86,7 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         settings=settings,
         engine=engine,
         uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="auth"),
+        read_engine=make_read_engine(settings.DATABASE_URL, schema=SCHEMA),
         hasher=PasswordHasher(
             time_cost=settings.ARGON2_TIME_COST, memory_kib=settings.ARGON2_MEMORY_KIB
         ),

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 from results import record
 from support import BIN, ROOT, free_port, percentile, serve
@@ -61,6 +62,20 @@ def gunicorn_command(app: str, port: int) -> list[str]:
         str(BIN / "gunicorn"), "--config", str(ROOT / "deploy" / "gunicorn.conf.py"),
         "--bind", f"127.0.0.1:{port}", app,
     ]  # fmt: skip
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) used so far by a gunicorn master and its workers (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended while we looked
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if master_pid in (pid, ppid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def register_user(port: int) -> str:
@@ -136,34 +151,40 @@ def main(argv: list[str] | None = None) -> int:
     with TestEnvironment() as environment, ExitStack() as servers:
         env = {**os.environ, **environment.env(), "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}"}
         auth_port, bare_port = free_port(), free_port()
-        servers.enter_context(
+        auth_pid = servers.enter_context(
             serve("auth", gunicorn_command("services.auth.wsgi:app", auth_port), env, auth_port)
         )
-        servers.enter_context(
+        bare_pid = servers.enter_context(
             serve("bare flask", gunicorn_command(BARE_APP, bare_port), env, bare_port)
         )
         token = register_user(auth_port)
         totals = {}
         for clients in client_counts:
             for _ in range(args.rounds):
-                for label, port in (("auth", auth_port), ("bare", bare_port)):
+                for label, port, pid in (
+                    ("auth", auth_port, auth_pid),
+                    ("bare", bare_port, bare_pid),
+                ):
+                    cpu_before = server_cpu_seconds(pid)
                     seconds, latencies = drive(port, token, args.requests // args.rounds, clients)
-                    total = totals.setdefault((label, clients), [0.0, []])
+                    total = totals.setdefault((label, clients), [0.0, [], 0.0])
                     total[0] += seconds
                     total[1] += latencies
+                    total[2] += server_cpu_seconds(pid) - cpu_before
 
     print(f"cpus: {os.cpu_count()}  python: {sys.version.split()[0]}")
-    print("server clients      n    req/s  p50 ms  p99 ms mean ms")
-    for (label, clients), (seconds, latencies) in totals.items():
+    # Server CPU per request holds steadier than req/s on a shared machine (it excludes waiting).
+    print("server clients      n    req/s  p50 ms  p99 ms mean ms  server CPU ms/req")
+    for (label, clients), (seconds, latencies, cpu) in totals.items():
         print(
             f"{label:<6} {clients:>7} {len(latencies):>6} {len(latencies) / seconds:>8.0f} "
             f"{percentile(latencies, 0.5) * 1000:>7.2f} {percentile(latencies, 0.99) * 1000:>7.2f} "
-            f"{statistics.fmean(latencies) * 1000:>7.2f}"
+            f"{statistics.fmean(latencies) * 1000:>7.2f} {cpu / len(latencies) * 1000:>18.3f}"
         )
     for clients in client_counts:
         rates = {}
         for label in ("auth", "bare"):
-            seconds, latencies = totals[(label, clients)]
+            seconds, latencies, _cpu = totals[(label, clients)]
             rates[label] = len(latencies) / seconds
         mode = "sequential" if clients == 1 else f"{clients} clients"
         record(

@@ -138,16 +138,6 @@ class CurrentUser(MethodView):
             abort(401, message="Token's user no longer exists.")
 
 
-#: The endpoints that carry rate limits. Requests to any other skip flask-limiter altogether: its
-#: per-request bookkeeping cost more than the rest of `me` did.
-RATE_LIMITED_ENDPOINTS = frozenset(f"{blp.name}.{view.__name__}" for view in (Registration, Login))
-
-
-@limiter.request_filter
-def _not_rate_limited() -> bool:
-    return request.endpoint not in RATE_LIMITED_ENDPOINTS
-
-
 @blp.route("/.well-known/jwks.json")
 class Jwks(MethodView):
     """Public keys for local token verification."""

@@ -23,17 +23,32 @@ log = logging.getLogger(__name__)
 class TokenInvalid(Exception):
     """The token is missing, malformed, expired, tampered with or revoked."""
 
+    #: What the 401 answer says (the detail in str(exc) is for logs and the gateway's errors).
+    public_message = "Token is invalid."
+
 
 class TokenMissing(TokenInvalid):
     """No bearer token came with the request."""
+
+    public_message = "Missing bearer token."
 
 
 class TokenExpired(TokenInvalid):
     """The token's `exp` has passed."""
 
+    public_message = "Token has expired."
+
 
 class TokenRevoked(TokenInvalid):
     """The token, or its refresh family, was revoked (logout, refresh-token reuse)."""
+
+    public_message = "Token has been revoked."
+
+
+class TokenSubjectInvalid(TokenInvalid):
+    """A correctly signed token whose subject is not a user id."""
+
+    public_message = "Token's subject is not a user id."
 
 
 class RevocationUnavailable(Exception):
@@ -181,6 +196,17 @@ class Identity:
     expires_at: int
     claims: dict[str, Any]
 
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Identity:
+        """The identity a verified token's claims describe."""
+        return cls(
+            user_id=str(claims["sub"]),
+            token_id=str(claims["jti"]),
+            family_id=claims.get("fam"),
+            expires_at=int(claims["exp"]),
+            claims=claims,
+        )
+
 
 class TokenVerifier:
     """Verify RS256 access tokens locally and reject revoked ones."""
@@ -227,13 +253,7 @@ class TokenVerifier:
         claims = self.decode(token)
         if self.revocations.is_revoked(claims):
             raise TokenRevoked("token has been revoked")
-        return Identity(
-            user_id=str(claims["sub"]),
-            token_id=str(claims["jti"]),
-            family_id=claims.get("fam"),
-            expires_at=int(claims["exp"]),
-            claims=claims,
-        )
+        return Identity.from_claims(claims)
 
 
 def bearer_token(header_value: str | None) -> str | None:
@@ -272,16 +292,7 @@ def current_identity() -> Identity:
         return identity
     from flask_jwt_extended import get_jwt
 
-    claims = get_jwt()
-    if not claims:
-        raise TokenMissing("the view verified no token")
-    return Identity(
-        user_id=str(claims["sub"]),
-        token_id=str(claims["jti"]),
-        family_id=claims.get("fam"),
-        expires_at=int(claims["exp"]),
-        claims=claims,
-    )
+    return Identity.from_claims(get_jwt())
 
 
 def caller_id() -> uuid.UUID:
@@ -289,7 +300,7 @@ def caller_id() -> uuid.UUID:
     try:
         return uuid.UUID(current_identity().user_id)
     except ValueError:
-        raise TokenInvalid("token's subject is not a user id") from None
+        raise TokenSubjectInvalid("token's subject is not a user id") from None
 
 
 def verifier_from_settings(settings) -> TokenVerifier:
@@ -353,15 +364,9 @@ def init_jwt(app, verifier: TokenVerifier):
     manager.expired_token_loader(lambda _h, _c: unauthenticated("Token has expired."))
     manager.revoked_token_loader(lambda _h, _c: unauthenticated("Token has been revoked."))
 
-    messages = {
-        TokenMissing: "Missing bearer token.",
-        TokenExpired: "Token has expired.",
-        TokenRevoked: "Token has been revoked.",
-    }
-
     @app.errorhandler(TokenInvalid)
     def _token_invalid(exc: TokenInvalid):
-        return unauthenticated(messages.get(type(exc), "Token is invalid."))
+        return unauthenticated(exc.public_message)
 
     @app.errorhandler(RevocationUnavailable)
     def _revocations_down(_exc: RevocationUnavailable):

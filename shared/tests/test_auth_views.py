@@ -169,7 +169,7 @@ def test_a_token_whose_subject_is_not_a_user_id_is_401(app_and_verifier, private
     token = make_token(private_key, user_id="admin")
     response = app.test_client().get("/fast", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
-    assert response.json["message"] == "Token is invalid."
+    assert response.json["message"] == "Token's subject is not a user id."
 
 
 class Keys:

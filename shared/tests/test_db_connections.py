@@ -100,3 +100,49 @@ def test_the_read_engine_runs_statements_outside_any_transaction(test_env):
         assert connection.closed
     finally:
         engine.dispose()
+
+
+def test_a_request_whose_connection_died_answers_a_retryable_503(test_env, admin):
+    from shared.config import CommonSettings
+    from shared.web import create_service_app
+
+    engine = make_engine(test_env.service_url("auth"), schema="auth", pool_size=1)
+    app, _api = create_service_app("probe", CommonSettings(), title="probe")
+
+    @app.get("/read")
+    def read():
+        return {"one": select_one(engine)}
+
+    try:
+        terminate(admin, backend_pid(engine))
+        response = app.test_client().get("/read")
+        assert response.status_code == 503
+        assert response.json == {
+            "status": 503,
+            "code": "SERVICE_UNAVAILABLE",
+            "message": "The database is temporarily unavailable.",
+        }
+        assert response.headers["Retry-After"] == "1"
+        assert app.test_client().get("/read").json == {"one": 1}
+    finally:
+        engine.dispose()
+
+
+def test_a_failing_statement_is_still_a_500(test_env):
+    from shared.config import CommonSettings
+    from shared.web import create_service_app
+
+    engine = make_engine(test_env.service_url("auth"), schema="auth", pool_size=1)
+    app, _api = create_service_app("probe", CommonSettings(), title="probe")
+
+    @app.get("/divide")
+    def divide():
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1/0"))
+
+    try:
+        response = app.test_client().get("/divide")
+        assert response.status_code == 500
+        assert response.json["code"] == "INTERNAL_SERVER_ERROR"
+    finally:
+        engine.dispose()

@@ -16,13 +16,11 @@ import json
 import os
 import statistics
 import sys
-import threading
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from results import record
-from support import BIN, ROOT, free_port, percentile, serve
+from support import BIN, ROOT, free_port, percentile, serve, timed_calls
 
 from shared.testing import TestEnvironment
 
@@ -96,47 +94,26 @@ def drive(port: int, token: str, requests: int, clients: int) -> tuple[float, li
     connections = [
         http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(clients)
     ]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[BaseException] = []
 
-    def call(conn: http.client.HTTPConnection) -> None:
-        conn.request("GET", ME_PATH, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{ME_PATH} answered {response.status}: {data[:300]!r}")
+    def caller(conn: http.client.HTTPConnection):
+        def call() -> None:
+            conn.request("GET", ME_PATH, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{ME_PATH} answered {response.status}: {data[:300]!r}")
 
-    for conn in connections:
-        for _ in range(20):  # open the connection and warm the server's caches
-            call(conn)
-    barrier = threading.Barrier(clients + 1)
-    deadline = time.monotonic() + TIME_CAP_SECONDS
+        return call
 
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            for _ in range(requests // clients):
-                started = time.perf_counter()
-                call(connections[index])
-                latencies[index].append(time.perf_counter() - started)
-                if started > deadline:
-                    break
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    for conn in connections:
-        conn.close()
-    if errors:
-        raise errors[0]
-    return elapsed, [value for own in latencies for value in own]
+    callers = [caller(conn) for conn in connections]
+    try:
+        for call in callers:
+            for _ in range(20):  # open the connection and warm the server's caches
+                call()
+        return timed_calls(callers, requests // clients, time_cap=TIME_CAP_SECONDS)
+    finally:
+        for conn in connections:
+            conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

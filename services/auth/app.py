@@ -77,8 +77,8 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     @app.after_request
     def _retry_after_only_when_limited(response):
         # flask-limiter sends Retry-After on every limited route; it means something only on 429.
-        if response.status_code != 429:
-            response.headers.pop("Retry-After", None)
+        if response.status_code != 429 and "Retry-After" in response.headers:
+            del response.headers["Retry-After"]
         return response
 
     limiter.init_app(app)

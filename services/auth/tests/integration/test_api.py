@@ -273,32 +273,27 @@ def test_login_is_rate_limited_per_account_with_retry_after(make_app):
     assert right.status_code == 429
 
 
-def test_login_is_rate_limited_per_client_ip(make_app):
-    client = make_app(LOGIN_LIMIT_PER_IP="2/minute").test_client()
+@pytest.mark.parametrize(
+    "path, setting, password, answered",
+    [
+        ("/v1/auth/login", "LOGIN_LIMIT_PER_IP", "wrong password", 401),
+        ("/v1/auth/register", "REGISTER_LIMIT_PER_IP", "long enough", 201),
+    ],
+)
+def test_login_and_registration_are_rate_limited_per_client_ip(
+    make_app, path, setting, password, answered
+):
+    client = make_app(**{setting: "2/minute"}).test_client()
     address = f"192.0.2.{uuid.uuid4().int % 250}"
     statuses = [
         client.post(
-            "/v1/auth/login",
-            json={"email": unique_email(), "password": "wrong password"},
+            path,
+            json={"email": unique_email(), "password": password},
             headers={"X-Forwarded-For": address},
         ).status_code
         for _ in range(3)
     ]
-    assert statuses == [401, 401, 429]
-
-
-def test_registration_is_rate_limited_per_client_ip(make_app):
-    client = make_app(REGISTER_LIMIT_PER_IP="2/minute").test_client()
-    address = f"192.0.2.{uuid.uuid4().int % 250}"
-    statuses = [
-        client.post(
-            "/v1/auth/register",
-            json={"email": unique_email(), "password": "long enough"},
-            headers={"X-Forwarded-For": address},
-        ).status_code
-        for _ in range(3)
-    ]
-    assert statuses == [201, 201, 429]
+    assert statuses == [answered, answered, 429]
 
 
 def test_unknown_route_and_method_answer_in_the_error_shape(client):

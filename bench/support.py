@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -124,3 +125,41 @@ def percentile(values: list[float], fraction: float) -> float:
     """The `fraction` quantile of `values` (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def timed_calls(
+    callers: list[Callable[[], object]], calls_each: int, *, time_cap: float = 60.0
+) -> tuple[float, list[float]]:
+    """Each caller in its own thread, all released at once, `calls_each` calls apiece.
+
+    Returns the wall-clock seconds until the last thread finished and every call's latency. A
+    thread stops early once `time_cap` seconds have passed; the first error is raised.
+    """
+    latencies: list[list[float]] = [[] for _ in callers]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(callers) + 1)
+    deadline = time.monotonic() + time_cap
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            for _ in range(calls_each):
+                started = time.perf_counter()
+                callers[index]()
+                latencies[index].append(time.perf_counter() - started)
+                if time.monotonic() > deadline:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - reported by the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(callers))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed, [value for own in latencies for value in own]

@@ -3,36 +3,97 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.events import Event, current_correlation_id
 
+T = TypeVar("T")
 
-def make_engine(url: str, *, schema: str, pool_size: int = 10, **kwargs: Any) -> Engine:
-    """Create an engine whose connections see only `schema` on their search path."""
+#: A pooled connection idle longer than this is pinged before use: idle connections are the ones
+#: a restarted server or a firewall's idle timeout has dropped.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def make_engine(
+    url: str,
+    *,
+    schema: str,
+    pool_size: int = 10,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    **kwargs: Any,
+) -> Engine:
+    """Create an engine whose connections see only `schema` on their search path.
+
+    Connections are pinged only after `ping_after_idle` seconds in the pool, not on every
+    checkout (pre-ping is one more round trip per request). A connection that dies in use raises
+    a disconnect error that invalidates every pooled connection opened before it (SQLAlchemy's
+    rule), so only the requests in flight see it; reads survive it with `retry_on_disconnect`.
+    """
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"options": f"-csearch_path={schema}", "connect_timeout": 5},
         **kwargs,
     )
+    _ping_when_idle(engine, after=ping_after_idle)
     return engine
+
+
+def _ping_when_idle(engine: Engine, *, after: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _note_checkin(_dbapi_connection, record) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at <= after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(str(error)) from error
+
+
+def retry_on_disconnect(read: Callable[[], T], *, attempts: int = 2) -> T:
+    """Run a read again when its connection turned out to be dead (the pool is renewed by then).
+
+    Only for work that may run twice: a write whose connection died may have committed.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return read()
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+    return read()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker that keeps loaded attributes readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_engine(url: str, *, schema: str, pool_size: int = 10) -> Engine:
+    """An engine for reads that need no transaction: each statement autocommits on its own.
+
+    A lone SELECT then costs one round trip, not three (BEGIN, the SELECT, ROLLBACK at close).
+    It has its own pool: switching a pooled connection to autocommit and back costs a round
+    trip of its own. Use it only where one statement (or independent ones) answers the question.
+    """
+    return make_engine(url, schema=schema, pool_size=pool_size, isolation_level="AUTOCOMMIT")
 
 
 def outbox_channel(schema: str) -> str:

@@ -13,6 +13,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import DBAPIError, OperationalError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
@@ -189,6 +190,17 @@ def create_service_app(
         for key, value in (getattr(exc, "response", None) and exc.response.headers or {}).items():
             if key.lower() in {"retry-after", "www-authenticate", "allow"}:
                 response.headers[key] = value
+        return response
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError) -> Response:
+        # Connections are not pinged before every use (shared.db.make_engine), so a database
+        # restart reaches the requests in flight: they answer a retryable 503, not a 500.
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            return _unexpected(exc)
+        log.warning("database unavailable: %s", exc.orig)
+        response = error_response(503, "The database is temporarily unavailable.")
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.errorhandler(Exception)

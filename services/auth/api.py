@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt, jwt_required
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import abort
@@ -18,6 +17,7 @@ from services.auth.schemas import (
     TokensSchema,
     UserSchema,
 )
+from shared.auth import authenticated, caller_id, current_identity
 from shared.web import ServiceBlueprint
 
 blp = ServiceBlueprint("auth", __name__, url_prefix="/v1", description="Users and tokens")
@@ -108,19 +108,19 @@ class Refresh(MethodView):
 class Logout(MethodView):
     """End a login everywhere."""
 
-    @jwt_required()
+    @authenticated
     @blp.response(204)
     def post(self):
         """Revoke the presented access token and its refresh family."""
         ctx = _ctx()
-        claims = get_jwt()
+        identity = current_identity()
         service.log_out(
             ctx.uow(),
             issuer=ctx.issuer,
             revocations=ctx.revocations,
-            user_id=str(claims["sub"]),
-            token_id=str(claims["jti"]),
-            family_id=claims.get("fam"),
+            user_id=str(caller_id()),
+            token_id=identity.token_id,
+            family_id=identity.family_id,
         )
 
 
@@ -128,12 +128,12 @@ class Logout(MethodView):
 class CurrentUser(MethodView):
     """The user the bearer token speaks for."""
 
-    @jwt_required()
+    @authenticated
     @blp.response(200, UserSchema)
     def get(self):
         """Return the current user."""
         try:
-            return service.get_user(_ctx().uow(), user_id=str(get_jwt()["sub"]))
+            return service.get_user(_ctx().read_engine.connect, user_id=caller_id())
         except service.UserNotFound:
             abort(401, message="Token's user no longer exists.")
 

@@ -153,6 +153,28 @@ def test_me_returns_the_user_of_the_token(client, registered):
     assert response.json == registered["user"]
 
 
+def test_me_survives_a_database_restart_that_killed_its_pooled_connection(
+    make_app, registered, test_env
+):
+    import psycopg2
+
+    app = make_app()
+    client = app.test_client()
+    headers = bearer(registered["access_token"])
+    assert client.get("/v1/users/me", headers=headers).status_code == 200
+    with app.extensions["auth"].read_engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = psycopg2.connect(test_env.admin_url.rsplit("/", 1)[0] + f"/{test_env.database}")
+    try:
+        admin.autocommit = True
+        admin.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        admin.close()
+    response = client.get("/v1/users/me", headers=headers)
+    assert response.status_code == 200
+    assert response.json == registered["user"]
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}, bearer("not.a.jwt")],
@@ -273,18 +295,27 @@ def test_login_is_rate_limited_per_account_with_retry_after(make_app):
     assert right.status_code == 429
 
 
-def test_login_is_rate_limited_per_client_ip(make_app):
-    client = make_app(LOGIN_LIMIT_PER_IP="2/minute").test_client()
+@pytest.mark.parametrize(
+    "path, setting, password, answered",
+    [
+        ("/v1/auth/login", "LOGIN_LIMIT_PER_IP", "wrong password", 401),
+        ("/v1/auth/register", "REGISTER_LIMIT_PER_IP", "long enough", 201),
+    ],
+)
+def test_login_and_registration_are_rate_limited_per_client_ip(
+    make_app, path, setting, password, answered
+):
+    client = make_app(**{setting: "2/minute"}).test_client()
     address = f"192.0.2.{uuid.uuid4().int % 250}"
     statuses = [
         client.post(
-            "/v1/auth/login",
-            json={"email": unique_email(), "password": "wrong password"},
+            path,
+            json={"email": unique_email(), "password": password},
             headers={"X-Forwarded-For": address},
         ).status_code
         for _ in range(3)
     ]
-    assert statuses == [401, 401, 429]
+    assert statuses == [answered, answered, 429]
 
 
 def test_unknown_route_and_method_answer_in_the_error_shape(client):

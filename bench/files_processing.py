@@ -5,7 +5,7 @@ Run: `.venv/bin/python bench/files_processing.py [--cases text:100,text:1024,mix
 subprocess (`text`: ASCII words, spaces, line breaks and a UTF-8 paragraph with Unicode spaces
 per MiB; `mixed`: the same plus every ASCII control, NUL and bytes that are not UTF-8; `binary`:
 random bytes, as compressed formats look), stores each in a local storage
-directory, and times `service.process_file` (the Celery task's whole body: claim, one read of
+directory, and times `processing.process_file` (the Celery task's whole body: claim, one read of
 the stored object computing size, sha256, lines, words, MIME type, encoding and the built-in
 processors, then recording the results) against the GNU tools on the same file, page cache
 warm for everyone. `wc` runs in the C.UTF-8 locale, the convention the service follows (the C
@@ -34,7 +34,7 @@ from results import record
 from sqlalchemy import text
 from support import ROOT
 
-from services.files import service
+from services.files import processing
 from services.files.analysis import tune_allocator
 from services.files.app import create_app
 from services.files.config import FilesSettings
@@ -107,7 +107,7 @@ def store(app, path: Path) -> str:
 
 
 def processing_seconds(app, file_id: str, repeat: int) -> tuple[float, object]:
-    """Best time of service.process_file on the file, reset to UPLOADED before each run."""
+    """Best time of processing.process_file on the file, reset to UPLOADED before each run."""
     ctx = app.extensions["files"]
 
     def run() -> None:
@@ -116,10 +116,10 @@ def processing_seconds(app, file_id: str, repeat: int) -> tuple[float, object]:
                 text("UPDATE files SET status = 'UPLOADED', attempts = 0 WHERE id = :id"),
                 {"id": file_id},
             )
-        outcome = service.process_file(
+        outcome = processing.process_file(
             ctx.uow(), storage=ctx.storage, file_id=uuid.UUID(file_id), policy=ctx.processing
         )
-        assert outcome is service.ProcessingOutcome.PROCESSED, outcome
+        assert outcome is processing.ProcessingOutcome.PROCESSED, outcome
 
     seconds = best_of(repeat, run)
     with ctx.engine.connect() as conn:

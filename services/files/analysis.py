@@ -1,8 +1,8 @@
 """One streaming pass over a file's bytes: size, sha256, wc-compatible counts, MIME type, encoding.
 
-A reading thread reads and hashes each chunk (both release the GIL) while the caller's thread
-counts it (services/files/counting.py) and feeds the processors, so hashing and counting run on
-two cores at once.
+A reading thread reads, hashes and prepares each chunk (its UTF-8 structure) while the caller's
+thread counts its words (services/files/counting.py) and feeds the processors: reading, hashing
+and numpy release the GIL, so the two halves run on two cores at once.
 """
 
 from __future__ import annotations
@@ -115,13 +115,27 @@ def _encoding(scanner: TextScanner, size: int, mime: str, charset: str) -> str |
     return charset if mime.startswith("text/") and not scanner.binary else None
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """An exception of the reading thread, handed to the consuming one."""
+
+    error: BaseException
+    #: Raised by `read`: the stored content could not be read (not a bug of ours).
+    unreadable: bool
+
+
 class _ReadAhead:
-    """Reads and hashes chunks in a thread (both release the GIL) while the caller counts."""
+    """Reads, hashes and prepares chunks in a thread while the caller counts them.
+
+    Reading, hashing and numpy's part of preparing release the GIL, so this thread's work
+    overlaps the caller's on a second core.
+    """
 
     _END = object()
 
-    def __init__(self, read: Callable[[int], bytes]) -> None:
+    def __init__(self, read: Callable[[int], bytes], prepare: Callable[[bytes], Any]) -> None:
         self._read = read
+        self._prepare = prepare
         self._queue: queue.Queue[Any] = queue.Queue(READ_AHEAD)
         self._stop = threading.Event()
         self.sha256 = hashlib.sha256()
@@ -143,15 +157,19 @@ class _ReadAhead:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                chunk = self._read_chunk()
+                try:
+                    chunk = self._read_chunk()
+                except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+                    self._put(_Failure(exc, unreadable=True))
+                    return
                 if not chunk:
                     break
                 self.sha256.update(chunk)
                 self.size += len(chunk)
-                self._put(chunk)
+                self._put((chunk, self._prepare(chunk)))
             self._put(self._END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            self._put(exc)
+            self._put(_Failure(exc, unreadable=False))
 
     def _put(self, item: Any) -> None:
         while not self._stop.is_set():
@@ -161,15 +179,18 @@ class _ReadAhead:
             except queue.Full:
                 continue
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[tuple[bytes, Any]]:
         self._thread.start()
         try:
             while True:
                 item = self._queue.get()
                 if item is self._END:
                     return
-                if isinstance(item, BaseException):
-                    raise ContentUnreadable(str(item) or type(item).__name__) from item
+                if isinstance(item, _Failure):
+                    if item.unreadable:
+                        message = str(item.error) or type(item.error).__name__
+                        raise ContentUnreadable(message) from item.error
+                    raise item.error
                 yield item
         finally:
             self._stop.set()
@@ -195,9 +216,9 @@ def scan_content(
     mime, charset = detect_mime(b"")
     active: dict[str, Processor] = {}
     extra: dict[str, Any] = {}
-    reader = _ReadAhead(read)
+    reader = _ReadAhead(read, scanner.prepare)
     first = True
-    for chunk in reader:
+    for chunk, prepared in reader:
         if first:
             first = False
             mime, charset = detect_mime(chunk)
@@ -210,7 +231,7 @@ def scan_content(
                     continue
                 if processor is not None:
                     active[name] = processor
-        scanner.feed(chunk)
+        scanner.count(prepared)
         for name, processor in list(active.items()):
             try:
                 processor.feed(chunk)
@@ -251,7 +272,7 @@ def _processor_error(name: str, exc: Exception) -> dict[str, str]:
 def tune_allocator() -> None:
     """Keep freed memory in the process (glibc) so counting does not map and fault in pages.
 
-    Counting allocates and frees objects of a few hundred KiB per chunk; glibc's defaults give
+    Counting allocates and frees objects of about a chunk's size; glibc's defaults give
     them back to the kernel every time, which made a pass 30-50% slower. 64 MiB of slack is kept
     at most. Does nothing where the C library is not glibc.
     """

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 
 import pytest
 
+from services.files import analysis
 from services.files.analysis import ContentUnreadable, scan_content
 from services.files.tests.content import EDGE_CASES, generate_text, wc_counts
 
@@ -24,11 +26,16 @@ def test_counts_match_wc_on_edge_cases(name):
     assert report.sha256 == hashlib.sha256(data).hexdigest()
 
 
-def test_a_large_generated_file_matches_wc_in_one_pass(tmp_path):
-    data = generate_text(12 * 1024 * 1024, seed=3)
+@pytest.mark.parametrize("kind", ["mixed", "random"])
+def test_megabytes_match_wc_and_sha256_in_one_threaded_pass(kind):
+    if kind == "random":
+        data = random.Random(4).randbytes(6 * 1024 * 1024 + 7)
+    else:
+        data = generate_text(12 * 1024 * 1024, seed=3)
     report = scan(data)
     assert (report.line_count, report.word_count) == wc_counts(data)
     assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert report.size == len(data)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +98,12 @@ def test_a_read_error_surfaces_as_content_unreadable():
     with pytest.raises(ContentUnreadable) as raised:
         scan_content(read)
     assert isinstance(raised.value.__cause__, ConnectionError)
+
+
+def test_a_bug_while_preparing_a_chunk_is_not_taken_for_unreadable_storage(monkeypatch):
+    def broken(self, chunk):
+        raise ValueError("bug")
+
+    monkeypatch.setattr(analysis.TextScanner, "prepare", broken)
+    with pytest.raises(ValueError, match="bug"):
+        scan(b"some text\n")

@@ -115,10 +115,10 @@ def _classes(code_points: np.ndarray) -> np.ndarray:
 
 
 def _valid_sequence_starts(padded: np.ndarray, leads: np.ndarray) -> np.ndarray:
-    """The lead bytes (positions in `padded`) that start a valid UTF-8 sequence.
+    """The candidate lead bytes (positions in `padded`) that start a valid UTF-8 sequence.
 
-    Checked byte by byte, keeping the survivors: in random content most leads already fail at
-    their second byte, so the later checks run on few.
+    Checked byte by byte, keeping only the survivors for the next check: in random content most
+    candidates fail at their second byte, so the later checks run on few.
     """
     lead_bytes = padded.take(leads)
     second = padded[1:].take(leads)

@@ -3,14 +3,20 @@
 Run: `.venv/bin/python bench/files_processing.py [--cases text:100,text:1024,mixed:100]`
 (`kind:MiB`). Provisions a throwaway TestEnvironment (database), generates each file in a
 subprocess (`text`: ASCII words, spaces, line breaks and a UTF-8 paragraph with Unicode spaces
-per MiB; `mixed`: the same plus every ASCII control, NUL and bytes that are not UTF-8, which
-take the slower decoding path), stores each in a local storage
-directory, and times `service.process_file` (the Celery task's whole body: claim, one read of
-the stored object computing size, sha256, lines, words, MIME type, encoding and the built-in
-processors, then recording the results) against the GNU tools on the same file, page cache
-warm for everyone. `wc` runs in the C.UTF-8 locale, the convention the service follows (the C
-locale's `wc -w` is printed too, for reference: it counts differently). Each figure is the best
-of `--repeat` runs. The peak RSS printed is this process's: it stays flat from 100 MB to 1 GB.
+per MiB; `mixed`: the same plus every ASCII control, NUL and bytes that are not UTF-8; `binary`:
+random bytes, as compressed formats look), stores each in a local storage directory, and times
+`processing.process_file` (the Celery task's whole body: claim, one read of the stored object
+computing size, sha256, lines, words, MIME type, encoding and the built-in processors, then
+recording the results) against the GNU tools on the same file, page cache warm for everyone.
+`wc` runs in the C.UTF-8 locale, the convention the service follows (the C locale's `wc -w` is
+printed too, for reference: it counts differently). Each figure is the best of `--repeat` runs;
+process_file and `sha256sum` are run in turn, so both meet the same load. The peak RSS printed
+is this process's: it stays flat from 100 MB to 1 GB.
+
+Recorded (issue 8's targets): process_file's throughput over `sha256sum`'s alone, at least 0.9x
+on text and 0.5x on mixed and binary content. Python's hashlib (OpenSSL, with the CPU's SHA
+instructions where it has them) hashes several times faster than coreutils' `sha256sum`, so what
+bounds a pass is the counting, which runs beside the hashing thread.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import time
 import uuid
 from pathlib import Path
 
+from results import record
 from sqlalchemy import text
 from support import ROOT
 
-from services.files import service
+from services.files import processing
 from services.files.analysis import tune_allocator
 from services.files.app import create_app
 from services.files.config import FilesSettings
@@ -36,6 +43,9 @@ from services.files.models import File
 from shared.testing import TestEnvironment
 
 MIB = 1024 * 1024
+KINDS = ("text", "mixed", "binary")
+#: process_file's throughput over sha256sum's, at least (issue 8).
+TARGETS = {"text": 0.9, "mixed": 0.5, "binary": 0.5}
 TOOLS = {
     "wc -l": (["wc", "-l"], {"LC_ALL": "C.UTF-8"}),
     "wc -w": (["wc", "-w"], {"LC_ALL": "C.UTF-8"}),
@@ -49,7 +59,8 @@ def generate(path: Path, size: int, kind: str) -> None:
     code = (
         "import sys; from pathlib import Path;"
         "from services.files.tests.content import write_generated;"
-        "write_generated(Path(sys.argv[1]), int(sys.argv[2]), seed=7, junk=sys.argv[3] == 'mixed')"
+        "write_generated(Path(sys.argv[1]), int(sys.argv[2]), seed=7, junk=sys.argv[3] == 'mixed',"
+        " binary=sys.argv[3] == 'binary')"
     )
     subprocess.run([sys.executable, "-c", code, str(path), str(size), kind], cwd=ROOT, check=True)
 
@@ -64,14 +75,25 @@ def best_of(repeat: int, run) -> float:
     return best
 
 
-def tool_seconds(argv: list[str], env: dict[str, str], path: Path, repeat: int) -> float:
-    """Best wall time of a command reading `path`, output discarded."""
+def alternating_best(repeat: int, first, second) -> tuple[float, float]:
+    """Best times of `first()` and `second()` run in turn, so that both meet the same load."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for index, run in enumerate((first, second)):
+            start = time.perf_counter()
+            run()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best[0], best[1]
+
+
+def tool_run(argv: list[str], env: dict[str, str], path: Path):
+    """A command reading `path`, output discarded, as a function to time."""
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
 
     def run() -> None:
         subprocess.run([*argv, str(path)], env=full_env, stdout=subprocess.DEVNULL, check=True)
 
-    return best_of(repeat, run)
+    return run
 
 
 def store(app, path: Path) -> str:
@@ -96,8 +118,8 @@ def store(app, path: Path) -> str:
         return str(file.id)
 
 
-def processing_seconds(app, file_id: str, repeat: int) -> tuple[float, object]:
-    """Best time of service.process_file on the file, reset to UPLOADED before each run."""
+def processing_run(app, file_id: str):
+    """processing.process_file on the file, reset to UPLOADED first, as a function to time."""
     ctx = app.extensions["files"]
 
     def run() -> None:
@@ -106,15 +128,18 @@ def processing_seconds(app, file_id: str, repeat: int) -> tuple[float, object]:
                 text("UPDATE files SET status = 'UPLOADED', attempts = 0 WHERE id = :id"),
                 {"id": file_id},
             )
-        outcome = service.process_file(
+        outcome = processing.process_file(
             ctx.uow(), storage=ctx.storage, file_id=uuid.UUID(file_id), policy=ctx.processing
         )
-        assert outcome is service.ProcessingOutcome.PROCESSED, outcome
+        assert outcome is processing.ProcessingOutcome.PROCESSED, outcome
 
-    seconds = best_of(repeat, run)
-    with ctx.engine.connect() as conn:
-        row = conn.execute(text("SELECT * FROM files WHERE id = :id"), {"id": file_id}).first()
-    return seconds, row
+    return run
+
+
+def file_row(app, file_id: str):
+    """The file's row, with the results processing recorded."""
+    with app.extensions["files"].engine.connect() as conn:
+        return conn.execute(text("SELECT * FROM files WHERE id = :id"), {"id": file_id}).first()
 
 
 def peak_rss_mib() -> float:
@@ -126,11 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     """Generate, time, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cases", default="text:100,text:1024,mixed:100", help="kind:MiB, comma-separated"
+        "--cases",
+        default="text:100,text:1024,mixed:100,binary:100",
+        help=f"kind:MiB, comma-separated; kinds: {', '.join(KINDS)}",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
     args = parser.parse_args(argv)
     cases = [(kind, int(size)) for kind, size in (c.split(":") for c in args.cases.split(","))]
+    unknown = sorted({kind for kind, _ in cases} - set(KINDS))
+    if unknown:
+        parser.error(f"unknown kind(s) {', '.join(unknown)}; use {', '.join(KINDS)}")
 
     tune_allocator()  # as the worker's pool processes do
     with TestEnvironment():
@@ -149,14 +179,25 @@ def main(argv: list[str] | None = None) -> int:
                 file_id = store(app, path)
                 subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
                 size_mb = size_mib * MIB / 1e6
-                ours, row = processing_seconds(app, file_id, args.repeat)
+                # The recorded ratio's two sides are timed in turn; the other tools after them.
+                ours, hashing = alternating_best(
+                    args.repeat,
+                    processing_run(app, file_id),
+                    tool_run(*TOOLS["sha256sum"], path),
+                )
+                row = file_row(app, file_id)
                 label = f"{kind} {size_mib} MiB"
                 print(
                     f"{label:>14}  {'dockyard process_file':<26} {ours:8.3f} {size_mb / ours:8.1f}"
                 )
                 tool_total = 0.0
+                tool_rates = {}
                 for name, (tool, env) in TOOLS.items():
-                    seconds = tool_seconds(tool, env, path, args.repeat)
+                    if name == "sha256sum":
+                        seconds = hashing
+                    else:
+                        seconds = best_of(args.repeat, tool_run(tool, env, path))
+                    tool_rates[name] = size_mb / seconds
                     if not name.endswith("(C locale)"):
                         tool_total += seconds
                     ratio = (size_mb / ours) / (size_mb / seconds)
@@ -171,6 +212,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{'':>14}  results: {row.line_count} lines, {row.word_count} words, "
                     f"{row.mime_type}, {row.encoding}; peak RSS {peak_rss_mib():.0f} MiB"
+                )
+                record(
+                    "files_processing",
+                    f"process_file, {label}",
+                    size_mb / ours,
+                    "MB/s",
+                    baseline=tool_rates["sha256sum"],
+                    baseline_label="sha256sum",
+                    target=TARGETS[kind],
                 )
                 path.unlink()
         finally:

@@ -22,6 +22,7 @@ from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
+from kombu import Queue
 
 from shared.config import CommonSettings
 
@@ -105,7 +106,12 @@ def send_job(
     args: list[Any] | None = None,
     kwargs: dict[str, Any] | None = None,
     countdown: float | None = None,
+    queue: Queue | None = None,
 ) -> None:
-    """Send the Celery job `name` to the workers of `settings`' broker and namespace."""
+    """Send the Celery job `name` to the workers of `settings`' broker and namespace.
+
+    `queue` sends it to a service's own queue (declared on the way, as its worker declares it)
+    instead of the namespace's default one.
+    """
     sender = _sender(settings.AMQP_URL, settings.NAMESPACE)
-    sender.send_task(name, args=args, kwargs=kwargs, countdown=countdown or None)
+    sender.send_task(name, args=args, kwargs=kwargs, countdown=countdown or None, queue=queue)

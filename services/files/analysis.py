@@ -1,35 +1,24 @@
 """One streaming pass over a file's bytes: size, sha256, wc-compatible counts, MIME type, encoding.
 
-Counts follow GNU coreutils `wc` 9.1 on glibc 2.36 in the C.UTF-8 locale, checked byte for byte
-against the real `wc` in the tests:
-
-* lines (`wc -l`): newline bytes, whatever surrounds them (no trailing newline, no extra line).
-* words (`wc -w`): the input is read as UTF-8. Separators are the ASCII whitespace bytes
-  (TAB, LF, VT, FF, CR, space) and the printable Unicode spaces (U+00A0, U+1680, U+2000-U+200A,
-  U+202F, U+205F, U+2060, U+3000). Any other printable character is part of a word. Characters
-  that are not printable (ASCII and C1 controls such as NUL, U+2028/U+2029, unassigned code
-  points) and bytes that are not valid UTF-8 are transparent: they neither start a word nor end
-  one, so `a\\0b` is one word and ` \\0 ` none.
-
-Python 3.11's unicodedata is Unicode 14.0, the version of glibc 2.36's locale data, so "printable"
-is computed from it (glibc: everything but categories Cc, Cn, Zl, Zp, Cs).
+A reading thread reads, hashes and prepares each chunk (its UTF-8 structure) while the caller's
+thread counts its words (services/files/counting.py) and feeds the processors: reading, hashing
+and numpy release the GIL, so the two halves run on two cores at once.
 """
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import ctypes.util
 import hashlib
 import logging
 import queue
-import re
 import sys
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from services.files.counting import TextScanner
 
 log = logging.getLogger(__name__)
 
@@ -37,186 +26,7 @@ log = logging.getLogger(__name__)
 READ_SIZE = 1024 * 1024
 #: Chunks read ahead of the counting (the reading thread blocks when this many wait).
 READ_AHEAD = 4
-#: Slice of a chunk counted at once: bounds the temporary objects the word count allocates.
-COUNT_SLICE = 256 * 1024
-
-_ASCII_WHITESPACE = frozenset(b"\t\n\x0b\x0c\r ")
-_ASCII_TRANSPARENT = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
-#: ASCII fast path: whitespace -> 0, anything kept -> 1 (transparent bytes are deleted).
-_ASCII_MARKS = bytes(0 if b in _ASCII_WHITESPACE else 1 for b in range(256))
-#: Before decoding: whitespace -> space, transparent ASCII -> 0xFF (never valid UTF-8, so the
-#: decoder drops it and it still breaks a multibyte sequence, as the original byte did).
-_PRE_DECODE = bytes(
-    0x20 if b in _ASCII_WHITESPACE else 0xFF if b in _ASCII_TRANSPARENT else b for b in range(256)
-)
-#: After decoding and re-encoding: space -> 0, any other byte -> 1.
-_SPACE_MARKS = bytes(0 if b == 0x20 else 1 for b in range(256))
-#: ASCII -> 0, anything above -> 1: where the non-ASCII runs of a slice are.
-_HIGH_FLAGS = bytes(0 if b < 0x80 else 1 for b in range(256))
-#: A slice with at most this many non-ASCII bytes has its ASCII stretches counted on the fast
-#: path and only its non-ASCII runs decoded; denser slices are decoded whole.
-_SPARSE_LIMIT = 1024
-_UNICODE_SEPARATORS = (0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x2060, 0x3000)
-_MULTIBYTE_SEPARATOR = re.compile(
-    b"|".join(re.escape(chr(cp).encode()) for cp in _UNICODE_SEPARATORS)
-)
-_MULTIBYTE_SEPARATOR_PREFIXES = (
-    b"\xc2\xa0",
-    b"\xe1\x9a\x80",
-    b"\xe2\x80",
-    b"\xe2\x81",
-    b"\xe3\x80",
-)
-_NOT_PRINTABLE_CATEGORIES = frozenset({"Cc", "Cn", "Zl", "Zp", "Cs"})
-#: Bytes that never occur in text, as libmagic's encoding.c sees it (NUL, most C0 controls, DEL).
-_BINARY_BYTES = bytes([*range(0x00, 0x07), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
 _TEXT_CHARSETS_WITH_NUL = ("utf-16", "utf-32")
-
-
-def _not_printable_bmp() -> re.Pattern[str]:
-    """A regex of the non-printable characters of the Basic Multilingual Plane (from U+0080)."""
-    ranges: list[list[int]] = []
-    for cp in range(0x80, 0x10000):
-        if unicodedata.category(chr(cp)) in _NOT_PRINTABLE_CATEGORIES:
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1][1] = cp
-            else:
-                ranges.append([cp, cp])
-    # One BMP-only class compiles to a bitmap; astral ranges would make every test a range scan.
-    parts = "".join(
-        f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges if a < 0xD800
-    ) + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges if a >= 0xE000)
-    return re.compile(f"[{parts}]+")
-
-
-_NOT_PRINTABLE_BMP = _not_printable_bmp()
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]+")
-
-
-def _printable_astral(match: re.Match[str]) -> str:
-    return "".join(
-        c for c in match.group() if unicodedata.category(c) not in _NOT_PRINTABLE_CATEGORIES
-    )
-
-
-def _drop_not_printable(text: str) -> str:
-    text = _NOT_PRINTABLE_BMP.sub("", text)
-    if _ASTRAL.search(text):
-        text = _ASTRAL.sub(_printable_astral, text)
-    return text
-
-
-class TextScanner:
-    """Counts words like `wc -w` and tells whether the bytes are ASCII, UTF-8 or binary."""
-
-    def __init__(self) -> None:
-        self.words = 0
-        #: No byte above 0x7F so far.
-        self.ascii = True
-        #: Everything so far is valid UTF-8 (a sequence cut at the end is checked in finish()).
-        self.utf8 = True
-        #: A byte that never occurs in text (NUL, most controls) was seen.
-        self.binary = False
-        self._in_word = False
-        self._words_decoder = codecs.getincrementaldecoder("utf-8")("ignore")
-        self._strict_decoder = codecs.getincrementaldecoder("utf-8")("strict")
-
-    def feed(self, chunk: bytes) -> None:
-        """Account for the next bytes."""
-        if chunk.isascii() and not self._words_decoder.getstate()[0]:
-            self._feed_ascii(chunk)
-            return
-        self.ascii = False
-        if self.utf8:
-            self._check_utf8(chunk)
-        for start in range(0, len(chunk), COUNT_SLICE):
-            piece = chunk[start : start + COUNT_SLICE]
-            flags = piece.translate(_HIGH_FLAGS)
-            if flags.count(1) <= _SPARSE_LIMIT:
-                self._feed_sparse(piece, flags)
-            else:
-                if not self.binary:
-                    self.binary = len(piece.translate(None, _BINARY_BYTES)) != len(piece)
-                self._feed_multibyte(piece)
-
-    def finish(self) -> None:
-        """Settle a UTF-8 sequence left incomplete at the end."""
-        if self.utf8 and self._strict_decoder.getstate()[0]:
-            self.utf8 = False
-
-    def _check_utf8(self, chunk: bytes) -> None:
-        try:
-            self._strict_decoder.decode(chunk)
-        except UnicodeDecodeError:
-            self.utf8 = False
-
-    def _feed_ascii(self, chunk: bytes) -> None:
-        for start in range(0, len(chunk), COUNT_SLICE):
-            self._count(self._ascii_marks(chunk[start : start + COUNT_SLICE]))
-
-    def _ascii_marks(self, piece: bytes) -> bytes:
-        """0/1 marks of an ASCII stretch (transparent bytes dropped); notes binary bytes."""
-        marks = piece.translate(_ASCII_MARKS, _ASCII_TRANSPARENT)
-        if not self.binary and len(marks) != len(piece):
-            # Only some transparent bytes (BEL, BS, ESC) are allowed in text: look closer.
-            self.binary = len(piece.translate(None, _BINARY_BYTES)) != len(piece)
-        return marks
-
-    def _feed_multibyte(self, piece: bytes) -> None:
-        text = self._words_decoder.decode(piece.translate(_PRE_DECODE))
-        # Python's non-printables include glibc's, so printable text needs no filtering.
-        if not text.isprintable():
-            text = _drop_not_printable(text)
-        data = text.encode()
-        if any(prefix in data for prefix in _MULTIBYTE_SEPARATOR_PREFIXES):
-            data = _MULTIBYTE_SEPARATOR.sub(b" ", data)
-        self._count(data.translate(_SPACE_MARKS))
-
-    def _feed_sparse(self, piece: bytes, flags: bytes) -> None:
-        """Fast-path the ASCII stretches of a slice and decode only its few non-ASCII runs.
-
-        A UTF-8 character is all non-ASCII bytes, so each lies within one run, and an ASCII
-        byte after an unfinished sequence makes it invalid (transparent): runs are independent.
-        """
-        marks = []
-        pos, end = 0, len(piece)
-        while pos < end:
-            start = flags.find(1, pos)
-            if start < 0:
-                start = end
-            if start > pos:
-                if self._words_decoder.getstate()[0]:
-                    self._words_decoder.reset()
-                marks.append(self._ascii_marks(piece[pos:start]))
-            if start == end:
-                break
-            stop = flags.find(0, start)
-            if stop < 0:
-                stop = end
-            marks.append(self._run_marks(piece[start:stop]))
-            pos = stop
-        self._count(b"".join(marks))
-
-    def _run_marks(self, run: bytes) -> bytes:
-        text = self._words_decoder.decode(run)
-        if not text:
-            return b""
-        if text.isprintable():
-            return b"\x01"
-        data = _drop_not_printable(text).encode()
-        return _MULTIBYTE_SEPARATOR.sub(b" ", data).translate(_SPACE_MARKS)
-
-    def _count(self, marks: bytes) -> None:
-        """Add the runs of 1s in a string of 0/1 bytes, continuing a run from the last call."""
-        if not marks:
-            return
-        bits = int.from_bytes(marks, "little")
-        # Each run of 1s differs from its neighbour at its start and just past its end.
-        runs = (bits ^ (bits << 8)).bit_count() // 2
-        if self._in_word and marks[0]:
-            runs -= 1
-        self.words += runs
-        self._in_word = marks[-1] == 1
 
 
 class _Magic:
@@ -305,13 +115,27 @@ def _encoding(scanner: TextScanner, size: int, mime: str, charset: str) -> str |
     return charset if mime.startswith("text/") and not scanner.binary else None
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """An exception of the reading thread, handed to the consuming one."""
+
+    error: BaseException
+    #: Raised by `read`: the stored content could not be read (not a bug of ours).
+    unreadable: bool
+
+
 class _ReadAhead:
-    """Reads and hashes chunks in a thread (both release the GIL) while the caller counts."""
+    """Reads, hashes and prepares chunks in a thread while the caller counts them.
+
+    Reading, hashing and numpy's part of preparing release the GIL, so this thread's work
+    overlaps the caller's on a second core.
+    """
 
     _END = object()
 
-    def __init__(self, read: Callable[[int], bytes]) -> None:
+    def __init__(self, read: Callable[[int], bytes], prepare: Callable[[bytes], Any]) -> None:
         self._read = read
+        self._prepare = prepare
         self._queue: queue.Queue[Any] = queue.Queue(READ_AHEAD)
         self._stop = threading.Event()
         self.sha256 = hashlib.sha256()
@@ -333,15 +157,19 @@ class _ReadAhead:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                chunk = self._read_chunk()
+                try:
+                    chunk = self._read_chunk()
+                except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+                    self._put(_Failure(exc, unreadable=True))
+                    return
                 if not chunk:
                     break
                 self.sha256.update(chunk)
                 self.size += len(chunk)
-                self._put(chunk)
+                self._put((chunk, self._prepare(chunk)))
             self._put(self._END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            self._put(exc)
+            self._put(_Failure(exc, unreadable=False))
 
     def _put(self, item: Any) -> None:
         while not self._stop.is_set():
@@ -351,15 +179,18 @@ class _ReadAhead:
             except queue.Full:
                 continue
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[tuple[bytes, Any]]:
         self._thread.start()
         try:
             while True:
                 item = self._queue.get()
                 if item is self._END:
                     return
-                if isinstance(item, BaseException):
-                    raise ContentUnreadable(str(item) or type(item).__name__) from item
+                if isinstance(item, _Failure):
+                    if item.unreadable:
+                        message = str(item.error) or type(item.error).__name__
+                        raise ContentUnreadable(message) from item.error
+                    raise item.error
                 yield item
         finally:
             self._stop.set()
@@ -382,13 +213,12 @@ def scan_content(
     reported in `extra` as {"error": ...} and takes no further part.
     """
     scanner = TextScanner()
-    lines = 0
     mime, charset = detect_mime(b"")
     active: dict[str, Processor] = {}
     extra: dict[str, Any] = {}
-    reader = _ReadAhead(read)
+    reader = _ReadAhead(read, scanner.prepare)
     first = True
-    for chunk in reader:
+    for chunk, prepared in reader:
         if first:
             first = False
             mime, charset = detect_mime(chunk)
@@ -401,8 +231,7 @@ def scan_content(
                     continue
                 if processor is not None:
                     active[name] = processor
-        lines += chunk.count(b"\n")
-        scanner.feed(chunk)
+        scanner.count(prepared)
         for name, processor in list(active.items()):
             try:
                 processor.feed(chunk)
@@ -427,7 +256,7 @@ def scan_content(
     return ContentReport(
         size=reader.size,
         sha256=reader.sha256.hexdigest(),
-        line_count=lines,
+        line_count=scanner.lines,
         word_count=scanner.words,
         mime_type=mime,
         encoding=encoding,
@@ -443,7 +272,7 @@ def _processor_error(name: str, exc: Exception) -> dict[str, str]:
 def tune_allocator() -> None:
     """Keep freed memory in the process (glibc) so counting does not map and fault in pages.
 
-    Counting allocates and frees objects of a few hundred KiB per chunk; glibc's defaults give
+    Counting allocates and frees objects of about a chunk's size; glibc's defaults give
     them back to the kernel every time, which made a pass 30-50% slower. 64 MiB of slack is kept
     at most. Does nothing where the C library is not glibc.
     """

@@ -7,26 +7,23 @@ from functools import partial
 from typing import Any
 
 from flask import Flask
-from kombu import Exchange, Queue
 from sqlalchemy.engine import Engine
 
 from services.files.api import blp
 from services.files.config import FilesSettings
+from services.files.jobs import NOTIFY_FILE_STATUS, REQUEUE_STALLED_FILES, files_queues
 from services.files.models import SCHEMA, messaging_tables
+from services.files.processing import ProcessingPolicy
 from services.files.processors import available_processors
-from services.files.service import ProcessingPolicy
+from services.files.repository import FilesUnitOfWork
 from services.files.storage import Storage, storage_from_settings
 from shared.auth import init_jwt, verifier_from_settings
 from shared.celery import celery_init_app
-from shared.db import UnitOfWork, make_engine, session_factory
+from shared.db import make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.notifications import Notifier, notifier_from_settings
 from shared.outbox.metrics import OutboxCollector
 from shared.web import create_service_app
-
-PROCESS_FILE_TASK = "files.process_file"
-NOTIFY_TASK = "files.notify_file_status"
-REQUEUE_TASK = "files.requeue_stalled_files"
 
 
 @dataclass
@@ -42,27 +39,18 @@ class FilesContext:
 
 
 def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
-    """Files' own task queues and the reaper's schedule, on top of shared.celery's settings.
-
-    Own queues, so that another service's worker never receives (and drops) a files task, and
-    notifications apart from processing, so a queue of large files does not hold them up.
-    """
-    namespace = settings.NAMESPACE
-    exchange = Exchange(f"{namespace}.files", type="direct")
-    processing = f"{namespace}.files.processing"
-    notifications = f"{namespace}.files.notifications"
+    """Files' own task queues (see jobs.py) and the reaper's schedule, on top of shared.celery's."""
+    queues = files_queues(settings)
+    processing = queues.processing
     return {
-        "task_queues": (
-            Queue(processing, exchange, routing_key="processing"),
-            Queue(notifications, exchange, routing_key="notifications"),
-        ),
-        "task_default_queue": processing,
-        "task_default_exchange": exchange.name,
-        "task_default_routing_key": "processing",
-        "task_routes": {NOTIFY_TASK: {"queue": notifications, "routing_key": "notifications"}},
+        "task_queues": (processing, queues.notifications),
+        "task_default_queue": processing.name,
+        "task_default_exchange": processing.exchange.name,
+        "task_default_routing_key": processing.routing_key,
+        "task_routes": {NOTIFY_FILE_STATUS: {"queue": queues.notifications}},
         "beat_schedule": {
             "files.requeue-stalled": {
-                "task": REQUEUE_TASK,
+                "task": REQUEUE_STALLED_FILES,
                 "schedule": settings.REAPER_INTERVAL_SECONDS,
             }
         },
@@ -89,7 +77,7 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
     app.extensions["files"] = FilesContext(
         settings=settings,
         engine=engine,
-        uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="files"),
+        uow=partial(FilesUnitOfWork, session_factory(engine), schema=SCHEMA, source="files"),
         storage=storage,
         processing=ProcessingPolicy(
             lease_seconds=settings.PROCESSING_LEASE_SECONDS,

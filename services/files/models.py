@@ -68,7 +68,7 @@ class File(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     owner_id: Mapped[uuid.UUID]
-    #: Safe to show and to offer as a download name (see service.sanitize_filename).
+    #: Safe to show and to offer as a download name (see naming.sanitize_filename).
     filename: Mapped[str] = mapped_column(String(255))
     #: The name as the client sent it, for display only.
     original_filename: Mapped[str] = mapped_column(String(1024))

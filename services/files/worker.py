@@ -1,8 +1,9 @@
-"""The files service's Celery worker: thin tasks around service.py, run by `celery -A`.
+"""The files service's Celery worker: thin tasks around processing.py and service.py.
 
-Processing starts from the FileUploaded event (services/files/handlers.py queues
-`files.process_file`), notifications from FileProcessed / FileProcessingFailed, and the beat
-process (`celery -A services.files.worker beat`) runs `files.requeue_stalled_files`, the reaper.
+Run by `celery -A services.files.worker:celery_app worker`; the only module that builds the
+files Celery app. Processing starts from the FileUploaded event (services/files/handlers.py sends
+`files.process_file` by name, see jobs.py), notifications from FileProcessed /
+FileProcessingFailed, and the beat process runs `files.requeue_stalled_files`, the reaper.
 Every task is idempotent: they are acknowledged late and redelivered if a worker dies.
 """
 
@@ -14,9 +15,9 @@ import uuid
 from celery import signals
 from flask import current_app
 
-from services.files import service
+from services.files import jobs, processing, service
 from services.files.analysis import tune_allocator
-from services.files.app import NOTIFY_TASK, PROCESS_FILE_TASK, REQUEUE_TASK, create_app
+from services.files.app import create_app
 from services.files.config import FilesSettings
 from shared.logging import configure_logging
 
@@ -51,19 +52,19 @@ def _ctx():
 
 
 @celery_app.task(
-    name=PROCESS_FILE_TASK,
+    name=jobs.PROCESS_FILE,
     bind=True,
-    autoretry_for=(service.ProcessingUnavailable,),
+    autoretry_for=(processing.ProcessingUnavailable,),
     **RETRY_POLICY,
 )
 def process_file(self, file_id: str) -> str:
-    """Process one uploaded file (see service.process_file); retried while storage or DB is down."""
+    """Process one uploaded file (processing.process_file); retried while storage or DB is down."""
     ctx = _ctx()
     try:
-        outcome = service.process_file(
+        outcome = processing.process_file(
             ctx.uow(), storage=ctx.storage, file_id=uuid.UUID(file_id), policy=ctx.processing
         )
-    except service.FileBusy as busy:
+    except processing.FileBusy as busy:
         if self.request.retries >= self.max_retries:
             log.info("file %s is still being processed elsewhere; leaving it", file_id)
             return "busy"
@@ -73,7 +74,9 @@ def process_file(self, file_id: str) -> str:
     return outcome.value
 
 
-@celery_app.task(name=NOTIFY_TASK, bind=True, autoretry_for=(Exception,), **RETRY_POLICY)
+@celery_app.task(
+    name=jobs.NOTIFY_FILE_STATUS, bind=True, autoretry_for=(Exception,), **RETRY_POLICY
+)
 def notify_file_status(self, owner_id: str, file_id: str, filename: str, status: str) -> None:
     """Tell a file's owner it reached PROCESSED or FAILED (retried while the channel fails)."""
     service.notify_file_status(
@@ -81,15 +84,15 @@ def notify_file_status(self, owner_id: str, file_id: str, filename: str, status:
     )
 
 
-@celery_app.task(name=REQUEUE_TASK)
+@celery_app.task(name=jobs.REQUEUE_STALLED_FILES)
 def requeue_stalled_files() -> int:
     """The reaper: queue processing again for lapsed claims and long-waiting uploads."""
     ctx = _ctx()
-    ids = service.requeue_stalled_files(
+    ids = processing.requeue_stalled_files(
         ctx.uow(),
         lease_seconds=ctx.settings.PROCESSING_LEASE_SECONDS,
         stale_upload_seconds=ctx.settings.STALE_UPLOAD_SECONDS,
     )
     for file_id in ids:
-        process_file.delay(str(file_id))
+        jobs.send_processing(str(file_id), settings=ctx.settings)
     return len(ids)

@@ -65,14 +65,24 @@ def generate_text(size: int, *, seed: int = 1, junk: bool = True) -> bytes:
     return b"".join(parts)
 
 
-def write_generated(path: Path, size: int, *, seed: int = 1, junk: bool = True) -> Path:
-    """Write generate_text() to `path` a block at a time (bounded memory); return the path."""
+def write_generated(
+    path: Path, size: int, *, seed: int = 1, junk: bool = True, binary: bool = False
+) -> Path:
+    """Write generate_text() to `path` a block at a time (bounded memory); return the path.
+
+    With `binary`, uniformly random bytes instead, which is what compressed formats (ZIP, JPEG,
+    PNG) look like to a byte counter.
+    """
     rnd_seed = seed
     block = 64 * 1024 * 1024
     with path.open("wb") as out:
         written = 0
         while written < size:
-            chunk = generate_text(min(block, size - written), seed=rnd_seed, junk=junk)
+            length = min(block, size - written)
+            if binary:
+                chunk = random.Random(rnd_seed).randbytes(length)
+            else:
+                chunk = generate_text(length, seed=rnd_seed, junk=junk)
             out.write(chunk)
             written += len(chunk)
             rnd_seed += 1

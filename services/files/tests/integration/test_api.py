@@ -11,6 +11,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from services.files import processing
 from services.files.tests.conftest import (
     file_rows,
     multipart_body,
@@ -157,6 +158,96 @@ def test_download_answers_304_when_the_etag_matches(client, user):
         assert response.headers["ETag"] == f'"{created["sha256"]}"'
     stale = client.get(url, headers={**user.headers, "If-None-Match": '"other"'})
     assert stale.status_code == 200 and stale.data == b"cache me"
+
+
+def process(app, file_id: str) -> None:
+    """Run the worker's processing of one file here, so what the API shows changes."""
+    files = app.extensions["files"]
+    outcome = processing.process_file(
+        files.uow(), storage=files.storage, file_id=uuid.UUID(file_id), policy=files.processing
+    )
+    assert outcome is processing.ProcessingOutcome.PROCESSED
+
+
+def test_download_honours_if_range_by_etag_and_by_date(client, user):
+    created = upload(client, user, b"0123456789").json
+    url = f"/v1/files/{created['id']}/content"
+    last_modified = client.get(url, headers=user.headers).headers["Last-Modified"]
+    for if_range in (f'"{created["sha256"]}"', last_modified):
+        partial = client.get(
+            url, headers={**user.headers, "Range": "bytes=2-3", "If-Range": if_range}
+        )
+        assert (partial.status_code, partial.data) == (206, b"23"), if_range
+    stale = client.get(
+        url,
+        headers={**user.headers, "Range": "bytes=2-3", "If-Range": "Sat, 01 Jan 2000 00:00:00 GMT"},
+    )
+    assert (stale.status_code, stale.data) == (200, b"0123456789")
+
+
+def test_a_files_details_answer_304_while_its_etag_is_current(client, user):
+    url = f"/v1/files/{upload(client, user).json['id']}"
+    first = client.get(url, headers=user.headers)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "private, no-cache"
+    for value in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = client.get(url, headers={**user.headers, "If-None-Match": value})
+        assert (again.status_code, again.data) == (304, b""), value
+        assert again.headers["ETag"] == etag
+    stale = client.get(url, headers={**user.headers, "If-None-Match": '"other"'})
+    assert stale.status_code == 200 and stale.json == first.json
+
+
+def test_a_files_etag_changes_when_processing_changes_what_it_shows(app, client, user):
+    file_id = upload(client, user, b"two words\n").json["id"]
+    url = f"/v1/files/{file_id}"
+    before = client.get(url, headers=user.headers)
+    process(app, file_id)
+    after = client.get(url, headers={**user.headers, "If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert (after.json["status"], after.json["word_count"]) == ("PROCESSED", 2)
+    assert after.headers["ETag"] != before.headers["ETag"]
+    unchanged = client.get(url, headers={**user.headers, "If-None-Match": after.headers["ETag"]})
+    assert unchanged.status_code == 304
+
+
+def test_another_user_gets_404_whatever_etag_they_send(client, user, make_user):
+    url = f"/v1/files/{upload(client, user).json['id']}"
+    etag = client.get(url, headers=user.headers).headers["ETag"]
+    stranger = make_user()
+    for path in (url, f"{url}/content"):
+        response = client.get(path, headers={**stranger.headers, "If-None-Match": etag})
+        assert response.status_code == 404, path
+        assert "ETag" not in response.headers
+
+
+def test_the_lists_etag_changes_with_an_upload_a_deletion_or_processing(app, client, user):
+    file_id = upload(client, user).json["id"]
+
+    def etag_after(change) -> str:
+        before = client.get("/v1/files", headers=user.headers).headers["ETag"]
+        same = client.get("/v1/files", headers={**user.headers, "If-None-Match": before})
+        assert (same.status_code, same.data) == (304, b"")
+        change()
+        changed = client.get("/v1/files", headers={**user.headers, "If-None-Match": before})
+        assert changed.status_code == 200 and changed.headers["ETag"] != before
+        return changed.headers["ETag"]
+
+    etag_after(lambda: process(app, file_id))
+    second = None
+
+    def upload_another() -> None:
+        nonlocal second
+        second = upload(client, user).json["id"]
+
+    etag_after(upload_another)
+    etag_after(lambda: client.delete(f"/v1/files/{second}", headers=user.headers))
+    upload(client, user)
+    pages = {
+        query: client.get(f"/v1/files?{query}", headers=user.headers).headers["ETag"]
+        for query in ("first=1", "first=2")
+    }
+    assert len(set(pages.values())) == 2
 
 
 def test_download_names_the_file_rfc_5987_encoded(client, user):

@@ -1,215 +1,232 @@
-"""Asynchronous processing end to end: REST upload, relay, consumer, Celery worker and beat.
-
-Every process is real and separate (`dockyard relay files`, `dockyard consume files`,
-`celery worker`, `celery beat`); the module runs once per storage backend.
-"""
+"""processing.process_file and the reaper's query against PostgreSQL, on both storage backends."""
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import uuid
 
 import pytest
 from sqlalchemy import text
 
+from services.files import processing
 from services.files.tests.conftest import upload
-from services.files.tests.content import EDGE_CASES, wc_counts, write_generated
-from services.files.tests.integration.conftest import LEASE_SECONDS, notifications, pause
-
-MB = 1024 * 1024
+from services.files.tests.content import wc_counts
+from services.files.tests.outages import OutageSwitch
 
 
-def expected_notification(user_id: str, filename: str, status: str) -> str:
-    return f"Notification sent to user {user_id} about file {filename}: {status}"
+def ctx(app):
+    return app.extensions["files"]
 
 
-def uploaded(stack, user, content: bytes, filename: str = "notes.txt") -> str:
-    response = upload(stack.app.test_client(), user, content, filename=filename)
-    assert response.status_code == 201, response.json
-    return response.json["id"]
+def process(app, file_id: str) -> processing.ProcessingOutcome:
+    files = ctx(app)
+    return processing.process_file(
+        files.uow(), storage=files.storage, file_id=uuid.UUID(file_id), policy=files.processing
+    )
 
 
-def test_an_upload_is_processed_and_its_owner_notified(stack, user, fresh_logs):
-    content = b"The quick brown fox\njumps over\tthe lazy dog.\n"
-    file_id = uploaded(stack, user, content)
-    stack.wait_for_status(file_id, "PROCESSED", timeout=30)
-    client = stack.app.test_client()
-    body = client.get(f"/v1/files/{file_id}", headers=user.headers).json
-    assert body["status"] == "PROCESSED"
-    assert (body["line_count"], body["word_count"]) == wc_counts(content)
-    assert body["sha256"] == hashlib.sha256(content).hexdigest()
-    assert (body["mime_type"], body["encoding"], body["error"]) == ("text/plain", "ascii", None)
-    assert body["extra"] == {
-        "tally": {"bytes": len(content), "starts_with": content[:4].hex(), "declared": "text/plain"}
-    }
-    assert body["processed_at"] is not None
-    line = expected_notification(user.id, "notes.txt", "PROCESSED")
-    stack.worker.wait_for_log(line, timeout=30, since=fresh_logs["worker"])
-    assert notifications(stack, fresh_logs["worker"]).count(line) == 1
+def row(app, file_id: str):
+    with ctx(app).engine.connect() as conn:
+        return conn.execute(text("SELECT * FROM files WHERE id = :id"), {"id": file_id}).first()
 
 
-@pytest.mark.parametrize("name", sorted(EDGE_CASES))
-def test_stored_counts_match_wc_on_edge_cases(stack, user, name):
-    content = EDGE_CASES[name]
-    file_id = uploaded(stack, user, content, filename=f"{name}.bin")
-    done = stack.wait_for_status(file_id, "PROCESSED", timeout=30)
-    assert (done.line_count, done.word_count) == wc_counts(content)
-    assert done.size == len(content)
+def execute(app, sql: str, **params) -> None:
+    with ctx(app).engine.begin() as conn:
+        conn.execute(text(sql), params)
 
 
-def test_a_100_mb_generated_file_matches_wc_and_sha256(stack, user, tmp_path):
-    path = write_generated(tmp_path / "big.txt", 100 * MB, seed=11)
-    content = path.read_bytes()
-    file_id = uploaded(stack, user, content, filename="big.txt")
-    del content
-    done = stack.wait_for_status(file_id, "PROCESSED", timeout=120)
-    assert (done.line_count, done.word_count) == wc_counts(path=path)
-    assert done.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert done.size == 100 * MB
-
-
-def test_a_broken_extra_processor_is_reported_and_the_file_still_processed(stack, user):
-    file_id = uploaded(stack, user, b"fine content\n", filename="broken-plugin.txt")
-    done = stack.wait_for_status(file_id, "PROCESSED", timeout=30)
-    assert done.extra["broken"] == {"error": "RuntimeError: this processor is broken on purpose"}
-    assert done.line_count == 1
-
-
-def test_tampered_content_ends_failed_with_a_readable_error(stack, user, fresh_logs):
-    # Stop the relay so the file cannot be processed before its content is swapped.
-    stack.relay.stop()
-    try:
-        file_id = uploaded(stack, user, b"what was uploaded\n", filename="tampered.txt")
-        key = stack.row(file_id).storage_key
-        storage = stack.storage
-        if stack.backend == "s3":
-            storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"something else\n")
-        else:
-            storage._path(key).write_bytes(b"something else\n")
-    finally:
-        stack.relay.start()
-    failed = stack.wait_for_status(file_id, "FAILED", timeout=30)
-    assert failed.error.startswith("The stored content does not match the upload")
-    body = stack.app.test_client().get(f"/v1/files/{file_id}", headers=user.headers).json
-    assert body["status"] == "FAILED" and body["error"] == failed.error
-    line = expected_notification(user.id, "tampered.txt", "FAILED")
-    stack.worker.wait_for_log(line, timeout=30, since=fresh_logs["worker"])
-
-
-def test_processing_twice_gives_the_same_result(stack, user):
-    file_id = uploaded(stack, user, "idempotent ✓ content\n".encode() * 5000, filename="twice.txt")
-    first = stack.wait_for_status(file_id, "PROCESSED", timeout=30)
-    # A duplicate task (a redelivered event, a reaper race) changes nothing.
-    stack.send_task("files.process_file", file_id)
-    pause(2)
-    assert stack.row(file_id) == first
-    with stack.engine.begin() as conn:
-        conn.execute(
+def events(app, file_id: str) -> list[tuple[str, dict]]:
+    with ctx(app).engine.connect() as conn:
+        rows = conn.execute(
             text(
-                "UPDATE files SET status = 'UPLOADED', line_count = NULL, word_count = NULL,"
-                " mime_type = NULL, encoding = NULL, extra = '{}', processed_at = NULL"
-                " WHERE id = :id"
+                "SELECT event_type, payload FROM outbox WHERE aggregate_id = :id ORDER BY sequence"
             ),
             {"id": file_id},
         )
-    stack.send_task("files.process_file", file_id)
-    again = stack.wait_for_status(file_id, "PROCESSED", timeout=30)
-    fields = ("size", "sha256", "mime_type", "encoding", "line_count", "word_count", "extra")
-    assert [getattr(again, f) for f in fields] == [getattr(first, f) for f in fields]
+        return [(r.event_type, r.payload) for r in rows]
 
 
-def test_an_upload_made_while_the_relay_is_down_is_processed_once_it_is_back(stack, user):
-    stack.relay.stop()
-    try:
-        file_id = uploaded(stack, user, b"waiting for the relay\n", filename="relay-down.txt")
-        pause(2)
-        assert stack.row(file_id).status == "UPLOADED"
-    finally:
-        stack.relay.start()
-    stack.wait_for_status(file_id, "PROCESSED", timeout=30)
+def results(file_row) -> tuple:
+    return (
+        file_row.status,
+        file_row.mime_type,
+        file_row.encoding,
+        file_row.line_count,
+        file_row.word_count,
+        file_row.extra,
+        file_row.error,
+    )
 
 
-def test_an_upload_survives_the_consumer_being_killed(stack, user):
-    stack.consumer.kill()
-    try:
-        file_id = uploaded(stack, user, b"waiting for the consumer\n", filename="consumer.txt")
-        pause(2)
-        assert stack.row(file_id).status == "UPLOADED"
-    finally:
-        stack.consumer.start()
-    stack.wait_for_status(file_id, "PROCESSED", timeout=60)
+def replace_content(app, key: str, content: bytes) -> None:
+    storage = ctx(app).storage
+    if hasattr(storage, "client"):
+        storage.client.put_object(Bucket=storage.bucket, Key=key, Body=content)
+    else:
+        storage._path(key).write_bytes(content)
 
 
-def test_a_worker_killed_mid_file_is_replaced_and_the_file_ends_processed(
-    stack, user, tmp_path, fresh_logs
-):
-    # `slow-` files crawl through the test's slow processor: 64 chunks take several seconds.
-    path = write_generated(tmp_path / "slow.txt", 64 * MB, seed=5)
-    file_id = uploaded(stack, user, path.read_bytes(), filename="slow-large.txt")
-    stack.wait_for_status(file_id, "PROCESSING", timeout=30)
-    pause(1)
-    stack.worker.kill()
-    assert stack.row(file_id).status == "PROCESSING"
-    stack.start_worker()
-    done = stack.wait_for_status(file_id, "PROCESSED", timeout=90)
-    assert (done.line_count, done.word_count) == wc_counts(path=path)
-    assert done.attempts >= 2
-    line = expected_notification(user.id, "slow-large.txt", "PROCESSED")
-    stack.worker.wait_for_log(line, timeout=30, since=fresh_logs["worker"])
+@pytest.fixture
+def uploaded(client, user):
+    def make(content: bytes = b"hello world\nsecond line\n", filename: str = "notes.txt") -> str:
+        response = upload(client, user, content, filename=filename)
+        assert response.status_code == 201, response.json
+        return response.json["id"]
+
+    return make
 
 
-def test_the_reaper_requeues_a_file_whose_claim_lapsed_without_a_task(stack, user):
-    stack.relay.stop()
-    try:
-        file_id = uploaded(stack, user, b"orphaned claim\n", filename="orphan.txt")
-    finally:
-        # Its FileUploaded event is dropped: only the reaper can still start this file.
-        with stack.engine.begin() as conn:
-            conn.execute(text("DELETE FROM outbox WHERE aggregate_id = :id"), {"id": file_id})
-            conn.execute(
-                text(
-                    "UPDATE files SET status = 'PROCESSING', processing_token = gen_random_uuid(),"
-                    " attempts = 1, lease_expires_at = now() + make_interval(secs => 1)"
-                    " WHERE id = :id"
-                ),
-                {"id": file_id},
-            )
-        stack.relay.start()
-    done = stack.wait_for_status(file_id, "PROCESSED", timeout=30)
-    assert done.attempts == 2
+def test_processing_records_results_and_raises_started_then_processed(app, uploaded):
+    content = "one two\nthree 四 five\n".encode()
+    file_id = uploaded(content)
+    assert process(app, file_id) is processing.ProcessingOutcome.PROCESSED
+    done = row(app, file_id)
+    assert (done.line_count, done.word_count) == wc_counts(content)
+    assert (done.status, done.mime_type, done.encoding) == ("PROCESSED", "text/plain", "utf-8")
+    assert done.processed_at is not None and done.error is None
+    assert done.processing_token is None and done.lease_expires_at is None and done.attempts == 1
+    kinds = [kind for kind, _ in events(app, file_id)]
+    assert kinds == ["FileUploaded", "FileProcessingStarted", "FileProcessed"]
+    payload = events(app, file_id)[-1][1]
+    assert payload["status"] == "PROCESSED" and payload["error"] is None
+    assert payload["owner_id"] == str(done.owner_id) and payload["filename"] == "notes.txt"
+    assert payload["sha256"] == hashlib.sha256(content).hexdigest()
+    assert payload["results"] == {
+        "mime_type": "text/plain",
+        "encoding": "utf-8",
+        "line_count": 2,
+        "word_count": 5,
+        "extra": {},
+    }
+    assert payload["created_at"] and payload["processed_at"]
 
 
-def test_storage_outage_is_retried_with_backoff_until_it_ends(stack, user, fresh_logs):
-    # The outage is a moved-away directory (local) or a refused connection to S3 (s3).
-    stack.relay.stop()
-    try:
-        file_id = uploaded(stack, user, b"retry me\n", filename="outage.txt")
-        with stack.switch.down():
-            # Restarted, they build their apps during the outage: the consumer on the first
-            # FileUploaded it handles, the worker at start. Neither may recreate the directory.
-            for process in (stack.consumer, stack.worker):
-                process.stop()
-            stack.consumer.start()
-            stack.start_worker()
-            stack.relay.start()
-            stack.worker.wait_for_log("storage unreachable", timeout=30, since=fresh_logs["worker"])
-            pause(LEASE_SECONDS / 2)
-            assert stack.row(file_id).status in ("UPLOADED", "PROCESSING")
-            if stack.backend == "local":
-                root = Path(stack.storage_settings["STORAGE_DIR"])
-                assert not root.exists(), "a restarted process recreated the storage directory"
-    finally:
-        if not stack.relay.running:
-            stack.relay.start()
-        if not stack.consumer.running:
-            stack.consumer.start()
-        if not stack.worker.running:
-            stack.start_worker()
-    done = stack.wait_for_status(file_id, "PROCESSED", timeout=60)
-    assert (done.line_count, done.word_count) == (1, 2)
-    retries = [
-        r
-        for r in stack.worker.log_records_since(fresh_logs["worker"])
-        if "Retry in" in r["message"] and "storage unreachable" in r["message"]
-    ]
-    assert retries, "the task was not retried"
+def test_processing_is_idempotent(app, uploaded):
+    file_id = uploaded(b"same content, same results\n" * 1000)
+    process(app, file_id)
+    first = row(app, file_id)
+    assert process(app, file_id) is processing.ProcessingOutcome.ALREADY_DONE
+    assert row(app, file_id) == first
+    # Processing the same stored content again from scratch stores exactly the same results.
+    execute(
+        app,
+        "UPDATE files SET status = 'UPLOADED', mime_type = NULL, encoding = NULL,"
+        " line_count = NULL, word_count = NULL, extra = '{}', processed_at = NULL WHERE id = :id",
+        id=file_id,
+    )
+    assert process(app, file_id) is processing.ProcessingOutcome.PROCESSED
+    assert results(row(app, file_id)) == results(first)
+
+
+def test_a_live_claim_keeps_other_workers_off(app, uploaded):
+    file_id = uploaded()
+    execute(
+        app,
+        "UPDATE files SET status = 'PROCESSING', processing_token = gen_random_uuid(),"
+        " lease_expires_at = now() + interval '30 seconds' WHERE id = :id",
+        id=file_id,
+    )
+    with pytest.raises(processing.FileBusy) as busy:
+        process(app, file_id)
+    assert 25 < busy.value.retry_after <= 30
+
+
+def test_a_lapsed_claim_is_taken_over(app, uploaded):
+    file_id = uploaded()
+    execute(
+        app,
+        "UPDATE files SET status = 'PROCESSING', processing_token = gen_random_uuid(),"
+        " attempts = 1, lease_expires_at = now() - interval '1 second' WHERE id = :id",
+        id=file_id,
+    )
+    assert process(app, file_id) is processing.ProcessingOutcome.PROCESSED
+    assert row(app, file_id).attempts == 2
+    # Taking over a file already PROCESSING is not a new start.
+    assert [kind for kind, _ in events(app, file_id)][-2:] == ["FileUploaded", "FileProcessed"]
+
+
+def test_a_file_that_never_finishes_fails_after_the_last_attempt(app, uploaded):
+    file_id = uploaded()
+    attempts = ctx(app).processing.max_attempts
+    execute(
+        app,
+        "UPDATE files SET status = 'PROCESSING', attempts = :n,"
+        " lease_expires_at = now() - interval '1 second' WHERE id = :id",
+        id=file_id,
+        n=attempts,
+    )
+    assert process(app, file_id) is processing.ProcessingOutcome.FAILED
+    failed = row(app, file_id)
+    assert failed.status == "FAILED"
+    assert failed.error.startswith(f"Processing was started {attempts} times and never finished")
+    kind, payload = events(app, file_id)[-1]
+    assert kind == "FileProcessingFailed" and payload["error"] == failed.error
+
+
+def test_content_that_does_not_match_the_upload_fails_with_a_readable_error(app, uploaded):
+    file_id = uploaded(b"original\n")
+    replace_content(app, row(app, file_id).storage_key, b"tampered\n")
+    assert process(app, file_id) is processing.ProcessingOutcome.FAILED
+    failed = row(app, file_id)
+    assert failed.error.startswith("The stored content does not match the upload: 9 bytes")
+    assert failed.line_count is None
+
+
+def test_missing_content_fails(app, uploaded):
+    file_id = uploaded()
+    ctx(app).storage.delete(row(app, file_id).storage_key)
+    assert process(app, file_id) is processing.ProcessingOutcome.FAILED
+    assert row(app, file_id).error == "The stored content is missing."
+
+
+def test_a_deleted_file_is_not_processed(app, uploaded):
+    assert process(app, str(uuid.uuid4())) is processing.ProcessingOutcome.GONE
+
+
+def test_unreachable_storage_is_transient_and_releases_the_claim(make_app, user, storage_settings):
+    with OutageSwitch(storage_settings) as switch:
+        app = make_app(**switch.settings)
+        response = upload(app.test_client(), user)
+        assert response.status_code == 201, response.json
+        file_id = response.json["id"]
+        with (
+            switch.down(),
+            pytest.raises(processing.ProcessingUnavailable, match="storage unreachable"),
+        ):
+            process(app, file_id)
+        released = row(app, file_id)
+        assert released.status == "PROCESSING" and released.processing_token is None
+        # A transient outage is not one of the attempts that end a file FAILED.
+        assert released.attempts == 0
+        assert process(app, file_id) is processing.ProcessingOutcome.PROCESSED
+        assert row(app, file_id).attempts == 1
+
+
+def test_the_reaper_finds_lapsed_claims_and_long_waiting_uploads_once(app, uploaded):
+    lapsed, waiting, fresh, busy = uploaded(), uploaded(), uploaded(), uploaded()
+    execute(
+        app,
+        "UPDATE files SET status = 'PROCESSING', processing_token = gen_random_uuid(),"
+        " lease_expires_at = now() - interval '1 second' WHERE id = :id",
+        id=lapsed,
+    )
+    execute(
+        app,
+        "UPDATE files SET status = 'PROCESSING', processing_token = gen_random_uuid(),"
+        " lease_expires_at = now() + interval '1 minute' WHERE id = :id",
+        id=busy,
+    )
+    execute(
+        app, "UPDATE files SET created_at = now() - interval '1 hour' WHERE id = :id", id=waiting
+    )
+
+    def sweep():
+        found = processing.requeue_stalled_files(
+            ctx(app).uow(), lease_seconds=60, stale_upload_seconds=600
+        )
+        return {str(i) for i in found} & {lapsed, waiting, fresh, busy}
+
+    assert sweep() == {lapsed, waiting}
+    assert sweep() == set()
+    assert row(app, lapsed).processing_token is None
+    assert process(app, lapsed) is processing.ProcessingOutcome.PROCESSED

@@ -9,20 +9,12 @@ import random
 import pytest
 
 from services.files import analysis
-from services.files.analysis import ContentUnreadable, TextScanner, scan_content
+from services.files.analysis import ContentUnreadable, scan_content
 from services.files.tests.content import EDGE_CASES, generate_text, wc_counts
 
 
 def scan(data: bytes, **kwargs):
     return scan_content(io.BytesIO(data).read, **kwargs)
-
-
-def words_fed_in_steps(data: bytes, step: int) -> int:
-    scanner = TextScanner()
-    for start in range(0, len(data), step):
-        scanner.feed(data[start : start + step])
-    scanner.finish()
-    return scanner.words
 
 
 @pytest.mark.parametrize("name", sorted(EDGE_CASES))
@@ -34,42 +26,16 @@ def test_counts_match_wc_on_edge_cases(name):
     assert report.sha256 == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("name", sorted(EDGE_CASES))
-def test_word_count_does_not_depend_on_where_chunks_end(name):
-    data = EDGE_CASES[name][:20_000]
-    expected = wc_counts(data)[1]
-    for step in (1, 2, 3, 5, 4096):
-        assert words_fed_in_steps(data, step) == expected, step
-
-
-@pytest.mark.parametrize("path", ["sparse", "dense"])
-def test_counts_match_wc_on_random_mixtures_of_tricky_characters(path, monkeypatch):
-    if path == "dense":
-        # Decode every slice whole instead of only its non-ASCII runs.
-        monkeypatch.setattr(analysis, "_SPARSE_LIMIT", -1)
-    pieces = [
-        b"a", b"Z", b" ", b"\n", b"\t", b"\r", b"\x0b", b"\x0c", b"\x00", b"\x07", b"\x1b",
-        b"\x7f", b"\xc2\x85", b"\xc2\xa0", b"\xe1\x9a\x80", b"\xe2\x80\x87", b"\xe2\x80\x8b",
-        b"\xe2\x80\xa8", b"\xe2\x81\xa0", b"\xe3\x80\x80", b"\xef\xbb\xbf", b"\xcd\xb8",
-        b"\xf3\xa0\x80\x81", b"\xf4\x8f\xbf\xbf", b"\xf0\x9f\x98\x80", b"\xe2", b"\x80",
-        b"\xff", b"\xc0\x80", b"\xed\xa0\x80", "é".encode(), "世".encode(),
-    ]  # fmt: skip
-    rnd = random.Random(5)
-    for _ in range(150):
-        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 80)))
-        if rnd.random() < 0.25:
-            data = rnd.randbytes(rnd.randint(0, 300))
-        expected = wc_counts(data)
-        assert (data.count(b"\n"), words_fed_in_steps(data, rnd.choice((1, 2, 7, 64)))) == (
-            expected
-        ), data
-
-
-def test_a_large_generated_file_matches_wc_in_one_pass(tmp_path):
-    data = generate_text(12 * 1024 * 1024, seed=3)
+@pytest.mark.parametrize("kind", ["mixed", "random"])
+def test_megabytes_match_wc_and_sha256_in_one_threaded_pass(kind):
+    if kind == "random":
+        data = random.Random(4).randbytes(6 * 1024 * 1024 + 7)
+    else:
+        data = generate_text(12 * 1024 * 1024, seed=3)
     report = scan(data)
     assert (report.line_count, report.word_count) == wc_counts(data)
     assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert report.size == len(data)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +98,12 @@ def test_a_read_error_surfaces_as_content_unreadable():
     with pytest.raises(ContentUnreadable) as raised:
         scan_content(read)
     assert isinstance(raised.value.__cause__, ConnectionError)
+
+
+def test_a_bug_while_preparing_a_chunk_is_not_taken_for_unreadable_storage(monkeypatch):
+    def broken(self, chunk):
+        raise ValueError("bug")
+
+    monkeypatch.setattr(analysis.TextScanner, "prepare", broken)
+    with pytest.raises(ValueError, match="bug"):
+        scan(b"some text\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.files.api import content_disposition
-from services.files.service import (
+from services.files.naming import (
     clean_original_filename,
     normalize_content_type,
     sanitize_filename,

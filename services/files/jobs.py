@@ -1,0 +1,72 @@
+"""The files service's Celery jobs: their names, their queues, and how any process sends one.
+
+Only worker.py builds a Celery app (from the Flask app). Everything else, the event handlers in
+the consumer and the reaper in beat, sends by name through shared.celery.send_job, so it needs
+the broker, not the worker's app or its imports. The queues are files' own, so another service's
+worker never receives (and drops) a files job, and notifications have one apart from processing,
+so a queue of large files does not hold them up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from kombu import Exchange, Queue
+
+from services.files.config import FilesSettings
+from shared.celery import send_job
+
+PROCESS_FILE = "files.process_file"
+NOTIFY_FILE_STATUS = "files.notify_file_status"
+REQUEUE_STALLED_FILES = "files.requeue_stalled_files"
+
+
+@dataclass(frozen=True)
+class FilesQueues:
+    """Where files jobs go: processing, and owners' notifications."""
+
+    processing: Queue
+    notifications: Queue
+
+
+def files_queues(settings: FilesSettings) -> FilesQueues:
+    """The queues of `settings`' namespace, bound to files' own direct exchange."""
+    namespace = settings.NAMESPACE
+    exchange = Exchange(f"{namespace}.files", type="direct")
+    return FilesQueues(
+        processing=Queue(f"{namespace}.files.processing", exchange, routing_key="processing"),
+        notifications=Queue(
+            f"{namespace}.files.notifications", exchange, routing_key="notifications"
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def _settings() -> FilesSettings:
+    # Read once per process: the consumer and beat have the same environment as the worker.
+    return FilesSettings()
+
+
+def send_processing(file_id: str, *, settings: FilesSettings | None = None) -> None:
+    """Ask a worker to process the file (idempotent: a file already done is left alone)."""
+    settings = settings or _settings()
+    send_job(settings, PROCESS_FILE, args=[file_id], queue=files_queues(settings).processing)
+
+
+def send_status_notification(
+    *,
+    owner_id: str,
+    file_id: str,
+    filename: str,
+    status: str,
+    settings: FilesSettings | None = None,
+) -> None:
+    """Ask a worker to tell the file's owner it reached PROCESSED or FAILED."""
+    settings = settings or _settings()
+    send_job(
+        settings,
+        NOTIFY_FILE_STATUS,
+        args=[owner_id, file_id, filename, status],
+        queue=files_queues(settings).notifications,
+    )

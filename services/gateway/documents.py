@@ -99,7 +99,7 @@ def query_parser(cache: DocumentCache) -> Callable[[Any, dict], DocumentNode]:
 
 def _variable_dependent(rule: type[ASTValidationRule]) -> bool:
     # The cost of `files(first: $n)` depends on $n; every other rule sees only the text.
-    return issubclass(rule, CostValidator)
+    return issubclass(rule, CostValidator) and getattr(rule, "depends_on_variables", True)
 
 
 def query_validator(

@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ariadne import graphql_sync, load_schema_from_path, make_executable_schema
+from ariadne import load_schema_from_path, make_executable_schema
 from graphql import GraphQLSchema
 
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
-from services.gateway.context import GatewayContext
 from services.gateway.documents import DocumentCache, query_parser, query_validator
 from services.gateway.errors import ErrorLogger, format_error
 from services.gateway.limits import validation_rules
@@ -29,7 +28,7 @@ def build_schema() -> GraphQLSchema:
 
 
 def graphql_options(settings: GatewaySettings) -> dict[str, Any]:
-    """Ariadne options both transports share: limits, introspection, error reporting."""
+    """Ariadne options of every operation: limits, introspection, error reporting."""
     documents = DocumentCache(
         max_entries=settings.GRAPHQL_DOCUMENT_CACHE_SIZE, max_tokens=settings.GRAPHQL_MAX_TOKENS
     )
@@ -58,7 +57,3 @@ class Gateway:
     def __post_init__(self) -> None:
         """Build the options once: their document cache lives as long as the app."""
         self.options = graphql_options(self.settings)
-
-    def execute(self, data: Any, context: GatewayContext) -> tuple[bool, dict[str, Any]]:
-        """Parse, validate (limits included) and execute one operation synchronously."""
-        return graphql_sync(self.schema, data, context_value=context, **self.options)

@@ -295,6 +295,12 @@ def register(gql: GraphQLClient, email: str | None = None) -> dict:
     return body["data"]["register"]
 
 
+def only_data(body: dict) -> Any:
+    """The data of a response without errors (its extensions, cache hints, are not compared)."""
+    assert set(body) <= {"data", "extensions"}, body
+    return body["data"]
+
+
 def error_codes(body: dict) -> list[str]:
     """The extensions.code of every error in a response body."""
     return [error["extensions"]["code"] for error in body.get("errors", [])]

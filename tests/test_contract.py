@@ -155,3 +155,22 @@ def test_the_comparison_notices_a_departure_from_the_contract(change, problem):
     departed = build_schema(source.replace(old, new, 1))
     problems = contract_problems(contract, departed)
     assert any(problem in p for p in problems), problems
+
+
+def test_the_served_schema_declares_apollos_cache_control_directive():
+    served = served_schema()
+    directive = served.get_directive("cacheControl")
+    assert directive is not None, "@cacheControl is not declared"
+    assert {name: str(arg.type) for name, arg in directive.args.items()} == {
+        "maxAge": "Int",
+        "scope": "CacheControlScope",
+        "inheritMaxAge": "Boolean",
+    }
+    assert {location.name for location in directive.locations} == {
+        "FIELD_DEFINITION",
+        "OBJECT",
+        "INTERFACE",
+        "UNION",
+    }
+    scope = served.get_type("CacheControlScope")
+    assert isinstance(scope, GraphQLEnumType) and set(scope.values) == {"PUBLIC", "PRIVATE"}

@@ -10,7 +10,7 @@ import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import PASSWORD, unique_email, uvicorn_gateway
+from tests.conftest import PASSWORD, only_data, unique_email, uvicorn_gateway
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -65,7 +65,8 @@ async def _close_code_after_init(url: str, payload) -> int:
 def test_http_post_is_executed_through_uvicorn(served, tokens):
     response = _post(served, "{ me { email } }", token=tokens["accessToken"])
     assert response.status_code == 200
-    assert response.json() == {"data": {"me": {"email": tokens["user"]["email"]}}}
+    assert only_data(response.json()) == {"me": {"email": tokens["user"]["email"]}}
+    assert response.headers["Cache-Control"] == "private, max-age=60"
     assert response.headers["X-Request-ID"]
     assert requests.get(f"{served}/healthz", timeout=5).json() == {"status": "ok"}
 

@@ -36,7 +36,7 @@ def create_app(
     graphql = GraphQL(
         gateway.schema,
         context_value=context_factory(clients, verifier, feed),
-        http_handler=GatewayHTTPHandler(settings),
+        http_handler=GatewayHTTPHandler(gateway),
         websocket_handler=AuthenticatingTransportWSHandler(verifier),
         explorer=ExplorerGraphiQL(title="Dockyard GraphQL"),
         **gateway.options,

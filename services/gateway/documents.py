@@ -20,11 +20,12 @@ Rules = tuple[type[ASTValidationRule], ...]
 
 
 class _Entry:
-    __slots__ = ("document", "errors")
+    __slots__ = ("document", "errors", "derived")
 
     def __init__(self, document: DocumentNode) -> None:
         self.document = document
         self.errors: dict[Rules, list[GraphQLError]] = {}
+        self.derived: dict[Any, Any] = {}
 
 
 class DocumentCache:
@@ -82,6 +83,18 @@ class DocumentCache:
             with self._lock:
                 entry.errors[rules] = errors
         return errors
+
+    def derived(self, document: DocumentNode, key: Any, compute: Callable[[], Any]) -> Any:
+        """What `compute` derives from `document` (e.g. its cache policy), once while cached."""
+        with self._lock:
+            entry = self._by_document.get(id(document))
+            if entry is not None and key in entry.derived:
+                return entry.derived[key]
+        value = compute()
+        if entry is not None:
+            with self._lock:
+                entry.derived[key] = value
+        return value
 
     def __len__(self) -> int:
         """How many documents are cached."""

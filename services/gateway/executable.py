@@ -9,6 +9,7 @@ from typing import Any
 from ariadne import load_schema_from_path, make_executable_schema
 from graphql import GraphQLSchema
 
+from services.gateway.cache_control import CacheHints, Policy, query_policy
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
 from services.gateway.documents import DocumentCache, query_parser, query_validator
@@ -27,11 +28,8 @@ def build_schema() -> GraphQLSchema:
     )
 
 
-def graphql_options(settings: GatewaySettings) -> dict[str, Any]:
+def graphql_options(settings: GatewaySettings, documents: DocumentCache) -> dict[str, Any]:
     """Ariadne options of every operation: limits, introspection, error reporting."""
-    documents = DocumentCache(
-        max_entries=settings.GRAPHQL_DOCUMENT_CACHE_SIZE, max_tokens=settings.GRAPHQL_MAX_TOKENS
-    )
     return {
         "introspection": settings.GRAPHQL_INTROSPECTION,
         "query_parser": query_parser(documents),
@@ -52,8 +50,24 @@ class Gateway:
     schema: GraphQLSchema
     clients: Clients
     verifier: TokenVerifier
+    #: Parsed documents, their validation and their cache policies, as long as the app lives.
+    documents: DocumentCache = field(init=False, repr=False)
+    cache_hints: CacheHints = field(init=False, repr=False)
     options: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Build the options once: their document cache lives as long as the app."""
-        self.options = graphql_options(self.settings)
+        """Build the document cache, the schema's cache hints and the options once."""
+        self.documents = DocumentCache(
+            max_entries=self.settings.GRAPHQL_DOCUMENT_CACHE_SIZE,
+            max_tokens=self.settings.GRAPHQL_MAX_TOKENS,
+        )
+        self.cache_hints = CacheHints(self.schema)
+        self.options = graphql_options(self.settings, self.documents)
+
+    def cache_policy(self, data: dict[str, Any]) -> Policy | None:
+        """The cache policy of an executed request's query; None for any other operation."""
+        document = self.documents.parse(data["query"])
+        name = data.get("operationName")
+        return self.documents.derived(
+            document, ("cache policy", name), lambda: query_policy(self.cache_hints, document, name)
+        )

@@ -22,8 +22,9 @@ from starlette.types import Receive, Scope, Send
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from services.gateway.config import GatewaySettings
+from services.gateway.cache_control import NO_STORE
 from services.gateway.errors import INTERNAL_MESSAGE, error_entry
+from services.gateway.executable import Gateway
 from services.gateway.plumbing import send_error
 from services.gateway.uploads import (
     MAX_FILES,
@@ -65,10 +66,12 @@ def nothing_executed(result: dict[str, Any]) -> bool:
     return result["data"] is None and not any(e.get("path") for e in result.get("errors", ()))
 
 
-def _json_response(body: dict[str, Any], status: int, media_type: str, **headers: str) -> Response:
+def _json_response(
+    body: dict[str, Any], status: int, media_type: str, cache_control: str = NO_STORE
+) -> Response:
     # Not starlette's JSONResponse: the GraphQL response follows the query's field order, and
     # plain json.dumps is what the services (and the contract's examples) use.
-    return Response(json.dumps(body), status, headers or None, media_type)
+    return Response(json.dumps(body), status, {"Cache-Control": cache_control}, media_type)
 
 
 def _error_response(message: str, code: str, status: int, media_type: str) -> Response:
@@ -100,9 +103,10 @@ def _declared_length(request: Request) -> int | None:
 class GatewayHTTPHandler(GraphQLHTTPHandler):
     """Ariadne's HTTP handler held to the contract: statuses, media types, limits, error shape."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         super().__init__()
-        self.settings = settings
+        self.gateway = gateway
+        self.settings = gateway.settings
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one HTTP request to /graphql."""
@@ -141,7 +145,19 @@ class GatewayHTTPHandler(GraphQLHTTPHandler):
         if media_type == GRAPHQL_RESPONSE and nothing_executed(result):
             status = 400
             result.pop("data", None)
-        return _json_response(result, status, media_type)
+        return _json_response(result, status, media_type, self.add_cache_hints(data, result))
+
+    def add_cache_hints(self, data: dict[str, Any], result: dict[str, Any]) -> str:
+        """Put Apollo's cacheControl hints into an executed query's result; the header value."""
+        if result.get("data") is None:
+            return NO_STORE
+        policy = self.gateway.cache_policy(data)
+        if policy is None:
+            return NO_STORE
+        hints = policy.hints(result["data"])
+        if hints:
+            result.setdefault("extensions", {})["cacheControl"] = {"version": 1, "hints": hints}
+        return NO_STORE if "errors" in result else policy.header()
 
     async def read_operation(self, request: Request) -> dict[str, Any]:
         """The operation in the body; MalformedRequest or BodyTooLarge when there is none."""

@@ -246,6 +246,12 @@ def answering(value: Any):
     return answer
 
 
+def cache_hints(*hints: tuple[list, int]) -> dict[str, Any]:
+    """The `extensions` of a response whose PRIVATE hints are these (path, maxAge) pairs."""
+    entries = [{"path": path, "maxAge": max_age, "scope": "PRIVATE"} for path, max_age in hints]
+    return {"cacheControl": {"version": 1, "hints": entries}}
+
+
 def unit_settings(**overrides: Any) -> GatewaySettings:
     """Gateway settings from defaults only (never the shell's environment), plus overrides."""
     return GatewaySettings({}, **overrides)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.errors import GatewayError
-from services.gateway.tests.conftest import FILE, FILE_ID, answering, gql
+from services.gateway.tests.conftest import FILE, FILE_ID, answering, cache_hints, gql
 
 AUTH = {"Authorization": "Bearer t"}
 FILE_FIELDS = """
@@ -44,13 +44,15 @@ def test_a_file_maps_the_rest_fields_onto_the_contract(client, fake_files):
                 "createdAt": "2026-11-22T05:00:00.123456+00:00",
                 "processedAt": "2026-11-22T05:00:01+00:00",
             }
-        }
+        },
+        "extensions": cache_hints((["file"], 5)),
     }
 
 
 def test_a_missing_file_is_null(client, fake_files):
     fake_files.get_file = answering(None)
-    assert gql(client, '{ file(id: "x") { id } }', headers=AUTH).json() == {"data": {"file": None}}
+    response = gql(client, '{ file(id: "x") { id } }', headers=AUTH)
+    assert response.json() == {"data": {"file": None}, "extensions": cache_hints((["file"], 5))}
 
 
 def test_files_is_a_connection_over_the_services_page(client, fake_files):
@@ -69,8 +71,10 @@ def test_files_is_a_connection_over_the_services_page(client, fake_files):
                 "pageInfo": {"hasNextPage": False, "endCursor": "end"},
                 "totalCount": 1,
             }
-        }
+        },
+        "extensions": cache_hints((["files"], 5), (["files", "edges", 0, "node"], 5)),
     }
+    assert response.headers["Cache-Control"] == "private, max-age=5"
     (_name, _caller, kwargs) = fake_files.calls[0]
     assert kwargs == {"first": 5, "after": "abc"}
 

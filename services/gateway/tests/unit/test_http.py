@@ -7,7 +7,7 @@ import json
 import pytest
 
 from services.gateway.errors import GatewayError
-from services.gateway.tests.conftest import client_of, gql
+from services.gateway.tests.conftest import cache_hints, client_of, gql
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -102,7 +102,7 @@ def test_the_request_id_client_address_and_token_are_forwarded(make_app, fake_au
             "X-Forwarded-For": "6.6.6.6",
         },
     )
-    assert response.json() == {"data": {"me": {"id": "7"}}}
+    assert response.json() == {"data": {"me": {"id": "7"}}, "extensions": cache_hints((["me"], 60))}
     assert response.headers["X-Request-ID"] == "req-123"
     ((_name, caller, _kwargs),) = fake_auth.calls
     assert caller.request_id == "req-123"

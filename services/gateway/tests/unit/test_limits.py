@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.config import GatewaySettings
-from services.gateway.tests.conftest import client_of, gql
+from services.gateway.tests.conftest import cache_hints, client_of, gql
 
 DEEP_TASKS = "{ tasks { edges { node { dependsOn { dependsOn { id } } } } } }"  # 6 levels
 
@@ -183,7 +183,8 @@ def test_typename_still_works_without_introspection(make_app):
         client, "{ __typename me { __typename id } }", headers={"Authorization": "Bearer t"}
     )
     assert response.json() == {
-        "data": {"__typename": "Query", "me": {"__typename": "User", "id": "7"}}
+        "data": {"__typename": "Query", "me": {"__typename": "User", "id": "7"}},
+        "extensions": cache_hints((["me"], 60)),
     }
 
 

@@ -20,11 +20,11 @@ Rules = tuple[type[ASTValidationRule], ...]
 
 
 class _Entry:
-    __slots__ = ("document", "errors", "derived")
+    __slots__ = ("document", "derived")
 
     def __init__(self, document: DocumentNode) -> None:
         self.document = document
-        self.errors: dict[Rules, list[GraphQLError]] = {}
+        #: What was worked out from the document: validation errors, cache policies.
         self.derived: dict[Any, Any] = {}
 
 
@@ -74,15 +74,7 @@ class DocumentCache:
         self, document: DocumentNode, rules: Rules, compute: Callable[[], list[GraphQLError]]
     ) -> list[GraphQLError]:
         """The errors of `document` under `rules`, computed once while the document is cached."""
-        with self._lock:
-            entry = self._by_document.get(id(document))
-            if entry is not None and rules in entry.errors:
-                return entry.errors[rules]
-        errors = compute()
-        if entry is not None:
-            with self._lock:
-                entry.errors[rules] = errors
-        return errors
+        return self.derived(document, ("errors", rules), compute)
 
     def derived(self, document: DocumentNode, key: Any, compute: Callable[[], Any]) -> Any:
         """What `compute` derives from `document` (e.g. its cache policy), once while cached."""

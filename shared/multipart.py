@@ -88,10 +88,22 @@ class PullDecoder:
             boundary, max_form_memory_size=max_buffered, max_parts=max_parts
         )
         self._pending = memoryview(b"")
+        #: The end of the last piece, kept back because it may begin the closing delimiter.
+        self._held = b""
+        self._delimiter = b"\r\n--" + boundary + b"--"
         self._end_fed = False
         self._end_given = False
         #: Bytes fed so far.
         self.bytes_fed = 0
+
+    def _delimiter_start(self, piece: memoryview) -> int:
+        """How many bytes at the end of `piece` could be the start of the closing delimiter."""
+        tail = bytes(piece[-len(self._delimiter) :])
+        for start in range(len(tail)):
+            end = tail[start:]
+            if self._delimiter.startswith(end) or self._delimiter[1:].startswith(end):
+                return len(end)
+        return 0
 
     @classmethod
     def for_content_type(cls, content_type: str | None, *, max_parts: int) -> PullDecoder:
@@ -109,9 +121,12 @@ class PullDecoder:
             raise RuntimeError("feed() before the previous bytes were pulled")
         if not chunk:
             self._end_fed = True
+            self._pending = memoryview(self._held)
+            self._held = b""
             return
         self.bytes_fed += len(chunk)
-        self._pending = memoryview(chunk)
+        self._pending = memoryview(self._held + chunk if self._held else chunk)
+        self._held = b""
 
     def next_event(self) -> Event:
         """The next event, or NEED_DATA until more is fed; MultipartError on a broken body."""
@@ -126,8 +141,16 @@ class PullDecoder:
                 return event
             if self._pending:
                 piece, self._pending = self._pending[:READ_SIZE], self._pending[READ_SIZE:]
+                if not self._pending and not self._end_fed:
+                    # werkzeug's decoder takes the CR of the closing delimiter for data when a
+                    # piece ends inside `--boundary--`: such an end waits for the next piece.
+                    held = self._delimiter_start(piece)
+                    if held:
+                        piece, self._held = piece[:-held], bytes(piece[-held:])
+                        if not piece:
+                            return NEED_DATA
                 try:
-                    self._decoder.receive_data(bytes(piece))
+                    self._decoder.receive_data(piece)  # type: ignore[arg-type]
                 except RequestEntityTooLarge:
                     raise HeadersTooLong("A multipart part's headers are too long.") from None
             elif self._end_fed and not self._end_given:

@@ -358,27 +358,37 @@ class FilesClient(ServiceClient):
 
         The body is sent chunked while the client's request is read; an error reading it
         (UploadTooLarge, UploadIncomplete) propagates and abandons the upstream request, so
-        the files service stores nothing.
+        the files service stores nothing. A piece of the file that cannot be passed on within
+        the upload timeout, or an answer that does not come within it, is SERVICE_UNAVAILABLE.
         """
         boundary = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.upload_timeout) as deadline:
 
-        async def body() -> AsyncIterator[bytes]:
-            yield _multipart_head(boundary, upload)
-            async for chunk in upload.chunks():
-                yield chunk
-            yield f"\r\n--{boundary}--\r\n".encode("ascii")
+                async def body() -> AsyncIterator[bytes]:
+                    yield _multipart_head(boundary, upload)
+                    async for chunk in upload.chunks():
+                        deadline.reschedule(loop.time() + self.upload_timeout)
+                        yield chunk
+                    # The answer has its own timeout (sock_read), from the last byte on.
+                    deadline.reschedule(None)
+                    yield f"\r\n--{boundary}--\r\n".encode("ascii")
 
-        return await self.request(
-            "POST",
-            "/v1/files",
-            caller,
-            content=body(),
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=self.timeout.connect, sock_read=self.upload_timeout
-            ),
-            with_token=True,
-        )
+                return await self.request(
+                    "POST",
+                    "/v1/files",
+                    caller,
+                    content=body(),
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, connect=self.timeout.connect, sock_read=self.upload_timeout
+                    ),
+                    with_token=True,
+                )
+        except TimeoutError:
+            log.warning("files service took the upload too slowly; abandoned")
+            raise self.unavailable() from None
 
     async def list_files(
         self, caller: Caller, *, first: int | None = None, after: str | None = None

@@ -6,12 +6,15 @@ import asyncio
 import collections
 import socket
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from flask import Flask, jsonify, request
 
-from services.gateway.clients import AuthClient, Caller, TasksClient
+from services.gateway.clients import AuthClient, Caller, FilesClient, TasksClient
 from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
+from services.gateway.tests.apollo import apollo_upload
+from services.gateway.uploads import MultipartLimits, MultipartReader
 from shared.testing import ServerThread
 
 hits: collections.Counter = collections.Counter()
@@ -232,3 +235,43 @@ def test_a_task_id_is_sent_in_canonical_form_with_the_tail(tasks, run):
         tasks.read_logs(Caller(token="t"), task_id="{3F2C1A4E-8D1B-4C55-9F0E-2B7D7C9E6A01}", tail=5)
     )
     assert answer == {"task_id": "3f2c1a4e-8d1b-4c55-9f0e-2b7d7c9e6a01", "text": "tail=5"}
+
+
+@pytest.fixture
+def deaf_service():
+    """A loopback port that accepts connections and never reads from them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_an_upload_the_files_service_stops_taking_is_service_unavailable(deaf_service, run):
+    files = FilesClient(
+        deaf_service,
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        retries=0,
+        pool_size=1,
+        upload_timeout=0.5,
+    )
+    request = apollo_upload("big.bin")
+    content = b"x" * (64 * 1024 * 1024)  # far more than the loopback socket buffers hold
+
+    async def body() -> AsyncIterator[bytes]:
+        data = request.body(content)
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    async def upload() -> dict:
+        limits = MultipartLimits(max_file_bytes=len(content), max_form_bytes=10_000)
+        reader = MultipartReader(body(), content_type=request.content_type, limits=limits)
+        operation = await reader.read_operation()
+        return await files.upload_file(Caller(token="t"), upload=operation["variables"]["file"])
+
+    started = time.monotonic()
+    error = _fails(run, upload)
+    run(files.close())
+    assert isinstance(error, ServiceUnavailable)
+    assert error.message == "The files service is unavailable. Try again later."
+    assert time.monotonic() - started < 10

@@ -120,8 +120,11 @@ class GatewayHTTPHandler(GraphQLHTTPHandler):
         elif method == "GET":
             await send_error(send, 404, "Not found.")
         else:
-            allow = "GET, POST" if self.introspection else "POST"
-            await send_error(send, 405, "Method not allowed.", headers={"Allow": allow})
+            allow = "GET, POST, OPTIONS" if self.introspection else "POST, OPTIONS"
+            if method == "OPTIONS":
+                await Response(status_code=200, headers={"Allow": allow})(scope, receive, send)
+            else:
+                await send_error(send, 405, "Method not allowed.", headers={"Allow": allow})
 
     async def graphql_http_server(self, request: Request) -> Response:
         """Execute one operation; 200 once executed, even with errors."""

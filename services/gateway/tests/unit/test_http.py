@@ -161,7 +161,9 @@ def test_another_method_on_graphql_is_a_405_naming_the_allowed_ones(client):
     response = client.put("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 405
     assert response.json()["code"] == "METHOD_NOT_ALLOWED"
-    assert response.headers["Allow"] == "GET, POST"
+    assert response.headers["Allow"] == "GET, POST, OPTIONS"
+    options = client.options("/graphql")
+    assert (options.status_code, options.headers["Allow"]) == (200, "GET, POST, OPTIONS")
 
 
 def test_requests_are_counted_by_endpoint_in_the_metrics(client):

@@ -14,6 +14,8 @@ Events are werkzeug's: Preamble, Field and File (a part's headers), Data (some o
 
 from __future__ import annotations
 
+import re
+
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import (
@@ -90,7 +92,12 @@ class PullDecoder:
         self._pending = memoryview(b"")
         #: The end of the last piece, kept back because it may begin the closing delimiter.
         self._held = b""
-        self._delimiter = b"\r\n--" + boundary + b"--"
+        # A line break (CRLF, or a lone CR or LF) then any beginning of `--boundary--`, at the end.
+        nested = b""
+        for char in reversed(b"--" + boundary + b"--"):
+            nested = re.escape(bytes([char])) + (b"(?:" + nested + b")?" if nested else b"")
+        self._delimiter_start_re = re.compile(b"(?:\r\n?|\n)(?:" + nested + b")?\\Z")
+        self._delimiter_length = len(boundary) + 6
         self._end_fed = False
         self._end_given = False
         #: Bytes fed so far.
@@ -98,12 +105,8 @@ class PullDecoder:
 
     def _delimiter_start(self, piece: memoryview) -> int:
         """How many bytes at the end of `piece` could be the start of the closing delimiter."""
-        tail = bytes(piece[-len(self._delimiter) :])
-        for start in range(len(tail)):
-            end = tail[start:]
-            if self._delimiter.startswith(end) or self._delimiter[1:].startswith(end):
-                return len(end)
-        return 0
+        match = self._delimiter_start_re.search(bytes(piece[-self._delimiter_length :]))
+        return len(match.group()) if match else 0
 
     @classmethod
     def for_content_type(cls, content_type: str | None, *, max_parts: int) -> PullDecoder:

@@ -124,7 +124,6 @@ class ServiceClient:
                 # One session serves every user, so a cookie set by a service is never kept.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
-                auto_decompress=False,
             )
             self._loop = loop
         return self._session

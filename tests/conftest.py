@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from starlette.testclient import TestClient
 
 from services.auth.app import create_app as create_auth_app
 from services.auth.config import AuthSettings
@@ -26,6 +27,7 @@ from services.files.config import FilesSettings
 from services.files.tests.s3 import moto_server, s3_client, s3_settings
 from services.gateway.app import create_app as create_gateway_app
 from services.gateway.config import GatewaySettings
+from services.gateway.tests.conftest import client_of
 from services.tasks.app import create_app as create_tasks_app
 from services.tasks.config import TasksSettings
 from shared.testing import ServerThread
@@ -253,18 +255,17 @@ def gateway_app(auth_server, tasks_server, files_server):
 @pytest.fixture
 def gateway(gateway_app):
     """A test client of the gateway."""
-    return gateway_app.test_client()
+    return client_of(gateway_app)
 
 
 class GraphQLClient:
     """Sends operations to a gateway test client the way Apollo Client does."""
 
-    def __init__(self, client, *, address: str = "127.0.0.1") -> None:
+    def __init__(self, client: TestClient) -> None:
         self.client = client
-        self.address = address
 
     def post(self, query: str, variables: dict | None = None, *, token: str | None = None):
-        """POST one operation; returns the Flask test response."""
+        """POST one operation; returns the test client's response."""
         headers = {"Accept": "application/graphql-response+json,application/json;q=0.9"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -272,14 +273,13 @@ class GraphQLClient:
             "/graphql",
             json={"query": query, "variables": variables or {}},
             headers=headers,
-            environ_base={"REMOTE_ADDR": self.address},
         )
 
     def __call__(self, query: str, variables: dict | None = None, **kwargs: Any) -> dict:
         """POST one operation that must have executed (HTTP 200); returns the JSON body."""
         response = self.post(query, variables, **kwargs)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        return response.json
+        assert response.status_code == 200, response.text
+        return response.json()
 
 
 @pytest.fixture
@@ -293,6 +293,12 @@ def register(gql: GraphQLClient, email: str | None = None) -> dict:
     body = gql(REGISTER, {"e": email or unique_email(), "p": PASSWORD})
     assert "errors" not in body, body
     return body["data"]["register"]
+
+
+def only_data(body: dict) -> Any:
+    """The data of a response without errors (its extensions, cache hints, are not compared)."""
+    assert set(body) <= {"data", "extensions"}, body
+    return body["data"]
 
 
 def error_codes(body: dict) -> list[str]:

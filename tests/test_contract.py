@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,13 @@ from graphql.utilities import get_default_value_ast
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
+from services.gateway.tests.conftest import client_of
 
-CONTRACT = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "gateway.graphql"
+#: `../shared` beside the clone; DOCKYARD_CONTRACT names it elsewhere (a worktree's checkout).
+CONTRACT = Path(
+    os.environ.get("DOCKYARD_CONTRACT")
+    or Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "gateway.graphql"
+)
 
 
 def contract_schema() -> GraphQLSchema:
@@ -37,9 +43,9 @@ def contract_schema() -> GraphQLSchema:
 def served_schema() -> GraphQLSchema:
     """What the gateway actually serves, learned by introspection over POST /graphql."""
     app = create_app(GatewaySettings({}, GRAPHQL_INTROSPECTION=True))
-    response = app.test_client().post("/graphql", json={"query": get_introspection_query()})
-    assert response.status_code == 200 and "errors" not in response.json, response.json
-    return build_client_schema(response.json["data"])
+    response = client_of(app).post("/graphql", json={"query": get_introspection_query()})
+    assert response.status_code == 200 and "errors" not in response.json(), response.json()
+    return build_client_schema(response.json()["data"])
 
 
 def _kind(named) -> str:
@@ -149,3 +155,22 @@ def test_the_comparison_notices_a_departure_from_the_contract(change, problem):
     departed = build_schema(source.replace(old, new, 1))
     problems = contract_problems(contract, departed)
     assert any(problem in p for p in problems), problems
+
+
+def test_the_served_schema_declares_apollos_cache_control_directive():
+    served = served_schema()
+    directive = served.get_directive("cacheControl")
+    assert directive is not None, "@cacheControl is not declared"
+    assert {name: str(arg.type) for name, arg in directive.args.items()} == {
+        "maxAge": "Int",
+        "scope": "CacheControlScope",
+        "inheritMaxAge": "Boolean",
+    }
+    assert {location.name for location in directive.locations} == {
+        "FIELD_DEFINITION",
+        "OBJECT",
+        "INTERFACE",
+        "UNION",
+    }
+    scope = served.get_type("CacheControlScope")
+    assert isinstance(scope, GraphQLEnumType) and set(scope.values) == {"PUBLIC", "PRIVATE"}

@@ -21,7 +21,14 @@ from services.files.config import FilesSettings
 from services.files.storage import S3_PART_SIZE
 from services.gateway.tests.apollo import apollo_upload
 from shared.testing import ServerThread
-from tests.conftest import FilesBackend, fresh_storage, gateway_env, jwks_url, uvicorn_gateway
+from tests.conftest import (
+    FilesBackend,
+    fresh_storage,
+    gateway_env,
+    jwks_url,
+    only_data,
+    uvicorn_gateway,
+)
 from tests.gateway_clients import GET_FILE as GET
 from tests.gateway_clients import Account, Gateway, codes, upload
 
@@ -154,7 +161,7 @@ def test_file_reads_back_and_delete_removes_the_row_and_the_stored_object(
     assert gateway(DELETE, {"id": uploaded["id"]}, token=alice.token) == {
         "data": {"deleteFile": True}
     }
-    assert gateway(GET, {"id": uploaded["id"]}, token=alice.token) == {"data": {"file": None}}
+    assert only_data(gateway(GET, {"id": uploaded["id"]}, token=alice.token)) == {"file": None}
     assert stored_row(files_backend, uploaded["id"]) is None
     assert not files_backend.holds(key)
     again = gateway(DELETE, {"id": uploaded["id"]}, token=alice.token)
@@ -163,7 +170,7 @@ def test_file_reads_back_and_delete_removes_the_row_and_the_stored_object(
 
 def test_another_users_file_is_null_to_read_not_found_to_delete_and_not_listed(gateway, alice, bob):
     uploaded = upload(gateway, alice)
-    assert gateway(GET, {"id": uploaded["id"]}, token=bob.token) == {"data": {"file": None}}
+    assert only_data(gateway(GET, {"id": uploaded["id"]}, token=bob.token)) == {"file": None}
     body = gateway(DELETE, {"id": uploaded["id"]}, token=bob.token)
     assert body["data"] is None
     assert codes(body) == ["NOT_FOUND"]
@@ -180,7 +187,7 @@ def test_another_users_file_is_null_to_read_not_found_to_delete_and_not_listed(g
 def test_an_unknown_or_malformed_id_is_null_to_read_and_not_found_to_delete(
     gateway, alice, file_id
 ):
-    assert gateway(GET, {"id": file_id}, token=alice.token) == {"data": {"file": None}}
+    assert only_data(gateway(GET, {"id": file_id}, token=alice.token)) == {"file": None}
     assert codes(gateway(DELETE, {"id": file_id}, token=alice.token)) == ["NOT_FOUND"]
 
 

@@ -10,9 +10,17 @@ import pytest
 
 from services.gateway.app import create_app as create_gateway_app
 from services.gateway.clients import AuthClient, Clients, FilesClient, TasksClient
+from services.gateway.tests.conftest import client_of
 from services.tasks.models import LogStream, Task, TaskStatus
 from services.tasks.tests.factories import PATHS, append_output, insert_tasks_at_once, move_task
-from tests.conftest import GraphQLClient, error_codes, free_port, gateway_settings, register
+from tests.conftest import (
+    GraphQLClient,
+    error_codes,
+    free_port,
+    gateway_settings,
+    only_data,
+    register,
+)
 
 TASK = """
     id name image command status exitCode error errorCode attempts createdAt startedAt
@@ -361,10 +369,10 @@ class CountingTasksClient(TasksClient):
 
     log_reads = 0
 
-    def read_logs(self, caller, **kwargs):
+    async def read_logs(self, caller, **kwargs):
         """Count, then read for real."""
         self.log_reads += 1
-        return super().read_logs(caller, **kwargs)
+        return await super().read_logs(caller, **kwargs)
 
 
 def test_logs_are_fetched_only_when_selected(auth_server, tasks_server, gql, alice):
@@ -375,7 +383,7 @@ def test_logs_are_fetched_only_when_selected(auth_server, tasks_server, gql, ali
         files=FilesClient.from_settings(settings, settings.FILES_SERVICE_URL),
         tasks=tasks,
     )
-    counted = GraphQLClient(create_gateway_app(settings, clients=clients).test_client())
+    counted = GraphQLClient(client_of(create_gateway_app(settings, clients=clients)))
     for _ in range(3):
         create(gql, alice)
 
@@ -401,8 +409,8 @@ def test_task_operations_without_a_valid_token_are_unauthenticated(gql, query, v
     response = gql.post(query, variables(), token=token)
     assert response.status_code == 200
     # task is nullable, so it alone answers {"task": null}; the others null the whole data.
-    assert not any((response.json["data"] or {}).values())
-    assert error_codes(response.json) == ["UNAUTHENTICATED"]
+    assert not any((response.json()["data"] or {}).values())
+    assert error_codes(response.json()) == ["UNAUTHENTICATED"]
 
 
 def test_a_logged_out_token_cannot_reach_tasks(gql, alice):
@@ -414,14 +422,14 @@ def test_a_logged_out_token_cannot_reach_tasks(gql, alice):
 def test_tasks_down_is_service_unavailable_with_http_200(auth_server, gql, alice):
     port = free_port()
     settings = gateway_settings(auth_server.url, tasks_url=f"http://127.0.0.1:{port}")
-    down = GraphQLClient(create_gateway_app(settings).test_client())
+    down = GraphQLClient(client_of(create_gateway_app(settings)))
     for query, variables in OPERATIONS:
         response = down.post(query, variables(), token=alice.token)
         assert response.status_code == 200
-        body = response.json
+        body = response.json()
         assert error_codes(body) == ["SERVICE_UNAVAILABLE"]
         assert body["errors"][0]["message"] == "The tasks service is unavailable. Try again later."
-        text = response.get_data(as_text=True)
+        text = response.text
         assert str(port) not in text and "Traceback" not in text and "http://" not in text
     # Accounts do not depend on the tasks service.
-    assert down("{ me { id } }", token=alice.token) == {"data": {"me": {"id": alice.id}}}
+    assert only_data(down("{ me { id } }", token=alice.token)) == {"me": {"id": alice.id}}

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import (
+from services.files.service import IncomingFile
+from services.files.storage import Readable
+from shared.multipart import (
     NEED_DATA,
+    READ_SIZE,
     Data,
     Epilogue,
     Event,
     Field,
     File,
-    MultipartDecoder,
+    HeadersTooLong,
+    MultipartError,
+    PullDecoder,
+    TooManyParts,
 )
 
-from services.files.service import IncomingFile
-from services.files.storage import Readable
-
-#: Bytes pulled from the request body per read.
-READ_SIZE = 64 * 1024
-#: Bytes the decoder may buffer while looking for a boundary or the end of part headers.
-MAX_BUFFERED_BYTES = 4 * READ_SIZE
 #: Bytes of everything that is not the file's content: boundaries, part headers, other fields.
 MAX_OVERHEAD_BYTES = 64 * 1024
 MAX_PARTS = 16
@@ -41,20 +38,11 @@ class MultipartUpload:
         content_length: int | None,
         field: str = "file",
     ) -> None:
-        mimetype, options = parse_options_header(content_type or "")
-        boundary = options.get("boundary", "")
-        if mimetype != "multipart/form-data" or not boundary:
-            raise MalformedMultipart("The upload must be multipart/form-data with a boundary.")
         try:
-            boundary_bytes = boundary.encode("ascii")
-        except UnicodeEncodeError:
-            raise MalformedMultipart("The multipart boundary is not ASCII.") from None
-        self._decoder = MultipartDecoder(
-            boundary_bytes, max_form_memory_size=MAX_BUFFERED_BYTES, max_parts=MAX_PARTS
-        )
+            self._decoder = PullDecoder.for_content_type(content_type, max_parts=MAX_PARTS)
+        except MultipartError as exc:
+            raise MalformedMultipart(str(exc)) from None
         self._source = stream
-        self._exhausted = False
-        self._bytes_read = 0
         self._field = field
         self._file: _FilePart | None = None
         self._skipped_bytes = 0
@@ -62,25 +50,18 @@ class MultipartUpload:
         self.overhead_allowance = MAX_OVERHEAD_BYTES
 
     def _next_event(self) -> Event:
-        while True:
-            try:
+        try:
+            event = self._decoder.next_event()
+            while event is NEED_DATA:
+                self._decoder.feed(b"" if self._decoder.ended else self._source.read(READ_SIZE))
                 event = self._decoder.next_event()
-            except ValueError:
-                raise MalformedMultipart("The multipart body is malformed or truncated.") from None
-            except RequestEntityTooLarge:
-                raise MalformedMultipart(f"The upload has more than {MAX_PARTS} parts.") from None
-            if event is not NEED_DATA:
-                return event
-            chunk = b"" if self._exhausted else self._source.read(READ_SIZE)
-            self._bytes_read += len(chunk)
-            try:
-                if chunk:
-                    self._decoder.receive_data(chunk)
-                else:
-                    self._exhausted = True
-                    self._decoder.receive_data(None)
-            except RequestEntityTooLarge:
-                raise MalformedMultipart("A multipart part's headers are too long.") from None
+        except TooManyParts:
+            raise MalformedMultipart(f"The upload has more than {MAX_PARTS} parts.") from None
+        except HeadersTooLong:
+            raise MalformedMultipart("A multipart part's headers are too long.") from None
+        except MultipartError:
+            raise MalformedMultipart("The multipart body is malformed or truncated.") from None
+        return event
 
     def _skip_part(self) -> None:
         while True:
@@ -122,7 +103,7 @@ class MultipartUpload:
         while True:
             event = self._next_event()
             if isinstance(event, Epilogue):
-                if self._bytes_read - self._file.size > MAX_OVERHEAD_BYTES:
+                if self._decoder.bytes_fed - self._file.size > MAX_OVERHEAD_BYTES:
                     raise MalformedMultipart(self._overhead_message())
                 return
             if isinstance(event, File) and event.name == self._field:

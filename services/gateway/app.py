@@ -1,39 +1,56 @@
-"""The gateway's app factory: the only wiring point of its HTTP side."""
+"""The gateway's app factory: the only wiring point of its one ASGI app."""
 
 from __future__ import annotations
 
-from flask import Flask
+from ariadne.asgi import GraphQL
+from ariadne.explorer import ExplorerGraphiQL
+from prometheus_client import CollectorRegistry
 
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
+from services.gateway.context import context_factory
 from services.gateway.executable import Gateway, build_schema
-from services.gateway.uploads import MAX_PARTS
-from services.gateway.views import blp
-from shared.auth import verifier_from_settings
+from services.gateway.feed import EventFeed, EventListener
+from services.gateway.handler import GatewayHTTPHandler
+from services.gateway.plumbing import HealthRoutes
+from services.gateway.transport import GatewayApp
+from services.gateway.websocket import AuthenticatingTransportWSHandler
+from shared.auth import TokenVerifier, verifier_from_settings
 from shared.health import redis_check
-from shared.web import create_service_app
+from shared.logging import configure_logging
 
 
-def create_app(settings: GatewaySettings | None = None, *, clients: Clients | None = None) -> Flask:
-    """Build the gateway: POST/GET /graphql plus health, readiness and metrics."""
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    clients: Clients | None = None,
+    verifier: TokenVerifier | None = None,
+) -> GatewayApp:
+    """Build the gateway: /graphql over HTTP and WebSocket, health, readiness and metrics."""
     settings = settings or GatewaySettings()
+    configure_logging("gateway", settings.LOG_LEVEL)
     clients = clients or Clients.from_settings(settings)
-    verifier = verifier_from_settings(settings)
-    app, _api = create_service_app(
-        "gateway",
-        settings,
-        title="Dockyard gateway",
+    verifier = verifier or verifier_from_settings(settings)
+    gateway = Gateway(settings=settings, schema=build_schema(), clients=clients, verifier=verifier)
+    feed = EventFeed()
+    graphql = GraphQL(
+        gateway.schema,
+        context_value=context_factory(clients, verifier, feed),
+        http_handler=GatewayHTTPHandler(gateway),
+        websocket_handler=AuthenticatingTransportWSHandler(verifier),
+        explorer=ExplorerGraphiQL(title="Dockyard GraphQL"),
+        **gateway.options,
+    )
+    health = HealthRoutes(
+        registry=CollectorRegistry(),
         readiness_checks={
             "redis": redis_check(verifier.revocations.client),
             "auth": clients.auth.check,
         },
     )
-    # Multipart (upload) requests: `operations` and `map` together are held to the size of a
-    # JSON operation, and a request has those two parts and one file. The body's own limit
-    # (a whole file) is set per request by the view.
-    app.config.update(MAX_FORM_MEMORY_SIZE=settings.MAX_REQUEST_BYTES, MAX_FORM_PARTS=MAX_PARTS)
-    app.extensions["gateway"] = Gateway(
-        settings=settings, schema=build_schema(), clients=clients, verifier=verifier
+    return GatewayApp(
+        gateway=gateway,
+        graphql=graphql,
+        health=health,
+        listener=EventListener(feed, amqp_url=settings.AMQP_URL, namespace=settings.NAMESPACE),
     )
-    app.register_blueprint(blp)
-    return app

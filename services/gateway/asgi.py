@@ -1,8 +1,8 @@
 """ASGI entry point: `uvicorn services.gateway.asgi:app` (or `python -m services.gateway.asgi`)."""
 
-from services.gateway.transport import create_asgi_app
+from services.gateway.app import create_app
 
-app = create_asgi_app()
+app = create_app()
 
 if __name__ == "__main__":
     import uvicorn

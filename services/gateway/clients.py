@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json as jsonlib
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+import aiohttp
 
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
@@ -21,6 +20,24 @@ from services.gateway.uploads import FileUpload
 log = logging.getLogger("dockyard.gateway.clients")
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Answers after which an idempotent call is tried again.
+_RETRY_STATUSES = frozenset({502, 503, 504})
+#: Seconds before the second retry; each later one waits twice as long (the first is at once).
+_RETRY_BACKOFF = 0.05
+#: Idle seconds after which a pooled connection is dropped: below the services' keep-alive
+#: (deploy/gunicorn.conf.py), so the gateway never sends a POST on a connection being closed.
+_KEEPALIVE_SECONDS = 10.0
+#: What a call can fail with before the service answered: it cannot be reached or is too slow.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A service's answer: status, headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -44,17 +61,6 @@ class Caller:
         return headers
 
 
-def _session(*, pool_size: int, retry: Retry) -> requests.Session:
-    session = requests.Session()
-    # One session serves every user, so a cookie set by a service must never be replayed.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 def _camel(name: str) -> str:
     # A leading underscore is kept: "_schema" (an error of the whole body) is no field name.
     stripped = name.lstrip("_")
@@ -75,7 +81,11 @@ def _retry_after(value: str | None) -> int | None:
 
 
 class ServiceClient:
-    """Base of the per-service clients: JSON over pooled sessions, errors as GatewayErrors."""
+    """Base of the per-service clients: JSON over a pooled aiohttp session, GatewayErrors.
+
+    The pool belongs to the event loop that first used it: a client used from another loop
+    (a test's, after the server's) opens a pool of its own there.
+    """
 
     #: The service's name in messages and logs.
     service = ""
@@ -90,42 +100,63 @@ class ServiceClient:
         pool_size: int,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = (connect_timeout, read_timeout)
-        # Two pools because urllib3 would otherwise retry a POST whose connection failed too;
-        # only idempotent calls are ever repeated.
-        self._retrying = _session(
-            pool_size=pool_size,
-            retry=Retry(
-                total=retries,
-                connect=retries,
-                read=retries,
-                status=retries,
-                status_forcelist=(502, 503, 504),
-                allowed_methods=_IDEMPOTENT,
-                backoff_factor=0.05,
-                raise_on_status=False,
-                respect_retry_after_header=False,
-            ),
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=read_timeout
         )
-        self._once = _session(pool_size=pool_size, retry=Retry(total=0, raise_on_status=False))
+        self.retries = retries
+        self.pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings, base_url: str) -> ServiceClient:
         """A client configured with the gateway's timeouts, retries and pool size."""
-        return cls(
-            base_url,
-            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
-            read_timeout=settings.UPSTREAM_READ_TIMEOUT,
-            retries=settings.UPSTREAM_RETRIES,
-            pool_size=settings.WORKER_THREADS,
-        )
+        return cls(base_url, **_client_options(settings))
 
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self._retrying.close()
-        self._once.close()
+    def _pool(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self.pool_size, keepalive_timeout=_KEEPALIVE_SECONDS
+                ),
+                timeout=self.timeout,
+                # One session serves every user, so a cookie set by a service is never kept.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+            self._loop = loop
+        return self._session
 
-    def request(
+    async def close(self) -> None:
+        """Close the pooled connections (of the running event loop's pool)."""
+        if self._session is not None and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = self._loop = None
+
+    async def _send_once(self, method: str, path: str, **kwargs: Any) -> Answer:
+        url = self.base_url + path
+        async with self._pool().request(method, url, allow_redirects=False, **kwargs) as response:
+            return Answer(response.status, response.headers, await response.read())
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """Send once, or for an idempotent call retry transport failures and 502/503/504."""
+        attempts = 1 + (self.retries if method in _IDEMPOTENT else 0)
+        for attempt in range(attempts):
+            if attempt > 1:
+                await asyncio.sleep(_RETRY_BACKOFF * 2 ** (attempt - 2))
+            last = attempt == attempts - 1
+            try:
+                answer = await self._send_once(method, path, **kwargs)
+            except _TRANSPORT_ERRORS:
+                if last:
+                    raise
+                continue
+            if last or answer.status not in _RETRY_STATUSES:
+                return answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def request(
         self,
         method: str,
         path: str,
@@ -134,46 +165,49 @@ class ServiceClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         with_token: bool = False,
-        data: Any = None,
+        content: AsyncIterator[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
-        timeout: tuple[float, float] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> Any:
         """Call the service; return the decoded JSON body (None for 204) or raise GatewayError.
 
-        `data` may be an iterator of bytes: it is sent chunked, as it is produced.
+        `content` may be an async iterator of bytes: it is sent chunked, as it is produced;
+        a GatewayError it raises (the client's upload broke) abandons the call and propagates.
         """
-        session = self._retrying if method in _IDEMPOTENT else self._once
+        sent_headers = caller.headers(with_token=with_token)
+        if headers:
+            sent_headers.update(headers)
+        if json is not None:
+            content = jsonlib.dumps(json).encode()
+            sent_headers["Content-Type"] = "application/json"
         try:
-            response = session.request(
-                method,
-                self.base_url + path,
-                json=json,
-                params=params,
-                data=data,
-                headers={**caller.headers(with_token=with_token), **(headers or {})},
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            log.warning("%s service unreachable: %s %s: %s", self.service, method, path, exc)
-            raise self.unavailable() from None
-        if response.status_code >= 500:
-            log.warning(
-                "%s service failed: %s %s answered %s",
-                self.service,
+            answer = await self._send(
                 method,
                 path,
-                response.status_code,
+                params=params,
+                data=content,
+                headers=sent_headers,
+                timeout=timeout or self.timeout,
+            )
+        except _TRANSPORT_ERRORS as exc:
+            cause = _gateway_error_in(exc)
+            if cause is not None:
+                raise cause from None
+            log.warning("%s service unreachable: %s %s: %r", self.service, method, path, exc)
+            raise self.unavailable() from None
+        if answer.status >= 500:
+            log.warning(
+                "%s service failed: %s %s answered %s", self.service, method, path, answer.status
             )
             raise self.unavailable()
-        if response.status_code == 204:
+        if answer.status == 204:
             return None
         try:
-            body = response.json()
+            body = jsonlib.loads(answer.content)
         except ValueError:
             body = None
-        if response.status_code >= 400:
-            raise self.translate_error(response, body)
+        if answer.status >= 400:
+            raise self.translate_error(answer, body)
         if body is None:
             log.error("%s service answered %s %s without JSON", self.service, method, path)
             raise GatewayError("Internal server error.")
@@ -183,10 +217,10 @@ class ServiceClient:
         """The error clients see when this service cannot answer."""
         return ServiceUnavailable(f"The {self.service} service is unavailable. Try again later.")
 
-    def translate_error(self, response: requests.Response, body: Any) -> GatewayError:
+    def translate_error(self, answer: Answer, body: Any) -> GatewayError:
         """Turn the shared REST error shape into a GatewayError with the same code."""
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
-            log.error("%s service answered %s without an error body", self.service, response)
+            log.error("%s service answered %s without an error body", self.service, answer.status)
             return GatewayError("Internal server error.")
         message = str(body.get("message") or "Request failed.")
         fields = self.translate_fields(body.get("fields"))
@@ -197,8 +231,8 @@ class ServiceClient:
             message,
             code=body["code"],
             fields=fields,
-            retry_after=_retry_after(response.headers.get("Retry-After"))
-            if response.status_code == 429
+            retry_after=_retry_after(answer.headers.get("Retry-After"))
+            if answer.status == 429
             else None,
         )
         if error.code == "INTERNAL_SERVER_ERROR":
@@ -206,7 +240,7 @@ class ServiceClient:
             log.error(
                 "%s service answered %s %s: %s",
                 self.service,
-                response.status_code,
+                answer.status,
                 body.get("code"),
                 body.get("message"),
             )
@@ -221,10 +255,30 @@ class ServiceClient:
             return None
         return {_camel(str(name)): str(message) for name, message in fields.items()}
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Readiness probe: the service answers its liveness endpoint."""
-        response = self._once.get(self.base_url + "/healthz", timeout=self.timeout)
-        response.raise_for_status()
+        answer = await self._send_once("GET", "/healthz")
+        if answer.status != 200:
+            raise RuntimeError(f"{self.service} answered {answer.status}")
+
+
+def _gateway_error_in(exc: BaseException) -> GatewayError | None:
+    """The GatewayError behind a failed call, when the body being sent raised one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, GatewayError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _client_options(settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT,
+        "read_timeout": settings.UPSTREAM_READ_TIMEOUT,
+        "retries": settings.UPSTREAM_RETRIES,
+        "pool_size": settings.UPSTREAM_POOL_SIZE,
+    }
 
 
 class AuthClient(ServiceClient):
@@ -232,31 +286,31 @@ class AuthClient(ServiceClient):
 
     service = "auth"
 
-    def register(self, caller: Caller, *, email: str, password: str) -> dict[str, Any]:
+    async def register(self, caller: Caller, *, email: str, password: str) -> dict[str, Any]:
         """Create an account; returns the first token pair and the user."""
-        return self.request(
+        return await self.request(
             "POST", "/v1/auth/register", caller, json={"email": email, "password": password}
         )
 
-    def login(self, caller: Caller, *, email: str, password: str) -> dict[str, Any]:
+    async def login(self, caller: Caller, *, email: str, password: str) -> dict[str, Any]:
         """Exchange credentials for a token pair (rate limited per account and address)."""
-        return self.request(
+        return await self.request(
             "POST", "/v1/auth/login", caller, json={"email": email, "password": password}
         )
 
-    def refresh(self, caller: Caller, *, refresh_token: str) -> dict[str, Any]:
+    async def refresh(self, caller: Caller, *, refresh_token: str) -> dict[str, Any]:
         """Rotate a refresh token into a new pair."""
-        return self.request(
+        return await self.request(
             "POST", "/v1/auth/refresh", caller, json={"refresh_token": refresh_token}
         )
 
-    def logout(self, caller: Caller) -> None:
+    async def logout(self, caller: Caller) -> None:
         """Revoke the caller's access token and its refresh family."""
-        self.request("POST", "/v1/auth/logout", caller, with_token=True)
+        await self.request("POST", "/v1/auth/logout", caller, with_token=True)
 
-    def current_user(self, caller: Caller) -> dict[str, Any]:
+    async def current_user(self, caller: Caller) -> dict[str, Any]:
         """The user the caller's access token speaks for."""
-        return self.request("GET", "/v1/users/me", caller, with_token=True)
+        return await self.request("GET", "/v1/users/me", caller, with_token=True)
 
 
 def _file_path(file_id: str) -> str | None:
@@ -296,73 +350,79 @@ class FilesClient(ServiceClient):
     @classmethod
     def from_settings(cls, settings: GatewaySettings, base_url: str) -> FilesClient:
         """A client configured with the gateway's timeouts, retries and pool size."""
-        return cls(
-            base_url,
-            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
-            read_timeout=settings.UPSTREAM_READ_TIMEOUT,
-            retries=settings.UPSTREAM_RETRIES,
-            pool_size=settings.WORKER_THREADS,
-            upload_timeout=settings.UPLOAD_TIMEOUT,
-        )
+        return cls(base_url, upload_timeout=settings.UPLOAD_TIMEOUT, **_client_options(settings))
 
-    def upload_file(self, caller: Caller, *, upload: FileUpload) -> dict[str, Any]:
+    async def upload_file(self, caller: Caller, *, upload: FileUpload) -> dict[str, Any]:
         """Pass a file on to the files service as it arrives, in a multipart body of its own.
 
         The body is sent chunked while the client's request is read; an error reading it
         (UploadTooLarge, UploadIncomplete) propagates and abandons the upstream request, so
-        the files service stores nothing.
+        the files service stores nothing. A piece of the file that cannot be passed on within
+        the upload timeout, or an answer that does not come within it, is SERVICE_UNAVAILABLE.
         """
         boundary = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.upload_timeout) as deadline:
 
-        def body() -> Iterator[bytes]:
-            yield _multipart_head(boundary, upload)
-            yield from upload.chunks()
-            yield f"\r\n--{boundary}--\r\n".encode("ascii")
+                async def body() -> AsyncIterator[bytes]:
+                    yield _multipart_head(boundary, upload)
+                    async for chunk in upload.chunks():
+                        deadline.reschedule(loop.time() + self.upload_timeout)
+                        yield chunk
+                    # The answer has its own timeout (sock_read), from the last byte on.
+                    deadline.reschedule(None)
+                    yield f"\r\n--{boundary}--\r\n".encode("ascii")
 
-        return self.request(
-            "POST",
-            "/v1/files",
-            caller,
-            data=body(),
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-            timeout=(self.timeout[0], self.upload_timeout),
-            with_token=True,
-        )
+                return await self.request(
+                    "POST",
+                    "/v1/files",
+                    caller,
+                    content=body(),
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, connect=self.timeout.connect, sock_read=self.upload_timeout
+                    ),
+                    with_token=True,
+                )
+        except TimeoutError:
+            log.warning("files service took the upload too slowly; abandoned")
+            raise self.unavailable() from None
 
-    def list_files(
+    async def list_files(
         self, caller: Caller, *, first: int | None = None, after: str | None = None
     ) -> dict[str, Any]:
         """One page of the caller's files, newest first: items, total_count and page_info."""
         params = {"first": first, "after": after}
         params = {name: value for name, value in params.items() if value is not None}
-        return self.request("GET", "/v1/files", caller, params=params, with_token=True)
+        return await self.request("GET", "/v1/files", caller, params=params, with_token=True)
 
-    def get_file(self, caller: Caller, *, file_id: str) -> dict[str, Any] | None:
+    async def get_file(self, caller: Caller, *, file_id: str) -> dict[str, Any] | None:
         """One of the caller's files; None when absent, not theirs, or not a file id."""
         path = _file_path(file_id)
         if path is None:
             return None
         try:
-            return self.request("GET", path, caller, with_token=True)
+            return await self.request("GET", path, caller, with_token=True)
         except GatewayError as exc:
             if exc.code == NotFound.code:
                 return None
             raise
 
-    def delete_file(self, caller: Caller, *, file_id: str) -> None:
+    async def delete_file(self, caller: Caller, *, file_id: str) -> None:
         """Delete one of the caller's files and its content; NOT_FOUND when absent or not theirs."""
         path = _file_path(file_id)
         if path is None:
             raise _file_not_found()
-        self.request("DELETE", path, caller, with_token=True)
+        await self.request("DELETE", path, caller, with_token=True)
 
-    def translate_error(self, response: requests.Response, body: Any) -> GatewayError:
+    def translate_error(self, answer: Answer, body: Any) -> GatewayError:
         """As for every service, except that a full quota is PAYLOAD_TOO_LARGE to clients."""
         if isinstance(body, dict) and body.get("code") == "QUOTA_EXCEEDED":
             return GatewayError(
                 str(body.get("message") or "Storage quota exceeded."), code="PAYLOAD_TOO_LARGE"
             )
-        return super().translate_error(response, body)
+        return super().translate_error(answer, body)
 
 
 def _task_path(task_id: str, suffix: str = "") -> str | None:
@@ -385,12 +445,12 @@ class TasksClient(ServiceClient):
 
     service = "tasks"
 
-    def create_task(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
+    async def create_task(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Submit a task; `spec` holds the REST fields, a None value meaning "not given"."""
         body = {name: value for name, value in spec.items() if value is not None}
-        return self.request("POST", "/v1/tasks", caller, json=body, with_token=True)
+        return await self.request("POST", "/v1/tasks", caller, json=body, with_token=True)
 
-    def list_tasks(
+    async def list_tasks(
         self,
         caller: Caller,
         *,
@@ -401,36 +461,38 @@ class TasksClient(ServiceClient):
         """One page of the caller's tasks, newest first, optionally of one status."""
         params = {"first": first, "after": after, "status": status}
         params = {name: value for name, value in params.items() if value is not None}
-        return self.request("GET", "/v1/tasks", caller, params=params, with_token=True)
+        return await self.request("GET", "/v1/tasks", caller, params=params, with_token=True)
 
-    def get_task(self, caller: Caller, *, task_id: str) -> dict[str, Any] | None:
+    async def get_task(self, caller: Caller, *, task_id: str) -> dict[str, Any] | None:
         """One of the caller's tasks; None when absent or not theirs."""
         path = _task_path(task_id)
         if path is None:
             return None
         try:
-            return self.request("GET", path, caller, with_token=True)
+            return await self.request("GET", path, caller, with_token=True)
         except GatewayError as exc:
             if exc.code == NotFound.code:
                 return None
             raise
 
-    def cancel_task(self, caller: Caller, *, task_id: str) -> dict[str, Any]:
+    async def cancel_task(self, caller: Caller, *, task_id: str) -> dict[str, Any]:
         """Cancel one of the caller's tasks (a finished one comes back unchanged)."""
         path = _task_path(task_id, "/cancel")
         if path is None:
             raise _task_not_found()
-        return self.request("POST", path, caller, with_token=True)
+        return await self.request("POST", path, caller, with_token=True)
 
-    def read_logs(self, caller: Caller, *, task_id: str, tail: int | None = None) -> dict[str, Any]:
+    async def read_logs(
+        self, caller: Caller, *, task_id: str, tail: int | None = None
+    ) -> dict[str, Any]:
         """A task's stored output, stdout and stderr interleaved; the last `tail` lines if given."""
         path = _task_path(task_id, "/logs")
         if path is None:
             raise _task_not_found()
         params = {"tail": tail} if tail is not None else None
-        return self.request("GET", path, caller, params=params, with_token=True)
+        return await self.request("GET", path, caller, params=params, with_token=True)
 
-    def read_log_chunks(
+    async def read_log_chunks(
         self, caller: Caller, *, task_id: str, after: int | None = None
     ) -> dict[str, Any] | None:
         """The task's output chunks stored after chunk `after`; None when absent or not theirs."""
@@ -439,7 +501,7 @@ class TasksClient(ServiceClient):
             return None
         params = {"after": after} if after is not None else None
         try:
-            return self.request("GET", path, caller, params=params, with_token=True)
+            return await self.request("GET", path, caller, params=params, with_token=True)
         except GatewayError as exc:
             if exc.code == NotFound.code:
                 return None
@@ -463,7 +525,7 @@ class Clients:
             tasks=TasksClient.from_settings(settings, settings.TASKS_SERVICE_URL),
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close every client's connections."""
         for client in (self.auth, self.files, self.tasks):
-            client.close()
+            await client.close()

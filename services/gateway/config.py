@@ -106,15 +106,14 @@ class GatewaySettings(CommonSettings):
         doc="Retries of idempotent (GET) calls to a service on connection errors and 502/503/504; "
         "other calls are never retried.",
     )
-    WORKER_THREADS = EnvVar(
-        "GATEWAY_WORKER_THREADS",
+    UPSTREAM_POOL_SIZE = EnvVar(
+        "GATEWAY_UPSTREAM_POOL_SIZE",
         int,
         default=32,
-        doc="Threads running HTTP requests (the Flask app) per gateway process; also the size "
-        "of each upstream connection pool.",
+        doc="Most connections the gateway keeps open to each service; further calls wait for one.",
     )
-    # Named like CommonSettings' attribute so shared.web sets Flask's MAX_CONTENT_LENGTH from it;
-    # its own variable because the gateway's bodies (queries, later uploads) differ from REST's.
+    # Named like CommonSettings' attribute, which the REST services' apps read; its own variable
+    # because the gateway's bodies (queries, uploads) differ from REST's.
     MAX_REQUEST_BYTES = EnvVar(
         "GATEWAY_MAX_REQUEST_BYTES",
         int,

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from services.gateway.clients import Caller, Clients
 from services.gateway.errors import ServiceUnavailable, Unauthenticated
 from services.gateway.feed import EventFeed
-from shared.auth import Identity, RevocationUnavailable, TokenInvalid, TokenVerifier
+from services.gateway.plumbing import request_id_of
+from shared.auth import Identity, RevocationUnavailable, TokenInvalid, TokenVerifier, bearer_token
 
 log = logging.getLogger("dockyard.gateway.context")
+
+#: Where a WebSocket's connection_init leaves the verified identity and token in its scope.
+IDENTITY_KEY, TOKEN_KEY = "dockyard.identity", "dockyard.token"
 
 
 @dataclass
@@ -26,21 +32,8 @@ class GatewayContext:
     verifier: TokenVerifier
     #: Set up front when the transport already verified the token (WebSocket connection_init).
     verified_identity: Identity | None = field(default=None, repr=False)
-    #: The process's event feed, which subscriptions watch (WebSocket operations only).
+    #: The process's event feed, which subscriptions watch.
     feed: EventFeed | None = field(default=None, repr=False)
-    #: Whether resolvers run on the event loop (WebSocket) rather than in a request thread.
-    on_event_loop: bool = False
-
-    def blocking(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call a blocking function (a service call) without ever stalling the event loop.
-
-        Over HTTP the operation runs in a request thread, so the function runs right there;
-        over WebSocket it runs in a worker thread and this returns an awaitable of its result,
-        which graphql-core awaits like any async resolver's.
-        """
-        if self.on_event_loop:
-            return run_in_threadpool(function, *args, **kwargs)
-        return function(*args, **kwargs)
 
     def require_token(self) -> str:
         """The caller's bearer token, or UNAUTHENTICATED when there is none."""
@@ -48,19 +41,53 @@ class GatewayContext:
             raise Unauthenticated("Authentication required: send a bearer token.")
         return self.caller.token
 
-    def identity(self) -> Identity:
+    async def identity(self) -> Identity:
         """Verify the bearer token locally (signature, expiry, revocation); cache the result."""
         if self.verified_identity is None:
-            self.verified_identity = verify_token(self.verifier, self.require_token())
+            self.verified_identity = await verify_token(self.verifier, self.require_token())
         return self.verified_identity
 
 
-def verify_token(verifier: TokenVerifier, token: str) -> Identity:
-    """Verify an access token, mapping failures onto contract errors."""
+async def verify_token(verifier: TokenVerifier, token: str) -> Identity:
+    """Verify an access token off the event loop, mapping failures onto contract errors."""
     try:
-        return verifier.verify(token)
+        # The verifier blocks (Redis, and JWKS on a cache miss).
+        return await run_in_threadpool(verifier.verify, token)
     except TokenInvalid as exc:
         raise Unauthenticated(f"Authentication failed: {exc}.") from None
     except RevocationUnavailable as exc:
         log.warning("revocation list unreachable, refusing the token: %s", exc)
         raise ServiceUnavailable("Authentication is temporarily unavailable.") from None
+
+
+def context_factory(
+    clients: Clients, verifier: TokenVerifier, feed: EventFeed
+) -> Callable[[HTTPConnection, Any], GatewayContext]:
+    """Ariadne `context_value`: each operation's caller, from its HTTP request or WebSocket.
+
+    An HTTP request names its caller in its Authorization header; a WebSocket did so once, in
+    connection_init, and every operation on it gets a request id of its own.
+    """
+
+    def context(connection: HTTPConnection, _data: Any) -> GatewayContext:
+        scope = connection.scope
+        client = scope.get("client")
+        if scope["type"] == "websocket":
+            token = scope.get(TOKEN_KEY)
+            request_id = str(uuid.uuid4())
+        else:
+            token = bearer_token(connection.headers.get("authorization"))
+            request_id = request_id_of(scope)
+        return GatewayContext(
+            caller=Caller(
+                client_address=client[0] if client else None,
+                request_id=request_id,
+                token=token,
+            ),
+            clients=clients,
+            verifier=verifier,
+            verified_identity=scope.get(IDENTITY_KEY),
+            feed=feed,
+        )
+
+    return context

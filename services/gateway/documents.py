@@ -20,11 +20,12 @@ Rules = tuple[type[ASTValidationRule], ...]
 
 
 class _Entry:
-    __slots__ = ("document", "errors")
+    __slots__ = ("document", "derived")
 
     def __init__(self, document: DocumentNode) -> None:
         self.document = document
-        self.errors: dict[Rules, list[GraphQLError]] = {}
+        #: What was worked out from the document: validation errors, cache policies.
+        self.derived: dict[Any, Any] = {}
 
 
 class DocumentCache:
@@ -73,15 +74,19 @@ class DocumentCache:
         self, document: DocumentNode, rules: Rules, compute: Callable[[], list[GraphQLError]]
     ) -> list[GraphQLError]:
         """The errors of `document` under `rules`, computed once while the document is cached."""
+        return self.derived(document, ("errors", rules), compute)
+
+    def derived(self, document: DocumentNode, key: Any, compute: Callable[[], Any]) -> Any:
+        """What `compute` derives from `document` (e.g. its cache policy), once while cached."""
         with self._lock:
             entry = self._by_document.get(id(document))
-            if entry is not None and rules in entry.errors:
-                return entry.errors[rules]
-        errors = compute()
+            if entry is not None and key in entry.derived:
+                return entry.derived[key]
+        value = compute()
         if entry is not None:
             with self._lock:
-                entry.errors[rules] = errors
-        return errors
+                entry.derived[key] = value
+        return value
 
     def __len__(self) -> int:
         """How many documents are cached."""
@@ -99,7 +104,7 @@ def query_parser(cache: DocumentCache) -> Callable[[Any, dict], DocumentNode]:
 
 def _variable_dependent(rule: type[ASTValidationRule]) -> bool:
     # The cost of `files(first: $n)` depends on $n; every other rule sees only the text.
-    return issubclass(rule, CostValidator)
+    return issubclass(rule, CostValidator) and getattr(rule, "depends_on_variables", True)
 
 
 def query_validator(

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ariadne import graphql_sync, load_schema_from_path, make_executable_schema
+from ariadne import load_schema_from_path, make_executable_schema
 from graphql import GraphQLSchema
 
+from services.gateway.cache_control import CacheHints, Policy, query_policy
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
-from services.gateway.context import GatewayContext
 from services.gateway.documents import DocumentCache, query_parser, query_validator
 from services.gateway.errors import ErrorLogger, format_error
 from services.gateway.limits import validation_rules
@@ -28,11 +28,8 @@ def build_schema() -> GraphQLSchema:
     )
 
 
-def graphql_options(settings: GatewaySettings) -> dict[str, Any]:
-    """Ariadne options both transports share: limits, introspection, error reporting."""
-    documents = DocumentCache(
-        max_entries=settings.GRAPHQL_DOCUMENT_CACHE_SIZE, max_tokens=settings.GRAPHQL_MAX_TOKENS
-    )
+def graphql_options(settings: GatewaySettings, documents: DocumentCache) -> dict[str, Any]:
+    """Ariadne options of every operation: limits, introspection, error reporting."""
     return {
         "introspection": settings.GRAPHQL_INTROSPECTION,
         "query_parser": query_parser(documents),
@@ -53,12 +50,24 @@ class Gateway:
     schema: GraphQLSchema
     clients: Clients
     verifier: TokenVerifier
+    #: Parsed documents, their validation and their cache policies, as long as the app lives.
+    documents: DocumentCache = field(init=False, repr=False)
+    cache_hints: CacheHints = field(init=False, repr=False)
     options: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Build the options once: their document cache lives as long as the app."""
-        self.options = graphql_options(self.settings)
+        """Build the document cache, the schema's cache hints and the options once."""
+        self.documents = DocumentCache(
+            max_entries=self.settings.GRAPHQL_DOCUMENT_CACHE_SIZE,
+            max_tokens=self.settings.GRAPHQL_MAX_TOKENS,
+        )
+        self.cache_hints = CacheHints(self.schema)
+        self.options = graphql_options(self.settings, self.documents)
 
-    def execute(self, data: Any, context: GatewayContext) -> tuple[bool, dict[str, Any]]:
-        """Parse, validate (limits included) and execute one operation synchronously."""
-        return graphql_sync(self.schema, data, context_value=context, **self.options)
+    def cache_policy(self, data: dict[str, Any]) -> Policy | None:
+        """The cache policy of an executed request's query; None for any other operation."""
+        document = self.documents.parse(data["query"])
+        name = data.get("operationName")
+        return self.documents.derived(
+            document, ("cache policy", name), lambda: query_policy(self.cache_hints, document, name)
+        )

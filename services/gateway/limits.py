@@ -167,6 +167,9 @@ def cost_limit_rule(maximum_cost: int, variables: dict | None) -> type[ASTValida
     class CostLimitRule(base):  # type: ignore[misc, valid-type]
         """Refuse operations whose estimated cost exceeds the limit."""
 
+        #: Whether its verdict may differ between two requests of one document.
+        depends_on_variables = variables is not None
+
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
             self.context = _CostContext(context)  # type: ignore[assignment]
@@ -198,9 +201,21 @@ def validation_rules(settings: GatewaySettings) -> ValidationRulesFactory:
     """Ariadne `validation_rules`: depth, top-level field and cost limits for one request."""
     depth = depth_limit_rule(settings.GRAPHQL_MAX_DEPTH)
     root_fields = root_field_limit_rule(settings.GRAPHQL_MAX_ROOT_FIELDS)
+    # Most documents declare no variables: their cost is the same on every request, so one rule
+    # serves them all and its verdict is cached with the document's.
+    fixed_cost = cost_limit_rule(settings.GRAPHQL_MAX_COST, None)
 
-    def rules(_context: Any, _document: DocumentNode, data: Any) -> list[type[ASTValidationRule]]:
+    def rules(_context: Any, document: DocumentNode, data: Any) -> list[type[ASTValidationRule]]:
+        if not _declares_variables(document):
+            return [depth, root_fields, fixed_cost]
         variables = data.get("variables") if isinstance(data, dict) else None
-        return [depth, root_fields, cost_limit_rule(settings.GRAPHQL_MAX_COST, variables)]
+        return [depth, root_fields, cost_limit_rule(settings.GRAPHQL_MAX_COST, variables or {})]
 
     return rules
+
+
+def _declares_variables(document: DocumentNode) -> bool:
+    return any(
+        isinstance(definition, OperationDefinitionNode) and definition.variable_definitions
+        for definition in document.definitions
+    )

@@ -12,30 +12,28 @@ time. The gateway never holds more than a few chunks of a file, in memory or on 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import (
+
+from services.gateway.errors import BadUserInput, GatewayError
+from shared.multipart import (
     NEED_DATA,
     Data,
     Epilogue,
     Event,
     Field,
     File,
-    MultipartDecoder,
+    HeadersTooLong,
+    MultipartError,
     Preamble,
+    PullDecoder,
+    TooManyParts,
 )
 
-from services.gateway.errors import BadUserInput, GatewayError
-
 SPEC_URL = "https://github.com/jaydenseric/graphql-multipart-request-spec"
-#: Bytes pulled from the request body per read.
-READ_SIZE = 64 * 1024
-#: Bytes the decoder may buffer while looking for a boundary or the end of part headers.
-MAX_BUFFERED_BYTES = 4 * READ_SIZE
 #: Files one request may carry. Each is passed on while it arrives, so a second one would have
 #: to be spooled until the first is through; the contract's uploadFile takes one file.
 MAX_FILES = 1
@@ -45,6 +43,14 @@ MAX_PARTS = 2 + MAX_FILES
 
 class MultipartRequestError(ValueError):
     """The body is not a valid GraphQL multipart request; nothing is executed."""
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the request's limit (raised by the body's reader)."""
+
+
+class BodyIncomplete(Exception):
+    """The client went away before its body ended (raised by the body's reader)."""
 
 
 class UploadTooLarge(GatewayError):
@@ -103,13 +109,13 @@ class FileUpload:
         self._reader = reader
         self._claimed = False
 
-    def chunks(self) -> Iterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         """The content as it arrives; raises UploadTooLarge, UploadIncomplete, UploadAlreadyRead."""
         if self._claimed:
             raise UploadAlreadyRead()
         self._claimed = True
         limit = self._reader.limits.max_file_bytes
-        for chunk in self._reader.file_data():
+        async for chunk in self._reader.file_data():
             self.size += len(chunk)
             if self.size > limit:
                 raise UploadTooLarge(limit)
@@ -119,58 +125,42 @@ class FileUpload:
         return f"FileUpload(filename={self.filename!r}, content_type={self.content_type!r})"
 
 
-def _boundary(content_type: str | None) -> bytes:
-    mimetype, options = parse_options_header(content_type or "")
-    boundary = options.get("boundary", "")
-    if mimetype != "multipart/form-data" or not boundary:
-        raise MultipartRequestError("A multipart request needs a boundary.")
-    try:
-        return boundary.encode("ascii")
-    except UnicodeEncodeError:
-        raise MultipartRequestError("The multipart boundary is not ASCII.") from None
-
-
 class MultipartReader:
-    """Reads a GraphQL multipart request from a stream, the file part only on demand."""
+    """Reads a GraphQL multipart request from an async body, the file part only on demand.
 
-    def __init__(self, stream: Any, *, content_type: str | None, limits: MultipartLimits) -> None:
+    `body` yields the request's bytes and raises BodyTooLarge or BodyIncomplete.
+    """
+
+    def __init__(
+        self, body: AsyncIterator[bytes], *, content_type: str | None, limits: MultipartLimits
+    ) -> None:
         self.limits = limits
-        self._stream = stream
-        self._decoder = MultipartDecoder(
-            _boundary(content_type),
-            max_form_memory_size=MAX_BUFFERED_BYTES,
-            max_parts=limits.max_parts,
-        )
-        self._exhausted = False
+        self._body = body
+        try:
+            self._decoder = PullDecoder.for_content_type(content_type, max_parts=limits.max_parts)
+        except MultipartError:
+            raise MultipartRequestError("A multipart request needs a boundary.") from None
         self._form_bytes = 0
 
-    def _pull(self) -> None:
-        chunk = b"" if self._exhausted else self._stream.read(READ_SIZE)
-        if chunk:
-            self._decoder.receive_data(chunk)
-        else:
-            self._exhausted = True
-            self._decoder.receive_data(None)
-
-    def _next_event(self) -> Event:
+    async def _next_event(self) -> Event:
         """The decoder's next event, reading more of the body as it needs."""
-        while True:
+        event = self._decoder.next_event()
+        while event is NEED_DATA:
+            self._decoder.feed(await anext(self._body, b""))
             event = self._decoder.next_event()
-            if event is not NEED_DATA:
-                return event
-            self._pull()
+        return event
 
-    def read_operation(self) -> dict[str, Any]:
+    async def read_operation(self) -> dict[str, Any]:
         """Read `operations` and `map`, then up to the file's content; return the operation.
 
         Each variable the map names holds a FileUpload. Raises MultipartRequestError.
         """
         try:
-            event = self._next_event()
+            event = await self._next_event()
             if isinstance(event, Preamble):
-                event = self._next_event()
-            operations = self._json_field(event, "operations")
-            files_map = self._json_field(self._next_event(), "map")
+                event = await self._next_event()
+            operations = await self._json_field(event, "operations")
+            files_map = await self._json_field(await self._next_event(), "map")
             if isinstance(operations, list):
                 raise MultipartRequestError(
                     "Batched operations are not supported; send one per request."
@@ -179,21 +169,21 @@ class MultipartReader:
                 raise MultipartRequestError(f"`operations` must be a JSON object ({SPEC_URL}).")
             paths_by_part = _check_map(files_map)
             for part_name, paths in paths_by_part.items():
-                upload = self._open_file(part_name)
+                upload = await self._open_file(part_name)
                 for path in paths:
                     _place(operations, path, upload)
             return operations
-        except RequestEntityTooLarge:
+        except MultipartRequestError:
+            raise
+        except (TooManyParts, HeadersTooLong):
             raise MultipartRequestError(
                 f"A multipart request has at most {self.limits.max_parts} parts "
                 "(operations, map and one file) with headers of reasonable size."
             ) from None
-        except MultipartRequestError:
-            raise
-        except (ValueError, BadRequest):
+        except (MultipartError, BodyIncomplete):
             raise MultipartRequestError("The multipart body is malformed or truncated.") from None
 
-    def _json_field(self, event: Event, name: str) -> Any:
+    async def _json_field(self, event: Event, name: str) -> Any:
         if not isinstance(event, Field) or event.name != name:
             raise MultipartRequestError(
                 f"The multipart request must start with the `operations` and `map` fields, "
@@ -201,7 +191,7 @@ class MultipartReader:
             )
         chunks = []
         while True:
-            data = self._next_event()
+            data = await self._next_event()
             if not isinstance(data, Data):
                 raise MultipartRequestError("The multipart body is malformed.")
             self._form_bytes += len(data.data)
@@ -217,8 +207,8 @@ class MultipartReader:
         except (UnicodeDecodeError, ValueError):
             raise MultipartRequestError(f"`{name}` must be JSON.") from None
 
-    def _open_file(self, part_name: str) -> FileUpload:
-        event = self._next_event()
+    async def _open_file(self, part_name: str) -> FileUpload:
+        event = await self._next_event()
         if isinstance(event, Epilogue):
             raise MultipartRequestError(f"The file part `{part_name}` named in `map` is missing.")
         if not isinstance(event, File) or event.name != part_name:
@@ -229,18 +219,17 @@ class MultipartReader:
             )
         return FileUpload(self, filename=event.filename, content_type=_media_type(event.headers))
 
-    def file_data(self) -> Iterator[bytes]:
+    async def file_data(self) -> AsyncIterator[bytes]:
         """The content of the file part the body is positioned at, up to its boundary."""
         while True:
             try:
-                event = self._next_event()
-            except RequestEntityTooLarge:
-                # Only the request stream raises this here: a body without Content-Length grew
-                # past the request limit.
+                event = await self._next_event()
+            except BodyTooLarge:
+                # A body without Content-Length grew past the request limit.
                 raise UploadTooLarge(self.limits.max_file_bytes) from None
-            except (ValueError, BadRequest):
+            except (MultipartError, BodyIncomplete):
                 # The decoder found the body truncated or malformed; or the client went away
-                # before sending all it announced (werkzeug's ClientDisconnected).
+                # before sending all it announced.
                 raise UploadIncomplete() from None
             if not isinstance(event, Data):
                 raise UploadIncomplete()

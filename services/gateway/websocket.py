@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any
 
-from ariadne.asgi.handlers import GraphQLHTTPHandler, GraphQLTransportWSHandler
+from ariadne.asgi.handlers import GraphQLTransportWSHandler
 from ariadne.asgi.handlers.graphql_transport_ws import ClientContext
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket
 
-from services.gateway.clients import Caller, Clients
-from services.gateway.context import GatewayContext
-from services.gateway.errors import error_entry
-from services.gateway.feed import EventFeed
+from services.gateway.context import IDENTITY_KEY, TOKEN_KEY
 from shared.auth import RevocationUnavailable, TokenInvalid, TokenVerifier, bearer_token
 
 log = logging.getLogger("dockyard.gateway.websocket")
@@ -23,8 +19,6 @@ log = logging.getLogger("dockyard.gateway.websocket")
 #: graphql-transport-ws close codes (the graphql-ws library's) plus RFC 6455's "try again later".
 UNAUTHORIZED, FORBIDDEN, TOO_MANY_INITIALISATION_REQUESTS = 4401, 4403, 4429
 TRY_AGAIN_LATER, INTERNAL_ERROR = 1013, 1011
-
-_SCOPE_IDENTITY, _SCOPE_TOKEN = "dockyard.identity", "dockyard.token"
 
 
 class ConnectionRejected(Exception):
@@ -58,8 +52,8 @@ class AuthenticatingTransportWSHandler(GraphQLTransportWSHandler):
         except RevocationUnavailable:
             log.warning("revocation list unreachable; refusing a WebSocket connection")
             raise ConnectionRejected(TRY_AGAIN_LATER, "Try again later") from None
-        websocket.scope[_SCOPE_IDENTITY] = identity
-        websocket.scope[_SCOPE_TOKEN] = token
+        websocket.scope[IDENTITY_KEY] = identity
+        websocket.scope[TOKEN_KEY] = token
 
     async def handle_websocket_connection_init_message(
         self, websocket: WebSocket, message: dict, client_context: ClientContext
@@ -80,43 +74,3 @@ class AuthenticatingTransportWSHandler(GraphQLTransportWSHandler):
             return
         await websocket.send_json({"type": self.GQL_CONNECTION_ACK})
         client_context.connection_acknowledged = True
-
-
-class SubscriptionsOnlyHandler(GraphQLHTTPHandler):
-    """What the WebSocket handler runs queries and mutations with: a refusal.
-
-    Resolvers of queries and mutations block on HTTP calls; run on the event loop they would
-    stall every subscription, so they stay on HTTP POST (what Apollo's split link does anyway).
-    """
-
-    async def execute_graphql_query(self, request: Any, data: Any, **_kwargs: Any) -> Any:
-        """Refuse with BAD_USER_INPUT."""
-        message = "Only subscriptions are served over WebSocket; send queries and mutations "
-        message += "with HTTP POST."
-        return False, {"errors": [error_entry(message, "BAD_USER_INPUT")]}
-
-    async def handle(self, scope, receive, send) -> None:
-        """Never reached: HTTP goes to the Flask app."""
-        raise RuntimeError("HTTP requests are served by the Flask app")
-
-
-def websocket_context(clients: Clients, verifier: TokenVerifier, feed: EventFeed):
-    """Ariadne `context_value` for WebSocket operations: the identity from connection_init."""
-
-    def context(websocket: WebSocket, _data: Any) -> GatewayContext:
-        client = websocket.client
-        return GatewayContext(
-            caller=Caller(
-                client_address=client.host if client else None,
-                # One per operation: every service call a subscription makes shares it.
-                request_id=str(uuid.uuid4()),
-                token=websocket.scope.get(_SCOPE_TOKEN),
-            ),
-            clients=clients,
-            verifier=verifier,
-            verified_identity=websocket.scope.get(_SCOPE_IDENTITY),
-            feed=feed,
-            on_event_loop=True,
-        )
-
-    return context

@@ -10,33 +10,37 @@ from services.gateway.resolvers.root import mutation
 
 
 @mutation.field("register")
-def resolve_register(
+async def resolve_register(
     _obj: Any, info: GraphQLResolveInfo, *, email: str, password: str
 ) -> dict[str, Any]:
     """Create an account and return its first token pair."""
-    return info.context.clients.auth.register(info.context.caller, email=email, password=password)
+    return await info.context.clients.auth.register(
+        info.context.caller, email=email, password=password
+    )
 
 
 @mutation.field("login")
-def resolve_login(
+async def resolve_login(
     _obj: Any, info: GraphQLResolveInfo, *, email: str, password: str
 ) -> dict[str, Any]:
     """Exchange credentials for a token pair; every attempt counts against auth's limits."""
-    return info.context.clients.auth.login(info.context.caller, email=email, password=password)
+    return await info.context.clients.auth.login(
+        info.context.caller, email=email, password=password
+    )
 
 
 @mutation.field("refreshToken")
-def resolve_refresh_token(
+async def resolve_refresh_token(
     _obj: Any, info: GraphQLResolveInfo, *, refresh_token: str
 ) -> dict[str, Any]:
     """Rotate a refresh token into a new pair."""
-    return info.context.clients.auth.refresh(info.context.caller, refresh_token=refresh_token)
+    return await info.context.clients.auth.refresh(info.context.caller, refresh_token=refresh_token)
 
 
 @mutation.field("logout")
-def resolve_logout(_obj: Any, info: GraphQLResolveInfo) -> bool:
+async def resolve_logout(_obj: Any, info: GraphQLResolveInfo) -> bool:
     """Revoke the caller's access token and its refresh family."""
     context = info.context
     context.require_token()
-    context.clients.auth.logout(context.caller)
+    await context.clients.auth.logout(context.caller)
     return True

@@ -16,21 +16,21 @@ file_type.set_alias("sha256", "sha256")
 
 
 @query.field("file")
-def resolve_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
+async def resolve_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
     """One of the caller's files; null when absent, not theirs, or not a file id at all."""
     context = info.context
     context.require_token()
-    return context.clients.files.get_file(context.caller, file_id=id)
+    return await context.clients.files.get_file(context.caller, file_id=id)
 
 
 @query.field("files")
-def resolve_files(
+async def resolve_files(
     _obj: Any, info: GraphQLResolveInfo, *, first: int | None = None, after: str | None = None
 ) -> dict[str, Any]:
     """The caller's files, newest first, as a connection over the files service's page."""
     context = info.context
     context.require_token()
-    page = context.clients.files.list_files(context.caller, first=first, after=after)
+    page = await context.clients.files.list_files(context.caller, first=first, after=after)
     return {
         "edges": page["edges"],
         "page_info": page["page_info"],
@@ -39,18 +39,20 @@ def resolve_files(
 
 
 @mutation.field("uploadFile")
-def resolve_upload_file(_obj: Any, info: GraphQLResolveInfo, *, file: FileUpload) -> dict[str, Any]:
+async def resolve_upload_file(
+    _obj: Any, info: GraphQLResolveInfo, *, file: FileUpload
+) -> dict[str, Any]:
     """Pass the file on to the files service while it arrives; processing follows later."""
     context = info.context
     # Verified here, not only by the files service: a bad token must not cost a whole upload.
-    context.identity()
-    return context.clients.files.upload_file(context.caller, upload=file)
+    await context.identity()
+    return await context.clients.files.upload_file(context.caller, upload=file)
 
 
 @mutation.field("deleteFile")
-def resolve_delete_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> bool:
+async def resolve_delete_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> bool:
     """Delete one of the caller's files; NOT_FOUND when absent or not theirs."""
     context = info.context
     context.require_token()
-    context.clients.files.delete_file(context.caller, file_id=id)
+    await context.clients.files.delete_file(context.caller, file_id=id)
     return True

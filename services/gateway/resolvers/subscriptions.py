@@ -100,7 +100,7 @@ def subscribe_file_updated(
     context: GatewayContext = info.context
 
     def fetch() -> Awaitable[dict[str, Any] | None]:
-        return context.blocking(context.clients.files.get_file, context.caller, file_id=id)
+        return context.clients.files.get_file(context.caller, file_id=id)
 
     return status_updates(
         context,
@@ -120,7 +120,7 @@ def subscribe_task_updated(
     context: GatewayContext = info.context
 
     def fetch() -> Awaitable[dict[str, Any] | None]:
-        return context.blocking(context.clients.tasks.get_task, context.caller, task_id=id)
+        return context.clients.tasks.get_task(context.caller, task_id=id)
 
     return status_updates(
         context,
@@ -204,9 +204,7 @@ async def log_chunks(
     watch = context.feed.watch("task", key)
 
     def fetch() -> Awaitable[dict[str, Any] | None]:
-        return context.blocking(
-            context.clients.tasks.read_log_chunks, context.caller, task_id=key, after=read_after
-        )
+        return context.clients.tasks.read_log_chunks(context.caller, task_id=key, after=read_after)
 
     try:
         page = await fetch()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
 from ariadne import ObjectType
@@ -14,15 +13,15 @@ task_type = ObjectType("Task")
 
 
 @query.field("task")
-def resolve_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
+async def resolve_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
     """One of the caller's tasks; null when absent, not theirs, or not a task id at all."""
     context = info.context
     context.require_token()
-    return context.clients.tasks.get_task(context.caller, task_id=id)
+    return await context.clients.tasks.get_task(context.caller, task_id=id)
 
 
 @query.field("tasks")
-def resolve_tasks(
+async def resolve_tasks(
     _obj: Any,
     info: GraphQLResolveInfo,
     *,
@@ -33,40 +32,37 @@ def resolve_tasks(
     """The caller's tasks, newest first; the tasks service's page is already a connection."""
     context = info.context
     context.require_token()
-    return context.clients.tasks.list_tasks(context.caller, first=first, after=after, status=status)
+    return await context.clients.tasks.list_tasks(
+        context.caller, first=first, after=after, status=status
+    )
 
 
 @mutation.field("createTask")
-def resolve_create_task(
+async def resolve_create_task(
     _obj: Any, info: GraphQLResolveInfo, *, input: dict[str, Any]
 ) -> dict[str, Any]:
     """Submit a task; the tasks service validates it (dependsOn, inputFileId not supported yet)."""
     context = info.context
     context.require_token()
-    return context.clients.tasks.create_task(context.caller, spec=input)
+    return await context.clients.tasks.create_task(context.caller, spec=input)
 
 
 @mutation.field("cancelTask")
-def resolve_cancel_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any]:
+async def resolve_cancel_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any]:
     """Cancel one of the caller's tasks; NOT_FOUND when absent or not theirs."""
     context = info.context
     context.require_token()
-    return context.clients.tasks.cancel_task(context.caller, task_id=id)
+    return await context.clients.tasks.cancel_task(context.caller, task_id=id)
 
 
 @task_type.field("logs")
-def resolve_logs(
+async def resolve_logs(
     task: dict[str, Any], info: GraphQLResolveInfo, *, tail: int | None = None
-) -> str | Awaitable[str]:
+) -> str:
     """The task's stored output: fetched only when selected, one call per task."""
     context = info.context
-
-    def read() -> str:
-        logs = context.clients.tasks.read_logs(context.caller, task_id=task["id"], tail=tail)
-        return logs["text"]
-
-    # A taskUpdated subscription selects it on the event loop.
-    return context.blocking(read)
+    logs = await context.clients.tasks.read_logs(context.caller, task_id=task["id"], tail=tail)
+    return logs["text"]
 
 
 @task_type.field("dependsOn")

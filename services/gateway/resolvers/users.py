@@ -10,8 +10,8 @@ from services.gateway.resolvers.root import query
 
 
 @query.field("me")
-def resolve_me(_obj: Any, info: GraphQLResolveInfo) -> dict[str, Any]:
+async def resolve_me(_obj: Any, info: GraphQLResolveInfo) -> dict[str, Any]:
     """The user the bearer token speaks for; auth verifies the token, revocation included."""
     context = info.context
     context.require_token()
-    return context.clients.auth.current_user(context.caller)
+    return await context.clients.auth.current_user(context.caller)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from services.gateway.app import create_app
 from services.gateway.clients import Caller, Clients, FilesClient, TasksClient
@@ -69,8 +70,24 @@ FILE = {
 GOOD_TOKEN = "good-token"
 
 
+class FakeRedis:
+    """The revocation list's Redis as the readiness probe sees it: always answering."""
+
+    def ping(self) -> bool:
+        """Pong."""
+        return True
+
+
+class FakeRevocations:
+    """Stands in for the verifier's RevocationList."""
+
+    client = FakeRedis()
+
+
 class FakeVerifier:
     """Stands in for TokenVerifier: GOOD_TOKEN is USER's, anything else is invalid."""
+
+    revocations = FakeRevocations()
 
     def verify(self, token: str) -> Identity:
         """USER's identity for GOOD_TOKEN; TokenInvalid otherwise."""
@@ -96,30 +113,30 @@ class FakeAuthClient:
             raise self.error
         return answer
 
-    def register(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def register(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """Canned registration."""
         return self._answer("register", caller, TOKENS, **kwargs)
 
-    def login(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def login(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """Canned login."""
         return self._answer("login", caller, TOKENS, **kwargs)
 
-    def refresh(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def refresh(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """Canned rotation."""
         return self._answer("refresh", caller, TOKENS, **kwargs)
 
-    def logout(self, caller: Caller) -> None:
+    async def logout(self, caller: Caller) -> None:
         """Canned logout."""
         return self._answer("logout", caller)
 
-    def current_user(self, caller: Caller) -> dict[str, Any]:
+    async def current_user(self, caller: Caller) -> dict[str, Any]:
         """Canned user."""
         return self._answer("current_user", caller, USER)
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Always ready."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to close."""
 
 
@@ -138,11 +155,11 @@ class FakeTasksClient:
             raise self.error
         return answer
 
-    def create_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def create_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """Canned creation."""
         return self._answer("create_task", caller, TASK, **kwargs)
 
-    def list_tasks(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def list_tasks(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """A canned page holding TASK."""
         page = {
             "edges": [{"cursor": "c1", "node": TASK}],
@@ -151,23 +168,23 @@ class FakeTasksClient:
         }
         return self._answer("list_tasks", caller, page, **kwargs)
 
-    def get_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any] | None:
+    async def get_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any] | None:
         """Canned task."""
         return self._answer("get_task", caller, TASK, **kwargs)
 
-    def cancel_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def cancel_task(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """Canned cancellation."""
         return self._answer("cancel_task", caller, {**TASK, "status": "CANCELLED"}, **kwargs)
 
-    def read_logs(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def read_logs(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """Canned output."""
         logs = {"task_id": TASK_ID, "status": "PENDING", "stream": "both", "text": "hi\n"}
         return self._answer("read_logs", caller, {**logs, "truncated": False}, **kwargs)
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Always ready."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to close."""
 
 
@@ -188,15 +205,15 @@ class FakeFilesClient:
             raise self.error
         return answer
 
-    def upload_file(self, caller: Caller, *, upload: FileUpload) -> dict[str, Any]:
+    async def upload_file(self, caller: Caller, *, upload: FileUpload) -> dict[str, Any]:
         """Read the file as the real client does, then answer FILE with its name and size."""
-        content = b"".join(upload.chunks())
+        content = b"".join([chunk async for chunk in upload.chunks()])
         self.uploaded.append(content)
         answer = {**FILE, "filename": upload.filename, "size": len(content)}
         answer["content_type"] = upload.content_type
         return self._answer("upload_file", caller, answer, upload=upload)
 
-    def list_files(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
+    async def list_files(self, caller: Caller, **kwargs: Any) -> dict[str, Any]:
         """A canned page holding FILE."""
         page = {
             "edges": [{"cursor": "file-cursor", "node": FILE}],
@@ -205,19 +222,34 @@ class FakeFilesClient:
         }
         return self._answer("list_files", caller, page, **kwargs)
 
-    def get_file(self, caller: Caller, **kwargs: Any) -> dict[str, Any] | None:
+    async def get_file(self, caller: Caller, **kwargs: Any) -> dict[str, Any] | None:
         """Canned file."""
         return self._answer("get_file", caller, FILE, **kwargs)
 
-    def delete_file(self, caller: Caller, **kwargs: Any) -> None:
+    async def delete_file(self, caller: Caller, **kwargs: Any) -> None:
         """Canned deletion."""
         return self._answer("delete_file", caller, None, **kwargs)
 
-    def check(self) -> None:
+    async def check(self) -> None:
         """Always ready."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to close."""
+
+
+def answering(value: Any):
+    """A stand-in for a client method: an async function answering `value` to any call."""
+
+    async def answer(*_args: Any, **_kwargs: Any) -> Any:
+        return value
+
+    return answer
+
+
+def cache_hints(*hints: tuple[list, int]) -> dict[str, Any]:
+    """The `extensions` of a response whose PRIVATE hints are these (path, maxAge) pairs."""
+    entries = [{"path": path, "maxAge": max_age, "scope": "PRIVATE"} for path, max_age in hints]
+    return {"cacheControl": {"version": 1, "hints": entries}}
 
 
 def unit_settings(**overrides: Any) -> GatewaySettings:
@@ -263,17 +295,20 @@ def make_app(fake_auth, fake_tasks, fake_files):
 
     def build(**overrides: Any):
         clients = fake_clients(fake_auth, fake_tasks, fake_files)
-        app = create_app(unit_settings(**overrides), clients=clients)
-        app.extensions["gateway"].verifier = FakeVerifier()
-        return app
+        return create_app(unit_settings(**overrides), clients=clients, verifier=FakeVerifier())
 
     return build
+
+
+def client_of(app: Any, *, address: str = "127.0.0.1") -> TestClient:
+    """A test client of the ASGI app, its requests coming from `address`."""
+    return TestClient(app, client=(address, 50000))
 
 
 @pytest.fixture
 def client(make_app):
     """A test client of a gateway with default settings."""
-    return make_app().test_client()
+    return client_of(make_app())
 
 
 def gql(client, query: str, variables: dict | None = None, **kwargs: Any):

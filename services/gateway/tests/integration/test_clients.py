@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import socket
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from flask import Flask, jsonify, request
 
-from services.gateway.clients import AuthClient, Caller, TasksClient
+from services.gateway.clients import AuthClient, Caller, FilesClient, TasksClient
 from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
+from services.gateway.tests.apollo import apollo_upload
+from services.gateway.uploads import MultipartLimits, MultipartReader
 from shared.testing import ServerThread
 
 hits: collections.Counter = collections.Counter()
@@ -85,57 +89,65 @@ def stub():
 
 
 @pytest.fixture
-def tasks(stub):
-    """A tasks client of the stub."""
-    client = TasksClient(stub.url, connect_timeout=0.5, read_timeout=0.3, retries=2, pool_size=4)
-    yield client
-    client.close()
+def run():
+    """Run a coroutine to its end on the test's one event loop (where the clients pool)."""
+    with asyncio.Runner() as runner:
+        yield runner.run
 
 
 @pytest.fixture
-def auth(stub):
+def tasks(stub, run):
+    """A tasks client of the stub."""
+    client = TasksClient(stub.url, connect_timeout=0.5, read_timeout=0.3, retries=2, pool_size=4)
+    yield client
+    run(client.close())
+
+
+@pytest.fixture
+def auth(stub, run):
     """A client of the stub with short timeouts and two retries."""
     client = AuthClient(stub.url, connect_timeout=0.5, read_timeout=0.3, retries=2, pool_size=4)
     yield client
-    client.close()
+    run(client.close())
 
 
-def _fails(call) -> GatewayError:
+def _fails(run, call) -> GatewayError:
     with pytest.raises(GatewayError) as info:
-        call()
+        run(call())
     return info.value
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_a_5xx_answer_is_service_unavailable(auth, status):
-    error = _fails(lambda: auth.request("POST", f"/status/{status}", Caller()))
+def test_a_5xx_answer_is_service_unavailable(auth, status, run):
+    error = _fails(run, lambda: auth.request("POST", f"/status/{status}", Caller()))
     assert isinstance(error, ServiceUnavailable)
     assert error.message == "The auth service is unavailable. Try again later."
 
 
-def test_gets_are_retried_on_503_and_posts_never(auth):
+def test_gets_are_retried_on_503_and_posts_never(auth, run):
     hits.clear()
-    _fails(lambda: auth.request("GET", "/status/503", Caller()))
-    _fails(lambda: auth.request("POST", "/status/503", Caller()))
+    _fails(run, lambda: auth.request("GET", "/status/503", Caller()))
+    _fails(run, lambda: auth.request("POST", "/status/503", Caller()))
     assert hits[("GET", 503)] == 3
     assert hits[("POST", 503)] == 1
 
 
-def test_a_service_too_slow_to_answer_is_service_unavailable_quickly(auth):
+def test_a_service_too_slow_to_answer_is_service_unavailable_quickly(auth, run):
     started = time.monotonic()
-    error = _fails(lambda: auth.request("POST", "/slow", Caller()))
+    error = _fails(run, lambda: auth.request("POST", "/slow", Caller()))
     assert isinstance(error, ServiceUnavailable)
     assert time.monotonic() - started < 0.9
 
 
-def test_a_closed_port_is_service_unavailable_without_the_address():
+def test_a_closed_port_is_service_unavailable_without_the_address(run):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     client = AuthClient(
         f"http://127.0.0.1:{port}", connect_timeout=0.5, read_timeout=0.5, retries=1, pool_size=1
     )
-    error = _fails(lambda: client.current_user(Caller(token="t")))
+    error = _fails(run, lambda: client.current_user(Caller(token="t")))
+    run(client.close())
     assert isinstance(error, ServiceUnavailable)
     assert str(port) not in error.message and "127.0.0.1" not in error.message
 
@@ -143,18 +155,18 @@ def test_a_closed_port_is_service_unavailable_without_the_address():
 @pytest.mark.parametrize(
     "code", ["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "PAYLOAD_TOO_LARGE"]
 )
-def test_the_shared_error_code_passes_through(auth, code):
-    error = _fails(lambda: auth.request("POST", f"/status/409?code={code}", Caller()))
+def test_the_shared_error_code_passes_through(auth, code, run):
+    error = _fails(run, lambda: auth.request("POST", f"/status/409?code={code}", Caller()))
     assert (error.code, error.message) == (code, "m")
 
 
-def test_rate_limited_carries_retry_after_in_seconds(auth):
-    error = _fails(lambda: auth.request("POST", "/status/429?code=RATE_LIMITED", Caller()))
+def test_rate_limited_carries_retry_after_in_seconds(auth, run):
+    error = _fails(run, lambda: auth.request("POST", "/status/429?code=RATE_LIMITED", Caller()))
     assert error.extensions() == {"code": "RATE_LIMITED", "retryAfter": 17}
 
 
-def test_field_errors_are_renamed_to_graphql_argument_names(auth):
-    error = _fails(lambda: auth.request("POST", "/fields", Caller()))
+def test_field_errors_are_renamed_to_graphql_argument_names(auth, run):
+    error = _fails(run, lambda: auth.request("POST", "/fields", Caller()))
     assert error.extensions() == {
         "code": "BAD_USER_INPUT",
         "fields": {"refreshToken": "Missing data.", "email": "Not a valid email."},
@@ -164,8 +176,8 @@ def test_field_errors_are_renamed_to_graphql_argument_names(auth):
 @pytest.mark.parametrize(
     ("path", "method"), [("/status/405?code=METHOD_NOT_ALLOWED", "POST"), ("/html", "GET")]
 )
-def test_an_answer_outside_the_shared_shape_is_a_generic_internal_error(auth, path, method):
-    error = _fails(lambda: auth.request(method, path, Caller()))
+def test_an_answer_outside_the_shared_shape_is_a_generic_internal_error(auth, path, method, run):
+    error = _fails(run, lambda: auth.request(method, path, Caller()))
     assert (error.code, error.message, error.fields) == (
         "INTERNAL_SERVER_ERROR",
         "Internal server error.",
@@ -173,19 +185,19 @@ def test_an_answer_outside_the_shared_shape_is_a_generic_internal_error(auth, pa
     )
 
 
-def test_headers_are_forwarded_and_cookies_never_kept(auth):
+def test_headers_are_forwarded_and_cookies_never_kept(auth, run):
     caller = Caller(client_address="203.0.113.9", request_id="rid-1", token="tok")
-    first = auth.request("GET", "/echo", caller, with_token=True)
+    first = run(auth.request("GET", "/echo", caller, with_token=True))
     assert first["headers"]["X-Forwarded-For"] == "203.0.113.9"
     assert first["headers"]["X-Request-Id"] == "rid-1"
     assert first["headers"]["Authorization"] == "Bearer tok"
-    second = auth.request("GET", "/echo", Caller())
+    second = run(auth.request("GET", "/echo", Caller()))
     assert second["cookies"] == {}
     assert "Authorization" not in second["headers"]
 
 
-def test_the_default_field_summary_is_reworded_with_graphql_names(auth):
-    error = _fails(lambda: auth.request("POST", "/summary", Caller()))
+def test_the_default_field_summary_is_reworded_with_graphql_names(auth, run):
+    error = _fails(run, lambda: auth.request("POST", "/summary", Caller()))
     assert error.fields == {
         "timeoutSeconds": "Must be at most 60 seconds.",
         "env.0.name": "Invalid.",
@@ -195,31 +207,71 @@ def test_the_default_field_summary_is_reworded_with_graphql_names(auth):
     )
 
 
-def test_an_error_of_the_whole_body_keeps_its_name(auth):
-    error = _fails(lambda: auth.request("POST", "/whole-body", Caller()))
+def test_an_error_of_the_whole_body_keeps_its_name(auth, run):
+    error = _fails(run, lambda: auth.request("POST", "/whole-body", Caller()))
     assert (error.message, error.fields) == ("Unknown field.", {"_schema": "Unknown field."})
 
 
-def test_a_missing_task_is_none(tasks):
+def test_a_missing_task_is_none(tasks, run):
     task_id = "3f2c1a4e-8d1b-4c55-9f0e-2b7d7c9e6a01"
     hits.clear()
-    assert tasks.get_task(Caller(token="t"), task_id=task_id) is None
+    assert run(tasks.get_task(Caller(token="t"), task_id=task_id)) is None
     assert hits[("GET", task_id)] == 1  # a 404 is an answer, not retried
 
 
 @pytest.mark.parametrize("task_id", ["1", "../../healthz", "x?first=1", ""])
-def test_an_id_that_is_no_uuid_never_reaches_the_service(tasks, task_id):
+def test_an_id_that_is_no_uuid_never_reaches_the_service(tasks, task_id, run):
     hits.clear()
-    assert tasks.get_task(Caller(token="t"), task_id=task_id) is None
+    assert run(tasks.get_task(Caller(token="t"), task_id=task_id)) is None
     with pytest.raises(NotFound):
-        tasks.cancel_task(Caller(token="t"), task_id=task_id)
+        run(tasks.cancel_task(Caller(token="t"), task_id=task_id))
     with pytest.raises(NotFound):
-        tasks.read_logs(Caller(token="t"), task_id=task_id)
+        run(tasks.read_logs(Caller(token="t"), task_id=task_id))
     assert sum(hits.values()) == 0
 
 
-def test_a_task_id_is_sent_in_canonical_form_with_the_tail(tasks):
-    answer = tasks.read_logs(
-        Caller(token="t"), task_id="{3F2C1A4E-8D1B-4C55-9F0E-2B7D7C9E6A01}", tail=5
+def test_a_task_id_is_sent_in_canonical_form_with_the_tail(tasks, run):
+    answer = run(
+        tasks.read_logs(Caller(token="t"), task_id="{3F2C1A4E-8D1B-4C55-9F0E-2B7D7C9E6A01}", tail=5)
     )
     assert answer == {"task_id": "3f2c1a4e-8d1b-4c55-9f0e-2b7d7c9e6a01", "text": "tail=5"}
+
+
+@pytest.fixture
+def deaf_service():
+    """A loopback port that accepts connections and never reads from them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_an_upload_the_files_service_stops_taking_is_service_unavailable(deaf_service, run):
+    files = FilesClient(
+        deaf_service,
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        retries=0,
+        pool_size=1,
+        upload_timeout=0.5,
+    )
+    request = apollo_upload("big.bin")
+    content = b"x" * (64 * 1024 * 1024)  # far more than the loopback socket buffers hold
+
+    async def body() -> AsyncIterator[bytes]:
+        data = request.body(content)
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    async def upload() -> dict:
+        limits = MultipartLimits(max_file_bytes=len(content), max_form_bytes=10_000)
+        reader = MultipartReader(body(), content_type=request.content_type, limits=limits)
+        operation = await reader.read_operation()
+        return await files.upload_file(Caller(token="t"), upload=operation["variables"]["file"])
+
+    started = time.monotonic()
+    error = _fails(run, upload)
+    run(files.close())
+    assert isinstance(error, ServiceUnavailable)
+    assert error.message == "The files service is unavailable. Try again later."
+    assert time.monotonic() - started < 10

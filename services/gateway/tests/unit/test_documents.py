@@ -6,7 +6,7 @@ import pytest
 from graphql import GraphQLError
 
 from services.gateway.documents import MAX_CACHED_QUERY_CHARS, DocumentCache
-from services.gateway.tests.conftest import gql
+from services.gateway.tests.conftest import client_of, gql
 
 
 def test_the_same_text_is_parsed_once():
@@ -62,12 +62,12 @@ def test_a_syntax_error_is_raised_and_not_cached():
 def test_a_cached_invalid_document_keeps_failing(client):
     for _ in range(3):
         response = gql(client, "{ nope }")
-        assert response.json["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 def test_a_cached_document_still_costs_by_its_variables(make_app):
-    client = make_app(GRAPHQL_MAX_COST=500).test_client()
+    client = client_of(make_app(GRAPHQL_MAX_COST=500))
     query = "query ($n: Int) { files(first: $n) { edges { node { id } } } }"
     for n, refused in [(10, False), (1000, True), (10, False), (1000, True)]:
-        messages = " ".join(e["message"] for e in gql(client, query, {"n": n}).json["errors"])
+        messages = " ".join(e["message"] for e in gql(client, query, {"n": n}).json()["errors"])
         assert ("maximum cost" in messages) is refused

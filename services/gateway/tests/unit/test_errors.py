@@ -8,7 +8,7 @@ import pytest
 from graphql import GraphQLError
 
 from services.gateway.errors import GatewayError, format_error
-from services.gateway.tests.conftest import gql
+from services.gateway.tests.conftest import client_of, gql
 
 
 def _located(original: Exception) -> GraphQLError:
@@ -46,7 +46,7 @@ def test_an_unexpected_exception_is_generic_even_in_debug_mode(debug):
 
 def test_a_scalar_refusing_a_literal_is_bad_user_input(client):
     response = gql(client, 'mutation { uploadFile(file: "not a file") { id } }')
-    (error,) = response.json["errors"]
+    (error,) = response.json()["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT"}
     assert "Upload" in error["message"]
 
@@ -61,7 +61,7 @@ def test_a_crashing_resolver_answers_a_generic_error_and_logs_the_traceback(
     with caplog.at_level(logging.INFO, logger="dockyard.gateway.errors"):
         response = gql(client, "{ me { id } }", headers={"Authorization": "Bearer t"})
     assert response.status_code == 200
-    assert response.json["errors"] == [
+    assert response.json()["errors"] == [
         {
             "message": "Internal server error.",
             "locations": [{"line": 1, "column": 3}],
@@ -69,7 +69,7 @@ def test_a_crashing_resolver_answers_a_generic_error_and_logs_the_traceback(
             "extensions": {"code": "INTERNAL_SERVER_ERROR"},
         }
     ]
-    text = response.get_data(as_text=True)
+    text = response.text
     assert "internal detail" not in text and "Traceback" not in text and "8001" not in text
     (record,) = [r for r in caplog.records if r.name == "dockyard.gateway.errors"]
     assert record.levelno == logging.ERROR
@@ -79,21 +79,20 @@ def test_a_crashing_resolver_answers_a_generic_error_and_logs_the_traceback(
 def test_a_resolver_returning_garbage_is_internal_not_bad_user_input(client, fake_auth):
     fake_auth.current_user = lambda _caller: {"id": "7", "email": "a@b.c", "created_at": 12}
     response = gql(client, "{ me { createdAt } }", headers={"Authorization": "Bearer t"})
-    assert response.json["errors"][0]["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
-    assert response.json["errors"][0]["message"] == "Internal server error."
+    assert response.json()["errors"][0]["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert response.json()["errors"][0]["message"] == "Internal server error."
 
 
 def test_a_failure_outside_any_resolver_is_a_generic_500(make_app, monkeypatch):
     app = make_app()
-    gateway = app.extensions["gateway"]
 
     def broken_rules(*_args):
         raise RuntimeError("validation rule bug with secrets")
 
-    monkeypatch.setitem(gateway.options, "validation_rules", broken_rules)
-    response = gql(app.test_client(), "{ me { id } }")
+    monkeypatch.setattr(app.graphql.http_handler, "validation_rules", broken_rules)
+    response = gql(client_of(app), "{ me { id } }")
     assert response.status_code == 500
-    assert response.json == {
+    assert response.json() == {
         "errors": [
             {"message": "Internal server error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
         ]
@@ -107,6 +106,6 @@ def test_the_auth_service_error_shape_becomes_graphql_extensions(client, fake_au
     response = gql(
         client, 'mutation { register(email: "a@example.com", password: "x") { accessToken } }'
     )
-    (error,) = response.json["errors"]
+    (error,) = response.json()["errors"]
     assert error["message"] == "Invalid input."
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "fields": {"password": "Too short."}}

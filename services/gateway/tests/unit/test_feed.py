@@ -86,9 +86,7 @@ class Script:
 
 
 def _context(feed: EventFeed) -> GatewayContext:
-    return GatewayContext(
-        caller=Caller(token="t"), clients=None, verifier=None, feed=feed, on_event_loop=True
-    )  # type: ignore[arg-type]
+    return GatewayContext(caller=Caller(token="t"), clients=None, verifier=None, feed=feed)  # type: ignore[arg-type]
 
 
 def _run(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from ariadne import graphql_sync
+from ariadne import graphql
 
 from services.gateway.clients import Caller
 from services.gateway.context import GatewayContext
@@ -25,7 +26,8 @@ def execute(fake_auth, query: str, variables: dict | None = None, token: str | N
     """Run one operation against the schema with a fresh context."""
     clients = fake_clients(fake_auth)
     context = GatewayContext(caller=Caller(token=token), clients=clients, verifier=None)
-    return graphql_sync(SCHEMA, {"query": query, "variables": variables}, context_value=context)
+    data = {"query": query, "variables": variables}
+    return asyncio.run(graphql(SCHEMA, data, context_value=context))
 
 
 def test_register_maps_the_auth_answer_onto_auth_payload(fake_auth):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.errors import GatewayError
-from services.gateway.tests.conftest import TASK, TASK_ID, gql
+from services.gateway.tests.conftest import TASK, TASK_ID, answering, gql
 
 AUTH = {"Authorization": "Bearer t"}
 TASK_FIELDS = """
@@ -33,7 +33,7 @@ def test_create_task_sends_the_input_with_rest_field_names(client, fake_tasks):
         "dependsOn": None,
     }
     response = gql(client, query, {"input": task_input}, headers=AUTH)
-    assert response.json == {"data": {"createTask": {"id": TASK_ID, "status": "PENDING"}}}
+    assert response.json() == {"data": {"createTask": {"id": TASK_ID, "status": "PENDING"}}}
     ((name, caller, kwargs),) = fake_tasks.calls
     assert (name, caller.token) == ("create_task", "t")
     assert kwargs["spec"] == {
@@ -51,17 +51,19 @@ def test_create_task_sends_the_input_with_rest_field_names(client, fake_tasks):
 
 def test_a_task_maps_every_rest_field_and_answers_the_later_features_empty(client, fake_tasks):
     usage = {"cpu_percent": 12.5, "memory_bytes": 5 * 2**30, "sampled_at": "2026-11-22T05:01:00Z"}
-    fake_tasks.get_task = lambda caller, **kw: {
-        **TASK,
-        "status": "FAILED",
-        "exit_code": 3,
-        "error_code": "NON_ZERO_EXIT",
-        "error": "Exited with 3.",
-        "attempts": 1,
-        "usage": usage,
-    }
+    fake_tasks.get_task = answering(
+        {
+            **TASK,
+            "status": "FAILED",
+            "exit_code": 3,
+            "error_code": "NON_ZERO_EXIT",
+            "error": "Exited with 3.",
+            "attempts": 1,
+            "usage": usage,
+        }
+    )
     response = gql(client, f'{{ task(id: "{TASK_ID}") {{ {TASK_FIELDS} }} }}', headers=AUTH)
-    assert response.json["data"]["task"] == {
+    assert response.json()["data"]["task"] == {
         "id": TASK_ID,
         "name": "hello",
         "image": "busybox:1.36",
@@ -94,7 +96,7 @@ def test_logs_are_fetched_only_when_selected(client, fake_tasks):
     assert _calls(fake_tasks) == ["get_task"]
 
     response = gql(client, f'{{ task(id: "{TASK_ID}") {{ logs(tail: 3) }} }}', headers=AUTH)
-    assert response.json == {"data": {"task": {"logs": "hi\n"}}}
+    assert response.json() == {"data": {"task": {"logs": "hi\n"}}}
     assert _calls(fake_tasks) == ["get_task", "get_task", "read_logs"]
     assert fake_tasks.calls[-1][2] == {"task_id": TASK_ID, "tail": 3}
 
@@ -103,7 +105,7 @@ def test_tasks_passes_its_arguments_and_returns_the_connection(client, fake_task
     query = """{ tasks(first: 5, after: "c0", status: RUNNING) {
         edges { cursor node { id } } pageInfo { hasNextPage endCursor } totalCount } }"""
     response = gql(client, query, headers=AUTH)
-    assert response.json["data"]["tasks"] == {
+    assert response.json()["data"]["tasks"] == {
         "edges": [{"cursor": "c1", "node": {"id": TASK_ID}}],
         "pageInfo": {"hasNextPage": False, "endCursor": "c1"},
         "totalCount": 1,
@@ -128,17 +130,17 @@ def test_tasks_without_first_asks_for_the_contracts_default_page(client, fake_ta
 def test_every_task_operation_needs_a_token(client, fake_tasks, query):
     response = gql(client, query)
     assert response.status_code == 200
-    assert [e["extensions"]["code"] for e in response.json["errors"]] == ["UNAUTHENTICATED"]
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["UNAUTHENTICATED"]
     assert fake_tasks.calls == []
 
 
 def test_a_failed_cancel_carries_the_services_code(client, fake_tasks):
     fake_tasks.error = GatewayError("Task not found.", code="NOT_FOUND")
     response = gql(client, f'mutation {{ cancelTask(id: "{TASK_ID}") {{ id }} }}', headers=AUTH)
-    (error,) = response.json["errors"]
+    (error,) = response.json()["errors"]
     assert (error["message"], error["extensions"], error["path"]) == (
         "Task not found.",
         {"code": "NOT_FOUND"},
         ["cancelTask"],
     )
-    assert response.json["data"] is None
+    assert response.json()["data"] is None

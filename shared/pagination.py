@@ -141,10 +141,10 @@ class PageInfoSchema(Schema):
     end_cursor = CursorField(allow_none=True)
 
 
-def page_schema(node_schema: type[Schema], name: str) -> type[Schema]:
-    """The schema of a `Page` of `node_schema` items, named `name` in the OpenAPI document."""
+def page_schema(node_schema: type[Schema], noun: str) -> type[Schema]:
+    """The schema of a `Page` of `node_schema` items: `<noun>Page` of `<noun>Edge` in OpenAPI."""
     edge = Schema.from_dict(
-        {"cursor": CursorField(), "node": fields.Nested(node_schema)}, name=f"{name}Edge"
+        {"cursor": CursorField(), "node": fields.Nested(node_schema)}, name=f"{noun}Edge"
     )
     return Schema.from_dict(
         {
@@ -152,5 +152,5 @@ def page_schema(node_schema: type[Schema], name: str) -> type[Schema]:
             "page_info": fields.Nested(PageInfoSchema),
             "total_count": fields.Integer(),
         },
-        name=name,
+        name=f"{noun}Page",
     )

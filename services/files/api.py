@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import abort
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -20,6 +19,7 @@ from services.files import service
 from services.files.multipart import MAX_OVERHEAD_BYTES, MalformedMultipart, MultipartUpload
 from services.files.schemas import FilePageSchema, FileQueryArgsSchema, FileSchema
 from services.files.storage import ObjectMissing, StorageUnavailable
+from shared.auth import authenticated, caller_id
 from shared.web import ServiceBlueprint
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,6 @@ def _ctx():
     return current_app.extensions["files"]
 
 
-def _owner_id() -> uuid.UUID:
-    try:
-        return uuid.UUID(str(get_jwt()["sub"]))
-    except (KeyError, ValueError):
-        abort(401, message="Token's subject is not a user id.")
-
-
 def _file_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
@@ -75,7 +68,7 @@ def _storage_unavailable(exc: StorageUnavailable) -> NoReturn:
 def _owned_file(raw_file_id: str) -> service.FileView:
     ctx = _ctx()
     try:
-        return service.get_file(ctx.uow(), owner_id=_owner_id(), file_id=_file_id(raw_file_id))
+        return service.get_file(ctx.uow(), owner_id=caller_id(), file_id=_file_id(raw_file_id))
     except service.FileNotFound:
         abort(404, message="File not found.")
 
@@ -151,16 +144,16 @@ def revalidated(view: Callable[..., Response]) -> Callable[..., Response]:
 class Files(MethodView):
     """The caller's files."""
 
-    @jwt_required()
+    @authenticated
     @blp.arguments(FileQueryArgsSchema, location="query", as_kwargs=True)
     @blp.alt_response(304, description="Not modified (If-None-Match holds the page's ETag)")
     @revalidated
     @blp.response(200, FilePageSchema)
     def get(self, first, after):
         """List the caller's files, newest first, `first` at a time after the cursor `after`."""
-        return service.list_files(_ctx().uow(), owner_id=_owner_id(), first=first, after=after)
+        return service.list_files(_ctx().uow(), owner_id=caller_id(), first=first, after=after)
 
-    @jwt_required()
+    @authenticated
     @blp.doc(requestBody=UPLOAD_REQUEST_BODY)
     @blp.response(201, FileSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(400, description="Not multipart/form-data with one `file` part")
@@ -181,7 +174,7 @@ class Files(MethodView):
                 content_length=request.content_length,
             )
             file = service.upload_file(
-                ctx.uow(), storage=ctx.storage, owner_id=_owner_id(), body=body, limits=limits
+                ctx.uow(), storage=ctx.storage, owner_id=caller_id(), body=body, limits=limits
             )
         except MalformedMultipart as exc:
             abort(400, message=str(exc), messages={"file": [str(exc)]})
@@ -198,7 +191,7 @@ class Files(MethodView):
 class FileById(MethodView):
     """One of the caller's files."""
 
-    @jwt_required()
+    @authenticated
     @blp.alt_response(304, description="Not modified (If-None-Match holds the file's ETag)")
     @blp.alt_response(404, description="No such file (or not the caller's)")
     @revalidated
@@ -207,7 +200,7 @@ class FileById(MethodView):
         """A file's details and processing results."""
         return _owned_file(file_id)
 
-    @jwt_required()
+    @authenticated
     @blp.response(204)
     @blp.alt_response(404, description="No such file (or not the caller's)")
     def delete(self, file_id):
@@ -215,7 +208,7 @@ class FileById(MethodView):
         ctx = _ctx()
         try:
             service.delete_file(
-                ctx.uow(), storage=ctx.storage, owner_id=_owner_id(), file_id=_file_id(file_id)
+                ctx.uow(), storage=ctx.storage, owner_id=caller_id(), file_id=_file_id(file_id)
             )
         except service.FileNotFound:
             abort(404, message="File not found.")
@@ -225,7 +218,7 @@ class FileById(MethodView):
 class FileContent(MethodView):
     """A file's bytes."""
 
-    @jwt_required()
+    @authenticated
     @blp.response(
         200,
         content_type="application/octet-stream",

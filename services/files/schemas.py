@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
-from shared.pagination import InvalidCursor, KeysetCursor
+from shared.pagination import CursorField, page_schema
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-
-
-class CursorField(fields.String):
-    """An opaque page cursor: a KeysetCursor inside, a string outside."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.encode()
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        token = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return KeysetCursor.decode(token)
-        except InvalidCursor:
-            raise ValidationError("Not a cursor this API returned.") from None
 
 
 class FileSchema(Schema):
@@ -56,23 +42,5 @@ class FileQueryArgsSchema(Schema):
     after = CursorField(load_default=None)
 
 
-class PageInfoSchema(Schema):
-    """Where a page ends and whether another follows."""
-
-    has_next_page = fields.Boolean()
-    end_cursor = CursorField(allow_none=True)
-
-
-class FileEdgeSchema(Schema):
-    """A file and the cursor that resumes the list after it."""
-
-    cursor = CursorField()
-    node = fields.Nested(FileSchema)
-
-
-class FilePageSchema(Schema):
-    """One page of the caller's files, newest first."""
-
-    edges = fields.List(fields.Nested(FileEdgeSchema))
-    total_count = fields.Integer()
-    page_info = fields.Nested(PageInfoSchema)
+#: One page of the caller's files, newest first.
+FilePageSchema = page_schema(FileSchema, "File")

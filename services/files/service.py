@@ -18,7 +18,7 @@ from services.files.naming import clean_original_filename, normalize_content_typ
 from services.files.repository import FilesUnitOfWork
 from services.files.storage import ObjectReader, Readable, Storage
 from shared.notifications import Notification, Notifier
-from shared.pagination import KeysetCursor
+from shared.pagination import KeysetCursor, Page, page_of
 
 log = logging.getLogger(__name__)
 
@@ -105,31 +105,6 @@ class FileView:
     def media_type(self) -> str:
         """The detected type once processed, the declared one until then."""
         return self.mime_type or self.content_type
-
-
-@dataclass(frozen=True)
-class PageInfo:
-    """Where a page ends and whether another follows."""
-
-    has_next_page: bool
-    end_cursor: KeysetCursor | None
-
-
-@dataclass(frozen=True)
-class FileEdge:
-    """A file and the cursor that resumes the list after it."""
-
-    cursor: KeysetCursor
-    node: FileView
-
-
-@dataclass(frozen=True)
-class FilePage:
-    """One page of an owner's files, newest first."""
-
-    edges: list[FileEdge]
-    total_count: int
-    page_info: PageInfo
 
 
 class _LimitReached(Exception):
@@ -259,7 +234,7 @@ def get_file(uow: FilesUnitOfWork, *, owner_id: uuid.UUID, file_id: uuid.UUID) -
 
 def list_files(
     uow: FilesUnitOfWork, *, owner_id: uuid.UUID, first: int, after: KeysetCursor | None = None
-) -> FilePage:
+) -> Page[FileView]:
     """The owner's files newest first, `first` at a time after `after` (keyset pagination)."""
     with uow:
         rows = [
@@ -267,14 +242,7 @@ def list_files(
             for row in uow.files.newest_first(owner_id=owner_id, first=first, after=after)
         ]
         total = uow.files.count_owned(owner_id)
-    edges = [FileEdge(KeysetCursor.of(view), view) for view in rows[:first]]
-    return FilePage(
-        edges=edges,
-        total_count=total,
-        page_info=PageInfo(
-            has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
-        ),
-    )
+    return page_of(rows, first=first, total_count=total, node=lambda view: view)
 
 
 def open_file_content(

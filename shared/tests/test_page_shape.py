@@ -47,7 +47,7 @@ def test_a_last_page_has_no_next_and_an_empty_one_no_end_cursor():
 def test_the_page_schema_writes_opaque_cursors_and_reads_them_back():
     rows = _rows(2)
     page = page_of(rows, first=1, total_count=2, node=lambda row: row)
-    dumped = page_schema(ItemSchema, "ItemPage")().dump(page)
+    dumped = page_schema(ItemSchema, "Item")().dump(page)
     assert dumped["edges"][0]["node"] == {"name": "r0"}
     token = dumped["page_info"]["end_cursor"]
     assert dumped["edges"][0]["cursor"] == token
@@ -56,7 +56,7 @@ def test_the_page_schema_writes_opaque_cursors_and_reads_them_back():
 
 
 def test_a_forged_cursor_is_a_validation_error_on_load():
-    edge_schema = page_schema(ItemSchema, "ItemPage")().fields["edges"].inner.schema
+    edge_schema = page_schema(ItemSchema, "Item")().fields["edges"].inner.schema
     with pytest.raises(ValidationError) as error:
         edge_schema.load({"cursor": "bm90IGEgY3Vyc29y", "node": {"name": "x"}})
     assert error.value.messages == {"cursor": ["Not a cursor this API returned."]}

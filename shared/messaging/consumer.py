@@ -15,11 +15,15 @@ Processing, per subscription and in delivery order:
 * The messages already delivered are taken in batches of up to `batch_size`, in one database
   transaction. For each: insert (consumer, event id) into `inbox`, where a conflict means a
   duplicate, which is skipped; advance the aggregate's row in `inbox_positions`; run the handler
-  with the session. Commit, then ack. A crash after the commit and before the ack redelivers the
-  messages and the inbox turns them into duplicates; a crash before the commit loses nothing.
-* If a handler raises, the batch is rolled back and its messages run again one per transaction,
-  so only the failing one is affected: it is republished (confirmed) to a wait queue that holds
-  it `retry_delay * 2**(failures - 1)` seconds (at most `max_retry_delay`) before it expires
+  with the session (a `batched` subscription's handler runs once with all the new events).
+  Commit, then ack every message of the batch at once. A crash after the commit and before the
+  ack redelivers the messages and the inbox turns them into duplicates; a crash before the
+  commit loses nothing.
+* If a handler raises, the batch is rolled back; the events before the failing one are
+  committed again together and the ones after it go on as the next batch, so only the failing
+  one is affected (when it cannot be told apart, each event gets its own transaction). It is
+  republished (confirmed) to a wait queue that holds it
+  `retry_delay * 2**(failures - 1)` seconds (at most `max_retry_delay`) before it expires
   back into the work queue, and the original is acked. After `max_attempts` failures it goes to
   the subscription's dead-letter queue with the error in its headers (`dockyard dlq list` and
   `dockyard dlq replay`). A message that is not a valid envelope is dead-lettered at once.
@@ -100,6 +104,8 @@ log = logging.getLogger(__name__)
 
 #: What a subscription runs for each event, inside the transaction that records it in the inbox.
 Handler = Callable[[Envelope, Session], None]
+#: What a `batched` subscription runs once per transaction, for its new events in delivery order.
+BatchHandler = Callable[[list[Envelope], Session], None]
 
 HANDLED = Counter("dockyard_consumer_handled_total", "Events handled and committed", ["consumer"])
 DUPLICATES = Counter(
@@ -132,15 +138,21 @@ class Subscription:
 
     The name is global (prefix it with the service, e.g. `files.tokens-revoked`): it names the
     queues and the rows in the inbox tables. Bindings are topic patterns like `auth.*`.
+
+    With `batched`, the handler is a BatchHandler: it is called once per transaction with every
+    new event of the batch (duplicates and skipped stale events left out), so it can write them
+    with one statement. If it raises, the events are handled again one per transaction (a list
+    of one), so only the failing event is retried or dead-lettered.
     """
 
     name: str
     bindings: Sequence[str]
-    handler: Handler
+    handler: Handler | BatchHandler
     max_attempts: int = 5
     retry_delay: float = 1.0
     max_retry_delay: float = 300.0
     skip_stale: bool = False
+    batched: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -182,9 +194,12 @@ class Result:
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, error: BaseException) -> None:
+    """A handler (or the commit of its writes) failed; `index` is the failing item when known."""
+
+    def __init__(self, error: BaseException, index: int | None = None) -> None:
         super().__init__(str(error))
         self.error = error
+        self.index = index
 
 
 @dataclass(eq=False)
@@ -254,8 +269,8 @@ class Consumer:
         tables: MessagingTables,
         amqp_url: str,
         namespace: str,
-        prefetch: int = 256,
-        batch_size: int = 100,
+        prefetch: int = 1000,
+        batch_size: int = 500,
         inbox_retention_days: float = 7.0,
         stopper: Stopper | None = None,
         after_ack: Callable[[str, list[Envelope]], None] | None = None,
@@ -355,25 +370,43 @@ class Consumer:
                 decoded.append((message, envelope_from_message(message)))
             except ValueError as exc:
                 self._dead_letter(lane, message, f"malformed message: {exc}")
-        results: list[Result] = []
-        if decoded:
-            try:
-                results = self._transaction(lane, decoded)
-            except _HandlerFailed as failed:
-                if len(decoded) == 1:
-                    self._failed(lane, decoded[0][0], failed.error)
-                else:
-                    for item in decoded:
-                        try:
-                            results += self._transaction(lane, [item])
-                        except _HandlerFailed as failed_one:
-                            self._failed(lane, item[0], failed_one.error)
+        results = self._settle(lane, decoded)
         assert lane.channel is not None
         lane.channel.basic_ack(batch[-1].delivery_tag, multiple=True)
         self._backoff.reset()
         self._account(lane.subscription, results)
         if self.after_ack is not None:
             self.after_ack(lane.subscription.name, [r.envelope for r in results])
+
+    def _settle(self, lane: _Lane, items: list[tuple[amqp.Message, Envelope]]) -> list[Result]:
+        """Commit `items`, setting failing ones aside for a retry or the dead-letter queue.
+
+        When a per-event handler fails, the events before it are committed together, the
+        failing one is set aside and the rest go on as a batch: each event is handled at most
+        twice, and every event that does not fail is committed exactly once. When the failing
+        event is not known (a batched handler, or the commit itself failed), each event gets
+        its own transaction.
+        """
+        results: list[Result] = []
+        while items:
+            try:
+                return results + self._transaction(lane, items)
+            except _HandlerFailed as failed:
+                if len(items) == 1:
+                    self._failed(lane, items[0][0], failed.error)
+                    return results
+                if failed.index is None:
+                    for item in items:
+                        try:
+                            results += self._transaction(lane, [item])
+                        except _HandlerFailed as failed_one:
+                            self._failed(lane, item[0], failed_one.error)
+                    return results
+                if failed.index:
+                    results += self._settle(lane, items[: failed.index])
+                self._failed(lane, items[failed.index][0], failed.error)
+                items = items[failed.index + 1 :]
+        return results
 
     def _transaction(self, lane: _Lane, items: list[tuple[amqp.Message, Envelope]]) -> list[Result]:
         """Record and handle `items` in one transaction; _HandlerFailed if a handler failed."""
@@ -470,6 +503,8 @@ class Consumer:
                 )
             )
         handled = iter(fresh)
+        status = session.connection().connection.dbapi_connection.info
+        batch: list[tuple[int, Envelope]] = []
         for index, result in enumerate(results):
             if result is not None:
                 continue
@@ -478,21 +513,27 @@ class Consumer:
             if last is not None and sub.skip_stale:
                 results[index] = Result(Outcome.STALE_SKIPPED, envelope, last)
                 continue
-            self._run_handler(sub, session, envelope)
+            if sub.batched:
+                batch.append((index, envelope))
+            else:
+                self._run_handler(sub.handler, (envelope, session), status, index)
             outcome = Outcome.HANDLED if last is None else Outcome.STALE_HANDLED
             results[index] = Result(outcome, envelope, last)
+        if batch:
+            self._run_handler(sub.handler, ([envelope for _, envelope in batch], session), status)
         return [r for r in results if r is not None]
 
-    def _run_handler(self, sub: Subscription, session: Session, envelope: Envelope) -> None:
+    def _run_handler(self, handler, args: tuple, status, index: int | None = None) -> None:
+        """Run a handler; _HandlerFailed (naming item `index`) if it fails or breaks the session."""
         try:
-            sub.handler(envelope, session)
+            handler(*args)
         except Exception as exc:
             if _connection_lost(exc):
                 raise
-            raise _HandlerFailed(exc) from exc
-        status = session.connection().connection.dbapi_connection.info.transaction_status
-        if status == TRANSACTION_STATUS_INERROR:
-            raise _HandlerFailed(RuntimeError("the handler swallowed a database error"))
+            raise _HandlerFailed(exc, index) from exc
+        if status.transaction_status == TRANSACTION_STATUS_INERROR:
+            error = RuntimeError("the handler swallowed a database error")
+            raise _HandlerFailed(error, index)
 
     def _account(self, sub: Subscription, results: list[Result]) -> None:
         counts = {outcome: 0 for outcome in Outcome}
@@ -621,8 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dockyard consume", description="Run a service's event subscriptions."
     )
     parser.add_argument("service", help="service whose handlers.SUBSCRIPTIONS to run")
-    parser.add_argument("--prefetch", type=int, default=256, help="unacked messages per queue")
-    parser.add_argument("--batch-size", type=int, default=100, help="events per transaction")
+    parser.add_argument("--prefetch", type=int, default=1000, help="unacked messages per queue")
+    parser.add_argument("--batch-size", type=int, default=500, help="events per transaction")
     parser.add_argument(
         "--inbox-retention-days",
         type=float,

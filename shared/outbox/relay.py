@@ -42,7 +42,6 @@ import argparse
 import hashlib
 import logging
 import os
-import select
 import time
 from datetime import UTC, datetime
 
@@ -60,6 +59,7 @@ from shared.messaging.broker import (
     close_quietly,
     connect,
     drain_available,
+    wait_readable,
 )
 from shared.messaging.runtime import (
     Backoff,
@@ -278,11 +278,10 @@ class OutboxRelay:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            readable, _, _ = select.select(
-                [driver.fileno(), broker_fd, self.stopper.fileno()],
-                [],
-                [],
+            readable = wait_readable(
+                self._connection,
                 min(remaining, MAX_WAIT),
+                extra=[driver.fileno(), self.stopper.fileno()],
             )
             if broker_fd in readable:
                 drain_available(self._connection)

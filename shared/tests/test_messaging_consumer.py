@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 import amqp
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from shared.events import Envelope
 from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
 from shared.messaging.consumer import Subscription
+from shared.messaging.dlq import list_dead_letters
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_from_message, envelope_message
 from shared.tests.messaging_support import (
@@ -126,28 +128,86 @@ def test_dlq_commands_name_a_missing_queue(test_env):
     assert "test.never-ran.dlq" in result.stderr
 
 
-def test_only_the_failing_event_of_a_batch_is_set_aside(test_env, auth_engine):
-    name = "test.batch-failure"
+@pytest.mark.parametrize("batched", [False, True], ids=["per-event", "batched"])
+def test_a_failing_event_of_a_batch_is_retried_and_dead_lettered_alone_the_others_commit_once(
+    test_env, auth_engine, batched
+):
+    name = f"test.batch-failure-{'batched' if batched else 'per-event'}"
+    calls: Counter[int] = Counter()
 
-    def handler(envelope, session):
+    def handle(envelope, session):
+        calls[envelope.payload["n"]] += 1
         log_probe(name, envelope, session)
         if envelope.payload["n"] == 4:
             raise ValueError("four is right out")
 
+    def handle_batch(envelopes, session):
+        for envelope in envelopes:
+            handle(envelope, session)
+
     envelopes = [probe_envelope("BatchProbed", "b1", n, n) for n in range(1, 11)]
-    subscription = Subscription(name, ["auth.BatchProbed"], handler, max_attempts=1)
+    subscription = Subscription(
+        name,
+        ["auth.BatchProbed"],
+        handle_batch if batched else handle,
+        max_attempts=3,
+        retry_delay=0.05,
+        batched=batched,
+    )
     with running(make_consumer(test_env, auth_engine, subscription)):
         publish(test_env, to_exchange(test_env, *envelopes))
         wait_until(
+            lambda: metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1,
+            timeout=30,
+            what="the failing event in the dead-letter queue",
+        )
+    assert [n for n, _ in logged(auth_engine, name)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert metric("dockyard_consumer_retries_total", consumer=name) == 2
+    assert metric("dockyard_consumer_handled_total", consumer=name) == 9
+    # Its three attempts; a batched handler first saw it in the batch, which counts for none.
+    assert calls[4] == (4 if batched else 3)
+    # An event is handled at most twice: in the batch that failed, then where it is committed.
+    assert all(1 <= calls[n] <= 2 for n in (1, 2, 3, 5, 6, 7, 8, 9, 10)), calls
+    queue = Topology(test_env.namespace).dead_letter_queue(name)
+    (dead,) = list_dead_letters(test_env.amqp_url, queue)
+    assert dead.message_id == envelopes[3].id
+    assert dead.attempts == 3
+
+
+def test_the_events_after_a_failing_one_run_once_and_those_before_it_at_most_twice(
+    test_env, auth_engine
+):
+    name = "test.batch-split"
+    calls: Counter[int] = Counter()
+
+    def handle(envelope, session):
+        calls[envelope.payload["n"]] += 1
+        log_probe(name, envelope, session)
+        if envelope.payload["n"] == 4:
+            raise ValueError("four is right out")
+
+    envelopes = [probe_envelope("SplitProbed", "s1", n, n) for n in range(1, 11)]
+    subscription = Subscription(name, ["auth.SplitProbed"], handle, max_attempts=1)
+    # Queued before the consumer starts, so they arrive together and form one batch.
+    connection = connect(test_env.amqp_url, name="test-declare")
+    try:
+        Topology(test_env.namespace).declare_consumer(
+            connection.channel(), name, bindings=subscription.bindings, retry_delays_ms=[]
+        )
+    finally:
+        close_quietly(connection)
+    publish(test_env, to_exchange(test_env, *envelopes))
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        wait_until(
             lambda: (
-                metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1
-                and len(logged(auth_engine, name)) == 9
+                len(logged(auth_engine, name)) == 9
+                and metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1
             ),
             timeout=30,
             what="nine events handled and one dead-lettered",
         )
     assert [n for n, _ in logged(auth_engine, name)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
-    assert metric("dockyard_consumer_retries_total", consumer=name) == 0
+    assert calls == Counter({1: 2, 2: 2, 3: 2, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 1})
 
 
 def test_a_message_that_is_not_an_envelope_is_dead_lettered_at_once(test_env, auth_engine):

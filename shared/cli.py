@@ -15,7 +15,7 @@ SERVICES = dbadmin.SERVICE_SCHEMAS
 #: Subcommands whose modules parse their own arguments.
 DELEGATED = {
     "relay": "shared.outbox.relay",
-    "consume": "shared.messaging.consumer",
+    "consume": "shared.messaging.consume",
     "dlq": "shared.messaging.dlq",
 }
 

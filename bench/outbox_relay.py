@@ -41,6 +41,7 @@ from results import record
 from sqlalchemy import text
 from support import BIN, percentile, spawn, stop
 
+from services.registry import REGISTRY
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.events import Envelope, Event
 from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
@@ -295,7 +296,7 @@ def run(args: argparse.Namespace) -> None:
     unknown = phases - PHASES
     if unknown:
         raise SystemExit(f"unknown phase(s) {sorted(unknown)}; choose from {sorted(PHASES)}")
-    environment = TestEnvironment()
+    environment = TestEnvironment(REGISTRY)
     print(f"provisioning throwaway database and namespace {environment.namespace} ...")
     log_path = Path(f"/tmp/{environment.namespace}-relay.log")
     with environment:

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 
 from shared.db import make_engine
 from shared.logging import configure_logging
-from shared.messaging.consumer import Consumer, Subscription
-from shared.messaging.runtime import (
-    Stopper,
-    service_settings,
-    service_tables,
-    start_metrics_server,
-)
+from shared.messaging.consumer import Consumer
+from shared.messaging.runtime import Stopper, service_settings, start_metrics_server
+from shared.registry import ServiceRegistry
 
 log = logging.getLogger(__name__)
-
-
-def load_subscriptions(service: str) -> list[Subscription] | None:
-    """`services.<service>.handlers.SUBSCRIPTIONS`, or None if the service has no handlers."""
-    module_name = f"services.{service}.handlers"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-    return list(getattr(module, "SUBSCRIPTIONS", []))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockyard consume", description="Run a service's event subscriptions."
     )
-    parser.add_argument("service", help="service whose handlers.SUBSCRIPTIONS to run")
+    parser.add_argument("service", help="service whose subscriptions to run, e.g. files")
     parser.add_argument("--prefetch", type=int, default=1000, help="unacked messages per queue")
     parser.add_argument("--batch-size", type=int, default=500, help="events per transaction")
     parser.add_argument(
@@ -49,25 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, *, registry: ServiceRegistry) -> int:
     """`dockyard consume <service>`: run the service's subscriptions until SIGTERM or SIGINT."""
     args = build_parser().parse_args(argv)
-    settings = service_settings(args.service)
-    configure_logging(f"{args.service}-consumer", settings.LOG_LEVEL)
+    (service,) = registry.with_database([args.service])
+    settings = service_settings(service)
+    configure_logging(f"{service.name}-consumer", settings.LOG_LEVEL)
     stopper = Stopper()
     stopper.install_signal_handlers()
-    subscriptions = load_subscriptions(args.service)
+    subscriptions = list(service.subscriptions())
     if not subscriptions:
         # Idle rather than exit: process managers (honcho) stop everything when one exits.
-        log.warning(
-            "services.%s.handlers defines no SUBSCRIPTIONS; nothing to consume, idling",
-            args.service,
-        )
+        log.warning("%s subscribes to nothing; nothing to consume, idling", service.name)
         while not stopper.wait(3600):
             pass
         return 0
-    tables = service_tables(args.service)
-    engine = make_engine(settings.DATABASE_URL, schema=tables.inbox.schema, pool_size=2)
+    tables = service.tables
+    engine = make_engine(settings.DATABASE_URL, schema=service.schema, pool_size=2)
     start_metrics_server(args.metrics_port)
     consumer = Consumer(
         subscriptions,

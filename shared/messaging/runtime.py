@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import select
@@ -11,33 +10,27 @@ import threading
 
 from prometheus_client import start_http_server
 
-from shared.config import CommonSettings, ConfigError, database_url_var
-from shared.outbox.tables import MessagingTables
+from shared.config import CommonSettings, database_url_var
+from shared.registry import Service
 
 log = logging.getLogger(__name__)
 
 
-def service_settings(service: str) -> CommonSettings:
-    """The common settings plus `<SERVICE>_DATABASE_URL` (as DATABASE_URL) for `service`."""
+def service_settings(service: Service) -> CommonSettings:
+    """The common settings plus `<SERVICE>_DATABASE_URL` (as DATABASE_URL) of `service`.
+
+    Not the service's own settings class: a relay or consumer must not require what only the
+    service's web process reads (a signing key, storage credentials).
+    """
     settings_class = type(
-        f"{service.capitalize()}MessagingSettings",
+        f"{service.name.capitalize()}MessagingSettings",
         (CommonSettings,),
-        {"DATABASE_URL": database_url_var(service), "__doc__": f"Settings of {service}'s relay."},
+        {
+            "DATABASE_URL": database_url_var(service.schema),
+            "__doc__": f"Settings of {service.name}'s relay and consumer.",
+        },
     )
     return settings_class()
-
-
-def service_tables(service: str) -> MessagingTables:
-    """`services.<service>.models.messaging_tables`: the outbox and inbox tables of its schema."""
-    try:
-        models = importlib.import_module(f"services.{service}.models")
-    except ModuleNotFoundError as exc:
-        if exc.name in (f"services.{service}", f"services.{service}.models"):
-            raise ConfigError(
-                f"unknown service {service!r} (no services.{service}.models)"
-            ) from None
-        raise
-    return models.messaging_tables
 
 
 class Stopper:

@@ -65,12 +65,12 @@ from shared.messaging.runtime import (
     Backoff,
     Stopper,
     service_settings,
-    service_tables,
     start_metrics_server,
 )
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_message
 from shared.outbox.metrics import OutboxCollector
+from shared.registry import ServiceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -310,14 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, *, registry: ServiceRegistry) -> int:
     """`dockyard relay <service>`: run the service's outbox relay until SIGTERM or SIGINT."""
     args = build_parser().parse_args(argv)
-    settings = service_settings(args.service)
-    configure_logging(f"{args.service}-relay", settings.LOG_LEVEL)
-    tables = service_tables(args.service)
-    engine = make_engine(settings.DATABASE_URL, schema=tables.outbox.schema, pool_size=2)
-    REGISTRY.register(OutboxCollector(engine, tables.outbox, source=args.service))
+    (service,) = registry.with_database([args.service])
+    settings = service_settings(service)
+    configure_logging(f"{service.name}-relay", settings.LOG_LEVEL)
+    tables = service.tables
+    engine = make_engine(settings.DATABASE_URL, schema=service.schema, pool_size=2)
+    REGISTRY.register(OutboxCollector(engine, tables.outbox, source=service.name))
     start_metrics_server(args.metrics_port)
     stopper = Stopper()
     stopper.install_signal_handlers()

@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import queue
 import statistics
-import subprocess
 import threading
 import time
 import uuid
@@ -47,6 +46,7 @@ from shared.events import Envelope, Event
 from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
 from shared.messaging.consumer import Consumer, Subscription
 from shared.messaging.runtime import Stopper
+from shared.processes import ManagedProcess
 from shared.testing import TestEnvironment
 
 SCHEMA = "auth"
@@ -282,7 +282,7 @@ def broker_latency(amqp_url: str, namespace: str, *, count: int, rate: float) ->
     return [(received[n] - sent[n]) * 1000 for n in range(count)]
 
 
-def start_relay(env: dict[str, str], log_path: Path, batch_size: int | None) -> subprocess.Popen:
+def start_relay(env: dict[str, str], log_path: Path, batch_size: int | None) -> ManagedProcess:
     """`dockyard relay auth` as a subprocess, its JSON logs in `log_path`."""
     argv = [str(BIN / "dockyard"), "relay", SCHEMA]
     if batch_size:

@@ -55,7 +55,7 @@ PHASES = {"idle", "paced", "flat", "backlog", "backlog-batched"}
 #: Events a second committed in the paced phase, and messages a second in the broker baseline.
 PACED_RATE = 1000
 #: Messages per confirmed batch in the broker's throughput baseline (the relay's default batch).
-BASELINE_BATCH = 500
+BASELINE_BATCH = 1000
 BASELINE_BODY = json.dumps(
     {"id": str(uuid.uuid4()), "payload": {"x": "y" * 300}, "type": "BenchPinged"}
 ).encode()

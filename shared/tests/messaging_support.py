@@ -74,6 +74,17 @@ class NobodyListensProbed(Event):
 
 
 @dataclass(frozen=True)
+class CrashProbed(Event):
+    """Probe event of the consumer crash test."""
+
+    aggregate_type = "crash-probe"
+    aggregate_field = "probe_id"
+
+    probe_id: str
+    n: int
+
+
+@dataclass(frozen=True)
 class ReconnectProbed(Event):
     """Probe event of the reconnection test."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -17,7 +19,9 @@ from shared.messaging.consumer import Subscription
 from shared.messaging.dlq import list_dead_letters
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_from_message, envelope_message
+from shared.processes import ManagedProcess
 from shared.tests.messaging_support import (
+    CrashProbed,
     PoisonProbed,
     commit_events,
     dockyard,
@@ -29,6 +33,7 @@ from shared.tests.messaging_support import (
     scalar,
     wait_until,
 )
+from shared.tests.probe_consumer import READY
 
 
 def probe_envelope(routing_type: str, aggregate_id: str, sequence: int, n: int) -> Envelope:
@@ -310,3 +315,31 @@ def test_subscription_names_must_be_queue_friendly(name):
 def test_a_subscription_binds_something():
     with pytest.raises(ValueError):
         Subscription("test.nothing", [], lambda e, s: None)
+
+
+def test_a_consumer_sigkilled_mid_batch_loses_nothing_and_applies_each_event_once(
+    test_env, auth_engine, tmp_path
+):
+    name, total = "test.consumer-crash", 1500
+    argv = [sys.executable, "-m", "shared.tests.probe_consumer", name, "auth.CrashProbed"]
+    consumer = ManagedProcess("consumer", argv, env=dict(os.environ), log=tmp_path / "c.log")
+
+    def handled(distinct: bool = False) -> int:
+        count = "count(DISTINCT event_id)" if distinct else "count(*)"
+        return scalar(auth_engine, f"SELECT {count} FROM probe_log WHERE consumer = :c", c=name)
+
+    with running(make_relay(test_env, auth_engine, poll_interval=0.1)):
+        with consumer:
+            consumer.wait_ready(log_line=READY, timeout=30)
+            events = [CrashProbed(probe_id=f"c{n % 7}", n=n) for n in range(total)]
+            commit_events(auth_engine, events)
+            wait_until(lambda: handled() >= 200, timeout=60, what="the consumer to be under way")
+            consumer.kill()
+        assert handled() < total, "the consumer finished before it could be killed"
+        with consumer:
+            wait_until(
+                lambda: handled(distinct=True) == total, timeout=90, what="every event handled"
+            )
+    assert handled() == total  # each event's effect committed exactly once
+    inbox = scalar(auth_engine, "SELECT count(*) FROM inbox WHERE consumer = :c", c=name)
+    assert inbox == total

@@ -40,29 +40,22 @@ def _tasks_subscriptions():
     return SUBSCRIPTIONS
 
 
+def _with_database(name: str, settings, models, subscriptions) -> Service:
+    """A service owning the schema `name`, its tables in `models` and its migrations here."""
+    return Service(
+        name,
+        settings,
+        tables=models.messaging_tables,
+        migrations=HERE / name / "migrations",
+        subscriptions=subscriptions,
+    )
+
+
 REGISTRY = ServiceRegistry(
     (
-        Service(
-            "auth",
-            AuthSettings,
-            tables=auth_models.messaging_tables,
-            migrations=HERE / "auth" / "migrations",
-            subscriptions=_auth_subscriptions,
-        ),
-        Service(
-            "files",
-            FilesSettings,
-            tables=files_models.messaging_tables,
-            migrations=HERE / "files" / "migrations",
-            subscriptions=_files_subscriptions,
-        ),
-        Service(
-            "tasks",
-            TasksSettings,
-            tables=tasks_models.messaging_tables,
-            migrations=HERE / "tasks" / "migrations",
-            subscriptions=_tasks_subscriptions,
-        ),
+        _with_database("auth", AuthSettings, auth_models, _auth_subscriptions),
+        _with_database("files", FilesSettings, files_models, _files_subscriptions),
+        _with_database("tasks", TasksSettings, tasks_models, _tasks_subscriptions),
         Service("gateway", GatewaySettings),
     )
 )

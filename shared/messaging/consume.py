@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from shared.db import make_engine
-from shared.logging import configure_logging
 from shared.messaging.consumer import Consumer
-from shared.messaging.runtime import Stopper, service_settings, start_metrics_server
+from shared.messaging.runtime import start_metrics_server, start_runtime
 from shared.registry import ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -35,32 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None, *, registry: ServiceRegistry) -> int:
     """`dockyard consume <service>`: run the service's subscriptions until SIGTERM or SIGINT."""
     args = build_parser().parse_args(argv)
-    (service,) = registry.with_database([args.service])
-    settings = service_settings(service)
-    configure_logging(f"{service.name}-consumer", settings.LOG_LEVEL)
-    stopper = Stopper()
-    stopper.install_signal_handlers()
-    subscriptions = list(service.subscriptions())
+    runtime = start_runtime(registry, args.service, "consumer")
+    subscriptions = list(runtime.service.subscriptions())
     if not subscriptions:
         # Idle rather than exit: process managers (honcho) stop everything when one exits.
-        log.warning("%s subscribes to nothing; nothing to consume, idling", service.name)
-        while not stopper.wait(3600):
+        log.warning("%s subscribes to nothing; nothing to consume, idling", args.service)
+        while not runtime.stopper.wait(3600):
             pass
         return 0
-    tables = service.tables
-    engine = make_engine(settings.DATABASE_URL, schema=service.schema, pool_size=2)
     start_metrics_server(args.metrics_port)
     consumer = Consumer(
         subscriptions,
-        engine=engine,
-        tables=tables,
-        amqp_url=settings.AMQP_URL,
-        namespace=settings.NAMESPACE,
+        engine=runtime.engine,
+        tables=runtime.service.tables,
+        amqp_url=runtime.settings.AMQP_URL,
+        namespace=runtime.settings.NAMESPACE,
         prefetch=args.prefetch,
         batch_size=args.batch_size,
         inbox_retention_days=args.inbox_retention_days,
-        stopper=stopper,
+        stopper=runtime.stopper,
     )
     consumer.run()
-    engine.dispose()
+    runtime.engine.dispose()
     return 0

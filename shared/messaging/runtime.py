@@ -7,11 +7,15 @@ import os
 import select
 import signal
 import threading
+from dataclasses import dataclass
 
 from prometheus_client import start_http_server
+from sqlalchemy.engine import Engine
 
 from shared.config import CommonSettings, database_url_var
-from shared.registry import Service
+from shared.db import make_engine
+from shared.logging import configure_logging
+from shared.registry import Service, ServiceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,30 @@ def service_settings(service: Service) -> CommonSettings:
         },
     )
     return settings_class()
+
+
+@dataclass(frozen=True)
+class ServiceRuntime:
+    """What a relay or consumer process of one service starts from."""
+
+    service: Service
+    settings: CommonSettings
+    engine: Engine
+    stopper: Stopper
+
+
+def start_runtime(registry: ServiceRegistry, name: str, role: str) -> ServiceRuntime:
+    """Look `name` up, read its settings, log as `<name>-<role>`, stop on SIGTERM and SIGINT.
+
+    ConfigError if the service is unknown, has no database, or its settings are wrong.
+    """
+    (service,) = registry.with_database([name])
+    settings = service_settings(service)
+    configure_logging(f"{service.name}-{role}", settings.LOG_LEVEL)
+    engine = make_engine(settings.DATABASE_URL, schema=service.schema, pool_size=2)
+    stopper = Stopper()
+    stopper.install_signal_handlers()
+    return ServiceRuntime(service, settings, engine, stopper)
 
 
 class Stopper:

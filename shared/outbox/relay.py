@@ -52,9 +52,8 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 
-from shared.db import make_engine, outbox_channel
+from shared.db import outbox_channel
 from shared.events import Envelope
-from shared.logging import configure_logging
 from shared.messaging.broker import (
     ConfirmingPublisher,
     close_quietly,
@@ -65,8 +64,8 @@ from shared.messaging.broker import (
 from shared.messaging.runtime import (
     Backoff,
     Stopper,
-    service_settings,
     start_metrics_server,
+    start_runtime,
 )
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_message
@@ -316,25 +315,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None, *, registry: ServiceRegistry) -> int:
     """`dockyard relay <service>`: run the service's outbox relay until SIGTERM or SIGINT."""
     args = build_parser().parse_args(argv)
-    (service,) = registry.with_database([args.service])
-    settings = service_settings(service)
-    configure_logging(f"{service.name}-relay", settings.LOG_LEVEL)
-    tables = service.tables
-    engine = make_engine(settings.DATABASE_URL, schema=service.schema, pool_size=2)
-    REGISTRY.register(OutboxCollector(engine, tables.outbox, source=service.name))
+    runtime = start_runtime(registry, args.service, "relay")
+    outbox = runtime.service.tables.outbox
+    REGISTRY.register(OutboxCollector(runtime.engine, outbox, source=runtime.service.name))
     start_metrics_server(args.metrics_port)
-    stopper = Stopper()
-    stopper.install_signal_handlers()
     relay = OutboxRelay(
-        engine=engine,
-        outbox=tables.outbox,
-        amqp_url=settings.AMQP_URL,
-        namespace=settings.NAMESPACE,
+        engine=runtime.engine,
+        outbox=outbox,
+        amqp_url=runtime.settings.AMQP_URL,
+        namespace=runtime.settings.NAMESPACE,
         batch_size=args.batch_size,
         poll_interval=args.poll_interval,
         confirm_timeout=args.confirm_timeout,
-        stopper=stopper,
+        stopper=runtime.stopper,
     )
     relay.run()
-    engine.dispose()
+    runtime.engine.dispose()
     return 0

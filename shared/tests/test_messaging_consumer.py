@@ -133,6 +133,18 @@ def test_dlq_commands_name_a_missing_queue(test_env):
     assert "test.never-ran.dlq" in result.stderr
 
 
+def failing_on_four(name: str, calls: Counter[int]):
+    """A handler that logs each event and counts its calls, and fails on event number 4."""
+
+    def handle(envelope, session):
+        calls[envelope.payload["n"]] += 1
+        log_probe(name, envelope, session)
+        if envelope.payload["n"] == 4:
+            raise ValueError("four is right out")
+
+    return handle
+
+
 @pytest.mark.parametrize("batched", [False, True], ids=["per-event", "batched"])
 def test_a_failing_event_of_a_batch_is_retried_and_dead_lettered_alone_the_others_commit_once(
     test_env, auth_engine, batched
@@ -140,11 +152,7 @@ def test_a_failing_event_of_a_batch_is_retried_and_dead_lettered_alone_the_other
     name = f"test.batch-failure-{'batched' if batched else 'per-event'}"
     calls: Counter[int] = Counter()
 
-    def handle(envelope, session):
-        calls[envelope.payload["n"]] += 1
-        log_probe(name, envelope, session)
-        if envelope.payload["n"] == 4:
-            raise ValueError("four is right out")
+    handle = failing_on_four(name, calls)
 
     def handle_batch(envelopes, session):
         for envelope in envelopes:
@@ -185,11 +193,7 @@ def test_the_events_after_a_failing_one_run_once_and_those_before_it_at_most_twi
     name = "test.batch-split"
     calls: Counter[int] = Counter()
 
-    def handle(envelope, session):
-        calls[envelope.payload["n"]] += 1
-        log_probe(name, envelope, session)
-        if envelope.payload["n"] == 4:
-            raise ValueError("four is right out")
+    handle = failing_on_four(name, calls)
 
     envelopes = [probe_envelope("SplitProbed", "s1", n, n) for n in range(1, 11)]
     subscription = Subscription(name, ["auth.SplitProbed"], handle, max_attempts=1)

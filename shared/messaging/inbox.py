@@ -5,8 +5,8 @@ handler's transaction is what makes a redelivery a duplicate. `inbox_positions` 
 sequence applied per (consumer, aggregate): an event at or below it (with a new id) is out of
 order, and its row's `note` says so. The position never moves backwards.
 
-The bookkeeping takes three statements per batch, not per event, and their text never changes
-(arrays, not VALUES lists), so SQLAlchemy compiles them once.
+The bookkeeping takes one statement per batch, not per event, and its text never changes
+(arrays, not VALUES lists), so SQLAlchemy compiles it once.
 """
 
 from __future__ import annotations
@@ -45,25 +45,36 @@ class Inbox:
         self.inbox: Table = tables.inbox
         self.positions: Table = tables.inbox_positions
         inbox_name, positions_name = _qualified(self.inbox), _qualified(self.positions)
-        self._record = text(
-            f"INSERT INTO {inbox_name} (consumer, message_id)"
-            " SELECT :consumer, id FROM unnest(CAST(:ids AS uuid[])) AS u(id)"
-            " ON CONFLICT DO NOTHING RETURNING message_id"
-        )
-        self._lock_positions = text(
-            f"SELECT p.aggregate_type, p.aggregate_id, p.last_sequence FROM {positions_name} p"
-            " JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, a)"
-            " ON p.aggregate_type = k.t AND p.aggregate_id = k.a"
-            " WHERE p.consumer = :consumer"
-            " ORDER BY p.aggregate_type, p.aggregate_id FOR UPDATE OF p"
-        )
-        self._advance = text(
-            f"INSERT INTO {positions_name} AS p"
+        # One statement: record the ids, lock the aggregates' positions (in key order, so two
+        # consumers sharing a queue neither deadlock nor check one aggregate at the same time),
+        # judge each new event against its aggregate's position and the events before it in
+        # the batch, and advance the positions. It returns the new events, with the position
+        # they did not pass when they are stale.
+        self._admit = text(
+            "WITH batch AS ("
+            " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]),"
+            " CAST(:aggregates AS text[]), CAST(:sequences AS bigint[]))"
+            " WITH ORDINALITY AS b(id, t, a, s, ord)),"
+            f" recorded AS (INSERT INTO {inbox_name} (consumer, message_id)"
+            " SELECT :consumer, id FROM batch ORDER BY ord"
+            " ON CONFLICT DO NOTHING RETURNING message_id),"
+            " fresh AS (SELECT DISTINCT ON (b.id) b.* FROM batch b"
+            " JOIN recorded r ON r.message_id = b.id ORDER BY b.id, b.ord),"
+            " locked AS (SELECT p.aggregate_type, p.aggregate_id, p.last_sequence"
+            f" FROM {positions_name} p JOIN (SELECT DISTINCT t, a FROM fresh) k"
+            " ON p.aggregate_type = k.t AND p.aggregate_id = k.a WHERE p.consumer = :consumer"
+            " ORDER BY p.aggregate_type, p.aggregate_id FOR UPDATE OF p),"
+            " judged AS (SELECT f.id, f.t, f.a, f.s, GREATEST(l.last_sequence, max(f.s) OVER"
+            " (PARTITION BY f.t, f.a ORDER BY f.ord ROWS BETWEEN UNBOUNDED PRECEDING"
+            " AND 1 PRECEDING)) AS last FROM fresh f LEFT JOIN locked l"
+            " ON l.aggregate_type = f.t AND l.aggregate_id = f.a),"
+            f" advanced AS (INSERT INTO {positions_name} AS p"
             " (consumer, aggregate_type, aggregate_id, last_sequence)"
-            " SELECT :consumer, t, a, s FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
-            " CAST(:sequences AS bigint[])) AS k(t, a, s)"
+            " SELECT :consumer, t, a, max(s) FROM judged WHERE last IS NULL OR s > last"
+            " GROUP BY t, a ORDER BY t, a"
             " ON CONFLICT (consumer, aggregate_type, aggregate_id)"
-            " DO UPDATE SET last_sequence = GREATEST(p.last_sequence, EXCLUDED.last_sequence)"
+            " DO UPDATE SET last_sequence = GREATEST(p.last_sequence, EXCLUDED.last_sequence))"
+            " SELECT id, CASE WHEN s <= last THEN last END FROM judged"
         )
 
     def admit(
@@ -71,69 +82,32 @@ class Inbox:
     ) -> list[Admission]:
         """Record `envelopes` for `consumer` in `session`'s transaction; one admission each.
 
-        The positions of the batch's aggregates are row-locked until the transaction ends, so
-        consumers sharing a queue check one aggregate's sequence one at a time.
+        The positions of the batch's aggregates are row-locked until the transaction ends.
         """
-        ids = [str(uuid.UUID(envelope.id)) for envelope in envelopes]
-        inserted = {
-            str(message_id)
-            for message_id in session.execute(
-                self._record, {"consumer": consumer, "ids": ids}
-            ).scalars()
+        judged = {
+            str(message_id): last
+            for message_id, last in session.execute(
+                self._admit,
+                {
+                    "consumer": consumer,
+                    "ids": [str(uuid.UUID(envelope.id)) for envelope in envelopes],
+                    "types": [envelope.aggregate_type for envelope in envelopes],
+                    "aggregates": [envelope.aggregate_id for envelope in envelopes],
+                    "sequences": [envelope.sequence for envelope in envelopes],
+                },
+            )
         }
-        fresh: list[Envelope] = []
-        for envelope, id_ in zip(envelopes, ids, strict=True):
-            if id_ in inserted:
-                inserted.discard(id_)  # a second copy in the same batch is a duplicate
-                fresh.append(envelope)
-        stale = self._check_sequences(session, consumer, fresh) if fresh else {}
-        fresh_ids = {envelope.id for envelope in fresh}
         admissions = []
         for envelope in envelopes:
-            if envelope.id in fresh_ids:
-                fresh_ids.discard(envelope.id)
-                admissions.append(Admission(envelope, last_sequence=stale.get(envelope.id)))
-            else:
+            id_ = str(uuid.UUID(envelope.id))
+            if id_ not in judged:
                 admissions.append(Admission(envelope, duplicate=True))
-        return admissions
-
-    def _check_sequences(
-        self, session: Session, consumer: str, fresh: list[Envelope]
-    ) -> dict[str, int]:
-        """Advance the positions past `fresh`; returns event id -> last sequence for stale ones."""
-        keys = sorted({(e.aggregate_type, e.aggregate_id) for e in fresh})
-        applied: dict[tuple[str, str], int] = {
-            (aggregate_type, aggregate_id): last_sequence
-            for aggregate_type, aggregate_id, last_sequence in session.execute(
-                self._lock_positions,
-                {
-                    "consumer": consumer,
-                    "types": [key[0] for key in keys],
-                    "ids": [key[1] for key in keys],
-                },
-            )
-        }
-        advanced: dict[tuple[str, str], int] = {}
-        stale: dict[str, int] = {}
-        for envelope in fresh:
-            key = (envelope.aggregate_type, envelope.aggregate_id)
-            last = applied.get(key)
-            if last is not None and envelope.sequence <= last:
-                stale[envelope.id] = last
+                continue
+            last = judged.pop(id_)  # a second copy in the same batch is a duplicate
+            if last is not None:
                 self._note(session, consumer, envelope, last)
-            else:
-                applied[key] = advanced[key] = envelope.sequence
-        if advanced:
-            session.execute(
-                self._advance,
-                {
-                    "consumer": consumer,
-                    "types": [key[0] for key in advanced],
-                    "ids": [key[1] for key in advanced],
-                    "sequences": list(advanced.values()),
-                },
-            )
-        return stale
+            admissions.append(Admission(envelope, last_sequence=last))
+        return admissions
 
     def _note(self, session: Session, consumer: str, envelope: Envelope, last: int) -> None:
         positions = self.positions

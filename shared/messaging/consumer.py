@@ -62,7 +62,7 @@ from datetime import UTC, datetime
 import amqp
 from prometheus_client import Counter
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -244,6 +244,7 @@ class Consumer:
             raise ValueError(f"subscription names repeat: {names}")
         self.topology = Topology(namespace)
         self.lanes = [_Lane(s, self.topology.consumer_queue(s.name)) for s in subscriptions]
+        self.engine = engine
         self.sessions = session_factory(engine)
         self.inbox = Inbox(tables)
         self.amqp_url = amqp_url
@@ -256,6 +257,7 @@ class Consumer:
         self.ready = threading.Event()
         self._connection: amqp.Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
+        self._database: Connection | None = None
         self._backoff = Backoff()
         self._next_prune = 0.0
 
@@ -281,6 +283,9 @@ class Consumer:
         log.info("consumer stopped")
 
     def _open(self) -> None:
+        # One database connection for every batch: checking one out of the pool would ping
+        # the server first, a round trip per batch. Losing it makes run() reconnect.
+        self._database = self.engine.connect()
         self._connection = connect(self.amqp_url, name=f"consumer-{os.getpid()}")
         self._publisher = ConfirmingPublisher(self._connection)
         for lane in self.lanes:
@@ -304,6 +309,12 @@ class Consumer:
         # Closing the connection hands every unacked message back to its queue, in order.
         close_quietly(self._connection)
         self._connection = self._publisher = None
+        if self._database is not None:
+            try:
+                self._database.close()
+            except SQLAlchemyError:
+                pass
+            self._database = None
         for lane in self.lanes:
             lane.channel = None
             lane.buffer.clear()
@@ -372,7 +383,7 @@ class Consumer:
 
     def _transaction(self, lane: _Lane, items: list[tuple[amqp.Message, Envelope]]) -> list[Result]:
         """Record and handle `items` in one transaction; _HandlerFailed if a handler failed."""
-        session = self.sessions()
+        session = self.sessions(bind=self._database)
         try:
             results = self._apply(lane, session, [envelope for _, envelope in items])
             try:

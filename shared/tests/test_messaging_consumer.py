@@ -347,3 +347,22 @@ def test_a_consumer_sigkilled_mid_batch_loses_nothing_and_applies_each_event_onc
     assert handled() == total  # each event's effect committed exactly once
     inbox = scalar(auth_engine, "SELECT count(*) FROM inbox WHERE consumer = :c", c=name)
     assert inbox == total
+
+
+def test_a_consumer_that_loses_its_database_connection_reconnects_and_redelivers(
+    test_env, auth_engine
+):
+    name = "test.consumer-reconnect"
+    subscription = Subscription(name, ["auth.DbLossProbed"], lambda e, s: log_probe(name, e, s))
+    consumer = make_consumer(test_env, auth_engine, subscription)
+    with running(consumer):
+        publish(test_env, to_exchange(test_env, probe_envelope("DbLossProbed", "d1", 1, 1)))
+        wait_until(lambda: logged(auth_engine, name), timeout=30, what="the first event")
+        backend = consumer._database.connection.dbapi_connection.get_backend_pid()
+        assert scalar(auth_engine, "SELECT pg_terminate_backend(:pid)", pid=backend)
+        publish(test_env, to_exchange(test_env, probe_envelope("DbLossProbed", "d1", 2, 2)))
+        wait_until(
+            lambda: len(logged(auth_engine, name)) == 2, timeout=30, what="an event after it"
+        )
+    assert logged(auth_engine, name) == [(1, 1), (2, 2)]
+    assert metric("dockyard_consumer_retries_total", consumer=name) == 0

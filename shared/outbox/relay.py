@@ -50,7 +50,8 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from sqlalchemy import BigInteger, Table, bindparam, delete, func
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.db import outbox_channel
 from shared.events import Envelope
@@ -151,6 +152,7 @@ class OutboxRelay:
         self._publisher: ConfirmingPublisher | None = None
         self._tally_channel: amqp.Channel | None = None
         self._listener = None
+        self._database: Connection | None = None
         self._next_tally = 0.0
         self._backoff = Backoff()
 
@@ -187,6 +189,9 @@ class OutboxRelay:
         self._listener.autocommit = True
         with self._listener.cursor() as cursor:
             cursor.execute(f'LISTEN "{outbox_channel(self.schema)}"')
+        # One connection for every batch: checking one out of the pool would ping the server
+        # first, a round trip per batch. Losing it makes run() reconnect.
+        self._database = self.engine.connect()
         self._connection = connect(self.amqp_url, name=f"relay-{self.schema}-{os.getpid()}")
         setup = self._connection.channel()
         self.topology.declare_events(setup)
@@ -196,6 +201,12 @@ class OutboxRelay:
     def _close(self) -> None:
         close_quietly(self._connection)
         self._connection = self._publisher = self._tally_channel = None
+        if self._database is not None:
+            try:
+                self._database.close()
+            except SQLAlchemyError:
+                pass
+            self._database = None
         if self._listener is not None:
             try:
                 self._listener.close()
@@ -217,9 +228,9 @@ class OutboxRelay:
 
     def relay_batch(self) -> int | None:
         """Publish and delete one batch; None when another relay holds the lock."""
-        assert self._publisher is not None
-        outbox = self.outbox
-        with self.engine.begin() as conn:
+        assert self._publisher is not None and self._database is not None
+        outbox, conn = self.outbox, self._database
+        with conn.begin():
             leader = conn.execute(
                 sql_select(func.pg_try_advisory_xact_lock(self.lock_key))
             ).scalar_one()

@@ -242,3 +242,25 @@ def test_the_relay_reconnects_after_losing_its_database_connections(test_env, au
             commit_events(auth_engine, [ReconnectProbed(probe_id="r", n=2)])
             wait_until(lambda: handled() == 2, timeout=30, what="an event after the reconnect")
     assert metric("dockyard_outbox_relay_errors_total", source="auth") == errors_before + 1
+
+
+def test_the_relay_reconnects_after_losing_the_connection_it_publishes_batches_on(
+    test_env, auth_engine
+):
+    name = "test.reconnect-batches"
+    subscription = Subscription(name, ["auth.ReconnectProbed"], lambda e, s: log_probe(name, e, s))
+
+    def handled() -> int:
+        return scalar(auth_engine, "SELECT count(*) FROM probe_log WHERE consumer = :c", c=name)
+
+    errors_before = metric("dockyard_outbox_relay_errors_total", source="auth")
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        relay = make_relay(test_env, auth_engine, poll_interval=0.1)
+        with running(relay):
+            commit_events(auth_engine, [ReconnectProbed(probe_id="b", n=1)])
+            wait_until(lambda: handled() == 1, timeout=30, what="the first event")
+            backend = relay._database.connection.dbapi_connection.get_backend_pid()
+            assert scalar(auth_engine, "SELECT pg_terminate_backend(:pid)", pid=backend)
+            commit_events(auth_engine, [ReconnectProbed(probe_id="b", n=2)])
+            wait_until(lambda: handled() == 2, timeout=30, what="an event after the reconnect")
+    assert metric("dockyard_outbox_relay_errors_total", source="auth") == errors_before + 1

@@ -84,13 +84,14 @@ class Inbox:
 
         The positions of the batch's aggregates are row-locked until the transaction ends.
         """
+        ids = [str(uuid.UUID(envelope.id)) for envelope in envelopes]
         judged = {
             str(message_id): last
             for message_id, last in session.execute(
                 self._admit,
                 {
                     "consumer": consumer,
-                    "ids": [str(uuid.UUID(envelope.id)) for envelope in envelopes],
+                    "ids": ids,
                     "types": [envelope.aggregate_type for envelope in envelopes],
                     "aggregates": [envelope.aggregate_id for envelope in envelopes],
                     "sequences": [envelope.sequence for envelope in envelopes],
@@ -98,8 +99,7 @@ class Inbox:
             )
         }
         admissions = []
-        for envelope in envelopes:
-            id_ = str(uuid.UUID(envelope.id))
+        for envelope, id_ in zip(envelopes, ids, strict=True):
             if id_ not in judged:
                 admissions.append(Admission(envelope, duplicate=True))
                 continue

@@ -11,9 +11,7 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -21,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.processes import ManagedProcess, stop_all
 from shared.testing import TestEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,48 +34,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def spawn(argv: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(argv: list[str], *, env: dict[str, str], log: Path) -> ManagedProcess:
     """Start a subprocess in the repository root, its stdout and stderr appended to `log`."""
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return ManagedProcess(Path(argv[0]).name, argv, env=env, log=log, cwd=ROOT).start()
 
 
-def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
+def stop(*processes: ManagedProcess, timeout: float = 30) -> None:
     """SIGTERM the processes, then wait for each; kill any still running after `timeout` s."""
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_all(processes, timeout)
 
 
 @contextmanager
 def serve(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterator[int]:
     """Run a server subprocess until GET /healthz on `port` answers 200; yield its pid; stop it."""
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{name} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.1)
+    with ManagedProcess(name, argv, env=env, cwd=ROOT) as server:
+        server.wait_ready(url=f"http://127.0.0.1:{port}/healthz")
         yield server.pid
-    finally:
-        stop(server)
-        log.close()
 
 
 def gateway_env(environment: TestEnvironment, auth_port: int) -> dict[str, str]:

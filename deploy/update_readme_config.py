@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from services.registry import REGISTRY as SERVICES
 from shared import cli
 from shared.config import REGISTRY
 
@@ -49,10 +50,10 @@ ENV_EXAMPLE_HEADER = """\
 
 
 def service_table() -> str:
-    """The `dockyard config-table` output; importing the config modules fills REGISTRY."""
+    """The `dockyard config-table` output: every variable of the services' settings classes."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        cli.cmd_config_table(None)
+        cli.main(["config-table"], registry=SERVICES)
     return out.getvalue().strip()
 
 

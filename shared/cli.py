@@ -1,63 +1,56 @@
-"""The `dockyard` command: provisioning, migrations, relays, consumers and dead letters."""
+"""The `dockyard` command: provisioning, migrations, relays, consumers and dead letters.
+
+`main` runs it for the services of a registry (shared.registry) it is handed: the console
+script is services.registry:main, which hands it Dockyard's.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 
 from shared import dbadmin, migrations
 from shared.config import ConfigError, Settings, database_url_var, markdown_table
+from shared.registry import Service, ServiceRegistry
 
-SERVICES = dbadmin.SERVICE_SCHEMAS
 #: Subcommands whose modules parse their own arguments.
-DELEGATED = {
-    "relay": "shared.outbox.relay",
-    "consume": "shared.messaging.consumer",
-    "dlq": "shared.messaging.dlq",
-}
+DELEGATED = ("relay", "consume", "dlq")
 
 
-def _service_urls(names: list[str]) -> dict[str, str]:
+def _service_urls(services: list[Service]) -> dict[Service, str]:
     class _Urls(Settings):
         pass
 
-    for name in names:
-        setattr(_Urls, name, database_url_var(name))
+    for service in services:
+        setattr(_Urls, service.name, database_url_var(service.schema))
     urls = _Urls()
-    return {name: getattr(urls, name) for name in names}
+    return {service: getattr(urls, service.name) for service in services}
 
 
 def cmd_db_bootstrap(args: argparse.Namespace) -> int:
     """Create the database, roles and schemas (needs DATABASE_ADMIN_URL)."""
     admin = dbadmin.AdminSettings()
-    dbadmin.bootstrap(admin.ADMIN_URL, _service_urls(args.services or list(SERVICES)))
+    urls = _service_urls(args.registry.with_database(args.services))
+    dbadmin.bootstrap(admin.ADMIN_URL, {service.schema: url for service, url in urls.items()})
     return 0
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     """Run every service's migrations (each as its own role)."""
-    for name, url in _service_urls(args.services or list(SERVICES)).items():
-        migrations.upgrade(f"services.{name}", url)
-        print(f"migrated {name}")
+    for service, url in _service_urls(args.registry.with_database(args.services)).items():
+        migrations.upgrade(service.migrations, url)
+        print(f"migrated {service.name}")
     return 0
 
 
-def cmd_config_table(_args: argparse.Namespace) -> int:
-    """Print the configuration table of every variable (for the README)."""
-    for module in (
-        "shared.dbadmin",
-        "services.auth.config",
-        "services.files.config",
-        "services.tasks.config",
-        "services.gateway.config",
-    ):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+def cmd_config_table(_args: argparse.Namespace | None = None) -> int:
+    """Print the configuration table of every variable (for the README).
+
+    Every variable is registered when its settings class is defined: the registry the command
+    was handed imported every service's settings, and this module imported dbadmin's.
+    """
     print(markdown_table())
     return 0
 
@@ -108,20 +101,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `dockyard` command."""
+def _delegate(command: str, argv: list[str], registry: ServiceRegistry) -> int:
+    """Run a subcommand whose module parses its own arguments, --help included."""
+    if command == "relay":
+        from shared.outbox import relay
+
+        return relay.main(argv, registry=registry)
+    if command == "consume":
+        from shared.messaging import consume
+
+        return consume.main(argv, registry=registry)
+    from shared.messaging import dlq
+
+    return dlq.main(argv)
+
+
+def main(argv: list[str] | None = None, *, registry: ServiceRegistry) -> int:
+    """Run the `dockyard` command for the services of `registry`."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in DELEGATED:
-        # Their own parsers own every option, --help included.
-        return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
     try:
+        if argv and argv[0] in DELEGATED:
+            return _delegate(argv[0], argv[1:], registry) or 0
+        args = build_parser().parse_args(argv)
+        args.registry = registry
         return args.func(args)
     except ConfigError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

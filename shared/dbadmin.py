@@ -12,9 +12,6 @@ from shared.config import EnvVar, Settings
 
 log = logging.getLogger(__name__)
 
-#: Each service and the variable naming its own database URL (role and schema = service name).
-SERVICE_SCHEMAS = ("auth", "files", "tasks")
-
 
 class AdminSettings(Settings):
     """Settings of the provisioning commands."""

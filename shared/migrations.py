@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from alembic import command, context
@@ -10,10 +9,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, create_engine, pool
 
 
-def alembic_config(package: str, url: str) -> Config:
-    """An Alembic config for `services.<name>` pointing at its migrations folder."""
-    module = importlib.import_module(package)
-    folder = Path(module.__file__).parent / "migrations"
+def alembic_config(folder: Path, url: str) -> Config:
+    """An Alembic config for the migration tree in `folder` (a registry entry's `migrations`)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(folder))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -21,9 +18,9 @@ def alembic_config(package: str, url: str) -> Config:
     return cfg
 
 
-def upgrade(package: str, url: str, revision: str = "head") -> None:
-    """Run a service's migrations up to `revision`."""
-    command.upgrade(alembic_config(package, url), revision)
+def upgrade(folder: Path, url: str, revision: str = "head") -> None:
+    """Run the migrations in `folder` up to `revision`."""
+    command.upgrade(alembic_config(folder, url), revision)
 
 
 def run_migrations(*, schema: str, metadata: MetaData) -> None:

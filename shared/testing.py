@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import make_server
 
 from shared import dbadmin, migrations
-
-SERVICE_PACKAGES = {"auth": "services.auth", "files": "services.files", "tasks": "services.tasks"}
+from shared.registry import ServiceRegistry
 
 
 def generate_private_key_pem() -> str:
@@ -31,8 +30,13 @@ def generate_private_key_pem() -> str:
 
 @dataclass
 class TestEnvironment:
-    """Everything one test run owns: database, AMQP/Redis namespace, signing key, env vars."""
+    """Everything one test run owns: database, AMQP/Redis namespace, signing key, env vars.
 
+    `services` is the registry whose services get a role, a schema and their migrations
+    (services.registry.REGISTRY).
+    """
+
+    services: ServiceRegistry
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     admin_url: str = os.environ.get(
         "DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -66,17 +70,16 @@ class TestEnvironment:
             "DOCKYARD_NAMESPACE": self.namespace,
             "AUTH_JWT_PRIVATE_KEY": self.private_key_pem,
         }
-        for service in SERVICE_PACKAGES:
-            values[f"{service.upper()}_DATABASE_URL"] = self.service_url(service)
+        for service in self.services.with_database():
+            values[f"{service.schema.upper()}_DATABASE_URL"] = self.service_url(service.schema)
         return values
 
     def set_up(self) -> None:
         """Create the database, roles and schemas, run every migration, export the env."""
-        dbadmin.bootstrap(
-            self.admin_url, {name: self.service_url(name) for name in SERVICE_PACKAGES}
-        )
-        for name, package in SERVICE_PACKAGES.items():
-            migrations.upgrade(package, self.service_url(name))
+        services = self.services.with_database()
+        dbadmin.bootstrap(self.admin_url, {s.schema: self.service_url(s.schema) for s in services})
+        for service in services:
+            migrations.upgrade(service.migrations, self.service_url(service.schema))
         os.environ.update(self.env())
 
     def tear_down(self) -> None:

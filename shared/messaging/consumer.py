@@ -1,7 +1,8 @@
 """Idempotent event consumers on py-amqp: inbox dedupe, sequence checks, retries, dead letters.
 
 A subscription is a consumer name, the routing keys its queue binds and a handler, listed in
-`services/<name>/handlers.py`; `dockyard consume <name>` runs them on that service's schema:
+`services/<name>/handlers.py`; `dockyard consume <name>` (shared.messaging.consume) runs them on
+that service's schema:
 
     def on_tokens_revoked(envelope: Envelope, session: Session) -> None:
         ...
@@ -15,26 +16,31 @@ Processing, per subscription and in delivery order:
 * The messages already delivered are taken in batches of up to `batch_size`, in one database
   transaction. For each: insert (consumer, event id) into `inbox`, where a conflict means a
   duplicate, which is skipped; advance the aggregate's row in `inbox_positions`; run the handler
-  with the session. Commit, then ack. A crash after the commit and before the ack redelivers the
-  messages and the inbox turns them into duplicates; a crash before the commit loses nothing.
-* If a handler raises, the batch is rolled back and its messages run again one per transaction,
-  so only the failing one is affected: it is republished (confirmed) to a wait queue that holds
-  it `retry_delay * 2**(failures - 1)` seconds (at most `max_retry_delay`) before it expires
-  back into the work queue, and the original is acked. After `max_attempts` failures it goes to
-  the subscription's dead-letter queue with the error in its headers (`dockyard dlq list` and
-  `dockyard dlq replay`). A message that is not a valid envelope is dead-lettered at once.
+  with the session (a `batched` subscription's handler runs once with all the new events).
+  Commit, then ack every message of the batch at once. A crash after the commit and before the
+  ack redelivers the messages and the inbox turns them into duplicates; a crash before the
+  commit loses nothing.
+* If a handler raises, the batch is rolled back; the events before the failing one are
+  committed again together and the ones after it go on as the next batch, so only the failing
+  one is affected (when it cannot be told apart, each event gets its own transaction). It is
+  republished (confirmed) to a wait queue that holds it `retry_delay * 2**(failures - 1)`
+  seconds (at most `max_retry_delay`) before it expires back into the work queue, and the
+  original is acked. After `max_attempts` failures it goes to the subscription's dead-letter
+  queue with the error in its headers (`dockyard dlq list` and `dockyard dlq replay`). A
+  message that is not a valid envelope is dead-lettered at once.
 * Losing the database connection is not the handler's fault: the consumer reconnects and the
   unacked messages are redelivered without counting an attempt.
 
 Order: relays publish an aggregate's events in sequence order and a queue delivers in order, so
-they arrive in order unless a retry, a replayed dead letter or a redelivery interleaves.
-`inbox_positions` keeps the highest sequence applied per (consumer, aggregate). An event whose
-sequence is not above it (with a new id: duplicates are caught first) is out of order: it is
-counted in `dockyard_consumer_out_of_order_total`, logged, described in the position row's
-`note`, and then still handled, because it carries a change not applied yet and dropping it
-would lose that change. A subscription whose handler applies snapshots (the latest state wins)
-sets `skip_stale=True` to acknowledge such events without running the handler. The position
-never moves backwards. Gaps are normal: a subscription only sees the event types it binds.
+they arrive in order unless a retry, a replayed dead letter or a redelivery interleaves. The
+inbox (shared.messaging.inbox) keeps the highest sequence applied per (consumer, aggregate). An
+event whose sequence is not above it (with a new id: duplicates are caught first) is out of
+order: it is counted in `dockyard_consumer_out_of_order_total`, logged, described in the
+position row's `note`, and then still handled, because it carries a change not applied yet and
+dropping it would lose that change. A subscription whose handler applies snapshots (the latest
+state wins) sets `skip_stale=True` to acknowledge such events without running the handler. The
+position never moves backwards. Gaps are normal: a subscription only sees the event types it
+binds.
 
 Handlers do all their database work through `session` and never commit it. Anything else they
 touch (Redis, HTTP) must be idempotent too: a rolled-back batch runs again, and delivery is
@@ -43,30 +49,25 @@ at-least-once.
 
 from __future__ import annotations
 
-import argparse
 import enum
-import importlib
 import logging
 import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import amqp
 from prometheus_client import Counter
 from psycopg2.extensions import TRANSACTION_STATUS_INERROR
-from sqlalchemy import Table, delete, func, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from shared.db import make_engine, session_factory
+from shared.db import session_factory
 from shared.events import Envelope
-from shared.logging import configure_logging
 from shared.messaging.broker import (
     ConfirmingPublisher,
     close_quietly,
@@ -74,12 +75,10 @@ from shared.messaging.broker import (
     drain_available,
     wait_readable,
 )
+from shared.messaging.inbox import Inbox
 from shared.messaging.runtime import (
     Backoff,
     Stopper,
-    service_settings,
-    service_tables,
-    start_metrics_server,
 )
 from shared.messaging.topology import Topology
 from shared.messaging.wire import (
@@ -100,6 +99,8 @@ log = logging.getLogger(__name__)
 
 #: What a subscription runs for each event, inside the transaction that records it in the inbox.
 Handler = Callable[[Envelope, Session], None]
+#: What a `batched` subscription runs once per transaction, for its new events in delivery order.
+BatchHandler = Callable[[list[Envelope], Session], None]
 
 HANDLED = Counter("dockyard_consumer_handled_total", "Events handled and committed", ["consumer"])
 DUPLICATES = Counter(
@@ -132,15 +133,21 @@ class Subscription:
 
     The name is global (prefix it with the service, e.g. `files.tokens-revoked`): it names the
     queues and the rows in the inbox tables. Bindings are topic patterns like `auth.*`.
+
+    With `batched`, the handler is a BatchHandler: it is called once per transaction with every
+    new event of the batch (duplicates and skipped stale events left out), so it can write them
+    with one statement. If it raises, the events are handled again one per transaction (a list
+    of one), so only the failing event is retried or dead-lettered.
     """
 
     name: str
     bindings: Sequence[str]
-    handler: Handler
+    handler: Handler | BatchHandler
     max_attempts: int = 5
     retry_delay: float = 1.0
     max_retry_delay: float = 300.0
     skip_stale: bool = False
+    batched: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -182,9 +189,12 @@ class Result:
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, error: BaseException) -> None:
+    """A handler (or the commit of its writes) failed; `index` is the failing item when known."""
+
+    def __init__(self, error: BaseException, index: int | None = None) -> None:
         super().__init__(str(error))
         self.error = error
+        self.index = index
 
 
 @dataclass(eq=False)
@@ -193,37 +203,6 @@ class _Lane:
     queue: str
     channel: amqp.Channel | None = None
     buffer: list[amqp.Message] = field(default_factory=list)
-
-
-class _Statements:
-    """The consumer's bookkeeping SQL for one schema's inbox tables."""
-
-    def __init__(self, inbox: Table, positions: Table) -> None:
-        inbox_name, positions_name = _qualified(inbox), _qualified(positions)
-        self.record = text(
-            f"INSERT INTO {inbox_name} (consumer, message_id)"
-            " SELECT :consumer, id FROM unnest(CAST(:ids AS uuid[])) AS u(id)"
-            " ON CONFLICT DO NOTHING RETURNING message_id"
-        )
-        self.positions = text(
-            f"SELECT p.aggregate_type, p.aggregate_id, p.last_sequence FROM {positions_name} p"
-            " JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, a)"
-            " ON p.aggregate_type = k.t AND p.aggregate_id = k.a"
-            " WHERE p.consumer = :consumer"
-            " ORDER BY p.aggregate_type, p.aggregate_id FOR UPDATE OF p"
-        )
-        self.advance = text(
-            f"INSERT INTO {positions_name} AS p"
-            " (consumer, aggregate_type, aggregate_id, last_sequence)"
-            " SELECT :consumer, t, a, s FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),"
-            " CAST(:sequences AS bigint[])) AS k(t, a, s)"
-            " ON CONFLICT (consumer, aggregate_type, aggregate_id)"
-            " DO UPDATE SET last_sequence = GREATEST(p.last_sequence, EXCLUDED.last_sequence)"
-        )
-
-
-def _qualified(table: Table) -> str:
-    return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
 
 
 class ConsumerCancelled(RuntimeError):
@@ -254,8 +233,8 @@ class Consumer:
         tables: MessagingTables,
         amqp_url: str,
         namespace: str,
-        prefetch: int = 256,
-        batch_size: int = 100,
+        prefetch: int = 1000,
+        batch_size: int = 500,
         inbox_retention_days: float = 7.0,
         stopper: Stopper | None = None,
         after_ack: Callable[[str, list[Envelope]], None] | None = None,
@@ -265,10 +244,9 @@ class Consumer:
             raise ValueError(f"subscription names repeat: {names}")
         self.topology = Topology(namespace)
         self.lanes = [_Lane(s, self.topology.consumer_queue(s.name)) for s in subscriptions]
+        self.engine = engine
         self.sessions = session_factory(engine)
-        self.inbox: Table = tables.inbox
-        self.positions: Table = tables.inbox_positions
-        self._sql = _Statements(self.inbox, self.positions)
+        self.inbox = Inbox(tables)
         self.amqp_url = amqp_url
         self.prefetch = prefetch
         self.batch_size = batch_size
@@ -279,6 +257,7 @@ class Consumer:
         self.ready = threading.Event()
         self._connection: amqp.Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
+        self._database: Connection | None = None
         self._backoff = Backoff()
         self._next_prune = 0.0
 
@@ -304,6 +283,9 @@ class Consumer:
         log.info("consumer stopped")
 
     def _open(self) -> None:
+        # One database connection for every batch: checking one out of the pool would ping
+        # the server first, a round trip per batch. Losing it makes run() reconnect.
+        self._database = self.engine.connect()
         self._connection = connect(self.amqp_url, name=f"consumer-{os.getpid()}")
         self._publisher = ConfirmingPublisher(self._connection)
         for lane in self.lanes:
@@ -327,6 +309,12 @@ class Consumer:
         # Closing the connection hands every unacked message back to its queue, in order.
         close_quietly(self._connection)
         self._connection = self._publisher = None
+        if self._database is not None:
+            try:
+                self._database.close()
+            except SQLAlchemyError:
+                pass
+            self._database = None
         for lane in self.lanes:
             lane.channel = None
             lane.buffer.clear()
@@ -355,19 +343,7 @@ class Consumer:
                 decoded.append((message, envelope_from_message(message)))
             except ValueError as exc:
                 self._dead_letter(lane, message, f"malformed message: {exc}")
-        results: list[Result] = []
-        if decoded:
-            try:
-                results = self._transaction(lane, decoded)
-            except _HandlerFailed as failed:
-                if len(decoded) == 1:
-                    self._failed(lane, decoded[0][0], failed.error)
-                else:
-                    for item in decoded:
-                        try:
-                            results += self._transaction(lane, [item])
-                        except _HandlerFailed as failed_one:
-                            self._failed(lane, item[0], failed_one.error)
+        results = self._settle(lane, decoded)
         assert lane.channel is not None
         lane.channel.basic_ack(batch[-1].delivery_tag, multiple=True)
         self._backoff.reset()
@@ -375,9 +351,39 @@ class Consumer:
         if self.after_ack is not None:
             self.after_ack(lane.subscription.name, [r.envelope for r in results])
 
+    def _settle(self, lane: _Lane, items: list[tuple[amqp.Message, Envelope]]) -> list[Result]:
+        """Commit `items`, setting failing ones aside for a retry or the dead-letter queue.
+
+        When a per-event handler fails, the events before it are committed together, the
+        failing one is set aside and the rest go on as a batch: each event is handled at most
+        twice, and every event that does not fail is committed exactly once. When the failing
+        event is not known (a batched handler, or the commit itself failed), each event gets
+        its own transaction.
+        """
+        results: list[Result] = []
+        while items:
+            try:
+                return results + self._transaction(lane, items)
+            except _HandlerFailed as failed:
+                if len(items) == 1:
+                    self._failed(lane, items[0][0], failed.error)
+                    return results
+                if failed.index is None:
+                    for item in items:
+                        try:
+                            results += self._transaction(lane, [item])
+                        except _HandlerFailed as failed_one:
+                            self._failed(lane, item[0], failed_one.error)
+                    return results
+                if failed.index:
+                    results += self._settle(lane, items[: failed.index])
+                self._failed(lane, items[failed.index][0], failed.error)
+                items = items[failed.index + 1 :]
+        return results
+
     def _transaction(self, lane: _Lane, items: list[tuple[amqp.Message, Envelope]]) -> list[Result]:
         """Record and handle `items` in one transaction; _HandlerFailed if a handler failed."""
-        session = self.sessions()
+        session = self.sessions(bind=self._database)
         try:
             results = self._apply(lane, session, [envelope for _, envelope in items])
             try:
@@ -398,101 +404,40 @@ class Consumer:
             session.close()
 
     def _apply(self, lane: _Lane, session: Session, envelopes: list[Envelope]) -> list[Result]:
-        """Dedupe, check sequences and run the handler for a batch of events, in `session`.
-
-        The bookkeeping takes three statements per batch, not per event, and their text never
-        changes (arrays, not VALUES lists), so SQLAlchemy compiles them once: together that is
-        most of what lets one consumer keep up with a relay.
-        """
+        """Record a batch in the inbox and run the handler for its new events, in `session`."""
         sub = lane.subscription
-        ids = [str(uuid.UUID(envelope.id)) for envelope in envelopes]
-        inserted = {
-            str(message_id)
-            for message_id in session.execute(
-                self._sql.record, {"consumer": sub.name, "ids": ids}
-            ).scalars()
-        }
-        results: list[Result | None] = []
-        fresh: list[Envelope] = []
-        for envelope, id_ in zip(envelopes, ids, strict=True):
-            if id_ in inserted:
-                inserted.discard(id_)  # a second copy in the same batch is a duplicate
-                fresh.append(envelope)
-                results.append(None)
-            else:
+        status = session.connection().connection.dbapi_connection.info
+        results: list[Result] = []
+        batch: list[Envelope] = []
+        for index, admitted in enumerate(self.inbox.admit(session, sub.name, envelopes)):
+            envelope, last = admitted.envelope, admitted.last_sequence
+            if admitted.duplicate:
                 results.append(Result(Outcome.DUPLICATE, envelope))
-        if not fresh:
-            return [r for r in results if r is not None]
-        keys = sorted({(e.aggregate_type, e.aggregate_id) for e in fresh})
-        # Locked, so consumers sharing a queue check one aggregate's sequence one at a time.
-        applied: dict[tuple[str, str], int] = {
-            (aggregate_type, aggregate_id): last_sequence
-            for aggregate_type, aggregate_id, last_sequence in session.execute(
-                self._sql.positions,
-                {
-                    "consumer": sub.name,
-                    "types": [key[0] for key in keys],
-                    "ids": [key[1] for key in keys],
-                },
-            )
-        }
-        advanced: dict[tuple[str, str], int] = {}
-        stale: dict[str, tuple[Envelope, int]] = {}
-        for envelope in fresh:
-            key = (envelope.aggregate_type, envelope.aggregate_id)
-            last = applied.get(key)
-            if last is not None and envelope.sequence <= last:
-                stale[envelope.id] = (envelope, last)
-            else:
-                applied[key] = advanced[key] = envelope.sequence
-        if advanced:
-            session.execute(
-                self._sql.advance,
-                {
-                    "consumer": sub.name,
-                    "types": [key[0] for key in advanced],
-                    "ids": [key[1] for key in advanced],
-                    "sequences": list(advanced.values()),
-                },
-            )
-        positions = self.positions
-        for envelope, last in stale.values():
-            session.execute(
-                update(positions)
-                .where(
-                    positions.c.consumer == sub.name,
-                    positions.c.aggregate_type == envelope.aggregate_type,
-                    positions.c.aggregate_id == envelope.aggregate_id,
-                )
-                .values(
-                    note=f"{datetime.now(UTC).isoformat(timespec='seconds')}: sequence "
-                    f"{envelope.sequence} (event {envelope.id}) arrived after {last}"
-                )
-            )
-        handled = iter(fresh)
-        for index, result in enumerate(results):
-            if result is not None:
                 continue
-            envelope = next(handled)
-            last = stale[envelope.id][1] if envelope.id in stale else None
             if last is not None and sub.skip_stale:
-                results[index] = Result(Outcome.STALE_SKIPPED, envelope, last)
+                results.append(Result(Outcome.STALE_SKIPPED, envelope, last))
                 continue
-            self._run_handler(sub, session, envelope)
+            if sub.batched:
+                batch.append(envelope)
+            else:
+                self._run_handler(sub.handler, (envelope, session), status, index)
             outcome = Outcome.HANDLED if last is None else Outcome.STALE_HANDLED
-            results[index] = Result(outcome, envelope, last)
-        return [r for r in results if r is not None]
+            results.append(Result(outcome, envelope, last))
+        if batch:
+            self._run_handler(sub.handler, (batch, session), status)
+        return results
 
-    def _run_handler(self, sub: Subscription, session: Session, envelope: Envelope) -> None:
+    def _run_handler(self, handler, args: tuple, status, index: int | None = None) -> None:
+        """Run a handler; _HandlerFailed (naming item `index`) if it fails or breaks the session."""
         try:
-            sub.handler(envelope, session)
+            handler(*args)
         except Exception as exc:
             if _connection_lost(exc):
                 raise
-            raise _HandlerFailed(exc) from exc
-        status = session.connection().connection.dbapi_connection.info.transaction_status
-        if status == TRANSACTION_STATUS_INERROR:
-            raise _HandlerFailed(RuntimeError("the handler swallowed a database error"))
+            raise _HandlerFailed(exc, index) from exc
+        if status.transaction_status == TRANSACTION_STATUS_INERROR:
+            error = RuntimeError("the handler swallowed a database error")
+            raise _HandlerFailed(error, index)
 
     def _account(self, sub: Subscription, results: list[Result]) -> None:
         counts = {outcome: 0 for outcome in Outcome}
@@ -587,83 +532,14 @@ class Consumer:
         if not self.inbox_retention_days or time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_INTERVAL
-        cutoff = func.now() - timedelta(days=self.inbox_retention_days)
         names = [lane.subscription.name for lane in self.lanes]
         try:
             with self.sessions.begin() as session:
-                deleted = session.execute(
-                    delete(self.inbox).where(
-                        self.inbox.c.consumer.in_(names), self.inbox.c.processed_at < cutoff
-                    )
-                ).rowcount
+                deleted = self.inbox.prune(
+                    session, names, older_than_days=self.inbox_retention_days
+                )
         except SQLAlchemyError:
             log.warning("could not prune the inbox", exc_info=True)
             return
         if deleted:
             log.info("pruned %d inbox rows", deleted, extra={"consumers": names})
-
-
-def load_subscriptions(service: str) -> list[Subscription] | None:
-    """`services.<service>.handlers.SUBSCRIPTIONS`, or None if the service has no handlers."""
-    module_name = f"services.{service}.handlers"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-    return list(getattr(module, "SUBSCRIPTIONS", []))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Arguments of `dockyard consume`."""
-    parser = argparse.ArgumentParser(
-        prog="dockyard consume", description="Run a service's event subscriptions."
-    )
-    parser.add_argument("service", help="service whose handlers.SUBSCRIPTIONS to run")
-    parser.add_argument("--prefetch", type=int, default=256, help="unacked messages per queue")
-    parser.add_argument("--batch-size", type=int, default=100, help="events per transaction")
-    parser.add_argument(
-        "--inbox-retention-days",
-        type=float,
-        default=7.0,
-        help="delete inbox rows older than this (0 keeps them)",
-    )
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`dockyard consume <service>`: run the service's subscriptions until SIGTERM or SIGINT."""
-    args = build_parser().parse_args(argv)
-    settings = service_settings(args.service)
-    configure_logging(f"{args.service}-consumer", settings.LOG_LEVEL)
-    stopper = Stopper()
-    stopper.install_signal_handlers()
-    subscriptions = load_subscriptions(args.service)
-    if not subscriptions:
-        # Idle rather than exit: process managers (honcho) stop everything when one exits.
-        log.warning(
-            "services.%s.handlers defines no SUBSCRIPTIONS; nothing to consume, idling",
-            args.service,
-        )
-        while not stopper.wait(3600):
-            pass
-        return 0
-    tables = service_tables(args.service)
-    engine = make_engine(settings.DATABASE_URL, schema=tables.inbox.schema, pool_size=2)
-    start_metrics_server(args.metrics_port)
-    consumer = Consumer(
-        subscriptions,
-        engine=engine,
-        tables=tables,
-        amqp_url=settings.AMQP_URL,
-        namespace=settings.NAMESPACE,
-        prefetch=args.prefetch,
-        batch_size=args.batch_size,
-        inbox_retention_days=args.inbox_retention_days,
-        stopper=stopper,
-    )
-    consumer.run()
-    engine.dispose()
-    return 0

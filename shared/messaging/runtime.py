@@ -2,42 +2,63 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import select
 import signal
 import threading
+from dataclasses import dataclass
 
 from prometheus_client import start_http_server
+from sqlalchemy.engine import Engine
 
-from shared.config import CommonSettings, ConfigError, database_url_var
-from shared.outbox.tables import MessagingTables
+from shared.config import CommonSettings, database_url_var
+from shared.db import make_engine
+from shared.logging import configure_logging
+from shared.registry import Service, ServiceRegistry
 
 log = logging.getLogger(__name__)
 
 
-def service_settings(service: str) -> CommonSettings:
-    """The common settings plus `<SERVICE>_DATABASE_URL` (as DATABASE_URL) for `service`."""
+def service_settings(service: Service) -> CommonSettings:
+    """The common settings plus `<SERVICE>_DATABASE_URL` (as DATABASE_URL) of `service`.
+
+    Not the service's own settings class: a relay or consumer must not require what only the
+    service's web process reads (a signing key, storage credentials).
+    """
     settings_class = type(
-        f"{service.capitalize()}MessagingSettings",
+        f"{service.name.capitalize()}MessagingSettings",
         (CommonSettings,),
-        {"DATABASE_URL": database_url_var(service), "__doc__": f"Settings of {service}'s relay."},
+        {
+            "DATABASE_URL": database_url_var(service.schema),
+            "__doc__": f"Settings of {service.name}'s relay and consumer.",
+        },
     )
     return settings_class()
 
 
-def service_tables(service: str) -> MessagingTables:
-    """`services.<service>.models.messaging_tables`: the outbox and inbox tables of its schema."""
-    try:
-        models = importlib.import_module(f"services.{service}.models")
-    except ModuleNotFoundError as exc:
-        if exc.name in (f"services.{service}", f"services.{service}.models"):
-            raise ConfigError(
-                f"unknown service {service!r} (no services.{service}.models)"
-            ) from None
-        raise
-    return models.messaging_tables
+@dataclass(frozen=True)
+class ServiceRuntime:
+    """What a relay or consumer process of one service starts from."""
+
+    service: Service
+    settings: CommonSettings
+    engine: Engine
+    stopper: Stopper
+
+
+def start_runtime(registry: ServiceRegistry, name: str, role: str) -> ServiceRuntime:
+    """Look `name` up, read its settings, log as `<name>-<role>`, stop on SIGTERM and SIGINT.
+
+    ConfigError if the service is unknown, has no database, or its settings are wrong.
+    """
+    (service,) = registry.with_database([name])
+    settings = service_settings(service)
+    configure_logging(f"{service.name}-{role}", settings.LOG_LEVEL)
+    engine = make_engine(settings.DATABASE_URL, schema=service.schema, pool_size=2)
+    stopper = Stopper()
+    stopper.install_signal_handlers()
+    return ServiceRuntime(service, settings, engine, stopper)
 
 
 class Stopper:

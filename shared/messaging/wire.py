@@ -35,7 +35,6 @@ def envelope_message(envelope: Envelope) -> amqp.Message:
         content_encoding="utf-8",
         delivery_mode=2,
         message_id=envelope.id,
-        application_headers={},
         **properties,
     )
 

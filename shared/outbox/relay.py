@@ -42,35 +42,36 @@ import argparse
 import hashlib
 import logging
 import os
-import select
 import time
 from datetime import UTC, datetime
 
 import amqp
 from prometheus_client import REGISTRY, Counter, Histogram
-from sqlalchemy import Table, delete, func
+from sqlalchemy import BigInteger, Table, bindparam, delete, func
 from sqlalchemy import select as sql_select
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from shared.db import make_engine, outbox_channel
+from shared.db import outbox_channel
 from shared.events import Envelope
-from shared.logging import configure_logging
 from shared.messaging.broker import (
     ConfirmingPublisher,
     close_quietly,
     connect,
     drain_available,
+    wait_readable,
 )
 from shared.messaging.runtime import (
     Backoff,
     Stopper,
-    service_settings,
-    service_tables,
     start_metrics_server,
+    start_runtime,
 )
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_message
 from shared.outbox.metrics import OutboxCollector
+from shared.registry import ServiceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class OutboxRelay:
         outbox: Table,
         amqp_url: str,
         namespace: str,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         poll_interval: float = 1.0,
         confirm_timeout: float = 10.0,
         stopper: Stopper | None = None,
@@ -151,6 +152,7 @@ class OutboxRelay:
         self._publisher: ConfirmingPublisher | None = None
         self._tally_channel: amqp.Channel | None = None
         self._listener = None
+        self._database: Connection | None = None
         self._next_tally = 0.0
         self._backoff = Backoff()
 
@@ -187,6 +189,9 @@ class OutboxRelay:
         self._listener.autocommit = True
         with self._listener.cursor() as cursor:
             cursor.execute(f'LISTEN "{outbox_channel(self.schema)}"')
+        # One connection for every batch: checking one out of the pool would ping the server
+        # first, a round trip per batch. Losing it makes run() reconnect.
+        self._database = self.engine.connect()
         self._connection = connect(self.amqp_url, name=f"relay-{self.schema}-{os.getpid()}")
         setup = self._connection.channel()
         self.topology.declare_events(setup)
@@ -196,6 +201,12 @@ class OutboxRelay:
     def _close(self) -> None:
         close_quietly(self._connection)
         self._connection = self._publisher = self._tally_channel = None
+        if self._database is not None:
+            try:
+                self._database.close()
+            except SQLAlchemyError:
+                pass
+            self._database = None
         if self._listener is not None:
             try:
                 self._listener.close()
@@ -217,9 +228,9 @@ class OutboxRelay:
 
     def relay_batch(self) -> int | None:
         """Publish and delete one batch; None when another relay holds the lock."""
-        assert self._publisher is not None
-        outbox = self.outbox
-        with self.engine.begin() as conn:
+        assert self._publisher is not None and self._database is not None
+        outbox, conn = self.outbox, self._database
+        with conn.begin():
             leader = conn.execute(
                 sql_select(func.pg_try_advisory_xact_lock(self.lock_key))
             ).scalar_one()
@@ -237,7 +248,9 @@ class OutboxRelay:
                 (exchange, envelope.routing_key, envelope_message(envelope))
                 for envelope in envelopes
             )
-            conn.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            # One array parameter: the statement's text is the same for every batch size.
+            ids = bindparam("ids", [row.id for row in rows], type_=ARRAY(BigInteger))
+            conn.execute(delete(outbox).where(outbox.c.id == func.any(ids)))
         now = datetime.now(UTC)
         PUBLISHED.labels(self.schema).inc(len(rows))
         delay = PUBLISH_DELAY.labels(self.schema)
@@ -278,11 +291,10 @@ class OutboxRelay:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            readable, _, _ = select.select(
-                [driver.fileno(), broker_fd, self.stopper.fileno()],
-                [],
-                [],
+            readable = wait_readable(
+                self._connection,
                 min(remaining, MAX_WAIT),
+                extra=[driver.fileno(), self.stopper.fileno()],
             )
             if broker_fd in readable:
                 drain_available(self._connection)
@@ -300,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dockyard relay", description="Publish a service's outbox to RabbitMQ."
     )
     parser.add_argument("service", help="service whose outbox to publish, e.g. auth")
-    parser.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    parser.add_argument("--batch-size", type=int, default=1000, help="rows per transaction")
     parser.add_argument(
         "--poll-interval", type=float, default=1.0, help="seconds between polls without NOTIFY"
     )
@@ -311,27 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, *, registry: ServiceRegistry) -> int:
     """`dockyard relay <service>`: run the service's outbox relay until SIGTERM or SIGINT."""
     args = build_parser().parse_args(argv)
-    settings = service_settings(args.service)
-    configure_logging(f"{args.service}-relay", settings.LOG_LEVEL)
-    tables = service_tables(args.service)
-    engine = make_engine(settings.DATABASE_URL, schema=tables.outbox.schema, pool_size=2)
-    REGISTRY.register(OutboxCollector(engine, tables.outbox, source=args.service))
+    runtime = start_runtime(registry, args.service, "relay")
+    outbox = runtime.service.tables.outbox
+    REGISTRY.register(OutboxCollector(runtime.engine, outbox, source=runtime.service.name))
     start_metrics_server(args.metrics_port)
-    stopper = Stopper()
-    stopper.install_signal_handlers()
     relay = OutboxRelay(
-        engine=engine,
-        outbox=tables.outbox,
-        amqp_url=settings.AMQP_URL,
-        namespace=settings.NAMESPACE,
+        engine=runtime.engine,
+        outbox=outbox,
+        amqp_url=runtime.settings.AMQP_URL,
+        namespace=runtime.settings.NAMESPACE,
         batch_size=args.batch_size,
         poll_interval=args.poll_interval,
         confirm_timeout=args.confirm_timeout,
-        stopper=stopper,
+        stopper=runtime.stopper,
     )
     relay.run()
-    engine.dispose()
+    runtime.engine.dispose()
     return 0

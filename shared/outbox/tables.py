@@ -62,7 +62,7 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         metadata,
         Column("consumer", String(200), nullable=False),
         Column("message_id", Uuid, nullable=False),
-        # Indexed for the consumer's pruning of old rows (see shared.messaging.consumer).
+        # Indexed for the consumer's pruning of old rows (see shared.messaging.inbox).
         Column(
             "processed_at",
             DateTime(timezone=True),

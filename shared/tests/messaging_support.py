@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from shared.db import UnitOfWork, session_factory
 from shared.events import Envelope, Event
 from shared.messaging.consumer import Consumer, Subscription
 from shared.outbox.relay import OutboxRelay
+from shared.processes import ManagedProcess
 
 DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
 
@@ -67,6 +67,17 @@ class NobodyListensProbed(Event):
     """Probe event no queue is bound for."""
 
     aggregate_type = "lonely-probe"
+    aggregate_field = "probe_id"
+
+    probe_id: str
+    n: int
+
+
+@dataclass(frozen=True)
+class CrashProbed(Event):
+    """Probe event of the consumer crash test."""
+
+    aggregate_type = "crash-probe"
     aggregate_field = "probe_id"
 
     probe_id: str
@@ -178,47 +189,11 @@ def running(worker: Consumer | OutboxRelay) -> Iterator[Consumer | OutboxRelay]:
         assert not thread.is_alive(), f"{type(worker).__name__} did not stop"
 
 
-class RelayProcess:
-    """`dockyard relay auth` as a real subprocess, its logs in a file."""
-
-    def __init__(self, log_path: Path, *args: str) -> None:
-        self.log_path = log_path
-        self.process = subprocess.Popen(
-            [DOCKYARD, "relay", "auth", *args],
-            env=os.environ.copy(),
-            stdout=subprocess.DEVNULL,
-            stderr=log_path.open("ab"),
-        )
-
-    @property
-    def pid(self) -> int:
-        """The relay's process id."""
-        return self.process.pid
-
-    def kill(self) -> None:
-        """SIGKILL, and reap."""
-        self.process.kill()
-        self.process.wait(10)
-
-    def terminate(self) -> int:
-        """SIGTERM; returns the exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(15)
-
-    def logs(self) -> str:
-        """Everything the relay logged so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def __enter__(self) -> RelayProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.process.poll() is None:
-            try:
-                os.kill(self.process.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            self.kill()
+def relay_process(log_path: Path, *args: str) -> ManagedProcess:
+    """`dockyard relay auth` as a real subprocess (started by `with` or start()), logs in a file."""
+    return ManagedProcess(
+        "relay", [DOCKYARD, "relay", "auth", *args], env=os.environ.copy(), log=log_path
+    )
 
 
 def dockyard(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

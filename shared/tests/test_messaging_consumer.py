@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 import amqp
@@ -13,9 +16,12 @@ from sqlalchemy import text
 from shared.events import Envelope
 from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
 from shared.messaging.consumer import Subscription
+from shared.messaging.dlq import list_dead_letters
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_from_message, envelope_message
+from shared.processes import ManagedProcess
 from shared.tests.messaging_support import (
+    CrashProbed,
     PoisonProbed,
     commit_events,
     dockyard,
@@ -27,6 +33,7 @@ from shared.tests.messaging_support import (
     scalar,
     wait_until,
 )
+from shared.tests.probe_consumer import READY
 
 
 def probe_envelope(routing_type: str, aggregate_id: str, sequence: int, n: int) -> Envelope:
@@ -126,28 +133,90 @@ def test_dlq_commands_name_a_missing_queue(test_env):
     assert "test.never-ran.dlq" in result.stderr
 
 
-def test_only_the_failing_event_of_a_batch_is_set_aside(test_env, auth_engine):
-    name = "test.batch-failure"
+def failing_on_four(name: str, calls: Counter[int]):
+    """A handler that logs each event and counts its calls, and fails on event number 4."""
 
-    def handler(envelope, session):
+    def handle(envelope, session):
+        calls[envelope.payload["n"]] += 1
         log_probe(name, envelope, session)
         if envelope.payload["n"] == 4:
             raise ValueError("four is right out")
 
+    return handle
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-event", "batched"])
+def test_a_failing_event_of_a_batch_is_retried_and_dead_lettered_alone_the_others_commit_once(
+    test_env, auth_engine, batched
+):
+    name = f"test.batch-failure-{'batched' if batched else 'per-event'}"
+    calls: Counter[int] = Counter()
+
+    handle = failing_on_four(name, calls)
+
+    def handle_batch(envelopes, session):
+        for envelope in envelopes:
+            handle(envelope, session)
+
     envelopes = [probe_envelope("BatchProbed", "b1", n, n) for n in range(1, 11)]
-    subscription = Subscription(name, ["auth.BatchProbed"], handler, max_attempts=1)
+    subscription = Subscription(
+        name,
+        ["auth.BatchProbed"],
+        handle_batch if batched else handle,
+        max_attempts=3,
+        retry_delay=0.05,
+        batched=batched,
+    )
     with running(make_consumer(test_env, auth_engine, subscription)):
         publish(test_env, to_exchange(test_env, *envelopes))
         wait_until(
+            lambda: metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1,
+            timeout=30,
+            what="the failing event in the dead-letter queue",
+        )
+    assert [n for n, _ in logged(auth_engine, name)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert metric("dockyard_consumer_retries_total", consumer=name) == 2
+    assert metric("dockyard_consumer_handled_total", consumer=name) == 9
+    # Its three attempts; a batched handler first saw it in the batch, which counts for none.
+    assert calls[4] == (4 if batched else 3)
+    # An event is handled at most twice: in the batch that failed, then where it is committed.
+    assert all(1 <= calls[n] <= 2 for n in (1, 2, 3, 5, 6, 7, 8, 9, 10)), calls
+    queue = Topology(test_env.namespace).dead_letter_queue(name)
+    (dead,) = list_dead_letters(test_env.amqp_url, queue)
+    assert dead.message_id == envelopes[3].id
+    assert dead.attempts == 3
+
+
+def test_the_events_after_a_failing_one_run_once_and_those_before_it_at_most_twice(
+    test_env, auth_engine
+):
+    name = "test.batch-split"
+    calls: Counter[int] = Counter()
+
+    handle = failing_on_four(name, calls)
+
+    envelopes = [probe_envelope("SplitProbed", "s1", n, n) for n in range(1, 11)]
+    subscription = Subscription(name, ["auth.SplitProbed"], handle, max_attempts=1)
+    # Queued before the consumer starts, so they arrive together and form one batch.
+    connection = connect(test_env.amqp_url, name="test-declare")
+    try:
+        Topology(test_env.namespace).declare_consumer(
+            connection.channel(), name, bindings=subscription.bindings, retry_delays_ms=[]
+        )
+    finally:
+        close_quietly(connection)
+    publish(test_env, to_exchange(test_env, *envelopes))
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        wait_until(
             lambda: (
-                metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1
-                and len(logged(auth_engine, name)) == 9
+                len(logged(auth_engine, name)) == 9
+                and metric("dockyard_consumer_dead_lettered_total", consumer=name) == 1
             ),
             timeout=30,
             what="nine events handled and one dead-lettered",
         )
     assert [n for n, _ in logged(auth_engine, name)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
-    assert metric("dockyard_consumer_retries_total", consumer=name) == 0
+    assert calls == Counter({1: 2, 2: 2, 3: 2, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 1})
 
 
 def test_a_message_that_is_not_an_envelope_is_dead_lettered_at_once(test_env, auth_engine):
@@ -250,3 +319,50 @@ def test_subscription_names_must_be_queue_friendly(name):
 def test_a_subscription_binds_something():
     with pytest.raises(ValueError):
         Subscription("test.nothing", [], lambda e, s: None)
+
+
+def test_a_consumer_sigkilled_mid_batch_loses_nothing_and_applies_each_event_once(
+    test_env, auth_engine, tmp_path
+):
+    name, total = "test.consumer-crash", 1500
+    argv = [sys.executable, "-m", "shared.tests.probe_consumer", name, "auth.CrashProbed"]
+    consumer = ManagedProcess("consumer", argv, env=dict(os.environ), log=tmp_path / "c.log")
+
+    def handled(distinct: bool = False) -> int:
+        count = "count(DISTINCT event_id)" if distinct else "count(*)"
+        return scalar(auth_engine, f"SELECT {count} FROM probe_log WHERE consumer = :c", c=name)
+
+    with running(make_relay(test_env, auth_engine, poll_interval=0.1)):
+        with consumer:
+            consumer.wait_ready(log_line=READY, timeout=30)
+            events = [CrashProbed(probe_id=f"c{n % 7}", n=n) for n in range(total)]
+            commit_events(auth_engine, events)
+            wait_until(lambda: handled() >= 200, timeout=60, what="the consumer to be under way")
+            consumer.kill()
+        assert handled() < total, "the consumer finished before it could be killed"
+        with consumer:
+            wait_until(
+                lambda: handled(distinct=True) == total, timeout=90, what="every event handled"
+            )
+    assert handled() == total  # each event's effect committed exactly once
+    inbox = scalar(auth_engine, "SELECT count(*) FROM inbox WHERE consumer = :c", c=name)
+    assert inbox == total
+
+
+def test_a_consumer_that_loses_its_database_connection_reconnects_and_redelivers(
+    test_env, auth_engine
+):
+    name = "test.consumer-reconnect"
+    subscription = Subscription(name, ["auth.DbLossProbed"], lambda e, s: log_probe(name, e, s))
+    consumer = make_consumer(test_env, auth_engine, subscription)
+    with running(consumer):
+        publish(test_env, to_exchange(test_env, probe_envelope("DbLossProbed", "d1", 1, 1)))
+        wait_until(lambda: logged(auth_engine, name), timeout=30, what="the first event")
+        backend = consumer._database.connection.dbapi_connection.get_backend_pid()
+        assert scalar(auth_engine, "SELECT pg_terminate_backend(:pid)", pid=backend)
+        publish(test_env, to_exchange(test_env, probe_envelope("DbLossProbed", "d1", 2, 2)))
+        wait_until(
+            lambda: len(logged(auth_engine, name)) == 2, timeout=30, what="an event after it"
+        )
+    assert logged(auth_engine, name) == [(1, 1), (2, 2)]
+    assert metric("dockyard_consumer_retries_total", consumer=name) == 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from alembic import command
 
+from services.registry import REGISTRY
 from shared import dbadmin, migrations
 
-SERVICES = ["auth", "files", "tasks"]
+SERVICES = [service.name for service in REGISTRY.with_database()]
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +23,14 @@ def fresh_database(test_env):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_migrations_leave_nothing_for_autogenerate(fresh_database, service):
-    config = migrations.alembic_config(f"services.{service}", fresh_database[service])
+    config = migrations.alembic_config(REGISTRY.get(service).migrations, fresh_database[service])
     command.upgrade(config, "head")
     command.check(config)
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_migrations_downgrade_to_nothing_and_back(fresh_database, service):
-    config = migrations.alembic_config(f"services.{service}", fresh_database[service])
+    config = migrations.alembic_config(REGISTRY.get(service).migrations, fresh_database[service])
     command.upgrade(config, "head")
     command.downgrade(config, "base")
     command.upgrade(config, "head")

@@ -11,18 +11,19 @@ import uuid
 from shared.messaging.consumer import Subscription
 from shared.messaging.dlq import list_dead_letters
 from shared.messaging.topology import Topology
+from shared.processes import ManagedProcess, stop_all
 from shared.tests.messaging_support import (
     NobodyListensProbed,
     OrderProbed,
     ReconnectProbed,
     RelayProbed,
-    RelayProcess,
     commit_events,
     dockyard,
     log_probe,
     make_consumer,
     make_relay,
     metric,
+    relay_process,
     running,
     scalar,
     scrape,
@@ -37,7 +38,7 @@ def test_relay_sigkilled_mid_batch_loses_nothing_and_the_inbox_drops_the_duplica
 ):
     total, first = 2000, 600
     name = "test.relay-crash"
-    relay: RelayProcess | None = None
+    relay: ManagedProcess | None = None
     trigger = {"armed": threading.Event(), "stopped": threading.Event(), "event_id": None}
 
     def handler(envelope, session):
@@ -60,7 +61,7 @@ def test_relay_sigkilled_mid_batch_loses_nothing_and_the_inbox_drops_the_duplica
     in_flight = "SELECT count(*) FROM outbox WHERE event_id = CAST(:id AS uuid)"
     log = tmp_path / "relay.log"
     with running(make_consumer(test_env, auth_engine, subscription)):
-        relay = RelayProcess(log, *relay_args)
+        relay = relay_process(log, *relay_args)
         with relay:
             # Some batches go through completely (published, confirmed, deleted) first.
             commit_events(auth_engine, events[:first])
@@ -82,7 +83,7 @@ def test_relay_sigkilled_mid_batch_loses_nothing_and_the_inbox_drops_the_duplica
         assert killed_mid_batch, "never caught the relay between publishing and deleting"
         assert scalar(auth_engine, OUTBOX_EMPTY) > 0
 
-        with RelayProcess(log, *relay_args) as relay:
+        with relay_process(log, *relay_args) as relay:
             wait_until(
                 lambda: scalar(auth_engine, OUTBOX_EMPTY) == 0, timeout=60, what="an empty outbox"
             )
@@ -92,7 +93,7 @@ def test_relay_sigkilled_mid_batch_loses_nothing_and_the_inbox_drops_the_duplica
                 timeout=30,
                 what="the republished events to be dropped as duplicates",
             )
-            assert relay.terminate() == 0, relay.logs()
+            assert relay.stop() == 0, relay.logs()
 
     assert logged() == total  # each event's effect was written exactly once
     assert scalar(auth_engine, "SELECT count(*) FROM inbox WHERE consumer = :c", c=name) == total
@@ -140,10 +141,10 @@ def test_two_relays_at_once_keep_each_aggregates_events_in_sequence_order(
     ports = [_free_port(), _free_port()]
     with running(consumer):
         relays = [
-            RelayProcess(
+            relay_process(
                 tmp_path / f"relay{i}.log",
                 *("--batch-size", "7", "--poll-interval", "0.05", "--metrics-port", str(port)),
-            )
+            ).start()
             for i, port in enumerate(ports)
         ]
         producers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
@@ -167,8 +168,7 @@ def test_two_relays_at_once_keep_each_aggregates_events_in_sequence_order(
                 what=f"{sum(committed)} events at the consumer",
             )
         finally:
-            for relay in relays:
-                relay.terminate()
+            stop_all(relays)
 
     for aggregate, sequences in seen.items():
         assert sequences == list(range(1, len(sequences) + 1)), aggregate
@@ -240,5 +240,27 @@ def test_the_relay_reconnects_after_losing_its_database_connections(test_env, au
             )
             assert terminated == 1
             commit_events(auth_engine, [ReconnectProbed(probe_id="r", n=2)])
+            wait_until(lambda: handled() == 2, timeout=30, what="an event after the reconnect")
+    assert metric("dockyard_outbox_relay_errors_total", source="auth") == errors_before + 1
+
+
+def test_the_relay_reconnects_after_losing_the_connection_it_publishes_batches_on(
+    test_env, auth_engine
+):
+    name = "test.reconnect-batches"
+    subscription = Subscription(name, ["auth.ReconnectProbed"], lambda e, s: log_probe(name, e, s))
+
+    def handled() -> int:
+        return scalar(auth_engine, "SELECT count(*) FROM probe_log WHERE consumer = :c", c=name)
+
+    errors_before = metric("dockyard_outbox_relay_errors_total", source="auth")
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        relay = make_relay(test_env, auth_engine, poll_interval=0.1)
+        with running(relay):
+            commit_events(auth_engine, [ReconnectProbed(probe_id="b", n=1)])
+            wait_until(lambda: handled() == 1, timeout=30, what="the first event")
+            backend = relay._database.connection.dbapi_connection.get_backend_pid()
+            assert scalar(auth_engine, "SELECT pg_terminate_backend(:pid)", pid=backend)
+            commit_events(auth_engine, [ReconnectProbed(probe_id="b", n=2)])
             wait_until(lambda: handled() == 2, timeout=30, what="an event after the reconnect")
     assert metric("dockyard_outbox_relay_errors_total", source="auth") == errors_before + 1

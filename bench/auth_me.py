@@ -24,6 +24,7 @@ from pathlib import Path
 from results import record
 from support import BIN, ROOT, free_port, percentile, serve, timed_calls
 
+from services.registry import REGISTRY
 from shared.testing import TestEnvironment
 
 BENCHMARK = "auth_me"
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     client_counts = [int(n) for n in args.clients.split(",")]
 
-    with TestEnvironment() as environment, ExitStack() as servers:
+    with TestEnvironment(REGISTRY) as environment, ExitStack() as servers:
         env = {**os.environ, **environment.env(), "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT}"}
         auth_port, bare_port = free_port(), free_port()
         auth_pid = servers.enter_context(

@@ -40,6 +40,7 @@ from services.files.analysis import tune_allocator
 from services.files.app import create_app
 from services.files.config import FilesSettings
 from services.files.models import File
+from services.registry import REGISTRY
 from shared.testing import TestEnvironment
 
 MIB = 1024 * 1024
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown kind(s) {', '.join(unknown)}; use {', '.join(KINDS)}")
 
     tune_allocator()  # as the worker's pool processes do
-    with TestEnvironment():
+    with TestEnvironment(REGISTRY):
         work = Path(tempfile.mkdtemp(prefix="files-bench-"))
         app = None
         try:

@@ -41,6 +41,7 @@ from support import (
     stop,
 )
 
+from services.registry import REGISTRY
 from shared.testing import TestEnvironment
 
 NAME = "gateway_me"
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="alternations of the two paths")
     args = parser.parse_args(argv)
 
-    with TestEnvironment() as environment:
+    with TestEnvironment(REGISTRY) as environment:
         auth_port, gateway_port, bare_port = free_port(), free_port(), free_port()
         env = gateway_env(environment, auth_port)
         auth_argv = [

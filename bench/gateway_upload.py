@@ -45,6 +45,7 @@ from results import record
 from support import BIN, ROOT, free_port, gateway_command, gateway_env, register, serve
 
 from services.gateway.tests.apollo import apollo_upload
+from services.registry import REGISTRY
 from shared.testing import TestEnvironment
 
 MIB = 1024 * 1024
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size_mb * MIB
 
     with (
-        TestEnvironment() as environment,
+        TestEnvironment(REGISTRY) as environment,
         tempfile.TemporaryDirectory(
             prefix="dockyard-bench-files-", dir=args.storage_dir
         ) as storage,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from flask import Flask
 from starlette.testclient import TestClient
 
@@ -30,6 +27,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.tests.conftest import client_of
 from services.tasks.app import create_app as create_tasks_app
 from services.tasks.config import TasksSettings
+from shared.processes import ManagedProcess
 from shared.testing import ServerThread
 
 REPO = Path(__file__).resolve().parent.parent
@@ -309,22 +307,11 @@ def error_codes(body: dict) -> list[str]:
 @contextmanager
 def background(name: str, argv: list[str], env: dict[str, str] | None = None) -> Iterator[None]:
     """A Dockyard process (relay, consumer, worker) running for the duration of the block."""
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(argv, cwd=REPO, env=env or dict(os.environ), stdout=log, stderr=log)
-    try:
+    with ManagedProcess(name, argv, env=env or dict(os.environ), cwd=REPO) as process:
         time.sleep(0.2)
-        if process.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"{name} exited: {log.read().decode()[-2000:]}")
+        if not process.running:
+            raise RuntimeError(f"{name} exited: {process.logs()[-2000:]}")
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def relay(service: str):
@@ -353,45 +340,9 @@ def served_gateway(auth_server, tasks_server, files_server) -> Iterator[str]:
 def uvicorn_gateway(env: dict[str, str]) -> Iterator[str]:
     """`uvicorn services.gateway.asgi:app` as a subprocess on a free loopback port."""
     port = free_port()
-    # A file, not a pipe: a pipe nobody reads fills up with log lines and stalls the server.
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "services.gateway.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    argv = [sys.executable, "-m", "uvicorn", "services.gateway.asgi:app"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"uvicorn did not start: {log.read().decode()[-2000:]}")
-            time.sleep(0.05)
+    with ManagedProcess("uvicorn", argv, env={**os.environ, **env}, cwd=REPO) as process:
+        process.wait_ready(url=f"{url}/healthz", timeout=20)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -13,64 +10,16 @@ from pathlib import Path
 
 from kombu import Connection
 
+from shared.processes import ManagedProcess
+
 BIN = Path(sys.executable).parent
 
 
-class ServiceProcess:
-    """One process run as its own process group, its output appended to a log file."""
+class ServiceProcess(ManagedProcess):
+    """A harness process whose log lives in the test's log folder, read as JSON records too."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> ServiceProcess:
-        """Start it (again)."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def running(self) -> bool:
-        """Whether it was started and has not exited."""
-        return self.process is not None and self.process.poll() is None
-
-    def _signal_group(self, signum: int) -> None:
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def kill(self) -> None:
-        """SIGKILL the whole group (a Celery worker's pool processes too), and reap it."""
-        if self.process is None:
-            return
-        self._signal_group(signal.SIGKILL)
-        self.process.wait(15)
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
-        if not self.running:
-            return
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def logs(self) -> str:
-        """Everything it wrote so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        super().__init__(name, argv, env=env, log=log_dir / f"{name}.log")
 
     def log_records_since(self, offset: int = 0) -> list[dict]:
         """Its JSON log lines after character `offset`, parsed (other lines are skipped)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +14,7 @@ from kombu import Connection
 from sqlalchemy import text
 
 from services.auth.tests.conftest import bearer
+from shared.processes import ManagedProcess, stop_all
 
 DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
 
@@ -24,20 +23,16 @@ DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
 def relay_and_consumer(tmp_path):
     """`dockyard relay auth` and `dockyard consume auth` as real processes."""
     processes = [
-        subprocess.Popen(
-            [DOCKYARD, command, "auth"],
-            env=os.environ.copy(),
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / f"{command}.log").open("ab"),
-        )
+        ManagedProcess(
+            command, [DOCKYARD, command, "auth"], env=os.environ.copy(), log=tmp_path / command
+        ).start()
         for command in ("relay", "consume")
     ]
     wait_for_consumer(f"{os.environ['DOCKYARD_NAMESPACE']}.consumer.auth.revocation-list")
     yield processes
+    stop_all(processes, timeout=20)
     for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        assert process.wait(20) == 0, (tmp_path / "consume.log").read_text()[-2000:]
+        assert process.process.returncode == 0, process.logs()[-2000:]
 
 
 def wait_for_consumer(queue: str, timeout: float = 30) -> None:

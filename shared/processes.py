@@ -159,5 +159,13 @@ def stop_all(processes: Sequence[ManagedProcess], timeout: float = 15) -> None:
         if process.running:
             process.signal(signal.SIGCONT)
             process.signal(signal.SIGTERM)
+    # Only wait now: a second SIGTERM could reach a process after its handler ran and stopped
+    # listening, and end it by the signal instead of its own clean exit.
+    deadline = time.monotonic() + timeout
     for process in processes:
-        process.stop(timeout)
+        if process.process is None:
+            continue
+        try:
+            process.process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()

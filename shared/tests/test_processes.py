@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from shared.processes import ManagedProcess
+from shared.processes import ManagedProcess, stop_all
 from shared.tests.messaging_support import wait_until
 
 POLITE = (
@@ -71,3 +71,24 @@ def test_a_server_is_ready_once_its_url_answers():
     with ManagedProcess("http", argv, env=dict(os.environ)) as server:
         server.wait_ready(url=f"http://127.0.0.1:{port}/", timeout=10)
         assert server.running
+
+
+#: Stops cleanly on its first SIGTERM, but only after it stopped listening for a second one.
+WINDS_DOWN = (
+    "import signal, sys, time\n"
+    "def down(*_):\n"
+    "    signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+    "    time.sleep(0.5)\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, down)\n"
+    "print('listening', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_stop_all_signals_each_process_once_so_each_exits_its_own_way():
+    processes = [python(f"down-{i}", WINDS_DOWN).start() for i in range(2)]
+    for process in processes:
+        process.wait_ready(log_line="listening", timeout=10)
+    stop_all(processes, timeout=10)
+    assert [process.process.returncode for process in processes] == [0, 0]

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import abort
 
-from services.tasks import service
+from services.tasks import logs, service
 from services.tasks.schemas import (
     LogChunkPageSchema,
     TaskCreateSchema,
@@ -140,7 +140,7 @@ class TaskLogs(MethodView):
         owner_id, task_id = _owner_id(), _task_id(task_id)
         if not args.pop("follow"):
             try:
-                return service.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
+                return logs.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
             except service.TaskNotFound:
                 _not_found()
         # Each stream holds a request thread for as long as it is open: a few at most, so that
@@ -152,7 +152,7 @@ class TaskLogs(MethodView):
                 headers={"Retry-After": "5"},
             )
         try:
-            texts = service.follow_logs(
+            texts = logs.follow_logs(
                 ctx.uow,
                 owner_id=owner_id,
                 task_id=task_id,
@@ -187,7 +187,7 @@ class TaskLogChunks(MethodView):
     def get(self, args, task_id):
         """Read the chunks stored after chunk `after`; a finished status and no more = complete."""
         try:
-            return service.read_log_chunks(
+            return logs.read_log_chunks(
                 _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id), **args
             )
         except service.TaskNotFound:

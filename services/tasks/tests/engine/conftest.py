@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from services.tasks.engine import namespace_filter
+from services.tasks.containers import namespace_filter
 
 TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 REPO = Path(__file__).resolve().parents[4]

@@ -28,7 +28,7 @@ import pytest
 
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
-from services.tasks.engine import LABEL_ATTEMPT, LABEL_TASK
+from services.tasks.containers import LABEL_ATTEMPT, LABEL_TASK
 from services.tasks.lifecycle import container_name
 from services.tasks.tests.engine.conftest import Engine, engine_env, running_engine, wait_for
 from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
@@ -252,7 +252,7 @@ def timeout_client(timeout_env, auth_server, short_timeout_broker):
     """A test client of a tasks app on this module's database and broker."""
     app = create_app(TasksSettings(engine_env(timeout_env, auth_server)))
     yield app.test_client()
-    app.extensions["tasks"].engine.dispose()
+    app.extensions["tasks"].database.dispose()
 
 
 def test_the_broker_closes_a_channel_that_holds_a_message_past_its_consumer_timeout(

@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import docker
@@ -131,6 +131,10 @@ class ContainerEvent:
     action: str  # "start" or "die"
     name: str
     task_id: uuid.UUID
+    container_id: str
+    at: datetime
+    #: A die event's exit code.
+    exit_code: int | None = None
 
 
 class ContainerEngine(Protocol):
@@ -192,10 +196,15 @@ def _unavailable(exc: BaseException) -> EngineUnavailable:
     return EngineUnavailable("ENGINE_UNREACHABLE", f"Docker engine unreachable: {exc}")
 
 
-def container_options(spec: ContainerSpec, limits: ContainerLimits) -> dict[str, Any]:
-    """Keyword arguments of the SDK's `containers.create`: safe by default, labelled, limited."""
+def container_options(
+    spec: ContainerSpec, limits: ContainerLimits
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Arguments of the engine's container create: the container's, and its host config's.
+
+    Safe by default, labelled, limited.
+    """
     memory = spec.memory_limit_mb * 1024 * 1024
-    options: dict[str, Any] = {
+    container: dict[str, Any] = {
         "image": spec.image,
         "command": spec.command,
         "name": spec.name,
@@ -206,6 +215,11 @@ def container_options(spec: ContainerSpec, limits: ContainerLimits) -> dict[str,
             LABEL_ATTEMPT: str(spec.attempt),
             LABEL_NAMESPACE: limits.namespace,
         },
+        "detach": True,
+    }
+    if limits.user:
+        container["user"] = limits.user
+    host = {
         # Network only when the task asked; the API refused it unless the operator allows it.
         "network_mode": "bridge" if spec.network else "none",
         "cap_drop": ["ALL"],
@@ -217,13 +231,17 @@ def container_options(spec: ContainerSpec, limits: ContainerLimits) -> dict[str,
         # Equal to mem_limit: no swap, so a task over its memory is OOM-killed, not slowed.
         "memswap_limit": memory,
         "nano_cpus": int(spec.cpu_limit * 1e9),
-        "detach": True,
         # The monitor reads logs through the API; json-file keeps them until removal.
         "log_config": {"Type": "json-file", "Config": {}},
     }
-    if limits.user:
-        options["user"] = limits.user
-    return options
+    return container, host
+
+
+def _exit_code(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def _info(container: Any) -> ContainerInfo:
@@ -262,26 +280,34 @@ class DockerEngine:
 
     def run(self, spec: ContainerSpec) -> ContainerInfo:
         """Pull the image if needed, create (or adopt) the attempt's container and start it."""
-        self._ensure_image(spec.image)
+        # Two calls on the usual path (create, start): the engine's time is the throughput.
+        api = self.client.api
+        container_args, host_args = container_options(spec, self.limits)
         try:
             try:
-                container = self.client.containers.create(**container_options(spec, self.limits))
+                container_id, status = self._create(container_args, host_args), "created"
+            except ImageNotFound:
+                self._pull(spec.image)
+                container_id, status = self._create(container_args, host_args), "created"
             except APIError as exc:
                 if exc.status_code != 409:
                     raise
                 # The name is per attempt: a conflict is this attempt's own container from a job
                 # that crashed after creating it, so adopt it rather than make another.
-                container = self.client.containers.get(spec.name)
-            if container.status == "created":
+                found = api.inspect_container(spec.name)
+                container_id, status = found["Id"], found["State"]["Status"]
+            if status == "created":
                 try:
-                    container.start()
+                    api.start(container_id)
                 except APIError as exc:
                     if exc.is_client_error():
                         # E.g. no such executable: the attempt never ran, so leave nothing behind.
                         self.remove(spec.name)
                     raise
-            container.reload()
-            return _info(container)
+                status = "running"
+            return ContainerInfo(
+                id=container_id, name=spec.name, status=status, labels=container_args["labels"]
+            )
         except NotFound:
             # Removed under us (a reconciler or a duplicate job finishing it): not the task's
             # fault. Retrying re-reads the task, which is by then running, finished, or free to
@@ -292,15 +318,15 @@ class DockerEngine:
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _classify(exc) from None
 
-    def _ensure_image(self, image: str) -> None:
-        """Use the local image when present, else pull it."""
-        try:
-            self.client.images.get(image)
-            return
-        except ImageNotFound:
-            pass
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise _classify(exc) from None
+    def _create(self, container_args: dict[str, Any], host_args: dict[str, Any]) -> str:
+        api = self.client.api
+        created = api.create_container(
+            **container_args, host_config=api.create_host_config(**host_args)
+        )
+        return created["Id"]
+
+    def _pull(self, image: str) -> None:
+        """Pull an image the engine does not have; raises TaskRejected if that fails."""
         try:
             self.client.images.pull(image)
         except (DockerException, requests.exceptions.RequestException) as exc:
@@ -400,6 +426,9 @@ class DockerEngine:
                     action=event.get("Action") or event.get("status") or "",
                     name=attributes.get("name", ""),
                     task_id=uuid.UUID(raw_task),
+                    container_id=(event.get("Actor") or {}).get("ID") or event.get("id", ""),
+                    at=datetime.fromtimestamp(event.get("timeNano", 0) / 1e9, UTC),
+                    exit_code=_exit_code(attributes.get("exitCode")),
                 )
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _unavailable(exc) from None

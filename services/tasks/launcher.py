@@ -9,6 +9,7 @@ from __future__ import annotations
 import select
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine as DatabaseEngine
@@ -37,7 +38,8 @@ def start_attempt(
     except TaskRejected as exc:
         transitions.fail_start(uow(), task_id=task_id, code=exc.code, message=str(exc))
         return "failed"
-    if transitions.mark_running(uow(), task_id=task_id, container=container):
+    started_at = container.started_at(datetime.now(UTC))
+    if transitions.mark_running(uow(), task_id=task_id, container=container, started_at=started_at):
         return "started"
     engine.remove(container.name)
     return "done"

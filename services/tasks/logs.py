@@ -104,21 +104,28 @@ def append_output(
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None:
             raise TaskNotFound(str(task_id))
-        last_chunk_id, stored = None, 0
-        for stream, data in batches.items():
-            chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes)
-            if chunk is not None:
-                last_chunk_id, stored = chunk.id, stored + len(chunk.data)
-        if last_chunk_id is not None:
-            uow.add_event(
-                TaskOutputAppended(
-                    task_id=str(task.id),
-                    owner_id=str(task.owner_id),
-                    last_chunk_id=last_chunk_id,
-                    bytes=stored,
-                )
-            )
+        store_output(uow, task, batches=batches, max_bytes=max_bytes)
         uow.commit()
+
+
+def store_output(
+    uow: UnitOfWork, task: Task, *, batches: Mapping[LogStream, bytes], max_bytes: int
+) -> None:
+    """append_output's work inside the caller's open unit of work (the task's row locked)."""
+    last_chunk_id, stored = None, 0
+    for stream, data in batches.items():
+        chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes)
+        if chunk is not None:
+            last_chunk_id, stored = chunk.id, stored + len(chunk.data)
+    if last_chunk_id is not None:
+        uow.add_event(
+            TaskOutputAppended(
+                task_id=str(task.id),
+                owner_id=str(task.owner_id),
+                last_chunk_id=last_chunk_id,
+                bytes=stored,
+            )
+        )
 
 
 def _append_stream(

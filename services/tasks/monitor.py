@@ -26,7 +26,7 @@ from services.tasks.config import TasksSettings
 from services.tasks.containers import (
     ContainerEngine,
     ContainerEvent,
-    ContainerGone,
+    ContainerInfo,
     DockerEngine,
     EngineUnavailable,
 )
@@ -121,18 +121,18 @@ class Monitor:
             with self.watchers_lock:
                 watcher = self.watchers.get(event.task_id)
             if watcher is not None and watcher.container_name == event.name:
-                watcher.container_died()
+                watcher.container_died(event.exit_code)
             return
         if event.action != "start":
             return
         with self.watchers_lock:
             if event.task_id in self.watchers:
                 return
-        try:
-            container = self.engine().inspect(event.name)
-        except ContainerGone:
-            return  # removed already: its task's watcher or the reconciler saw to it
-        if not transitions.mark_running(self.uow(), task_id=event.task_id, container=container):
+        # The event says all that RUNNING needs: no call to the engine on the way.
+        container = ContainerInfo(id=event.container_id, name=event.name, status="running")
+        if not transitions.mark_running(
+            self.uow(), task_id=event.task_id, container=container, started_at=event.at
+        ):
             return  # not this task's current attempt: its start job or the reconciler removes it
         attempt = transitions.running_attempt(self.uow(), task_id=event.task_id)
         if attempt is not None and attempt.container_name == event.name:
@@ -194,7 +194,10 @@ class Monitor:
                     # the start event went unseen (a live job touched the task lately).
                     log.info("adopting container %s of task %s", container.name, task.task_id)
                     if transitions.mark_running(
-                        self.uow(), task_id=task.task_id, container=container
+                        self.uow(),
+                        task_id=task.task_id,
+                        container=container,
+                        started_at=container.started_at(datetime.now(UTC)),
                     ):
                         continue
                 elif task.status == TaskStatus.QUEUED:

@@ -9,12 +9,14 @@ that frees a slot on the engine also sends SLOT_FREED_CHANNEL, which waiting sta
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
 
+from services.tasks import logs
 from services.tasks.containers import ContainerInfo, ContainerSpec
 from services.tasks.lifecycle import container_name, is_finished, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
@@ -118,12 +120,14 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
     return Claim("start", spec)
 
 
-def mark_running(uow: UnitOfWork, *, task_id: uuid.UUID, container: ContainerInfo) -> bool:
+def mark_running(
+    uow: UnitOfWork, *, task_id: uuid.UUID, container: ContainerInfo, started_at: datetime
+) -> bool:
     """Record that the attempt's container runs; False when it is moot (the caller removes it).
 
-    Idempotent: the start job and the monitor (on the engine's start event) both call it.
+    `started_at` is when the engine started it. Idempotent: the start job and the monitor (on
+    the engine's start event) both call it.
     """
-    now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         name = container.name
@@ -134,9 +138,7 @@ def mark_running(uow: UnitOfWork, *, task_id: uuid.UUID, container: ContainerInf
             _slot_freed(uow)
             uow.commit()
             return False
-        uow.add_event(
-            transition(task, TaskStatus.RUNNING, now=container.started_at(now), container=name)
-        )
+        uow.add_event(transition(task, TaskStatus.RUNNING, now=started_at, container=name))
         task.container_id = container.id
         uow.commit()
     return True
@@ -209,15 +211,22 @@ def finish_attempt(
     name: str,
     outcome: Outcome,
     settings: ExecutionSettings,
+    output: Mapping[LogStream, bytes] | None = None,
 ) -> float | None:
-    """Record an attempt's end; returns the retry delay if the task goes back to QUEUED.
+    """Record an attempt's end, with its last `output`; returns the retry delay if it is retried.
 
     User failures retry while attempts <= maxRetries; engine-side failures up to engine_retries.
+    The output and the end are one transaction: a reader that sees the end has all the output.
     """
     now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
-        if task is None or task.status != TaskStatus.RUNNING or task.container_name != name:
+        if task is None:
+            return None
+        if output:
+            logs.store_output(uow, task, batches=output, max_bytes=settings.log_max_bytes)
+        if task.status != TaskStatus.RUNNING or task.container_name != name:
+            uow.commit()
             return None
         _slot_freed(uow)
         if task.cancel_requested_at is not None and outcome.status != TaskStatus.SUCCEEDED:

@@ -3,7 +3,8 @@
 It streams stdout and stderr into the task's logs every TASKS_LOG_FLUSH_SECONDS, samples CPU and
 memory, kills the container on timeout (counted from its start) or cancel, stores the outcome,
 then removes the container. The monitor wakes it at once when the engine says the container
-died; its own periodic look at the container is only the safety net for a missed event.
+died; its own periodic look at the container is only the safety net for a missed event. The
+output is followed live from the first flush on; a task that ends before that is read once.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.tasks import dispatch, logs, transitions
-from services.tasks.containers import ContainerEngine, ContainerGone, EngineUnavailable
+from services.tasks.containers import (
+    ContainerEngine,
+    ContainerGone,
+    ContainerInfo,
+    EngineUnavailable,
+)
 from services.tasks.models import LogStream
 from shared.db import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-#: Longest the readers may take to hand over the rest of an exited container's output.
-_DRAIN_SECONDS = 120
 
 
 class Watcher(threading.Thread):
@@ -58,11 +61,16 @@ class Watcher(threading.Thread):
         #: Bytes of each stream already stored (a watcher taking over): read but not stored.
         self.skip: dict[LogStream, int] = {s: 0 for s in LogStream}
         self.lock = threading.Lock()
+        #: Streams read to their end from the exited container's log: followers stop there.
+        self.complete: dict[LogStream, bool] = {s: False for s in LogStream}
         self.killed_for: str | None = None
+        #: The exit code the engine's die event gave, once it came.
+        self.died_with: int | None = None
         self.previous_cpu: tuple[int, int] | None = None
 
-    def container_died(self) -> None:
+    def container_died(self, exit_code: int | None) -> None:
         """The engine said the container's process ended: stop waiting for the next look."""
+        self.died_with = exit_code
         self.wake.set()
 
     def request_cancel(self) -> None:
@@ -80,11 +88,6 @@ class Watcher(threading.Thread):
             self.on_done(self)
 
     def _watch(self) -> None:
-        try:
-            container = self.engine.inspect(self.container_name)
-        except ContainerGone:
-            self._finish(transitions.CONTAINER_LOST)
-            return
         # Always read the log from its beginning: Docker's `since` is whole seconds and a
         # container's first output can predate its StartedAt, so a time-based resume point
         # loses output. A watcher taking over instead skips the bytes already stored.
@@ -93,10 +96,10 @@ class Watcher(threading.Thread):
         )
         if any(self.skip.values()):
             log.info("task %s: resuming its logs after %s stored bytes", self.task_id, self.skip)
-        readers = [threading.Thread(target=self._read, args=(s,), daemon=True) for s in LogStream]
-        for reader in readers:
-            reader.start()
-        # The first sample waits a flush: a task that ends at once costs the engine none.
+        # Not looked at until woken or a flush later, and followed only if still running then:
+        # a task that ends at once costs the engine no follow stream (its time is throughput).
+        # The look comes right after the wait, so a container seen exited goes uncancelled.
+        readers: list[threading.Thread] = []
         next_sample = time.monotonic() + self.flush_seconds
         while True:
             self._flush()
@@ -104,53 +107,63 @@ class Watcher(threading.Thread):
                 self._kill("cancel")
             elif self.killed_for is None and datetime.now(UTC) >= self.attempt.deadline:
                 self._kill("timeout")
-            if container.exited:
-                break
             if time.monotonic() >= next_sample:
                 self._sample()
                 next_sample = time.monotonic() + self.sample_seconds
             self.wake.wait(self.flush_seconds)
             self.wake.clear()
             try:
-                container = self.engine.inspect(self.container_name)
+                container = self._look()
             except ContainerGone:
                 self._finish(transitions.CONTAINER_LOST)
                 return
-        # The readers end once the engine has sent all the output (one frame per line, so a
-        # chatty task takes a moment); keep flushing while they drain.
-        drain_deadline = time.monotonic() + _DRAIN_SECONDS
-        for reader in readers:
-            while reader.is_alive() and time.monotonic() < drain_deadline:
-                reader.join(timeout=self.flush_seconds)
-                self._flush()
-        self._catch_up()
-        self._flush(final=True)
+            if container.exited:
+                break
+            if not readers:
+                readers = [
+                    threading.Thread(target=self._read, args=(s,), daemon=True) for s in LogStream
+                ]
+                for reader in readers:
+                    reader.start()
+        self._read_rest()
         self._finish(transitions.outcome_of(container.state, killed_for=self.killed_for))
+
+    def _look(self) -> ContainerInfo:
+        """The container now; raises ContainerGone."""
+        if self.died_with == 0:
+            # A clean exit needs nothing more from the engine (no OOM, no error to read).
+            return ContainerInfo(
+                id="", name=self.container_name, status="exited", state={"ExitCode": 0}
+            )
+        return self.engine.inspect(self.container_name)
 
     def _read(self, stream: LogStream) -> None:
         """Copy one stream of the container's output into its buffer as it arrives."""
         try:
             for chunk in self.engine.follow_output(self.container_name, stream.value):
                 with self.lock:
+                    if self.complete[stream]:
+                        return
                     self._take(stream, chunk)
         except EngineUnavailable:
             log.warning("lost the %s of task %s", stream, self.task_id, exc_info=True)
 
-    def _catch_up(self) -> None:
-        """Add the output a follow stream missed once the container exited."""
-        # dockerd 20.10 can end a follow stream before a fast writer's last lines are read;
-        # a plain read of the finished log is complete, so take what lies past our count.
+    def _read_rest(self) -> None:
+        """Take the output the followers have not delivered, from the exited container's log."""
+        # The engine sends `die` once the output is all in its log, so a plain read now is
+        # complete; a follow stream may still be catching up (dockerd 20.10 can even end one
+        # before a fast writer's last lines), so it stops counting from here.
         for stream in LogStream:
             try:
                 data = self.engine.read_output(self.container_name, stream.value)
             except EngineUnavailable:
-                log.warning("could not re-read the %s of task %s", stream, self.task_id)
+                log.warning("could not read the rest of the %s of task %s", stream, self.task_id)
                 continue
             with self.lock:
                 missed = data[self.received[stream] :]
                 if missed:
-                    log.info("task %s: %d %s bytes came late", self.task_id, len(missed), stream)
                     self._take(stream, missed)
+                self.complete[stream] = True
 
     def _take(self, stream: LogStream, data: bytes) -> None:
         """Account for the next bytes of a stream; buffer those not stored yet (lock held)."""
@@ -160,17 +173,22 @@ class Watcher(threading.Thread):
         if fresh:
             self.buffers[stream] += fresh
 
-    def _flush(self, *, final: bool = False) -> None:
-        """Store what the buffers hold, in one transaction (one event) for both streams."""
+    def _buffered(self, *, final: bool = False) -> dict[LogStream, bytes]:
+        """Take what the buffers hold (until the last take, only whole UTF-8 characters)."""
         batches = {}
         with self.lock:
             for stream, buffer in self.buffers.items():
-                # Until the last flush, a character split across reads waits for its end, so
-                # every stored chunk decodes on its own (live readers get whole characters).
+                # A character split across reads waits for its end, so every stored chunk
+                # decodes on its own (live readers get whole characters).
                 end = len(buffer) if final else logs.complete_utf8_length(buffer)
                 if end:
                     batches[stream] = bytes(buffer[:end])
                     del buffer[:end]
+        return batches
+
+    def _flush(self) -> None:
+        """Store what the buffers hold, in one transaction (one event) for both streams."""
+        batches = self._buffered()
         if batches:
             logs.append_output(
                 self.uow(),
@@ -217,6 +235,7 @@ class Watcher(threading.Thread):
             name=self.container_name,
             outcome=outcome,
             settings=self.settings,
+            output=self._buffered(final=True),
         )
         if delay is not None:
             dispatch.send_start(str(self.task_id), countdown=delay)

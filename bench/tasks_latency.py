@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from support import BIN, spawn, stop
 
 from services.tasks import service
 from services.tasks.app import create_app
+from services.tasks.launcher import Listener
 from services.tasks.lifecycle import TERMINAL
 from services.tasks.models import SCHEMA, Task
 from shared.db import outbox_channel
@@ -69,53 +69,30 @@ def start_engine(env: dict[str, str], logs: Path, processes: list[subprocess.Pop
         time.sleep(0.1)
 
 
-class StatusWatch:
-    """Reads a task's status each time the tasks schema's outbox is signalled (LISTEN)."""
-
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
-        pooled = ctx.database.raw_connection()
-        self.connection = pooled.driver_connection
-        pooled.detach()
-        self.connection.autocommit = True
-        with self.connection.cursor() as cursor:
-            cursor.execute(f'LISTEN "{outbox_channel(SCHEMA)}"')
-
-    def _status(self, task_id: uuid.UUID) -> str:
-        with self.connection.cursor() as cursor:
-            cursor.execute(f'SELECT status FROM "{SCHEMA}".tasks WHERE id = %s', (str(task_id),))
-            return cursor.fetchone()[0]
-
-    def times(self, task_id: uuid.UUID, started: float) -> tuple[float, float]:
-        """Seconds from `started` until the task is RUNNING (or beyond) and until it is final."""
-        running = None
-        while True:
-            status = self._status(task_id)
-            now = time.perf_counter()
-            if running is None and status not in ("PENDING", "QUEUED"):
-                running = now - started
-            if status in TERMINAL:
-                return running, now - started
-            # Every transition commits an outbox row, which signals the channel; the timeout
-            # only guards against a lost signal.
-            select.select([self.connection], [], [], 1.0)
-            self.connection.poll()
-            self.connection.notifies.clear()
-
-    def close(self) -> None:
-        """Close the listening connection."""
-        self.connection.close()
+def status_times(ctx, task_id: uuid.UUID, started: float, signal: Listener) -> tuple[float, float]:
+    """Seconds from `started` until the task is RUNNING (or beyond) and until it is final."""
+    running = None
+    while True:
+        with ctx.uow() as uow:
+            status = uow.session.scalar(sql_select(Task.status).where(Task.id == task_id))
+        now = time.perf_counter()
+        if running is None and status not in ("PENDING", "QUEUED"):
+            running = now - started
+        if status in TERMINAL:
+            return running, now - started
+        # Every transition commits an outbox row, which signals the channel; the timeout only
+        # guards against a lost signal.
+        signal.wait(1.0)
 
 
-def one_task(ctx, watch: StatusWatch) -> tuple[float, float]:
+def one_task(ctx, signal: Listener) -> tuple[float, float]:
     """create_task to RUNNING and to SUCCEEDED for one task."""
-    watch.connection.poll()
-    watch.connection.notifies.clear()
+    signal.forget()
     started = time.perf_counter()
     view = service.create_task(
         ctx.uow(), policy=ctx.policy, owner_id=uuid.uuid4(), image=IMAGE, command=COMMAND
     )
-    return watch.times(uuid.UUID(view.id), started)
+    return status_times(ctx, uuid.UUID(view.id), started, signal)
 
 
 def one_docker_run() -> float:
@@ -131,17 +108,17 @@ def one_docker_run() -> float:
 
 def bench_latency(ctx, pairs: int) -> tuple[list[float], list[float], list[float]]:
     """Alternating pairs of one task and one docker run: to RUNNING, to final, docker run."""
-    watch = StatusWatch(ctx)
+    signal = Listener(ctx.database, outbox_channel(SCHEMA))
     try:
         to_running, to_final, runs = [], [], []
         for _ in range(pairs):
-            running, final = one_task(ctx, watch)
+            running, final = one_task(ctx, signal)
             to_running.append(running)
             to_final.append(final)
             runs.append(one_docker_run())
         return to_running, to_final, runs
     finally:
-        watch.close()
+        signal.close()
 
 
 def engine_rate(client: docker.DockerClient, concurrency: int, count: int) -> float:

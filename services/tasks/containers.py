@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import docker
@@ -154,9 +155,23 @@ class ContainerEngine(Protocol):
 
     def kill(self, name: str) -> None:
         """Kill the container's process (nothing if it already stopped or is gone)."""
+        self._settle(self.client.api.kill, name)
 
     def remove(self, name: str) -> None:
         """Remove the container, running or not (nothing if it is gone)."""
+        self._settle(partial(self.client.api.remove_container, force=True), name)
+
+    @staticmethod
+    def _settle(call: Callable[[str], Any], name: str) -> None:
+        """Run a kill or a removal, which a gone container settles as well."""
+        # 404: gone already; 409: stopped already, or a removal is under way.
+        try:
+            call(name)
+        except APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise _unavailable(exc) from None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
 
     def stats(self, name: str) -> dict[str, Any] | None:
         """One resource sample of a running container, None if the engine gave none."""

@@ -1,7 +1,8 @@
 """Starting a task's attempt: claim a slot, run its container, record it RUNNING.
 
 No Celery here: worker.py's start job calls `start_attempt`, and waits for a free slot with a
-`SlotWaiter` (LISTEN on the channel the steps that free a slot notify) rather than a sleep.
+`Listener` on transitions.SLOT_FREED_CHANNEL (which the steps that free a slot notify) rather
+than a sleep.
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ def start_attempt(
     return "done"
 
 
-class SlotWaiter:
-    """Waits until a step frees a running slot (PostgreSQL LISTEN), or a timeout passes."""
+class Listener:
+    """Waits for a PostgreSQL NOTIFY on one channel, or until a timeout passes."""
 
-    def __init__(self, database: DatabaseEngine) -> None:
+    def __init__(self, database: DatabaseEngine, channel: str) -> None:
         self.database = database
+        self.channel = channel
         self._connection: Any = None
 
     def _listener(self) -> Any:
@@ -60,21 +62,21 @@ class SlotWaiter:
             pooled.detach()
             connection.autocommit = True
             with connection.cursor() as cursor:
-                cursor.execute(f'LISTEN "{transitions.SLOT_FREED_CHANNEL}"')
+                cursor.execute(f'LISTEN "{self.channel}"')
             self._connection = connection
         return self._connection
 
     def forget(self) -> None:
-        """Drop what was signalled so far: call before claiming, then `wait` if busy.
+        """Drop what was signalled so far: call before looking, then `wait` if need be.
 
-        A slot freed between the claim and the wait stays signalled, so nothing is missed.
+        A signal sent between the look and the wait stays pending, so nothing is missed.
         """
         connection = self._listener()
         connection.poll()
         connection.notifies.clear()
 
     def wait(self, timeout: float) -> bool:
-        """Block until a slot may have freed (True) or `timeout` seconds pass (False)."""
+        """Block until the channel is signalled (True) or `timeout` seconds pass (False)."""
         connection = self._listener()
         connection.poll()
         if not connection.notifies:

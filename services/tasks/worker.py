@@ -19,7 +19,7 @@ from services.tasks import dispatch, transitions
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.containers import DockerEngine, EngineUnavailable
-from services.tasks.launcher import SlotWaiter, start_attempt
+from services.tasks.launcher import Listener, start_attempt
 from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
 from shared.notifications import notifier_from_settings
@@ -53,9 +53,9 @@ def _engine() -> DockerEngine:
 
 
 @lru_cache(maxsize=1)
-def _slots() -> SlotWaiter:
+def _slots() -> Listener:
     # Per pool process too: a listening connection cannot cross a fork.
-    return SlotWaiter(flask_app.extensions["tasks"].database)
+    return Listener(flask_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL)
 
 
 def _uow():

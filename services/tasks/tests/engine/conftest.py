@@ -143,11 +143,14 @@ def worker_argv(concurrency: int = 4) -> list[str]:
 
 
 @contextmanager
-def running_engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
-    """Start the relay, event consumer, Celery worker and monitor of this run; stop them after."""
+def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterator[Engine]:
+    """Start the relay, event consumer, Celery worker and monitor of this run; stop them after.
+
+    `extra` overrides environment variables of the processes (e.g. settings under test).
+    """
     logs = Path(tempfile.mkdtemp(prefix=f"dockyard-engine-{test_env.run_id}-"))
     print(f"engine process logs: {logs}")
-    env = engine_env(test_env, auth_server)
+    env = engine_env(test_env, auth_server, **extra)
     dockyard = str(BIN / "dockyard")
     commands = {
         "relay": [dockyard, "relay", "tasks"],

@@ -153,7 +153,7 @@ def service_rate(ctx, count: int) -> float:
             )
         if done >= count:
             return count / (time.perf_counter() - started)
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def main() -> None:

@@ -130,18 +130,22 @@ class Monitor:
                 return
         # The event says all that RUNNING needs: no call to the engine on the way.
         container = ContainerInfo(id=event.container_id, name=event.name, status="running")
-        if not transitions.mark_running(
+        attempt = transitions.mark_running(
             self.uow(), task_id=event.task_id, container=container, started_at=event.at
-        ):
-            return  # not this task's current attempt: its start job or the reconciler removes it
-        attempt = transitions.running_attempt(self.uow(), task_id=event.task_id)
-        if attempt is not None and attempt.container_name == event.name:
-            self.watch(attempt)
+        )
+        if attempt is not None:
+            # Its first watcher: nothing of this attempt's output can be stored yet.
+            self.watch(attempt, fresh=True)
+        # Otherwise it is not the task's current attempt: its start job or the reconciler
+        # removes the container.
 
     # -- watchers ----------------------------------------------------------------------------
 
-    def watch(self, attempt: transitions.RunningAttempt) -> Watcher:
-        """The attempt's watcher, started now unless one runs already."""
+    def watch(self, attempt: transitions.RunningAttempt, *, fresh: bool = False) -> Watcher:
+        """The attempt's watcher, started now unless one runs already.
+
+        `fresh`: the attempt has just started, so no output of it is stored yet.
+        """
         with self.watchers_lock:
             watcher = self.watchers.get(attempt.task_id)
             if watcher is None:
@@ -153,6 +157,7 @@ class Monitor:
                     flush_seconds=self.settings.LOG_FLUSH_SECONDS,
                     sample_seconds=self.settings.USAGE_SAMPLE_SECONDS,
                     on_done=self._watcher_done,
+                    fresh=fresh,
                 )
                 watcher.start()
             return watcher

@@ -122,9 +122,10 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
 
 def mark_running(
     uow: UnitOfWork, *, task_id: uuid.UUID, container: ContainerInfo, started_at: datetime
-) -> bool:
-    """Record that the attempt's container runs; False when it is moot (the caller removes it).
+) -> RunningAttempt | None:
+    """Record that the attempt's container runs, and return it; None when it is moot.
 
+    When it is moot (the task was cancelled or moved on), the caller removes the container.
     `started_at` is when the engine started it. Idempotent: the start job and the monitor (on
     the engine's start event) both call it.
     """
@@ -132,16 +133,17 @@ def mark_running(
         task = uow.session.get(Task, task_id, with_for_update=True)
         name = container.name
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
-            return True
+            return _running(task)
         if task is None or task.status != TaskStatus.QUEUED or task.container_name != name:
             # Cancelled (or superseded) while the container was being started.
             _slot_freed(uow)
             uow.commit()
-            return False
+            return None
         uow.add_event(transition(task, TaskStatus.RUNNING, now=started_at, container=name))
         task.container_id = container.id
+        attempt = _running(task)
         uow.commit()
-    return True
+    return attempt
 
 
 def fail_start(uow: UnitOfWork, *, task_id: uuid.UUID, code: str, message: str) -> None:
@@ -309,15 +311,6 @@ def running_attempts(uow: UnitOfWork) -> list[RunningAttempt]:
     with uow:
         tasks = uow.session.scalars(select(Task).where(Task.status == TaskStatus.RUNNING)).all()
         return [_running(task) for task in tasks]
-
-
-def running_attempt(uow: UnitOfWork, *, task_id: uuid.UUID) -> RunningAttempt | None:
-    """The task if it is RUNNING, else None."""
-    with uow:
-        task = uow.session.get(Task, task_id)
-        if task is None or task.status != TaskStatus.RUNNING:
-            return None
-        return _running(task)
 
 
 def stored_log_bytes(

@@ -41,6 +41,7 @@ class Watcher(threading.Thread):
         flush_seconds: float,
         sample_seconds: float,
         on_done: Callable[[Watcher], None],
+        fresh: bool = False,
     ) -> None:
         super().__init__(name=f"watch-{attempt.task_id}", daemon=True)
         self.attempt = attempt
@@ -52,6 +53,8 @@ class Watcher(threading.Thread):
         self.flush_seconds = flush_seconds
         self.sample_seconds = sample_seconds
         self.on_done = on_done
+        #: The attempt has just started: none of its output is stored yet.
+        self.fresh = fresh
         self.cancel_requested = attempt.cancel_requested
         #: Set when there is news: the container died, or a cancel was asked for.
         self.wake = threading.Event()
@@ -91,9 +94,10 @@ class Watcher(threading.Thread):
         # Always read the log from its beginning: Docker's `since` is whole seconds and a
         # container's first output can predate its StartedAt, so a time-based resume point
         # loses output. A watcher taking over instead skips the bytes already stored.
-        self.skip = transitions.stored_log_bytes(
-            self.uow(), task_id=self.task_id, started_at=self.attempt.started_at
-        )
+        if not self.fresh:
+            self.skip = transitions.stored_log_bytes(
+                self.uow(), task_id=self.task_id, started_at=self.attempt.started_at
+            )
         if any(self.skip.values()):
             log.info("task %s: resuming its logs after %s stored bytes", self.task_id, self.skip)
         # Not looked at until woken or a flush later, and followed only if still running then:

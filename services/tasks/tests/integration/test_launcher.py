@@ -67,7 +67,7 @@ def test_a_claim_waits_while_every_slot_is_taken_and_a_finished_attempt_signals_
     assert transitions.claim_attempt(uow(), task_id=waiting, settings=full).outcome == "busy"
     slots.forget()
 
-    attempt = transitions.running_attempt(uow(), task_id=uuid.UUID(running["id"]))
+    [attempt] = [a for a in transitions.running_attempts(uow()) if str(a.task_id) == running["id"]]
     transitions.finish_attempt(
         uow(),
         task_id=attempt.task_id,

@@ -127,9 +127,9 @@ class ContainerInfo:
 
 @dataclass(frozen=True)
 class ContainerEvent:
-    """A task container started or ended, as the engine's event stream said."""
+    """A task container started, ran out of memory or ended, as the engine's events said."""
 
-    action: str  # "start" or "die"
+    action: str  # "start", "oom" or "die"
     name: str
     task_id: uuid.UUID
     container_id: str
@@ -425,10 +425,10 @@ class DockerEngine:
         return [_info(container) for container in containers]
 
     def events(self) -> Iterator[ContainerEvent]:
-        """This deployment's task containers starting and dying, as they happen (blocks)."""
+        """This deployment's task containers starting, running out of memory and dying (blocks)."""
         filters = {
             "type": ["container"],
-            "event": ["start", "die"],
+            "event": ["start", "oom", "die"],
             **namespace_filter(self.limits.namespace),
         }
         try:

@@ -116,11 +116,15 @@ class Monitor:
             self.stopper.wait(backoff.next())
 
     def on_event(self, event: ContainerEvent) -> None:
-        """A task container started (record it, watch it) or died (wake its watcher)."""
-        if event.action == "die":
+        """A task container started (record and watch it), ran out of memory or died (tell it)."""
+        if event.action in ("oom", "die"):
             with self.watchers_lock:
                 watcher = self.watchers.get(event.task_id)
-            if watcher is not None and watcher.container_name == event.name:
+            if watcher is None or watcher.container_name != event.name:
+                return
+            if event.action == "oom":
+                watcher.ran_out_of_memory()
+            else:
                 watcher.container_died(event.exit_code)
             return
         if event.action != "start":

@@ -69,12 +69,18 @@ class Watcher(threading.Thread):
         self.killed_for: str | None = None
         #: The exit code the engine's die event gave, once it came.
         self.died_with: int | None = None
+        #: The engine reported an OOM kill in the container (maybe of a child process only).
+        self.oom_seen = False
         self.previous_cpu: tuple[int, int] | None = None
 
     def container_died(self, exit_code: int | None) -> None:
         """The engine said the container's process ended: stop waiting for the next look."""
         self.died_with = exit_code
         self.wake.set()
+
+    def ran_out_of_memory(self) -> None:
+        """The engine said a process of the container was OOM-killed: its end needs a look."""
+        self.oom_seen = True
 
     def request_cancel(self) -> None:
         """The owner asked to cancel the task: kill its container now."""
@@ -134,7 +140,7 @@ class Watcher(threading.Thread):
 
     def _look(self) -> ContainerInfo:
         """The container now; raises ContainerGone."""
-        if self.died_with == 0:
+        if self.died_with == 0 and not self.oom_seen:
             # A clean exit needs nothing more from the engine (no OOM, no error to read).
             return ContainerInfo(
                 id="", name=self.container_name, status="exited", state={"ExitCode": 0}

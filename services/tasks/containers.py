@@ -155,23 +155,9 @@ class ContainerEngine(Protocol):
 
     def kill(self, name: str) -> None:
         """Kill the container's process (nothing if it already stopped or is gone)."""
-        self._settle(self.client.api.kill, name)
 
     def remove(self, name: str) -> None:
         """Remove the container, running or not (nothing if it is gone)."""
-        self._settle(partial(self.client.api.remove_container, force=True), name)
-
-    @staticmethod
-    def _settle(call: Callable[[str], Any], name: str) -> None:
-        """Run a kill or a removal, which a gone container settles as well."""
-        # 404: gone already; 409: stopped already, or a removal is under way.
-        try:
-            call(name)
-        except APIError as exc:
-            if exc.status_code not in (404, 409):
-                raise _unavailable(exc) from None
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise _unavailable(exc) from None
 
     def stats(self, name: str) -> dict[str, Any] | None:
         """One resource sample of a running container, None if the engine gave none."""
@@ -365,27 +351,21 @@ class DockerEngine:
 
     def kill(self, name: str) -> None:
         """Kill the container's process (nothing if it already stopped or is gone)."""
-        try:
-            self.client.api.kill(name)
-        except NotFound:
-            pass
-        except APIError as exc:
-            # 409: it already stopped.
-            if exc.status_code != 409:
-                raise _classify(exc) from None
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise _unavailable(exc) from None
+        self._settle(self.client.api.kill, name)
 
     def remove(self, name: str) -> None:
         """Remove the container, running or not (nothing if it is gone)."""
+        self._settle(partial(self.client.api.remove_container, force=True), name)
+
+    @staticmethod
+    def _settle(call: Callable[[str], Any], name: str) -> None:
+        """Run a kill or a removal, which a gone container settles as well."""
+        # 404: gone already; 409: stopped already, or a removal is under way.
         try:
-            self.client.api.remove_container(name, force=True)
-        except NotFound:
-            pass
+            call(name)
         except APIError as exc:
-            # 409: a removal of the same container is already under way.
-            if exc.status_code != 409:
-                raise _classify(exc) from None
+            if exc.status_code not in (404, 409):
+                raise _unavailable(exc) from None
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _unavailable(exc) from None
 

@@ -22,6 +22,8 @@ import docker
 import pytest
 
 from services.tasks.containers import namespace_filter
+from shared import dbadmin, migrations
+from shared.testing import TestEnvironment
 
 TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 REPO = Path(__file__).resolve().parents[4]
@@ -140,6 +142,20 @@ def worker_argv(concurrency: int = 4) -> list[str]:
         "-l",
         "INFO",
     ]
+
+
+@contextmanager
+def own_environment(**options: str) -> Iterator[TestEnvironment]:
+    """A database and namespace of a module's own (`options` go to TestEnvironment)."""
+    environment = TestEnvironment(**options)
+    # Not set_up(): that would point the whole session's os.environ at this environment.
+    tasks_url = environment.service_url("tasks")
+    dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
+    try:
+        migrations.upgrade("services.tasks", tasks_url)
+        yield environment
+    finally:
+        dbadmin.drop_database(environment.admin_url, environment.database)
 
 
 @contextmanager

@@ -16,9 +16,14 @@ import pytest
 
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
-from services.tasks.tests.engine.conftest import Engine, engine_env, running_engine
+from services.tasks.tests.engine.conftest import (
+    Engine,
+    engine_env,
+    own_environment,
+    running_engine,
+)
 from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
-from shared import dbadmin, migrations, testing
+from shared import testing
 
 #: Every poll's period: far longer than the waits below, so only events can meet them.
 POLL_SECONDS = "600"
@@ -37,15 +42,8 @@ EVENT_DRIVEN_ENV = {
 @pytest.fixture(scope="module")
 def event_env() -> Iterator[testing.TestEnvironment]:
     """A database and namespace of this module's own."""
-    environment = testing.TestEnvironment()
-    # Not set_up(): that would point the whole session's os.environ at this environment.
-    tasks_url = environment.service_url("tasks")
-    dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
-    try:
-        migrations.upgrade("services.tasks", tasks_url)
+    with own_environment() as environment:
         yield environment
-    finally:
-        dbadmin.drop_database(environment.admin_url, environment.database)
 
 
 @pytest.fixture(scope="module")

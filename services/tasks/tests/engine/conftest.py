@@ -29,7 +29,7 @@ TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 REPO = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
 
-#: Engine settings that keep the suite quick: fast backoff and reconciling.
+#: Settings of the engine processes that keep the suite quick: fast backoff and reconciling.
 ENGINE_ENV = {
     "TASKS_WORKER_CONCURRENCY": "8",
     "TASKS_RETRY_BACKOFF_SECONDS": "0.2",
@@ -102,8 +102,8 @@ class Process:
 
 
 @dataclass
-class Engine:
-    """The running engine processes."""
+class EngineProcesses:
+    """The running engine processes (relay, consumer, Celery worker, monitor)."""
 
     processes: dict[str, Process] = field(default_factory=dict)
 
@@ -159,7 +159,7 @@ def own_environment(**options: str) -> Iterator[TestEnvironment]:
 
 
 @contextmanager
-def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterator[Engine]:
+def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterator[EngineProcesses]:
     """Start the relay, event consumer, Celery worker and monitor of this run; stop them after.
 
     `extra` overrides environment variables of the processes (e.g. settings under test).
@@ -174,7 +174,7 @@ def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterat
         "worker": worker_argv(),
         "monitor": [sys.executable, "-m", "services.tasks.monitor"],
     }
-    running = Engine()
+    running = EngineProcesses()
     try:
         for name, argv in commands.items():
             running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
@@ -199,7 +199,7 @@ def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterat
 
 
 @pytest.fixture(scope="package")
-def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
+def engine(test_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
     """The engine processes of this run, for this package.
 
     Package-scoped: other tests create tasks they expect to stay PENDING.

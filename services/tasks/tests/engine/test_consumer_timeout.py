@@ -31,7 +31,7 @@ from services.tasks.config import TasksSettings
 from services.tasks.containers import LABEL_ATTEMPT, LABEL_TASK
 from services.tasks.lifecycle import container_name
 from services.tasks.tests.engine.conftest import (
-    Engine,
+    EngineProcesses,
     engine_env,
     own_environment,
     running_engine,
@@ -239,7 +239,7 @@ def timeout_env(short_timeout_broker) -> Iterator[testing.TestEnvironment]:
 
 
 @pytest.fixture(scope="module")
-def timeout_engine(timeout_env, auth_server, docker_client) -> Iterator[Engine]:
+def timeout_engine(timeout_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
     """The relay, consumer, Celery worker and monitor, on the short-timeout broker."""
     with running_engine(timeout_env, auth_server, docker_client) as running:
         yield running

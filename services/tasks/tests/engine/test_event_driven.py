@@ -17,7 +17,7 @@ import pytest
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.tests.engine.conftest import (
-    Engine,
+    EngineProcesses,
     engine_env,
     own_environment,
     running_engine,
@@ -47,7 +47,7 @@ def event_env() -> Iterator[testing.TestEnvironment]:
 
 
 @pytest.fixture(scope="module")
-def event_engine(event_env, auth_server, docker_client) -> Iterator[Engine]:
+def event_engine(event_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
     """The engine processes with every poll minutes apart."""
     with running_engine(event_env, auth_server, docker_client, **EVENT_DRIVEN_ENV) as running:
         yield running

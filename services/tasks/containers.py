@@ -165,8 +165,8 @@ class ContainerEngine(Protocol):
     def follow_output(self, name: str, stream: str) -> Iterator[bytes]:
         """One stream ("stdout"/"stderr") of the container's output, from its start, as written."""
 
-    def read_output(self, name: str, stream: str) -> bytes:
-        """One stream of the container's output so far, whole."""
+    def read_output(self, name: str) -> dict[str, bytes]:
+        """The container's output so far, whole, by stream ("stdout", "stderr")."""
 
     def task_containers(self) -> list[ContainerInfo]:
         """Every task container of this deployment, running or not."""
@@ -236,6 +236,23 @@ def container_options(
         "log_config": {"Type": "json-file", "Config": {}},
     }
     return container, host
+
+
+#: The stream a frame of the engine's multiplexed output belongs to, by its first byte.
+_FRAME_STREAMS = {1: "stdout", 2: "stderr"}
+
+
+def split_frames(data: bytes) -> dict[str, bytes]:
+    """The stdout and stderr in a non-TTY container's multiplexed output (an engine log read)."""
+    parts: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4 : offset + 8], "big")
+        stream = _FRAME_STREAMS.get(data[offset])
+        if stream is not None:
+            parts[stream].append(data[offset + 8 : offset + 8 + size])
+        offset += 8 + size
+    return {stream: b"".join(chunks) for stream, chunks in parts.items()}
 
 
 def _exit_code(raw: str | None) -> int | None:
@@ -385,14 +402,20 @@ class DockerEngine:
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _unavailable(exc) from None
 
-    def read_output(self, name: str, stream: str) -> bytes:
-        """One stream of the container's output so far, whole."""
+    def read_output(self, name: str) -> dict[str, bytes]:
+        """The container's output so far, whole, by stream, in one call to the engine."""
+        api = self.client.api
         try:
-            return self.client.api.logs(
-                name, stdout=stream == "stdout", stderr=stream == "stderr", stream=False
+            # The SDK's logs() joins the streams; its request is kept, and the engine's frames
+            # (an 8-byte header: stream, 0, 0, 0, big-endian size) are split here.
+            response = api._get(
+                api._url("/containers/{0}/logs", name),
+                params={"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0, "tail": "all"},
             )
+            api._raise_for_status(response)
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _unavailable(exc) from None
+        return split_frames(response.content)
 
     def task_containers(self) -> list[ContainerInfo]:
         """Every task container of this deployment, running or not."""

@@ -163,14 +163,14 @@ class Watcher(threading.Thread):
         # The engine sends `die` once the output is all in its log, so a plain read now is
         # complete; a follow stream may still be catching up (dockerd 20.10 can even end one
         # before a fast writer's last lines), so it stops counting from here.
-        for stream in LogStream:
-            try:
-                data = self.engine.read_output(self.container_name, stream.value)
-            except EngineUnavailable:
-                log.warning("could not read the rest of the %s of task %s", stream, self.task_id)
-                continue
-            with self.lock:
-                missed = data[self.received[stream] :]
+        try:
+            output = self.engine.read_output(self.container_name)
+        except EngineUnavailable:
+            log.warning("could not read the rest of the output of task %s", self.task_id)
+            return
+        with self.lock:
+            for stream in LogStream:
+                missed = output.get(stream.value, b"")[self.received[stream] :]
                 if missed:
                     self._take(stream, missed)
                 self.complete[stream] = True

@@ -73,7 +73,7 @@ def docker_engine_warning(docker_host: str, *, timeout: float = 5.0) -> str | No
         # Imported here: the healthchecks run this script without --docker.
         import docker
 
-        # Connected as the worker does (services/tasks/engine.py docker_client), so a pass
+        # Connected as the worker does (services/tasks/containers.py DockerEngine), so a pass
         # here means the worker gets through too.
         client = docker.DockerClient(base_url=docker_host or None, version="auto", timeout=timeout)
         try:

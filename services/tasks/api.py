@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import abort
 
-from services.tasks import service
+from services.tasks import logs, service
 from services.tasks.schemas import (
     LogChunkPageSchema,
     TaskCreateSchema,
@@ -48,6 +48,23 @@ def _not_found() -> None:
     abort(404, message="Task not found.")
 
 
+@blp.after_request
+def _conditional(response: Response) -> Response:
+    """Give every whole JSON read an ETag of its body, and answer a matching If-None-Match 304.
+
+    The ETag hashes exactly what the answer shows (status, output offsets, usage, ...), so any
+    change a client could see changes it; errors (a stranger's 404) and follow streams get none.
+    """
+    if request.method != "GET" or response.status_code != 200 or response.is_streamed:
+        return response
+    if response.mimetype != "application/json":
+        return response
+    response.add_etag()
+    # Owner-only data: never in shared caches, and revalidated (cheaply, by ETag) before reuse.
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response.make_conditional(request)
+
+
 @blp.route("/tasks")
 class Tasks(MethodView):
     """The caller's tasks."""
@@ -56,6 +73,7 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskListArgsSchema, location="query")
     @blp.response(200, TaskPageSchema)
+    @blp.alt_response(304, description="Not modified: If-None-Match matched the page's ETag")
     def get(self, args):
         """List your tasks, newest first, a page at a time, optionally of one status."""
         try:
@@ -81,6 +99,7 @@ class TaskById(MethodView):
     decorators = [jwt_required()]
 
     @blp.response(200, TaskSchema)
+    @blp.alt_response(304, description="Not modified: If-None-Match matched the task's ETag")
     @blp.alt_response(404, description="No such task, or not yours")
     def get(self, task_id):
         """Read a task."""
@@ -128,6 +147,7 @@ class TaskLogs(MethodView):
 
     @blp.arguments(TaskLogsArgsSchema, location="query")
     @blp.response(200, TaskLogsSchema)
+    @blp.alt_response(304, description="Not modified: If-None-Match matched the logs' ETag")
     @blp.alt_response(404, description="No such task, or not yours")
     @blp.alt_response(503, description="follow: too many log streams are open; retry later")
     def get(self, args, task_id):
@@ -140,7 +160,7 @@ class TaskLogs(MethodView):
         owner_id, task_id = _owner_id(), _task_id(task_id)
         if not args.pop("follow"):
             try:
-                return service.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
+                return logs.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
             except service.TaskNotFound:
                 _not_found()
         # Each stream holds a request thread for as long as it is open: a few at most, so that
@@ -152,7 +172,7 @@ class TaskLogs(MethodView):
                 headers={"Retry-After": "5"},
             )
         try:
-            texts = service.follow_logs(
+            texts = logs.follow_logs(
                 ctx.uow,
                 owner_id=owner_id,
                 task_id=task_id,
@@ -183,11 +203,12 @@ class TaskLogChunks(MethodView):
 
     @blp.arguments(TaskLogChunksArgsSchema, location="query")
     @blp.response(200, LogChunkPageSchema)
+    @blp.alt_response(304, description="Not modified: If-None-Match matched the page's ETag")
     @blp.alt_response(404, description="No such task, or not yours")
     def get(self, args, task_id):
         """Read the chunks stored after chunk `after`; a finished status and no more = complete."""
         try:
-            return service.read_log_chunks(
+            return logs.read_log_chunks(
                 _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id), **args
             )
         except service.TaskNotFound:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from flask import Flask
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DatabaseEngine
 
 from services.tasks.api import blp
 from services.tasks.config import TasksSettings
@@ -26,7 +26,7 @@ class TasksContext:
     """What the views need, built once per app."""
 
     settings: TasksSettings
-    engine: Engine
+    database: DatabaseEngine
     uow: partial
     policy: TaskPolicy
     #: One permit per `logs?follow=true` stream this process may serve at once.
@@ -41,22 +41,22 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
     except ValueError as exc:
         raise ConfigError(f"invalid TASKS_* limits: {exc}") from None
     # hide_parameters: a failed statement's message would otherwise carry env values (secrets).
-    engine = make_engine(settings.DATABASE_URL, schema=SCHEMA, hide_parameters=True)
+    database = make_engine(settings.DATABASE_URL, schema=SCHEMA, hide_parameters=True)
     app, api = create_service_app(
         "tasks",
         settings,
         title="Dockyard tasks",
-        collectors=[OutboxCollector(engine, messaging_tables.outbox, source="tasks")],
+        collectors=[OutboxCollector(database, messaging_tables.outbox, source="tasks")],
         readiness_checks={
-            "database": database_check(engine),
+            "database": database_check(database),
             "broker": broker_check(settings.AMQP_URL),
         },
     )
     init_jwt(app, verifier_from_settings(settings))
     app.extensions["tasks"] = TasksContext(
         settings=settings,
-        engine=engine,
-        uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="tasks"),
+        database=database,
+        uow=partial(UnitOfWork, session_factory(database), schema=SCHEMA, source="tasks"),
         policy=policy,
         follow_permits=threading.BoundedSemaphore(settings.LOG_FOLLOW_MAX_STREAMS),
     )

@@ -156,7 +156,9 @@ class TasksSettings(CommonSettings):
         "TASKS_LOG_FLUSH_SECONDS",
         float,
         default=0.5,
-        doc="How often the monitor stores a running task's new output (one batch per stream).",
+        doc="How often the monitor stores a running task's new output (one batch per stream) and "
+        "looks at its container and cancel requests (the engine's die event ends a task at once; "
+        "this look is the safety net of a missed event).",
     )
     USAGE_SAMPLE_SECONDS = EnvVar(
         "TASKS_USAGE_SAMPLE_SECONDS",

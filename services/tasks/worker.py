@@ -13,12 +13,13 @@ import time
 import uuid
 from functools import lru_cache
 
-import docker
 from celery.signals import worker_ready
 
-from services.tasks import dispatch, engine
+from services.tasks import dispatch, transitions
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
+from services.tasks.containers import DockerEngine, EngineUnavailable
+from services.tasks.launcher import Listener, start_attempt
 from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
 from shared.notifications import notifier_from_settings
@@ -28,9 +29,12 @@ log = logging.getLogger(__name__)
 flask_app = create_app()
 celery_app = celery_init_app(flask_app)
 settings: TasksSettings = flask_app.extensions["tasks"].settings
-engine_settings = engine.EngineSettings.from_settings(settings)
+execution_settings = transitions.ExecutionSettings.from_settings(settings)
 # Built at import, so an unknown NOTIFICATION_CHANNELS entry stops the worker at start-up.
 notifier = notifier_from_settings(settings)
+
+#: Longest a start job waiting for a slot goes without looking again, signal or not.
+SLOT_RECHECK_SECONDS = 1.0
 
 #: Retry policy of a notification whose channel fails: exponential backoff with full jitter.
 NOTIFY_RETRY_POLICY = {
@@ -43,9 +47,15 @@ NOTIFY_RETRY_POLICY = {
 
 
 @lru_cache(maxsize=1)
-def _docker() -> docker.DockerClient:
+def _engine() -> DockerEngine:
     # Built lazily in each pool process: a client made before the fork would share its socket.
-    return engine.docker_client(settings)
+    return DockerEngine.from_settings(settings)
+
+
+@lru_cache(maxsize=1)
+def _slots() -> Listener:
+    # Per pool process too: a listening connection cannot cross a fork.
+    return Listener(flask_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL)
 
 
 def _uow():
@@ -54,30 +64,37 @@ def _uow():
 
 @celery_app.task(name=dispatch.START_TASK, bind=True)
 def start_task(self, task_id: str) -> str:
-    """Start (or adopt) the task's current attempt, waiting a little for a free slot."""
-    deadline_polls = max(int(engine_settings.slot_wait_seconds / 0.2), 1)
-    for _ in range(deadline_polls):
+    """Start (or adopt) the task's current attempt, waiting a while for a free slot."""
+    deadline = time.monotonic() + execution_settings.slot_wait_seconds
+    while True:
+        _slots().forget()
         try:
-            outcome = engine.start_task(
-                _uow(), task_id=uuid.UUID(task_id), client=_docker, settings=engine_settings
+            outcome = start_attempt(
+                _uow,
+                task_id=uuid.UUID(task_id),
+                engine=_engine(),
+                settings=execution_settings,
             )
-        except engine.EngineUnavailable as exc:
-            _docker.cache_clear()
+        except EngineUnavailable as exc:
+            _engine.cache_clear()
             if self.request.retries >= settings.ENGINE_RETRIES:
                 log.warning("task %s: giving up on the engine: %s", task_id, exc)
-                engine.fail_start(
+                transitions.fail_start(
                     _uow(), task_id=uuid.UUID(task_id), code=exc.code, message=str(exc)
                 )
                 return "failed"
-            delay = engine_settings.backoff(self.request.retries + 1)
+            delay = execution_settings.backoff(self.request.retries + 1)
             log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
             raise self.retry(countdown=delay, max_retries=settings.ENGINE_RETRIES) from None
-        if outcome != "busy":
-            return outcome
-        time.sleep(0.2)
-    # Still no slot: hand the task to a fresh message so this one is acked now.
-    dispatch.send_start(task_id, countdown=0.2)
-    return "busy"
+        remaining = deadline - time.monotonic()
+        if outcome != "busy" or remaining <= 0:
+            break
+        # Woken as soon as a task ends; the timeout is only a safety net for a lost signal.
+        _slots().wait(min(remaining, SLOT_RECHECK_SECONDS))
+    if outcome == "busy":
+        # Still no slot: hand the task to a fresh message so this one is acked now.
+        dispatch.send_start(task_id)
+    return outcome
 
 
 @celery_app.task(name=dispatch.NOTIFY, autoretry_for=(Exception,), **NOTIFY_RETRY_POLICY)
@@ -97,9 +114,8 @@ def notify(user_id: str, task_label: str, status: str, task_id: str | None = Non
 def _warn_without_engine(**_kwargs) -> None:
     """Say clearly at start when no Docker engine answers: tasks will fail, not hang."""
     try:
-        client = engine.docker_client(settings)
-        client.close()
-    except engine.EngineUnavailable as exc:
+        DockerEngine.from_settings(settings).close()
+    except EngineUnavailable as exc:
         log.warning(
             "No Docker engine reachable (DOCKER_HOST=%r): tasks will fail with "
             "ENGINE_UNREACHABLE after %d retries. %s",

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from services.tasks import service
+from services.tasks import logs
 from services.tasks.lifecycle import container_name, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
 
@@ -96,7 +96,7 @@ def insert_tasks_at_once(app, user, count: int) -> list[str]:
 
 def append_output(app, task_id: str, stream: LogStream, data: bytes, max_bytes: int) -> None:
     """Store output as the engine will."""
-    service.append_output(
+    logs.append_output(
         app.extensions["tasks"].uow(),
         task_id=uuid.UUID(task_id),
         batches={LogStream(stream): data},

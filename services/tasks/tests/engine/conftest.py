@@ -21,13 +21,15 @@ from pathlib import Path
 import docker
 import pytest
 
-from services.tasks.engine import namespace_filter
+from services.tasks.containers import namespace_filter
+from shared import dbadmin, migrations
+from shared.testing import TestEnvironment
 
 TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 REPO = Path(__file__).resolve().parents[4]
 BIN = Path(sys.executable).parent
 
-#: Engine settings that keep the suite quick: fast backoff and reconciling.
+#: Settings of the engine processes that keep the suite quick: fast backoff and reconciling.
 ENGINE_ENV = {
     "TASKS_WORKER_CONCURRENCY": "8",
     "TASKS_RETRY_BACKOFF_SECONDS": "0.2",
@@ -100,8 +102,8 @@ class Process:
 
 
 @dataclass
-class Engine:
-    """The running engine processes."""
+class EngineProcesses:
+    """The running engine processes (relay, consumer, Celery worker, monitor)."""
 
     processes: dict[str, Process] = field(default_factory=dict)
 
@@ -143,11 +145,28 @@ def worker_argv(concurrency: int = 4) -> list[str]:
 
 
 @contextmanager
-def running_engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
-    """Start the relay, event consumer, Celery worker and monitor of this run; stop them after."""
+def own_environment(**options: str) -> Iterator[TestEnvironment]:
+    """A database and namespace of a module's own (`options` go to TestEnvironment)."""
+    environment = TestEnvironment(**options)
+    # Not set_up(): that would point the whole session's os.environ at this environment.
+    tasks_url = environment.service_url("tasks")
+    dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
+    try:
+        migrations.upgrade("services.tasks", tasks_url)
+        yield environment
+    finally:
+        dbadmin.drop_database(environment.admin_url, environment.database)
+
+
+@contextmanager
+def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterator[EngineProcesses]:
+    """Start the relay, event consumer, Celery worker and monitor of this run; stop them after.
+
+    `extra` overrides environment variables of the processes (e.g. settings under test).
+    """
     logs = Path(tempfile.mkdtemp(prefix=f"dockyard-engine-{test_env.run_id}-"))
     print(f"engine process logs: {logs}")
-    env = engine_env(test_env, auth_server)
+    env = engine_env(test_env, auth_server, **extra)
     dockyard = str(BIN / "dockyard")
     commands = {
         "relay": [dockyard, "relay", "tasks"],
@@ -155,7 +174,7 @@ def running_engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
         "worker": worker_argv(),
         "monitor": [sys.executable, "-m", "services.tasks.monitor"],
     }
-    running = Engine()
+    running = EngineProcesses()
     try:
         for name, argv in commands.items():
             running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
@@ -180,7 +199,7 @@ def running_engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="package")
-def engine(test_env, auth_server, docker_client) -> Iterator[Engine]:
+def engine(test_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
     """The engine processes of this run, for this package.
 
     Package-scoped: other tests create tasks they expect to stay PENDING.

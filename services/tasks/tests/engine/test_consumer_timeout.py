@@ -28,11 +28,17 @@ import pytest
 
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
-from services.tasks.engine import LABEL_ATTEMPT, LABEL_TASK
+from services.tasks.containers import LABEL_ATTEMPT, LABEL_TASK
 from services.tasks.lifecycle import container_name
-from services.tasks.tests.engine.conftest import Engine, engine_env, running_engine, wait_for
+from services.tasks.tests.engine.conftest import (
+    EngineProcesses,
+    engine_env,
+    own_environment,
+    running_engine,
+    wait_for,
+)
 from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
-from shared import dbadmin, migrations, testing
+from shared import testing
 
 CONSUMER_TIMEOUT_SECONDS = 3
 #: How often a channel checks its oldest unacked message (RabbitMQ's default is 60 s).
@@ -228,20 +234,12 @@ def short_timeout_broker() -> Iterator[RabbitNode]:
 @pytest.fixture(scope="module")
 def timeout_env(short_timeout_broker) -> Iterator[testing.TestEnvironment]:
     """A database and namespace of this module's own, its messaging on the short-timeout node."""
-    # Through its module: pytest would collect a Test* class imported here as tests.
-    environment = testing.TestEnvironment(amqp_url=short_timeout_broker.url)
-    # Not set_up(): that would point the whole session's os.environ at this environment.
-    tasks_url = environment.service_url("tasks")
-    dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
-    try:
-        migrations.upgrade("services.tasks", tasks_url)
+    with own_environment(amqp_url=short_timeout_broker.url) as environment:
         yield environment
-    finally:
-        dbadmin.drop_database(environment.admin_url, environment.database)
 
 
 @pytest.fixture(scope="module")
-def timeout_engine(timeout_env, auth_server, docker_client) -> Iterator[Engine]:
+def timeout_engine(timeout_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
     """The relay, consumer, Celery worker and monitor, on the short-timeout broker."""
     with running_engine(timeout_env, auth_server, docker_client) as running:
         yield running
@@ -252,7 +250,7 @@ def timeout_client(timeout_env, auth_server, short_timeout_broker):
     """A test client of a tasks app on this module's database and broker."""
     app = create_app(TasksSettings(engine_env(timeout_env, auth_server)))
     yield app.test_client()
-    app.extensions["tasks"].engine.dispose()
+    app.extensions["tasks"].database.dispose()
 
 
 def test_the_broker_closes_a_channel_that_holds_a_message_past_its_consumer_timeout(

@@ -184,7 +184,10 @@ def test_cancelling_a_queued_task_stops_it_from_starting(client, alice, docker_c
     task = submit(client, alice, ["sh", "-c", "echo should-not-run"])
     client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
     done = wait_status(client, alice, task["id"], timeout=10)
-    assert done["status"] == "CANCELLED" and done["attempts"] == 0
+    # A start job may have claimed the attempt already (the dispatch takes milliseconds), but
+    # starting a container takes far longer than the cancel: it never ran.
+    assert done["status"] == "CANCELLED" and done["started_at"] is None, done
+    assert done["attempts"] <= 1
     assert logs_of(client, alice, task["id"])["text"] == ""
     # Removal follows the stored result, so it may trail the terminal status briefly.
     wait_for(

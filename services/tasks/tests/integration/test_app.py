@@ -30,4 +30,4 @@ def test_unknown_routes_answer_in_the_shared_error_shape(test_env):
 
 def test_sql_errors_never_carry_statement_parameters(test_env):
     # Task env values may be secrets; a failed INSERT must not put them in a logged message.
-    assert create_app().extensions["tasks"].engine.hide_parameters is True
+    assert create_app().extensions["tasks"].database.hide_parameters is True

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from services.tasks import service
+from services.tasks import logs
 from services.tasks.models import LogStream, TaskStatus
 from services.tasks.tests.factories import (
     append_output,
@@ -99,7 +99,7 @@ def test_storing_output_raises_one_event_per_batch_without_the_output(tasks_app,
 
 def test_a_batch_of_both_streams_is_one_transaction_and_one_event(tasks_app, client, alice):
     task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
-    service.append_output(
+    logs.append_output(
         tasks_app.extensions["tasks"].uow(),
         task_id=uuid.UUID(task["id"]),
         batches={LogStream.STDOUT: b"out\n", LogStream.STDERR: b"error!\n"},

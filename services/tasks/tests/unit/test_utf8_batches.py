@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.tasks.monitor import complete_utf8_length
+from services.tasks.logs import complete_utf8_length
 
 E_ACUTE, HAN, EMOJI = "é".encode(), "中".encode(), "😀".encode()
 

@@ -1,0 +1,456 @@
+"""The Docker adapter: what the tasks service asks of a Docker engine, behind a Protocol.
+
+"Engine" in this package means the Docker engine (the daemon) and nothing else. Everything that
+talks to it goes through `ContainerEngine`; `DockerEngine` is the implementation over the Docker
+SDK. No database here: transitions.py records what these calls did.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+log = logging.getLogger(__name__)
+
+LABEL_TASK = "dockyard.task-id"
+LABEL_OWNER = "dockyard.owner-id"
+LABEL_ATTEMPT = "dockyard.attempt"
+#: The deployment (DOCKYARD_NAMESPACE) that owns the container: a reconciler touches only its own,
+#: so two deployments, or `make up` and `make test`, can share one engine.
+LABEL_NAMESPACE = "dockyard.namespace"
+
+
+class EngineUnavailable(Exception):
+    """The Docker engine could not be reached or failed on its side; worth retrying."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TaskRejected(Exception):
+    """The engine refused the task for a reason retrying will not fix (e.g. no such image)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ContainerGone(Exception):
+    """The container is not (or no longer) on the engine."""
+
+
+def namespace_filter(namespace: str) -> dict[str, list[str]]:
+    """The engine's label filter matching the task containers of one deployment."""
+    return {"label": [LABEL_TASK, f"{LABEL_NAMESPACE}={namespace}"]}
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What one attempt's container needs (read under the task's row lock)."""
+
+    task_id: uuid.UUID
+    owner_id: uuid.UUID
+    attempt: int
+    name: str
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    cpu_limit: float
+    memory_limit_mb: int
+    network: bool
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    """The operator's settings every task container gets."""
+
+    pids_limit: int
+    tmpfs_size_mb: int
+    user: str
+    namespace: str = "dockyard"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ContainerLimits:
+        """The container part of TasksSettings."""
+        return cls(
+            pids_limit=settings.DEFAULT_PIDS_LIMIT,
+            tmpfs_size_mb=settings.TMPFS_SIZE_MB,
+            user=settings.CONTAINER_USER,
+            namespace=settings.NAMESPACE,
+        )
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A container as the engine described it at one moment."""
+
+    id: str
+    name: str
+    status: str
+    labels: dict[str, str] = field(default_factory=dict)
+    #: The engine's State object (ExitCode, OOMKilled, Error, StartedAt, ...).
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task_id(self) -> uuid.UUID | None:
+        """The task the container runs, from its label."""
+        raw = self.labels.get(LABEL_TASK)
+        return uuid.UUID(raw) if raw else None
+
+    @property
+    def exited(self) -> bool:
+        """Whether the container's process has ended."""
+        return self.status in ("exited", "dead")
+
+    def started_at(self, default: datetime) -> datetime:
+        """When the engine started the container (`default` if it does not say)."""
+        raw = self.state.get("StartedAt") or ""
+        try:
+            # Docker gives nanoseconds; Python parses microseconds.
+            head, _, rest = raw.partition(".")
+            fraction = "".join(c for c in rest if c.isdigit())[:6]
+            parsed = datetime.fromisoformat(f"{head}.{fraction or '0'}+00:00")
+        except ValueError:
+            return default
+        return parsed if parsed.year > 1 else default
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """A task container started, ran out of memory or ended, as the engine's events said."""
+
+    action: str  # "start", "oom" or "die"
+    name: str
+    task_id: uuid.UUID
+    container_id: str
+    at: datetime
+    #: A die event's exit code.
+    exit_code: int | None = None
+
+
+class ContainerEngine(Protocol):
+    """The container operations the tasks service needs from a Docker engine.
+
+    Every method raises EngineUnavailable when the engine is away or fails on its side.
+    """
+
+    def run(self, spec: ContainerSpec) -> ContainerInfo:
+        """Pull the image if needed, create (or adopt) the attempt's container and start it.
+
+        Raises TaskRejected for what retrying will not fix.
+        """
+
+    def inspect(self, name: str) -> ContainerInfo:
+        """The container now; raises ContainerGone."""
+
+    def kill(self, name: str) -> None:
+        """Kill the container's process (nothing if it already stopped or is gone)."""
+
+    def remove(self, name: str) -> None:
+        """Remove the container, running or not (nothing if it is gone)."""
+
+    def stats(self, name: str) -> dict[str, Any] | None:
+        """One resource sample of a running container, None if the engine gave none."""
+
+    def follow_output(self, name: str, stream: str) -> Iterator[bytes]:
+        """One stream ("stdout"/"stderr") of the container's output, from its start, as written."""
+
+    def read_output(self, name: str) -> dict[str, bytes]:
+        """The container's output so far, whole, by stream ("stdout", "stderr")."""
+
+    def task_containers(self) -> list[ContainerInfo]:
+        """Every task container of this deployment, running or not."""
+
+    def events(self) -> Iterator[ContainerEvent]:
+        """This deployment's task containers starting and dying, as they happen (blocks)."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout) or (
+        isinstance(exc, DockerException) and not isinstance(exc, APIError)
+    )
+
+
+def _classify(exc: BaseException) -> Exception:
+    """Turn a Docker SDK error into EngineUnavailable or TaskRejected."""
+    if _is_connection_error(exc):
+        return EngineUnavailable("ENGINE_UNREACHABLE", f"Docker engine unreachable: {exc}")
+    if isinstance(exc, APIError) and exc.is_server_error():
+        return EngineUnavailable("ENGINE_ERROR", f"Docker engine error: {exc.explanation or exc}")
+    return TaskRejected("START_FAILED", f"The engine refused to start the task: {exc}")
+
+
+def _unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable("ENGINE_UNREACHABLE", f"Docker engine unreachable: {exc}")
+
+
+def container_options(
+    spec: ContainerSpec, limits: ContainerLimits
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Arguments of the engine's container create: the container's, and its host config's.
+
+    Safe by default, labelled, limited.
+    """
+    memory = spec.memory_limit_mb * 1024 * 1024
+    container: dict[str, Any] = {
+        "image": spec.image,
+        "command": spec.command,
+        "name": spec.name,
+        "environment": spec.env,
+        "labels": {
+            LABEL_TASK: str(spec.task_id),
+            LABEL_OWNER: str(spec.owner_id),
+            LABEL_ATTEMPT: str(spec.attempt),
+            LABEL_NAMESPACE: limits.namespace,
+        },
+        "detach": True,
+    }
+    if limits.user:
+        container["user"] = limits.user
+    host = {
+        # Network only when the task asked; the API refused it unless the operator allows it.
+        "network_mode": "bridge" if spec.network else "none",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,noexec,nosuid,mode=1777,size={limits.tmpfs_size_mb}m"},
+        "pids_limit": limits.pids_limit,
+        "mem_limit": memory,
+        # Equal to mem_limit: no swap, so a task over its memory is OOM-killed, not slowed.
+        "memswap_limit": memory,
+        "nano_cpus": int(spec.cpu_limit * 1e9),
+        # The monitor reads logs through the API; json-file keeps them until removal.
+        "log_config": {"Type": "json-file", "Config": {}},
+    }
+    return container, host
+
+
+#: The stream a frame of the engine's multiplexed output belongs to, by its first byte.
+_FRAME_STREAMS = {1: "stdout", 2: "stderr"}
+
+
+def split_frames(data: bytes) -> dict[str, bytes]:
+    """The stdout and stderr in a non-TTY container's multiplexed output (an engine log read)."""
+    parts: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4 : offset + 8], "big")
+        stream = _FRAME_STREAMS.get(data[offset])
+        if stream is not None:
+            parts[stream].append(data[offset + 8 : offset + 8 + size])
+        offset += 8 + size
+    return {stream: b"".join(chunks) for stream, chunks in parts.items()}
+
+
+def _exit_code(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _info(container: Any) -> ContainerInfo:
+    return ContainerInfo(
+        id=container.id,
+        name=container.name,
+        status=container.status,
+        labels=dict(container.labels or {}),
+        state=dict(container.attrs.get("State") or {}),
+    )
+
+
+class DockerEngine:
+    """ContainerEngine over the Docker SDK (its client is thread-safe: one per process)."""
+
+    def __init__(self, *, docker_host: str, timeout: float, limits: ContainerLimits) -> None:
+        self.limits = limits
+        try:
+            self.client = docker.DockerClient(
+                base_url=docker_host or None, version="auto", timeout=timeout
+            )
+        except DockerException as exc:
+            where = docker_host or "the default socket (DOCKER_HOST unset)"
+            raise EngineUnavailable(
+                "ENGINE_UNREACHABLE", f"Docker engine unreachable at {where}: {exc}"
+            ) from None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DockerEngine:
+        """The engine at DOCKER_HOST, with the operator's container limits."""
+        return cls(
+            docker_host=settings.DOCKER_HOST,
+            timeout=settings.DOCKER_TIMEOUT_SECONDS,
+            limits=ContainerLimits.from_settings(settings),
+        )
+
+    def run(self, spec: ContainerSpec) -> ContainerInfo:
+        """Pull the image if needed, create (or adopt) the attempt's container and start it."""
+        # Two calls on the usual path (create, start): the engine's time is the throughput.
+        api = self.client.api
+        container_args, host_args = container_options(spec, self.limits)
+        try:
+            try:
+                container_id, status = self._create(container_args, host_args), "created"
+            except ImageNotFound:
+                self._pull(spec.image)
+                container_id, status = self._create(container_args, host_args), "created"
+            except APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                # The name is per attempt: a conflict is this attempt's own container from a job
+                # that crashed after creating it, so adopt it rather than make another.
+                found = api.inspect_container(spec.name)
+                container_id, status = found["Id"], found["State"]["Status"]
+            if status == "created":
+                try:
+                    api.start(container_id)
+                except APIError as exc:
+                    if exc.is_client_error():
+                        # E.g. no such executable: the attempt never ran, so leave nothing behind.
+                        self.remove(spec.name)
+                    raise
+                status = "running"
+            return ContainerInfo(
+                id=container_id, name=spec.name, status=status, labels=container_args["labels"]
+            )
+        except NotFound:
+            # Removed under us (a reconciler or a duplicate job finishing it): not the task's
+            # fault. Retrying re-reads the task, which is by then running, finished, or free to
+            # start anew.
+            raise EngineUnavailable(
+                "CONTAINER_LOST", f"Container {spec.name} vanished while being started"
+            ) from None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _classify(exc) from None
+
+    def _create(self, container_args: dict[str, Any], host_args: dict[str, Any]) -> str:
+        api = self.client.api
+        created = api.create_container(
+            **container_args, host_config=api.create_host_config(**host_args)
+        )
+        return created["Id"]
+
+    def _pull(self, image: str) -> None:
+        """Pull an image the engine does not have; raises TaskRejected if that fails."""
+        try:
+            self.client.images.pull(image)
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            if _is_connection_error(exc):
+                raise _classify(exc) from None
+            # A failed pull (no such repository, no network, denied) is the image's problem.
+            detail = exc.explanation if isinstance(exc, APIError) else str(exc)
+            raise TaskRejected(
+                "IMAGE_NOT_FOUND",
+                f"Image {image!r} is not present on the engine and pulling it failed: {detail}",
+            ) from None
+
+    def inspect(self, name: str) -> ContainerInfo:
+        """The container now; raises ContainerGone."""
+        try:
+            return _info(self.client.containers.get(name))
+        except NotFound:
+            raise ContainerGone(name) from None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
+
+    def kill(self, name: str) -> None:
+        """Kill the container's process (nothing if it already stopped or is gone)."""
+        self._settle(self.client.api.kill, name)
+
+    def remove(self, name: str) -> None:
+        """Remove the container, running or not (nothing if it is gone)."""
+        self._settle(partial(self.client.api.remove_container, force=True), name)
+
+    @staticmethod
+    def _settle(call: Callable[[str], Any], name: str) -> None:
+        """Run a kill or a removal, which a gone container settles as well."""
+        # 404: gone already; 409: stopped already, or a removal is under way.
+        try:
+            call(name)
+        except APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise _unavailable(exc) from None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
+
+    def stats(self, name: str) -> dict[str, Any] | None:
+        """One resource sample of a running container, None if the engine gave none."""
+        try:
+            return self.client.api.stats(name, stream=False, one_shot=True)
+        except (DockerException, requests.exceptions.RequestException):
+            return None
+
+    def follow_output(self, name: str, stream: str) -> Iterator[bytes]:
+        """One stream of the container's output, from its start, as it is written."""
+        try:
+            yield from self.client.api.logs(
+                name, stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True
+            )
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
+
+    def read_output(self, name: str) -> dict[str, bytes]:
+        """The container's output so far, whole, by stream, in one call to the engine."""
+        api = self.client.api
+        try:
+            # The SDK's logs() joins the streams; its request is kept, and the engine's frames
+            # (an 8-byte header: stream, 0, 0, 0, big-endian size) are split here.
+            response = api._get(
+                api._url("/containers/{0}/logs", name),
+                params={"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0, "tail": "all"},
+            )
+            api._raise_for_status(response)
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
+        return split_frames(response.content)
+
+    def task_containers(self) -> list[ContainerInfo]:
+        """Every task container of this deployment, running or not."""
+        try:
+            containers = self.client.containers.list(
+                all=True, filters=namespace_filter(self.limits.namespace), ignore_removed=True
+            )
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
+        return [_info(container) for container in containers]
+
+    def events(self) -> Iterator[ContainerEvent]:
+        """This deployment's task containers starting, running out of memory and dying (blocks)."""
+        filters = {
+            "type": ["container"],
+            "event": ["start", "oom", "die"],
+            **namespace_filter(self.limits.namespace),
+        }
+        try:
+            for event in self.client.api.events(filters=filters, decode=True):
+                attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                raw_task = attributes.get(LABEL_TASK)
+                if not raw_task:
+                    continue
+                yield ContainerEvent(
+                    action=event.get("Action") or event.get("status") or "",
+                    name=attributes.get("name", ""),
+                    task_id=uuid.UUID(raw_task),
+                    container_id=(event.get("Actor") or {}).get("ID") or event.get("id", ""),
+                    at=datetime.fromtimestamp(event.get("timeNano", 0) / 1e9, UTC),
+                    exit_code=_exit_code(attributes.get("exitCode")),
+                )
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise _unavailable(exc) from None
+
+    def close(self) -> None:
+        """Release the connection."""
+        self.client.close()

@@ -1,0 +1,386 @@
+"""Every database step of a task's execution: claim, running, finished, usage, and what to watch.
+
+The start job (launcher.py) and the monitor call these; each is one short transaction under the
+task's row lock and idempotent, so a crash anywhere leaves a state the next start job or the
+reconciler can finish. lifecycle.py says which moves are legal; this module makes them. A move
+that frees a slot on the engine also sends SLOT_FREED_CHANNEL, which waiting start jobs LISTEN on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from services.tasks import logs
+from services.tasks.containers import ContainerInfo, ContainerSpec
+from services.tasks.lifecycle import container_name, is_finished, transition
+from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
+from shared.db import UnitOfWork
+
+#: Serialises capacity checks across start jobs (any constant unique to this purpose).
+_CAPACITY_LOCK = 0x7461736B73  # "tasks"
+#: The LISTEN/NOTIFY channel told that a running slot may have freed up.
+SLOT_FREED_CHANNEL = "dockyard_tasks_slot_freed"
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """What the execution steps need from TasksSettings."""
+
+    concurrency: int
+    slot_wait_seconds: float
+    log_max_bytes: int
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
+    engine_retries: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ExecutionSettings:
+        """The execution part of TasksSettings."""
+        return cls(
+            concurrency=settings.WORKER_CONCURRENCY,
+            slot_wait_seconds=settings.SLOT_WAIT_SECONDS,
+            log_max_bytes=settings.LOG_MAX_BYTES,
+            retry_backoff_seconds=settings.RETRY_BACKOFF_SECONDS,
+            retry_backoff_max_seconds=settings.RETRY_BACKOFF_MAX_SECONDS,
+            engine_retries=settings.ENGINE_RETRIES,
+        )
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait before the retry that follows `failures` failed attempts."""
+        return min(
+            self.retry_backoff_seconds * 2 ** max(failures - 1, 0), self.retry_backoff_max_seconds
+        )
+
+
+def _slot_freed(uow: UnitOfWork) -> None:
+    # Delivered at commit, and only if the transaction commits.
+    uow.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": SLOT_FREED_CHANNEL})
+
+
+# -- start ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a start job got: an attempt to start, or why not (`outcome`)."""
+
+    outcome: str  # "start", "busy", "done"
+    spec: ContainerSpec | None = None
+
+
+def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSettings) -> Claim:
+    """Reserve a slot and the attempt's container name for a QUEUED task.
+
+    `done`: nothing to start (finished, already running, cancelled); `busy`: every slot taken.
+    """
+    now = datetime.now(UTC)
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        if task is None or is_finished(task.status) or task.status == TaskStatus.RUNNING:
+            return Claim("done")
+        if task.status == TaskStatus.PENDING:
+            uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
+        if task.container_name is None:
+            uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
+            # Running tasks plus those between claim and RUNNING hold a slot.
+            busy = uow.session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(
+                    (Task.status == TaskStatus.RUNNING)
+                    | ((Task.status == TaskStatus.QUEUED) & Task.container_name.is_not(None))
+                )
+            )
+            task.heartbeat_at = now
+            if busy >= settings.concurrency:
+                uow.commit()
+                return Claim("busy")
+            task.attempts += 1
+            task.container_name = container_name(task.id, task.attempts)
+        task.heartbeat_at = now
+        spec = ContainerSpec(
+            task_id=task.id,
+            owner_id=task.owner_id,
+            attempt=task.attempts,
+            name=task.container_name,
+            image=task.image,
+            command=list(task.command),
+            env={item["name"]: item["value"] for item in task.env},
+            cpu_limit=task.cpu_limit,
+            memory_limit_mb=task.memory_limit_mb,
+            network=task.network,
+        )
+        uow.commit()
+    return Claim("start", spec)
+
+
+def mark_running(
+    uow: UnitOfWork, *, task_id: uuid.UUID, container: ContainerInfo, started_at: datetime
+) -> RunningAttempt | None:
+    """Record that the attempt's container runs, and return it; None when it is moot.
+
+    When it is moot (the task was cancelled or moved on), the caller removes the container.
+    `started_at` is when the engine started it. Idempotent: the start job and the monitor (on
+    the engine's start event) both call it.
+    """
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        name = container.name
+        if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
+            return _running(task)
+        if task is None or task.status != TaskStatus.QUEUED or task.container_name != name:
+            # Cancelled (or superseded) while the container was being started.
+            _slot_freed(uow)
+            uow.commit()
+            return None
+        uow.add_event(transition(task, TaskStatus.RUNNING, now=started_at, container=name))
+        task.container_id = container.id
+        attempt = _running(task)
+        uow.commit()
+    return attempt
+
+
+def fail_start(uow: UnitOfWork, *, task_id: uuid.UUID, code: str, message: str) -> None:
+    """A start that cannot succeed: the QUEUED task fails with `code` (attempt not counted)."""
+    now = datetime.now(UTC)
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        if task is None or task.status != TaskStatus.QUEUED:
+            return
+        if task.container_name is not None:
+            # The claimed attempt never ran, so it does not count.
+            task.attempts -= 1
+            _slot_freed(uow)
+        uow.add_event(transition(task, TaskStatus.FAILED, now=now, error_code=code, error=message))
+        uow.commit()
+
+
+# -- outcome ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as the monitor saw it."""
+
+    status: TaskStatus
+    exit_code: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+    #: A failure the engine caused (container lost): retried like engine errors.
+    engine_side: bool = False
+
+
+CONTAINER_LOST = Outcome(
+    TaskStatus.FAILED,
+    error_code="CONTAINER_LOST",
+    error="The task's container disappeared from the engine.",
+    engine_side=True,
+)
+
+
+def outcome_of(state: dict[str, Any], *, killed_for: str | None) -> Outcome:
+    """Read an exited container's State (and why the monitor killed it, if it did)."""
+    exit_code = state.get("ExitCode")
+    if killed_for == "cancel":
+        return Outcome(TaskStatus.CANCELLED, exit_code)
+    if killed_for == "timeout":
+        return Outcome(TaskStatus.TIMED_OUT, exit_code)
+    if state.get("OOMKilled"):
+        return Outcome(
+            TaskStatus.FAILED,
+            exit_code,
+            "OOM_KILLED",
+            "The container ran out of memory and was killed (raise memoryLimitMb).",
+        )
+    if exit_code == 0:
+        return Outcome(TaskStatus.SUCCEEDED, 0)
+    message = f"The command exited with code {exit_code}."
+    if state.get("Error"):
+        message += f" Engine: {state['Error']}"
+    return Outcome(TaskStatus.FAILED, exit_code, "NON_ZERO_EXIT", message)
+
+
+def finish_attempt(
+    uow: UnitOfWork,
+    *,
+    task_id: uuid.UUID,
+    name: str,
+    outcome: Outcome,
+    settings: ExecutionSettings,
+    output: Mapping[LogStream, bytes] | None = None,
+) -> float | None:
+    """Record an attempt's end, with its last `output`; returns the retry delay if it is retried.
+
+    User failures retry while attempts <= maxRetries; engine-side failures up to engine_retries.
+    The output and the end are one transaction: a reader that sees the end has all the output.
+    """
+    now = datetime.now(UTC)
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        if task is None:
+            return None
+        if output:
+            logs.store_output(uow, task, batches=output, max_bytes=settings.log_max_bytes)
+        if task.status != TaskStatus.RUNNING or task.container_name != name:
+            uow.commit()
+            return None
+        _slot_freed(uow)
+        if task.cancel_requested_at is not None and outcome.status != TaskStatus.SUCCEEDED:
+            outcome = Outcome(TaskStatus.CANCELLED, outcome.exit_code)
+        retries_left = (
+            task.attempts <= settings.engine_retries
+            if outcome.engine_side
+            else task.attempts <= task.max_retries
+        )
+        if outcome.status == TaskStatus.FAILED and retries_left:
+            delay = settings.backoff(task.attempts)
+            uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
+            task.exit_code, task.error_code, task.error = (
+                outcome.exit_code,
+                outcome.error_code,
+                outcome.error,
+            )
+            # heartbeat_at in the future: the reconciler leaves the task alone while it waits.
+            task.heartbeat_at = now + timedelta(seconds=delay)
+            uow.commit()
+            return delay
+        uow.add_event(
+            transition(
+                task,
+                outcome.status,
+                now=now,
+                exit_code=outcome.exit_code,
+                error_code=outcome.error_code,
+                error=outcome.error,
+            )
+        )
+        uow.commit()
+    return None
+
+
+def record_usage(
+    uow: UnitOfWork, *, task_id: uuid.UUID, cpu_percent: float | None, memory_bytes: int | None
+) -> None:
+    """Store the latest resource sample of a running task and prove its watcher alive."""
+    now = datetime.now(UTC)
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        if task is None or task.status != TaskStatus.RUNNING:
+            return
+        task.cpu_percent, task.memory_bytes, task.usage_sampled_at = (
+            cpu_percent,
+            memory_bytes,
+            now,
+        )
+        task.heartbeat_at = now
+        uow.commit()
+
+
+# -- what the monitor watches -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningAttempt:
+    """What a watcher needs of a RUNNING task."""
+
+    task_id: uuid.UUID
+    container_name: str
+    started_at: datetime
+    deadline: datetime
+    cancel_requested: bool
+
+
+def _running(task: Task) -> RunningAttempt:
+    return RunningAttempt(
+        task_id=task.id,
+        container_name=task.container_name,
+        started_at=task.started_at,
+        deadline=task.started_at + timedelta(seconds=task.timeout_seconds),
+        cancel_requested=task.cancel_requested_at is not None,
+    )
+
+
+def running_attempts(uow: UnitOfWork) -> list[RunningAttempt]:
+    """Every RUNNING task."""
+    with uow:
+        tasks = uow.session.scalars(select(Task).where(Task.status == TaskStatus.RUNNING)).all()
+        return [_running(task) for task in tasks]
+
+
+def stored_log_bytes(
+    uow: UnitOfWork, *, task_id: uuid.UUID, started_at: datetime
+) -> dict[LogStream, int]:
+    """Bytes of each stream already stored for the attempt that started at `started_at`.
+
+    A watcher taking over a running attempt (e.g. after a monitor restart) skips that many
+    bytes of the container's log. Chunks of earlier attempts were all stored before this
+    attempt's container started. Output the size cap dropped is not counted, so a resumed
+    attempt that overflowed may repeat some bytes rather than lose any.
+    """
+    with uow:
+        rows = uow.session.execute(
+            select(
+                TaskLogChunk.stream,
+                func.coalesce(func.sum(func.octet_length(TaskLogChunk.data)), 0),
+            )
+            .where(TaskLogChunk.task_id == task_id, TaskLogChunk.created_at >= started_at)
+            .group_by(TaskLogChunk.stream)
+        ).all()
+    stored = {stream: 0 for stream in LogStream}
+    for stream, size in rows:
+        stored[LogStream(stream)] = int(size)
+    return stored
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """What the reconciler needs of a task: its status, attempt and when it was last touched."""
+
+    task_id: uuid.UUID
+    status: TaskStatus
+    container_name: str | None
+    touched: datetime
+
+
+def _state(task: Task) -> AttemptState:
+    return AttemptState(
+        task_id=task.id,
+        status=TaskStatus(task.status),
+        container_name=task.container_name,
+        touched=task.heartbeat_at or task.queued_at or task.created_at,
+    )
+
+
+def attempt_states(uow: UnitOfWork, *, task_ids: set[uuid.UUID]) -> dict[uuid.UUID, AttemptState]:
+    """The tasks with these ids (those that exist), by id."""
+    if not task_ids:
+        return {}
+    with uow:
+        tasks = uow.session.scalars(select(Task).where(Task.id.in_(task_ids))).all()
+        return {task.id: _state(task) for task in tasks}
+
+
+def waiting_attempts(uow: UnitOfWork) -> list[AttemptState]:
+    """Every task not started yet (PENDING or QUEUED)."""
+    with uow:
+        tasks = uow.session.scalars(
+            select(Task).where(Task.status.in_([TaskStatus.PENDING, TaskStatus.QUEUED]))
+        ).all()
+        return [_state(task) for task in tasks]
+
+
+def touch_waiting(uow: UnitOfWork, *, task_id: uuid.UUID) -> bool:
+    """Mark a PENDING or QUEUED task as handled now (before re-dispatching it); False if not."""
+    with uow:
+        task = uow.session.get(Task, task_id, with_for_update=True)
+        if task is None or task.status not in (TaskStatus.PENDING, TaskStatus.QUEUED):
+            return False
+        task.heartbeat_at = datetime.now(UTC)
+        uow.commit()
+    return True

@@ -32,12 +32,14 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from support import BIN, spawn, stop
 
+from services.registry import REGISTRY
 from services.tasks import service
 from services.tasks.app import create_app
 from services.tasks.launcher import Listener
 from services.tasks.lifecycle import TERMINAL
 from services.tasks.models import SCHEMA, Task
 from shared.db import outbox_channel
+from shared.processes import ManagedProcess
 from shared.testing import TestEnvironment
 
 IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
@@ -46,7 +48,7 @@ COMMAND = ["echo", "hi"]
 ENGINE_RUNS_PER_LEVEL = 48
 
 
-def start_engine(env: dict[str, str], logs: Path, processes: list[subprocess.Popen]) -> None:
+def start_engine(env: dict[str, str], logs: Path, processes: list[ManagedProcess]) -> None:
     """Start the relay, consumer, Celery worker and monitor (output in `logs`) into `processes`."""
     commands = {
         "relay": [str(BIN / "dockyard"), "relay", "tasks"],
@@ -164,10 +166,10 @@ def main() -> None:
     parser.add_argument("--engine-concurrency", default="1,2,4,8,16")
     args = parser.parse_args()
     levels = [int(level) for level in args.engine_concurrency.split(",")]
-    with TestEnvironment() as environment:
+    with TestEnvironment(REGISTRY) as environment:
         logs = Path(tempfile.mkdtemp(prefix="dockyard-bench-tasks-"))
         # Filled as they start, so a failed start-up still stops those already running.
-        processes: list[subprocess.Popen] = []
+        processes: list[ManagedProcess] = []
         try:
             start_engine({**os.environ, **environment.env()}, logs, processes)
             ctx = create_app().extensions["tasks"]

@@ -252,3 +252,23 @@ def _default_message(status: int, exc: HTTPException, fields: dict[str, str] | N
     if status == 405:
         return "Method not allowed."
     return exc.description or exc.name
+
+
+#: Owner-only answers: never in shared caches, and revalidated (cheaply, by ETag) before reuse.
+PRIVATE_REVALIDATED = "private, no-cache"
+
+
+def revalidate_json_reads(response: Response) -> Response:
+    """Give a whole JSON read an ETag of its body, and answer a matching If-None-Match 304.
+
+    Registered with `blueprint.after_request`. The ETag hashes exactly what the answer shows, so
+    any change a client could see changes it; errors (a stranger's 404), other media and
+    streams get none, and the view has run first, so ownership is decided before any 304.
+    """
+    if request.method != "GET" or response.status_code != 200 or response.is_streamed:
+        return response
+    if response.mimetype != "application/json":
+        return response
+    response.add_etag()
+    response.headers["Cache-Control"] = PRIVATE_REVALIDATED
+    return response.make_conditional(request)

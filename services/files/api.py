@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import unicodedata
 import uuid
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import quote
 
 from flask import Response, current_app, request, url_for
@@ -20,7 +18,7 @@ from services.files.multipart import MAX_OVERHEAD_BYTES, MalformedMultipart, Mul
 from services.files.schemas import FilePageSchema, FileQueryArgsSchema, FileSchema
 from services.files.storage import ObjectMissing, StorageUnavailable
 from shared.auth import authenticated, caller_id
-from shared.web import ServiceBlueprint
+from shared.web import PRIVATE_REVALIDATED, ServiceBlueprint, revalidate_json_reads
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +107,6 @@ def _requested_range(file: service.FileView) -> tuple[int, int] | None:
     return start, end
 
 
-#: Owner-only answers: never in shared caches, and revalidated (cheaply, by ETag) before reuse.
-PRIVATE_REVALIDATED = "private, no-cache"
-
-
 def _validators(response: Response, file: service.FileView) -> Response:
     # The content never changes under a file id, so its checksum is its validator.
     response.set_etag(file.sha256)
@@ -122,22 +116,7 @@ def _validators(response: Response, file: service.FileView) -> Response:
     return response
 
 
-def revalidated(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Tag a JSON read with an ETag of its body; 304 without a body when If-None-Match has it.
-
-    The tag is a hash of exactly what the response shows (status, results, page, cursors), so it
-    changes whenever any of it does and never otherwise. The view runs first: a file that is not
-    the caller's is still 404, whatever tag they send.
-    """
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        response = view(*args, **kwargs)
-        response.add_etag()
-        response.headers["Cache-Control"] = PRIVATE_REVALIDATED
-        return response.make_conditional(request)
-
-    return wrapper
+blp.after_request(revalidate_json_reads)
 
 
 @blp.route("/files")
@@ -147,7 +126,6 @@ class Files(MethodView):
     @authenticated
     @blp.arguments(FileQueryArgsSchema, location="query", as_kwargs=True)
     @blp.alt_response(304, description="Not modified (If-None-Match holds the page's ETag)")
-    @revalidated
     @blp.response(200, FilePageSchema)
     def get(self, first, after):
         """List the caller's files, newest first, `first` at a time after the cursor `after`."""
@@ -194,7 +172,6 @@ class FileById(MethodView):
     @authenticated
     @blp.alt_response(304, description="Not modified (If-None-Match holds the file's ETag)")
     @blp.alt_response(404, description="No such file (or not the caller's)")
-    @revalidated
     @blp.response(200, FileSchema)
     def get(self, file_id):
         """A file's details and processing results."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import abort
 
 from services.tasks import logs, service
@@ -20,21 +19,14 @@ from services.tasks.schemas import (
     TaskPageSchema,
     TaskSchema,
 )
-from shared.pagination import InvalidCursor
-from shared.web import ServiceBlueprint
+from shared.auth import authenticated, caller_id
+from shared.web import ServiceBlueprint, revalidate_json_reads
 
 blp = ServiceBlueprint("tasks", __name__, url_prefix="/v1", description="Container tasks")
 
 
 def _ctx():
     return current_app.extensions["tasks"]
-
-
-def _owner_id() -> uuid.UUID:
-    try:
-        return uuid.UUID(str(get_jwt()["sub"]))
-    except ValueError:
-        abort(401, message="Token's subject is not a user id.")
 
 
 def _task_id(raw: str) -> uuid.UUID:
@@ -48,38 +40,21 @@ def _not_found() -> None:
     abort(404, message="Task not found.")
 
 
-@blp.after_request
-def _conditional(response: Response) -> Response:
-    """Give every whole JSON read an ETag of its body, and answer a matching If-None-Match 304.
-
-    The ETag hashes exactly what the answer shows (status, output offsets, usage, ...), so any
-    change a client could see changes it; errors (a stranger's 404) and follow streams get none.
-    """
-    if request.method != "GET" or response.status_code != 200 or response.is_streamed:
-        return response
-    if response.mimetype != "application/json":
-        return response
-    response.add_etag()
-    # Owner-only data: never in shared caches, and revalidated (cheaply, by ETag) before reuse.
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response.make_conditional(request)
+blp.after_request(revalidate_json_reads)
 
 
 @blp.route("/tasks")
 class Tasks(MethodView):
     """The caller's tasks."""
 
-    decorators = [jwt_required()]
+    decorators = [authenticated]
 
     @blp.arguments(TaskListArgsSchema, location="query")
     @blp.response(200, TaskPageSchema)
     @blp.alt_response(304, description="Not modified: If-None-Match matched the page's ETag")
     def get(self, args):
         """List your tasks, newest first, a page at a time, optionally of one status."""
-        try:
-            return service.list_tasks(_ctx().uow(), owner_id=_owner_id(), **args)
-        except InvalidCursor:
-            abort(400, message="Invalid cursor.", messages={"after": ["Not a valid cursor."]})
+        return service.list_tasks(_ctx().uow(), owner_id=caller_id(), **args)
 
     @blp.arguments(TaskCreateSchema)
     @blp.response(201, TaskSchema)
@@ -87,7 +62,7 @@ class Tasks(MethodView):
         """Submit a task; it starts PENDING, with the server's defaults for limits left out."""
         ctx = _ctx()
         try:
-            return service.create_task(ctx.uow(), policy=ctx.policy, owner_id=_owner_id(), **body)
+            return service.create_task(ctx.uow(), policy=ctx.policy, owner_id=caller_id(), **body)
         except service.PolicyViolation as exc:
             abort(400, messages=exc.fields)
 
@@ -96,7 +71,7 @@ class Tasks(MethodView):
 class TaskById(MethodView):
     """One of the caller's tasks."""
 
-    decorators = [jwt_required()]
+    decorators = [authenticated]
 
     @blp.response(200, TaskSchema)
     @blp.alt_response(304, description="Not modified: If-None-Match matched the task's ETag")
@@ -104,7 +79,7 @@ class TaskById(MethodView):
     def get(self, task_id):
         """Read a task."""
         try:
-            return service.get_task(_ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id))
+            return service.get_task(_ctx().uow(), owner_id=caller_id(), task_id=_task_id(task_id))
         except service.TaskNotFound:
             _not_found()
 
@@ -114,7 +89,7 @@ class TaskById(MethodView):
     def delete(self, task_id):
         """Delete a finished task and its logs."""
         try:
-            service.delete_task(_ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id))
+            service.delete_task(_ctx().uow(), owner_id=caller_id(), task_id=_task_id(task_id))
         except service.TaskNotFound:
             _not_found()
         except service.TaskNotFinished as exc:
@@ -125,7 +100,7 @@ class TaskById(MethodView):
 class TaskCancel(MethodView):
     """Stopping a task."""
 
-    decorators = [jwt_required()]
+    decorators = [authenticated]
 
     @blp.response(200, TaskSchema)
     @blp.alt_response(404, description="No such task, or not yours")
@@ -133,7 +108,7 @@ class TaskCancel(MethodView):
         """Cancel a task: at once if not started, soon if running; a finished one is unchanged."""
         try:
             return service.cancel_task(
-                _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id)
+                _ctx().uow(), owner_id=caller_id(), task_id=_task_id(task_id)
             )
         except service.TaskNotFound:
             _not_found()
@@ -143,7 +118,7 @@ class TaskCancel(MethodView):
 class TaskLogs(MethodView):
     """A task's output."""
 
-    decorators = [jwt_required()]
+    decorators = [authenticated]
 
     @blp.arguments(TaskLogsArgsSchema, location="query")
     @blp.response(200, TaskLogsSchema)
@@ -157,7 +132,7 @@ class TaskLogs(MethodView):
         then new output as it is stored, until the task finishes.
         """
         ctx = _ctx()
-        owner_id, task_id = _owner_id(), _task_id(task_id)
+        owner_id, task_id = caller_id(), _task_id(task_id)
         if not args.pop("follow"):
             try:
                 return logs.read_logs(ctx.uow(), owner_id=owner_id, task_id=task_id, **args)
@@ -199,7 +174,7 @@ class TaskLogs(MethodView):
 class TaskLogChunks(MethodView):
     """A task's output as numbered chunks, for readers that resume where they stopped."""
 
-    decorators = [jwt_required()]
+    decorators = [authenticated]
 
     @blp.arguments(TaskLogChunksArgsSchema, location="query")
     @blp.response(200, LogChunkPageSchema)
@@ -209,7 +184,7 @@ class TaskLogChunks(MethodView):
         """Read the chunks stored after chunk `after`; a finished status and no more = complete."""
         try:
             return logs.read_log_chunks(
-                _ctx().uow(), owner_id=_owner_id(), task_id=_task_id(task_id), **args
+                _ctx().uow(), owner_id=caller_id(), task_id=_task_id(task_id), **args
             )
         except service.TaskNotFound:
             _not_found()

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from services.tasks.images import InvalidImageReference, parse_image_reference
 from services.tasks.models import LogStream, TaskStatus
+from shared.pagination import CursorField, page_schema
 
 MAX_NAME_LENGTH = 200
 MAX_COMMAND_ARGS = 256
@@ -147,7 +148,7 @@ class TaskListArgsSchema(Schema):
     first = fields.Integer(
         load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
     )
-    after = fields.String(validate=validate.Length(min=1, max=200))
+    after = CursorField()
     status = fields.String(validate=validate.OneOf([s.value for s in TaskStatus]))
 
 
@@ -222,26 +223,8 @@ class TaskSchema(Schema):
     usage = fields.Nested(UsageSchema, allow_none=True)
 
 
-class TaskEdgeSchema(Schema):
-    """A task and the cursor that resumes the list after it."""
-
-    cursor = fields.String()
-    node = fields.Nested(TaskSchema)
-
-
-class PageInfoSchema(Schema):
-    """Whether another page follows and the cursor to ask for it with."""
-
-    has_next_page = fields.Boolean()
-    end_cursor = fields.String(allow_none=True)
-
-
-class TaskPageSchema(Schema):
-    """One page of the caller's tasks, newest first."""
-
-    edges = fields.List(fields.Nested(TaskEdgeSchema))
-    page_info = fields.Nested(PageInfoSchema)
-    total_count = fields.Integer()
+#: One page of the caller's tasks, newest first.
+TaskPageSchema = page_schema(TaskSchema, "Task")
 
 
 class TaskLogsSchema(Schema):

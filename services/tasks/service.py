@@ -15,7 +15,7 @@ from services.tasks.images import InvalidImageReference, image_allowed, parse_im
 from services.tasks.lifecycle import is_finished, transition
 from services.tasks.models import Task, TaskStatus
 from shared.db import UnitOfWork
-from shared.pagination import KeysetCursor, newest_first_page
+from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
 
 
 class TaskNotFound(Exception):
@@ -115,31 +115,6 @@ class TaskView:
     finished_at: datetime | None
     cancel_requested_at: datetime | None
     usage: UsageView | None
-
-
-@dataclass(frozen=True)
-class TaskEdge:
-    """A task and the cursor that resumes the list after it."""
-
-    cursor: str
-    node: TaskView
-
-
-@dataclass(frozen=True)
-class PageInfo:
-    """Whether more tasks follow, and the cursor to ask for them with."""
-
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@dataclass(frozen=True)
-class TaskPage:
-    """One page of a user's tasks, newest first."""
-
-    edges: list[TaskEdge]
-    page_info: PageInfo
-    total_count: int
 
 
 def _view(task: Task) -> TaskView:
@@ -263,28 +238,20 @@ def list_tasks(
     *,
     owner_id: uuid.UUID,
     first: int,
-    after: str | None = None,
+    after: KeysetCursor | None = None,
     status: str | None = None,
-) -> TaskPage:
-    """A page of the owner's tasks, newest first, after a cursor; raises InvalidCursor."""
+) -> Page[TaskView]:
+    """A page of the owner's tasks, newest first, after a cursor."""
     filters = [Task.owner_id == owner_id]
     if status is not None:
         filters.append(Task.status == TaskStatus(status))
-    cursor = KeysetCursor.decode(after) if after is not None else None
     query = newest_first_page(
-        select(Task).where(*filters), Task.created_at, Task.id, first=first, after=cursor
+        select(Task).where(*filters), Task.created_at, Task.id, first=first, after=after
     )
     with uow:
         rows = uow.session.scalars(query).all()
         total = uow.session.scalar(select(func.count()).select_from(Task).where(*filters))
-        edges = [TaskEdge(KeysetCursor.of(task).encode(), _view(task)) for task in rows[:first]]
-    return TaskPage(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
-        ),
-        total_count=total or 0,
-    )
+        return page_of(rows, first=first, total_count=total or 0, node=_view)
 
 
 def owned_task(uow: UnitOfWork, owner_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool) -> Task:

@@ -7,8 +7,6 @@ them they are skipped with the reason.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,8 +19,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from services.registry import REGISTRY
 from services.tasks.containers import namespace_filter
 from shared import dbadmin, migrations
+from shared.processes import ManagedProcess
 from shared.testing import TestEnvironment
 
 TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
@@ -57,48 +57,15 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-@dataclass
-class Process:
+class Process(ManagedProcess):
     """One Dockyard process under test, its log file and how to start it again."""
 
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    popen: subprocess.Popen | None = None
-
-    def start(self) -> Process:
-        """Start (or restart) the process, appending to its log."""
-        log_file = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            cwd=REPO,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Its own process group, so a SIGKILL takes the Celery pool children along.
-            start_new_session=True,
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the process and its children (a crash, not a shutdown)."""
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
-
-    def stop(self) -> None:
-        """Stop the process politely, then firmly."""
-        if self.popen and self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        super().__init__(name, argv, env=env, log=log_path, cwd=REPO)
 
     def log(self) -> str:
         """Everything the process wrote so far."""
-        return self.log_path.read_text(errors="replace")
+        return self.logs()
 
 
 @dataclass
@@ -147,12 +114,12 @@ def worker_argv(concurrency: int = 4) -> list[str]:
 @contextmanager
 def own_environment(**options: str) -> Iterator[TestEnvironment]:
     """A database and namespace of a module's own (`options` go to TestEnvironment)."""
-    environment = TestEnvironment(**options)
+    environment = TestEnvironment(REGISTRY, **options)
     # Not set_up(): that would point the whole session's os.environ at this environment.
     tasks_url = environment.service_url("tasks")
     dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
     try:
-        migrations.upgrade("services.tasks", tasks_url)
+        migrations.upgrade(REGISTRY.get("tasks").migrations, tasks_url)
         yield environment
     finally:
         dbadmin.drop_database(environment.admin_url, environment.database)

@@ -56,7 +56,7 @@ def start_engine(env: dict[str, str], logs: Path, processes: list[ManagedProcess
         # As the Procfile runs it.
         "worker": [
             str(BIN / "celery"), "-A", "services.tasks.worker:celery_app", "worker",
-            "--concurrency", "4", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--concurrency", "8", "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-l", "INFO",
         ],
         "monitor": [sys.executable, "-m", "services.tasks.monitor"],

@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -38,10 +37,10 @@ from support import (
     percentile,
     register,
     serve,
-    stop,
 )
 
 from services.registry import REGISTRY
+from shared.processes import ManagedProcess
 from shared.testing import TestEnvironment
 
 NAME = "gateway_me"
@@ -264,20 +263,17 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def serve_bare(argv: list[str], env: dict[str, str], port: int):
     """The bare app until stopped; it has no /healthz, so readiness is a first answered query."""
-    process = subprocess.Popen(argv, cwd=ROOT, env=env)
-    try:
+    with ManagedProcess("bare-ariadne", argv, env=env, cwd=ROOT) as process:
         deadline = time.monotonic() + 30
         while True:
             try:
                 Client(port, "POST", "/", TYPENAME_QUERY).call()
                 break
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
+                if not process.running or time.monotonic() > deadline:
                     raise RuntimeError("the bare Ariadne app did not start") from None
                 time.sleep(0.1)
         yield process.pid
-    finally:
-        stop(process)
 
 
 if __name__ == "__main__":

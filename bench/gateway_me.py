@@ -20,7 +20,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from support import (
     percentile,
     register,
     serve,
+    timed_calls,
 )
 
 from services.registry import REGISTRY
@@ -101,41 +101,13 @@ class Figures:
 
 def measure(label: str, make_client: Callable[[], Client], requests: int, clients: int) -> Figures:
     """`requests` calls split over `clients` threads, each on its own connection."""
-    per_client = requests // clients
-    latencies: list[list[float]] = [[] for _ in range(clients)]
     connections = [make_client() for _ in range(clients)]
     for connection in connections:
         for _ in range(20):  # warm the connection and both servers' caches
             connection.call()
-    deadline = time.monotonic() + TIME_CAP_SECONDS
-    barrier = threading.Barrier(clients + 1)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            own, connection = latencies[index], connections[index]
-            for _ in range(per_client):
-                started = time.perf_counter()
-                connection.call()
-                own.append(time.perf_counter() - started)
-                if started > deadline:
-                    break
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    flat = [value for own in latencies for value in own]
-    return Figures(label, len(flat), elapsed, flat)
+    callers = [connection.call for connection in connections]
+    elapsed, latencies = timed_calls(callers, requests // clients, time_cap=TIME_CAP_SECONDS)
+    return Figures(label, len(latencies), elapsed, latencies)
 
 
 def interleaved(

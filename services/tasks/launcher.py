@@ -77,16 +77,20 @@ class Listener:
 
     def wait(self, timeout: float) -> bool:
         """Block until the channel is signalled (True) or `timeout` seconds pass (False)."""
+        return bool(self.receive(timeout))
+
+    def receive(self, timeout: float) -> list[str]:
+        """The payloads signalled since the last call, waiting up to `timeout` s for the first."""
         connection = self._listener()
         connection.poll()
         if not connection.notifies:
             readable, _, _ = select.select([connection], [], [], timeout)
             if not readable:
-                return False
+                return []
             connection.poll()
-        signalled = bool(connection.notifies)
+        payloads = [notify.payload for notify in connection.notifies]
         connection.notifies.clear()
-        return signalled
+        return payloads
 
     def close(self) -> None:
         """Close the listening connection."""

@@ -2,7 +2,8 @@
 
 Run: `python -m services.tasks.monitor`. The engine's event stream drives it: a task container's
 `start` records the task RUNNING (if its start job has not yet) and starts its watcher, and a
-`die` wakes that watcher to store the outcome at once (watcher.py). Two passes are the safety
+`die` wakes that watcher to store the outcome at once (watcher.py); a cancel request reaches the
+task's watcher through LISTEN/NOTIFY (service.CANCEL_REQUESTED_CHANNEL). Two passes are the safety
 net: every TASKS_LOG_FLUSH_SECONDS it starts a watcher for any RUNNING task without one and
 passes cancel requests on, and at start and every TASKS_RECONCILE_SECONDS a reconciler removes
 labelled containers no task owns, adopts containers a crashed start job left behind and
@@ -30,7 +31,9 @@ from services.tasks.containers import (
     DockerEngine,
     EngineUnavailable,
 )
+from services.tasks.launcher import Listener
 from services.tasks.models import SCHEMA, TaskStatus
+from services.tasks.service import CANCEL_REQUESTED_CHANNEL
 from services.tasks.watcher import Watcher
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
@@ -79,6 +82,9 @@ class Monitor:
             leader.commit()
             log.info("monitor leads")
             threading.Thread(target=self.follow_events, name="engine-events", daemon=True).start()
+            threading.Thread(
+                target=self.follow_cancel_requests, name="cancel-requests", daemon=True
+            ).start()
             next_reconcile = 0.0
             # An engine that stays away is retried ever less often (and logged as often).
             backoff = Backoff(initial=self.settings.LOG_FLUSH_SECONDS, maximum=30.0)
@@ -114,6 +120,34 @@ class Monitor:
                 log.exception("engine events failed; following them again")
             # What happened while the stream was down, the passes find.
             self.stopper.wait(backoff.next())
+
+    def follow_cancel_requests(self) -> None:
+        """Pass each cancel request on to its task's watcher as the request commits."""
+        listener = Listener(self.database, CANCEL_REQUESTED_CHANNEL)
+        backoff = Backoff(initial=self.settings.LOG_FLUSH_SECONDS, maximum=30.0)
+        while not self.stopper.is_set():
+            try:
+                for payload in listener.receive(timeout=1.0):
+                    self.on_cancel_request(payload)
+                backoff.reset()
+            except Exception:
+                # What was asked meanwhile, the watch pass finds (cancel_requested_at is stored).
+                log.exception("cancel requests: listening again")
+                listener.close()
+                self.stopper.wait(backoff.next())
+        listener.close()
+
+    def on_cancel_request(self, payload: str) -> None:
+        """Tell the task's watcher, if this monitor has one, that its owner wants it stopped."""
+        try:
+            task_id = uuid.UUID(payload)
+        except ValueError:
+            log.warning("ignoring a cancel request for %r: not a task id", payload)
+            return
+        with self.watchers_lock:
+            watcher = self.watchers.get(task_id)
+        if watcher is not None and not watcher.cancel_requested:
+            watcher.request_cancel()
 
     def on_event(self, event: ContainerEvent) -> None:
         """A task container started (record and watch it), ran out of memory or died (tell it)."""

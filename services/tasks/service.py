@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from services.tasks.events import TaskCancelRequested, TaskCreated, TaskDeleted
 from services.tasks.images import InvalidImageReference, image_allowed, parse_image_reference
@@ -16,6 +16,9 @@ from services.tasks.lifecycle import is_finished, transition
 from services.tasks.models import Task, TaskStatus
 from shared.db import UnitOfWork
 from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
+
+#: The LISTEN/NOTIFY channel told the id of a running task whose owner asked to cancel it.
+CANCEL_REQUESTED_CHANNEL = "dockyard_tasks_cancel_requested"
 
 
 class TaskNotFound(Exception):
@@ -286,6 +289,11 @@ def cancel_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> 
         elif task.status == TaskStatus.RUNNING and task.cancel_requested_at is None:
             task.cancel_requested_at = now
             uow.add_event(TaskCancelRequested(task_id=str(task.id), owner_id=str(owner_id)))
+            # Delivered at commit: the monitor kills the container now, not at its next pass.
+            uow.session.execute(
+                text("SELECT pg_notify(:channel, :task_id)"),
+                {"channel": CANCEL_REQUESTED_CHANNEL, "task_id": str(task.id)},
+            )
             uow.commit()
         return _view(task)
 

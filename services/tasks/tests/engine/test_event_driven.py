@@ -81,3 +81,19 @@ def test_tasks_start_when_a_slot_frees_and_finish_when_their_container_dies(
         for view in (task_of(client, alice, task["id"]) for task in (first, second))
     )
     assert runs[1][0] >= runs[0][1], runs
+
+
+def test_a_cancel_reaches_the_running_container_without_waiting_for_a_pass(
+    event_client, event_engine, register
+):
+    client, alice = event_client, register()
+    task = submit(client, alice, ["sleep", "120"])
+    wait_status(client, alice, task["id"], {"RUNNING"}, timeout=WITHIN_SECONDS)
+    response = client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
+    assert response.status_code == 200
+    # The watcher's own look is ten minutes away: only the NOTIFY can have brought the cancel.
+    done = wait_status(client, alice, task["id"], timeout=WITHIN_SECONDS)
+    assert done["status"] == "CANCELLED", done
+    ended = datetime.fromisoformat(done["finished_at"])
+    asked = datetime.fromisoformat(done["cancel_requested_at"])
+    assert (ended - asked).total_seconds() < WITHIN_SECONDS, (asked, ended)

@@ -14,6 +14,8 @@ from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
 from services.auth.keys import SigningKeys
 from services.auth.models import SCHEMA, messaging_tables
+from services.auth.oidc_api import oidc_blp
+from services.auth.oidc_providers import OidcProviders
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import FlaskJwtIssuer
 from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
@@ -35,6 +37,7 @@ class AuthContext:
     issuer: FlaskJwtIssuer
     keys: SigningKeys
     revocations: RevocationList
+    oidc: OidcProviders
 
 
 def create_app(settings: AuthSettings | None = None) -> Flask:
@@ -97,6 +100,7 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         issuer=issuer,
         keys=keys,
         revocations=revocations,
+        oidc=OidcProviders.from_settings(settings),
     )
 
     @app.errorhandler(redis.RedisError)
@@ -104,4 +108,5 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         return error_response(503, "Authentication is temporarily unavailable.")
 
     api.register_blueprint(blp)
+    api.register_blueprint(oidc_blp)
     return app

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from shared.config import CommonSettings, EnvVar, database_url_var
+from services.auth.oidc_providers import parse_oidc_client_secrets, parse_oidc_providers
+from shared.config import (
+    CommonSettings,
+    ConfigError,
+    EnvVar,
+    database_url_var,
+    parse_positive_int,
+)
 
 
 def parse_pem(raw: str) -> str:
@@ -70,3 +77,45 @@ class AuthSettings(CommonSettings):
     ARGON2_MEMORY_KIB = EnvVar(
         "AUTH_ARGON2_MEMORY_KIB", int, default=65536, doc="argon2id memory per hash (KiB)."
     )
+    OIDC_PROVIDERS = EnvVar(
+        "AUTH_OIDC_PROVIDERS",
+        parse_oidc_providers,
+        default={},
+        doc='OpenID Connect providers users may sign in with, as JSON: `{"google": {"issuer": '
+        '"https://accounts.google.com", "client_id": "…", "redirect_uris": ["https://app/cb"]}}` '
+        "(optional per provider: `scopes`, `link_verified_email`; see README, Sign in with "
+        "OpenID Connect).",
+    )
+    OIDC_CLIENT_SECRETS = EnvVar(
+        "AUTH_OIDC_CLIENT_SECRETS",
+        parse_oidc_client_secrets,
+        default={},
+        doc='Client secrets of the AUTH_OIDC_PROVIDERS, as JSON: `{"google": "…"}`.',
+        secret=True,
+    )
+    OIDC_LOGIN_TTL = EnvVar(
+        "AUTH_OIDC_LOGIN_TTL_SECONDS",
+        parse_positive_int,
+        default=600,
+        doc="How long a started OpenID Connect sign-in (its state, nonce and PKCE verifier) "
+        "may be finished.",
+    )
+    OIDC_HTTP_TIMEOUT = EnvVar(
+        "AUTH_OIDC_HTTP_TIMEOUT_SECONDS",
+        float,
+        default=10.0,
+        doc="Timeout of each request to an OpenID Connect provider (discovery, keys, token).",
+    )
+
+    def __init__(self, environ=None, **overrides) -> None:
+        super().__init__(environ, **overrides)
+        unknown = sorted(set(self.OIDC_CLIENT_SECRETS) - set(self.OIDC_PROVIDERS))
+        missing = sorted(set(self.OIDC_PROVIDERS) - set(self.OIDC_CLIENT_SECRETS))
+        if unknown or missing:
+            raise ConfigError(
+                "AUTH_OIDC_CLIENT_SECRETS must hold a secret for each AUTH_OIDC_PROVIDERS "
+                f"entry: missing {missing}, unknown {unknown}"
+            )
+        if self.environment == "production":
+            for provider in self.OIDC_PROVIDERS.values():
+                provider.require_production_issuer()

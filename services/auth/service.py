@@ -84,6 +84,11 @@ def _start_family(uow: UnitOfWork, issuer: TokenIssuer, user: User) -> IssuedTok
     return _issue_in_family(uow, issuer, user, family.id)
 
 
+def start_session(uow: UnitOfWork, *, issuer: TokenIssuer, user: User) -> IssuedTokens:
+    """Start a token family (one login) for `user` inside the caller's unit of work."""
+    return _start_family(uow, issuer, user)
+
+
 def _issue_in_family(
     uow: UnitOfWork, issuer: TokenIssuer, user: User, family_id: uuid.UUID
 ) -> IssuedTokens:

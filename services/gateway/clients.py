@@ -312,6 +312,33 @@ class AuthClient(ServiceClient):
         """The user the caller's access token speaks for."""
         return await self.request("GET", "/v1/users/me", caller, with_token=True)
 
+    async def oidc_providers(self, caller: Caller) -> list[str]:
+        """The OpenID Connect providers users may sign in with."""
+        answer = await self.request("GET", "/v1/auth/oidc/providers", caller)
+        return answer["providers"]
+
+    async def start_oidc_login(
+        self, caller: Caller, *, provider: str, redirect_uri: str
+    ) -> dict[str, Any]:
+        """Begin a sign-in at a provider: its authorization URL and the state."""
+        return await self.request(
+            "POST",
+            "/v1/auth/oidc/start",
+            caller,
+            json={"provider": provider, "redirect_uri": redirect_uri},
+        )
+
+    async def finish_oidc_login(
+        self, caller: Caller, *, provider: str, code: str, state: str
+    ) -> dict[str, Any]:
+        """Finish a sign-in with what the provider sent back; a token pair and the user."""
+        return await self.request(
+            "POST",
+            "/v1/auth/oidc/finish",
+            caller,
+            json={"provider": provider, "code": code, "state": state},
+        )
+
 
 def _file_path(file_id: str) -> str | None:
     """The URL path of a file, or None when `file_id` cannot name one (only UUIDs go in)."""

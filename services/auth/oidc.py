@@ -166,7 +166,9 @@ def _sign_in(
     uow: UnitOfWork, *, issuer: TokenIssuer, provider: OidcProvider, claims: dict[str, Any]
 ) -> IssuedTokens:
     now = datetime.now(UTC)
-    email_claim = claims.get("email") if isinstance(claims.get("email"), str) else None
+    email_claim = claims.get("email")
+    if not isinstance(email_claim, str) or len(email_claim) > _EMAIL_MAX_LENGTH:
+        email_claim = None
     with uow:
         identity = uow.session.scalar(
             select(Identity)

@@ -186,8 +186,9 @@ def verify_id_token(
         claims.validate(now=now, leeway=LEEWAY_SECONDS)
     except (JoseError, ValueError, TypeError) as exc:
         raise ProviderLoginRejected(f"ID token refused: {exc}") from None
-    if not isinstance(claims["sub"], str) or not claims["sub"]:
-        raise ProviderLoginRejected("ID token refused: empty subject")
+    # OpenID Connect Core 1.0 section 2: at most 255 ASCII characters (the identities column).
+    if not isinstance(claims["sub"], str) or not 0 < len(claims["sub"]) <= 255:
+        raise ProviderLoginRejected("ID token refused: subject empty or over 255 characters")
     return dict(claims)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from openapi_spec_validator import validate
 from sqlalchemy import func, select, text
 
 from services.auth.models import Identity, OidcLogin
@@ -272,3 +274,61 @@ def test_an_unreachable_provider_is_service_unavailable(make_app):
     )
     assert response.status_code == 503
     assert response.json["code"] == "SERVICE_UNAVAILABLE"
+
+
+def test_the_endpoints_are_described_in_the_openapi_document(api):
+    spec = api.get("/openapi.json").json
+    validate(spec)
+    for path in ("/v1/auth/oidc/providers", "/v1/auth/oidc/start", "/v1/auth/oidc/finish"):
+        assert path in spec["paths"]
+    assert spec["paths"]["/v1/auth/oidc/finish"]["post"]["summary"]
+
+
+def serve(status: str, headers: list[tuple[str, str]], body: bytes = b""):
+    """A WSGI app answering every request alike, and the list of paths it was asked for."""
+    asked: list[str] = []
+
+    def app(environ, start_response):
+        asked.append(environ["PATH_INFO"])
+        start_response(status, headers)
+        return [body]
+
+    return app, asked
+
+
+def start_against(make_app, issuer: str):
+    """POST /start to an app whose `mock` provider has this issuer."""
+    app = make_app(**provider_settings(issuer, redirect_uris=[REDIRECT_URI]))
+    return app.test_client().post(
+        "/v1/auth/oidc/start", json={"provider": "mock", "redirect_uri": REDIRECT_URI}
+    )
+
+
+def test_a_discovery_document_naming_another_issuer_is_refused(make_app):
+    document = {
+        "issuer": "http://127.0.0.1:1",
+        "authorization_endpoint": "http://127.0.0.1:1/authorize",
+        "token_endpoint": "http://127.0.0.1:1/token",
+        "jwks_uri": "http://127.0.0.1:1/jwks",
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }
+    app, asked = serve(
+        "200 OK", [("Content-Type", "application/json")], json.dumps(document).encode()
+    )
+    with ServerThread(app) as server:
+        response = start_against(make_app, server.url)
+    assert asked == ["/.well-known/openid-configuration"]
+    assert response.status_code == 503
+
+
+def test_a_redirect_from_the_issuer_is_not_followed(make_app):
+    elsewhere, elsewhere_asked = serve("200 OK", [("Content-Type", "application/json")], b"{}")
+    with ServerThread(elsewhere) as target:
+        redirect, asked = serve("302 Found", [("Location", f"{target.url}/doc")])
+        with ServerThread(redirect) as server:
+            response = start_against(make_app, server.url)
+    assert asked == ["/.well-known/openid-configuration"]
+    assert elsewhere_asked == []
+    assert response.status_code == 503

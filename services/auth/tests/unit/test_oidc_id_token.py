@@ -113,6 +113,8 @@ def test_an_unknown_key_id_asks_for_the_keys_again():
         {"exp": None},
         {"sub": None},
         {"sub": ""},
+        {"sub": "s" * 256},
+        {"sub": 12345},
         {"aud": [CLIENT_ID, "another"], "azp": "another"},
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),

@@ -68,7 +68,7 @@ class ProviderConfig:
     link_verified_email: bool = True
 
     def require_production_issuer(self) -> None:
-        """Outside development an issuer is an https URL of a public host (no loopback)."""
+        """In production an issuer is an https URL of a public host (no loopback, no private IP)."""
         host = urlsplit(self.issuer).hostname or ""
         try:
             address = ipaddress.ip_address(host)

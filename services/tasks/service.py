@@ -273,10 +273,13 @@ def _check_active_tasks(uow: UnitOfWork, owner_id: uuid.UUID, limit: int) -> Non
         text("SELECT pg_advisory_xact_lock(:space, hashtext(:owner))"),
         {"space": _ACTIVE_COUNT_LOCK, "owner": str(owner_id)},
     )
+    # Spelled as the statuses it counts, so that ix_tasks_owner_status_created answers it
+    # without visiting the owner's finished tasks, however many there are.
+    unfinished = [status for status in TaskStatus if status not in TERMINAL]
     active = uow.session.scalar(
         select(func.count())
         .select_from(Task)
-        .where(Task.owner_id == owner_id, Task.status.not_in(list(TERMINAL)))
+        .where(Task.owner_id == owner_id, Task.status.in_(unfinished))
     )
     if active >= limit:
         raise ActiveTaskLimitReached(limit)

@@ -433,3 +433,11 @@ def test_tasks_down_is_service_unavailable_with_http_200(auth_server, gql, alice
         assert str(port) not in text and "Traceback" not in text and "http://" not in text
     # Accounts do not depend on the tasks service.
     assert only_data(down("{ me { id } }", token=alice.token)) == {"me": {"id": alice.id}}
+
+
+def test_an_image_on_a_loopback_registry_is_bad_user_input_on_the_image_field(gql, alice):
+    task_input = {"image": "127.0.0.1:18555/internal/probe:latest", "command": ["true"]}
+    body = gql(CREATE, {"input": task_input}, token=alice.token)
+    assert body["data"] is None
+    assert set(bad_input_fields(body)) == {"image"}
+    assert page(gql, alice)["totalCount"] == 0

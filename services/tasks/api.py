@@ -6,6 +6,7 @@ import uuid
 
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
+from flask_limiter import Limiter
 from flask_smorest import abort
 
 from services.tasks import logs, service
@@ -23,6 +24,14 @@ from shared.auth import authenticated, caller_id
 from shared.web import ServiceBlueprint, revalidate_json_reads
 
 blp = ServiceBlueprint("tasks", __name__, url_prefix="/v1", description="Container tasks")
+
+
+def _caller_key() -> str:
+    return f"user:{caller_id()}"
+
+
+#: Per-user limits (views below are authenticated first, so the caller is known).
+limiter = Limiter(key_func=_caller_key, headers_enabled=True)
 
 
 def _ctx():
@@ -56,8 +65,11 @@ class Tasks(MethodView):
         """List your tasks, newest first, a page at a time, optionally of one status."""
         return service.list_tasks(_ctx().uow(), owner_id=caller_id(), **args)
 
+    @limiter.limit(lambda: _ctx().settings.CREATE_LIMIT_PER_USER)
     @blp.arguments(TaskCreateSchema)
     @blp.response(201, TaskSchema)
+    @blp.alt_response(409, description="You have as many unfinished tasks as one user may")
+    @blp.alt_response(429, description="You created too many tasks lately; see Retry-After")
     def post(self, body):
         """Submit a task; it starts PENDING, with the server's defaults for limits left out."""
         ctx = _ctx()
@@ -65,6 +77,12 @@ class Tasks(MethodView):
             return service.create_task(ctx.uow(), policy=ctx.policy, owner_id=caller_id(), **body)
         except service.PolicyViolation as exc:
             abort(400, messages=exc.fields)
+        except service.ActiveTaskLimitReached as exc:
+            abort(
+                409,
+                message=f"You already have {exc.limit} unfinished tasks, as many as one user may; "
+                "wait for some to finish or cancel some.",
+            )
 
 
 @blp.route("/tasks/<task_id>")

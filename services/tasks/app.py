@@ -9,7 +9,7 @@ from functools import partial
 from flask import Flask
 from sqlalchemy.engine import Engine as DatabaseEngine
 
-from services.tasks.api import blp
+from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, messaging_tables
 from services.tasks.service import TaskPolicy
@@ -53,6 +53,28 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         },
     )
     init_jwt(app, verifier_from_settings(settings))
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.REDIS_URL,
+        RATELIMIT_KEY_PREFIX=f"{settings.NAMESPACE}:tasks-ratelimit",
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        # Redis away: tasks are still created (the per-user cap on unfinished tasks, kept in
+        # the database, still holds) rather than every createTask failing.
+        RATELIMIT_SWALLOW_ERRORS=True,
+    )
+
+    @app.after_request
+    def _retry_after_only_when_limited(response):
+        # flask-limiter sends Retry-After on every limited route; it means something only on
+        # 429 (and on the 503 of a full set of log streams, which sets its own).
+        if response.status_code not in (429, 503) and "Retry-After" in response.headers:
+            del response.headers["Retry-After"]
+        return response
+
+    limiter.init_app(app)
+    # The limit decorates the create view, whose wrapper checks it; the app-wide hook would only
+    # cost every other request time.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
     app.extensions["tasks"] = TasksContext(
         settings=settings,
         database=database,

@@ -21,13 +21,14 @@ class TasksSettings(CommonSettings):
     MAX_TIMEOUT_SECONDS = EnvVar(
         "TASKS_MAX_TIMEOUT_SECONDS",
         int,
-        default=24 * 3600,
-        doc="Longest timeout a task may ask for (seconds, counted from the container's start).",
+        default=3600,
+        doc="Longest timeout a task may ask for (seconds, counted from the container's start); "
+        "with a few task slots shared by every user, long timeouts let one user hold them.",
     )
     DEFAULT_TIMEOUT_SECONDS = EnvVar(
         "TASKS_DEFAULT_TIMEOUT_SECONDS",
         int,
-        default=3600,
+        default=900,
         doc="Timeout of a task that gives none (seconds).",
     )
     MAX_CPU = EnvVar("TASKS_MAX_CPU", float, default=4.0, doc="Most CPU cores a task may ask for.")
@@ -59,16 +60,42 @@ class TasksSettings(CommonSettings):
         "TASKS_IMAGE_ALLOWLIST",
         parse_list,
         default=[],
-        doc="Comma-separated shell-style patterns (e.g. `busybox*,registry.example.com/ci/*`) "
-        "matched against a task's image as written and against its repository (the reference "
-        "without tag or digest); empty allows every image.",
+        doc="Comma-separated shell-style patterns (e.g. `busybox*,registry.example.com/ci/*`, or "
+        "`registry.example.com/ci/tool@sha256:<64 hex>` to pin a digest) matched against a "
+        "task's image as written, its repository (the reference without tag or digest) and its "
+        "repository@digest; empty allows every image, which production refuses: set it there.",
+        dev_only_default=True,
+    )
+    REGISTRY_PRIVATE_ALLOWLIST = EnvVar(
+        "TASKS_REGISTRY_PRIVATE_ALLOWLIST",
+        parse_list,
+        default=[],
+        doc="Comma-separated registry hosts (`host` or `host:port`) and address ranges (CIDR, "
+        "e.g. `10.20.0.0/16`) images may be pulled from although they are IP addresses, "
+        "`localhost`, or resolve to loopback, private or link-local addresses; every other such "
+        "registry is refused (the engine would otherwise reach into the server's own network).",
+    )
+    MAX_ACTIVE_TASKS_PER_USER = EnvVar(
+        "TASKS_MAX_ACTIVE_TASKS_PER_USER",
+        parse_positive_int,
+        default=100,
+        doc="Tasks one user may have not yet finished (pending, queued or running); "
+        "`createTask` beyond it is refused with CONFLICT until some finish.",
+    )
+    CREATE_LIMIT_PER_USER = EnvVar(
+        "TASKS_CREATE_LIMIT_PER_USER",
+        default="60/minute",
+        doc="Tasks one user may create (flask-limiter syntax, e.g. `60/minute;600/hour`); "
+        "beyond it RATE_LIMITED (HTTP 429 with Retry-After).",
     )
     LOG_MAX_BYTES = EnvVar(
         "TASKS_LOG_MAX_BYTES",
         int,
         default=1024 * 1024,
         doc="Bytes of output kept per task and stream (stdout, stderr); older output is dropped "
-        "and the logs say so.",
+        "and the logs say so. The engine's own log of a task container is capped from it too "
+        "(json-file, 2 files of 8x this: at most 16x this on the engine's disk per container), "
+        "and every read of it keeps at most this much per stream.",
     )
     LOG_FOLLOW_POLL_SECONDS = EnvVar(
         "TASKS_LOG_FOLLOW_POLL_SECONDS",

@@ -19,6 +19,13 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from services.tasks.images import (
+    InvalidImageReference,
+    RegistryPolicy,
+    RegistryRefused,
+    parse_image_reference,
+)
+
 log = logging.getLogger(__name__)
 
 LABEL_TASK = "dockyard.task-id"
@@ -27,6 +34,11 @@ LABEL_ATTEMPT = "dockyard.attempt"
 #: The deployment (DOCKYARD_NAMESPACE) that owns the container: a reconciler touches only its own,
 #: so two deployments, or `make up` and `make test`, can share one engine.
 LABEL_NAMESPACE = "dockyard.namespace"
+#: Files of a container's engine-side log (json-file rotation): the current one and one older.
+ENGINE_LOG_FILES = 2
+#: What a task learns of a failed pull: the engine's message can carry what a registry host
+#: answered, or tell a closed port from an open one, so it goes to the log only.
+PULL_FAILED = "The image could not be pulled: it does not exist or its registry refused or failed."
 
 
 class EngineUnavailable(Exception):
@@ -78,6 +90,16 @@ class ContainerLimits:
     tmpfs_size_mb: int
     user: str
     namespace: str = "dockyard"
+    #: Bytes of output kept per stream (TASKS_LOG_MAX_BYTES): the engine's log is sized from it.
+    log_max_bytes: int = 1024 * 1024
+
+    @property
+    def engine_log_file_bytes(self) -> int:
+        """Size of one file of the engine's log of a container (both streams, JSON-framed)."""
+        # Both streams share the file and json-file adds some 70 bytes a line: eight times the
+        # cap keeps more than the cap of each stream's newest output unless its lines are under
+        # ten bytes. Output lost to rotation is not counted as dropped (the engine does not say).
+        return 8 * self.log_max_bytes
 
     @classmethod
     def from_settings(cls, settings: Any) -> ContainerLimits:
@@ -87,6 +109,7 @@ class ContainerLimits:
             tmpfs_size_mb=settings.TMPFS_SIZE_MB,
             user=settings.CONTAINER_USER,
             namespace=settings.NAMESPACE,
+            log_max_bytes=settings.LOG_MAX_BYTES,
         )
 
 
@@ -165,8 +188,8 @@ class ContainerEngine(Protocol):
     def follow_output(self, name: str, stream: str) -> Iterator[bytes]:
         """One stream ("stdout"/"stderr") of the container's output, from its start, as written."""
 
-    def read_output(self, name: str) -> dict[str, bytes]:
-        """The container's output so far, whole, by stream ("stdout", "stderr")."""
+    def read_output(self, name: str, *, max_bytes: int) -> ContainerOutput:
+        """The container's output so far, by stream: its last `max_bytes` and its total size."""
 
     def task_containers(self) -> list[ContainerInfo]:
         """Every task container of this deployment, running or not."""
@@ -232,27 +255,85 @@ def container_options(
         # Equal to mem_limit: no swap, so a task over its memory is OOM-killed, not slowed.
         "memswap_limit": memory,
         "nano_cpus": int(spec.cpu_limit * 1e9),
-        # The monitor reads logs through the API; json-file keeps them until removal.
-        "log_config": {"Type": "json-file", "Config": {}},
+        # The monitor reads logs through the API; json-file keeps them until removal, rotated so
+        # that a chatty task cannot fill the engine's disk (the database keeps the newest part).
+        "log_config": {
+            "Type": "json-file",
+            "Config": {
+                "max-size": str(limits.engine_log_file_bytes),
+                "max-file": str(ENGINE_LOG_FILES),
+            },
+        },
     }
     return container, host
 
 
 #: The stream a frame of the engine's multiplexed output belongs to, by its first byte.
 _FRAME_STREAMS = {1: "stdout", 2: "stderr"}
+#: Bytes taken from the engine's answer at a time by a bounded read of a container's output.
+_READ_PIECE_BYTES = 64 * 1024
 
 
 def split_frames(data: bytes) -> dict[str, bytes]:
     """The stdout and stderr in a non-TTY container's multiplexed output (an engine log read)."""
-    parts: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
-    offset = 0
-    while offset + 8 <= len(data):
-        size = int.from_bytes(data[offset + 4 : offset + 8], "big")
-        stream = _FRAME_STREAMS.get(data[offset])
-        if stream is not None:
-            parts[stream].append(data[offset + 8 : offset + 8 + size])
-        offset += 8 + size
-    return {stream: b"".join(chunks) for stream, chunks in parts.items()}
+    tails = FrameTails(max_bytes=len(data))
+    tails.feed(data)
+    return tails.result().data
+
+
+@dataclass(frozen=True)
+class ContainerOutput:
+    """A bounded read of a container's output, by stream ("stdout", "stderr")."""
+
+    #: The last bytes of each stream, at most the read's `max_bytes`.
+    data: dict[str, bytes]
+    #: Bytes of each stream the engine's log held (what `data` ends): more than `data` holds
+    #: when the read kept only the end.
+    total: dict[str, int]
+
+
+class FrameTails:
+    """Splits multiplexed output fed in pieces, keeping only each stream's last `max_bytes`."""
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.pending = bytearray()
+        self.kept: dict[str, bytearray] = {
+            stream: bytearray() for stream in _FRAME_STREAMS.values()
+        }
+        self.total: dict[str, int] = {stream: 0 for stream in _FRAME_STREAMS.values()}
+
+    def feed(self, piece: bytes) -> None:
+        """Take the next bytes of the output (frames may be cut anywhere)."""
+        self.pending += piece
+        offset = 0
+        while offset + 8 <= len(self.pending):
+            size = int.from_bytes(self.pending[offset + 4 : offset + 8], "big")
+            if offset + 8 + size > len(self.pending):
+                break
+            stream = _FRAME_STREAMS.get(self.pending[offset])
+            if stream is not None:
+                self._keep(stream, self.pending[offset + 8 : offset + 8 + size])
+            offset += 8 + size
+        del self.pending[:offset]
+
+    def _keep(self, stream: str, payload: bytes | bytearray) -> None:
+        self.total[stream] += len(payload)
+        kept = self.kept[stream]
+        kept += payload
+        # Trimmed once it holds twice the cap, so that each byte is moved at most once more.
+        if len(kept) > 2 * self.max_bytes:
+            del kept[: len(kept) - self.max_bytes]
+
+    def result(self) -> ContainerOutput:
+        """What was fed: each stream's last `max_bytes` (a frame cut short at the end is lost)."""
+        return ContainerOutput(
+            data={
+                s: bytes(kept[-self.max_bytes :] if self.max_bytes else b"")
+                for s, kept in self.kept.items()
+            },
+            total=dict(self.total),
+        )
 
 
 def _exit_code(raw: str | None) -> int | None:
@@ -275,8 +356,16 @@ def _info(container: Any) -> ContainerInfo:
 class DockerEngine:
     """ContainerEngine over the Docker SDK (its client is thread-safe: one per process)."""
 
-    def __init__(self, *, docker_host: str, timeout: float, limits: ContainerLimits) -> None:
+    def __init__(
+        self,
+        *,
+        docker_host: str,
+        timeout: float,
+        limits: ContainerLimits,
+        registry: RegistryPolicy | None = None,
+    ) -> None:
         self.limits = limits
+        self.registry = registry or RegistryPolicy()
         try:
             self.client = docker.DockerClient(
                 base_url=docker_host or None, version="auto", timeout=timeout
@@ -294,6 +383,7 @@ class DockerEngine:
             docker_host=settings.DOCKER_HOST,
             timeout=settings.DOCKER_TIMEOUT_SECONDS,
             limits=ContainerLimits.from_settings(settings),
+            registry=RegistryPolicy.parse(settings.REGISTRY_PRIVATE_ALLOWLIST),
         )
 
     def run(self, spec: ContainerSpec) -> ContainerInfo:
@@ -345,6 +435,15 @@ class DockerEngine:
 
     def _pull(self, image: str) -> None:
         """Pull an image the engine does not have; raises TaskRejected if that fails."""
+        # Checked again here, as the pull happens: a task created before the check existed, or a
+        # name that resolves elsewhere now, must not send the engine into the server's network.
+        try:
+            self.registry.check(parse_image_reference(image))
+        except (InvalidImageReference, RegistryRefused) as exc:
+            log.warning("refused to pull %r: %s", image, exc)
+            raise TaskRejected(
+                "IMAGE_REFUSED", f"Image {image!r} may not be pulled: {exc}"
+            ) from None
         try:
             self.client.images.pull(image)
         except (DockerException, requests.exceptions.RequestException) as exc:
@@ -352,10 +451,8 @@ class DockerEngine:
                 raise _classify(exc) from None
             # A failed pull (no such repository, no network, denied) is the image's problem.
             detail = exc.explanation if isinstance(exc, APIError) else str(exc)
-            raise TaskRejected(
-                "IMAGE_NOT_FOUND",
-                f"Image {image!r} is not present on the engine and pulling it failed: {detail}",
-            ) from None
+            log.warning("pull of %r failed: %s", image, detail)
+            raise TaskRejected("IMAGE_NOT_FOUND", PULL_FAILED) from None
 
     def inspect(self, name: str) -> ContainerInfo:
         """The container now; raises ContainerGone."""
@@ -402,20 +499,29 @@ class DockerEngine:
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _unavailable(exc) from None
 
-    def read_output(self, name: str) -> dict[str, bytes]:
-        """The container's output so far, whole, by stream, in one call to the engine."""
+    def read_output(self, name: str, *, max_bytes: int) -> ContainerOutput:
+        """The container's output so far, by stream: its last `max_bytes` and its total size.
+
+        One call to the engine, read as it comes: memory stays within twice `max_bytes` per
+        stream whatever the size of the engine's log.
+        """
         api = self.client.api
+        tails = FrameTails(max_bytes=max_bytes)
         try:
             # The SDK's logs() joins the streams; its request is kept, and the engine's frames
             # (an 8-byte header: stream, 0, 0, 0, big-endian size) are split here.
             response = api._get(
                 api._url("/containers/{0}/logs", name),
                 params={"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0, "tail": "all"},
+                stream=True,
             )
-            api._raise_for_status(response)
+            with response:
+                api._raise_for_status(response)
+                for piece in response.iter_content(_READ_PIECE_BYTES):
+                    tails.feed(piece)
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise _unavailable(exc) from None
-        return split_frames(response.content)
+        return tails.result()
 
     def task_containers(self) -> list[ContainerInfo]:
         """Every task container of this deployment, running or not."""

@@ -81,7 +81,7 @@ def complete_utf8_length(data: bytes | bytearray) -> int:
     return len(data)
 
 
-def _utf8_boundary(data: bytes, cut: int) -> int:
+def utf8_boundary(data: bytes | bytearray, cut: int) -> int:
     """The first offset at or after `cut` that does not split a UTF-8 character."""
     while cut < len(data) and data[cut] & 0xC0 == 0x80:
         cut += 1
@@ -94,27 +94,36 @@ def append_output(
     task_id: uuid.UUID,
     batches: Mapping[LogStream, bytes],
     max_bytes: int,
+    lost: Mapping[LogStream, int] | None = None,
 ) -> None:
     """Store a batch of a task's output per stream, dropping the oldest bytes beyond `max_bytes`.
 
     For the engine: one transaction and one TaskOutputAppended event per call, whatever the
-    number of lines. Raises TaskNotFound.
+    number of lines. `lost` counts bytes of a stream that came before its batch but were never
+    read or kept (they count as dropped). Raises TaskNotFound.
     """
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None:
             raise TaskNotFound(str(task_id))
-        store_output(uow, task, batches=batches, max_bytes=max_bytes)
+        store_output(uow, task, batches=batches, max_bytes=max_bytes, lost=lost)
         uow.commit()
 
 
 def store_output(
-    uow: UnitOfWork, task: Task, *, batches: Mapping[LogStream, bytes], max_bytes: int
+    uow: UnitOfWork,
+    task: Task,
+    *,
+    batches: Mapping[LogStream, bytes],
+    max_bytes: int,
+    lost: Mapping[LogStream, int] | None = None,
 ) -> None:
     """append_output's work inside the caller's open unit of work (the task's row locked)."""
+    lost = lost or {}
     last_chunk_id, stored = None, 0
-    for stream, data in batches.items():
-        chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes)
+    for stream in dict.fromkeys([*batches, *(s for s, size in lost.items() if size)]):
+        data = batches.get(stream, b"")
+        chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes, lost.get(stream, 0))
         if chunk is not None:
             last_chunk_id, stored = chunk.id, stored + len(chunk.data)
     if last_chunk_id is not None:
@@ -129,12 +138,13 @@ def store_output(
 
 
 def _append_stream(
-    uow: UnitOfWork, task: Task, stream: LogStream, data: bytes, max_bytes: int
+    uow: UnitOfWork, task: Task, stream: LogStream, data: bytes, max_bytes: int, lost: int = 0
 ) -> TaskLogChunk | None:
     """Add one stream's batch under the task's row lock and enforce the cap; the new chunk."""
     kept, dropped = task.log_counters(stream)
+    dropped += lost
     if len(data) > max_bytes:
-        cut = _utf8_boundary(data, len(data) - max_bytes)
+        cut = utf8_boundary(data, len(data) - max_bytes)
         data, dropped = data[cut:], dropped + cut
     chunk = None
     if data:
@@ -156,7 +166,7 @@ def _append_stream(
                 excess, kept, dropped = excess - size, kept - size, dropped + size
                 continue
             old = uow.session.get(TaskLogChunk, chunk_id)
-            cut = _utf8_boundary(old.data, excess)
+            cut = utf8_boundary(old.data, excess)
             old.data = old.data[cut:]
             old.start_offset += cut
             kept, dropped = kept - cut, dropped + cut

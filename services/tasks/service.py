@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
 from services.tasks.events import TaskCancelRequested, TaskCreated, TaskDeleted
-from services.tasks.images import InvalidImageReference, image_allowed, parse_image_reference
-from services.tasks.lifecycle import is_finished, transition
+from services.tasks.images import (
+    InvalidImageReference,
+    RegistryPolicy,
+    RegistryRefused,
+    image_allowed,
+    parse_image_reference,
+)
+from services.tasks.lifecycle import TERMINAL, is_finished, transition
 from services.tasks.models import Task, TaskStatus
 from shared.db import UnitOfWork
 from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
 
 #: The LISTEN/NOTIFY channel told the id of a running task whose owner asked to cancel it.
 CANCEL_REQUESTED_CHANNEL = "dockyard_tasks_cancel_requested"
+#: The first key of the advisory locks that count one owner's unfinished tasks ("tasq").
+_ACTIVE_COUNT_LOCK = 0x74617371
 
 
 class TaskNotFound(Exception):
@@ -31,6 +39,14 @@ class TaskNotFinished(Exception):
     def __init__(self, status: str) -> None:
         super().__init__(f"task is {status}")
         self.status = status
+
+
+class ActiveTaskLimitReached(Exception):
+    """The owner already has as many unfinished tasks as the operator allows one user."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} unfinished tasks per user")
+        self.limit = limit
 
 
 class PolicyViolation(Exception):
@@ -55,6 +71,10 @@ class TaskPolicy:
     default_retries: int
     allow_network: bool = False
     image_allowlist: tuple[str, ...] = ()
+    #: Where images may be pulled from (public hosts, and the operator's exceptions).
+    registry: RegistryPolicy = field(default_factory=RegistryPolicy)
+    #: Unfinished (pending, queued, running) tasks one user may have; None: no cap.
+    max_active_tasks_per_user: int | None = None
 
     def __post_init__(self) -> None:
         pairs = {
@@ -81,6 +101,8 @@ class TaskPolicy:
             default_retries=settings.DEFAULT_RETRIES,
             allow_network=settings.ALLOW_NETWORK,
             image_allowlist=tuple(settings.IMAGE_ALLOWLIST),
+            registry=RegistryPolicy.parse(settings.REGISTRY_PRIVATE_ALLOWLIST),
+            max_active_tasks_per_user=settings.MAX_ACTIVE_TASKS_PER_USER,
         )
 
 
@@ -161,12 +183,15 @@ def _policy_violations(
 ) -> dict[str, str]:
     fields = {}
     try:
-        parse_image_reference(image)
-    except InvalidImageReference as exc:
-        fields["image"] = str(exc)
-    else:
+        reference = parse_image_reference(image)
         if not image_allowed(image, list(policy.image_allowlist)):
             fields["image"] = "This image is not on the operator's allow-list."
+        else:
+            # Refused here, before any pull: the engine's answer (or its silence) would tell the
+            # caller what listens on the hosts it can reach.
+            policy.registry.check(reference)
+    except (InvalidImageReference, RegistryRefused) as exc:
+        fields["image"] = str(exc)
     if timeout_seconds > policy.max_timeout_seconds:
         fields["timeout_seconds"] = f"Must be at most {policy.max_timeout_seconds} seconds."
     if cpu_limit > policy.max_cpu:
@@ -199,7 +224,10 @@ def create_task(
     max_retries: int | None = None,
     network: bool = False,
 ) -> TaskView:
-    """Record a PENDING task with the policy's defaults filled in; raises PolicyViolation."""
+    """Record a PENDING task with the policy's defaults filled in.
+
+    Raises PolicyViolation, or ActiveTaskLimitReached when the owner has too many unfinished.
+    """
     limits = {
         "timeout_seconds": _given_or(timeout_seconds, policy.default_timeout_seconds),
         "cpu_limit": _given_or(cpu_limit, policy.default_cpu),
@@ -210,6 +238,8 @@ def create_task(
     if violations:
         raise PolicyViolation(violations)
     with uow:
+        if policy.max_active_tasks_per_user is not None:
+            _check_active_tasks(uow, owner_id, policy.max_active_tasks_per_user)
         task = Task(
             id=uuid.uuid4(),
             owner_id=owner_id,
@@ -234,6 +264,25 @@ def create_task(
         )
         uow.commit()
         return _view(task)
+
+
+def _check_active_tasks(uow: UnitOfWork, owner_id: uuid.UUID, limit: int) -> None:
+    """Raise ActiveTaskLimitReached if the owner has `limit` unfinished tasks (counted alone)."""
+    # One creation per owner at a time, until commit: two at once must not both see room.
+    uow.session.execute(
+        text("SELECT pg_advisory_xact_lock(:space, hashtext(:owner))"),
+        {"space": _ACTIVE_COUNT_LOCK, "owner": str(owner_id)},
+    )
+    # Spelled as the statuses it counts, so that ix_tasks_owner_status_created answers it
+    # without visiting the owner's finished tasks, however many there are.
+    unfinished = [status for status in TaskStatus if status not in TERMINAL]
+    active = uow.session.scalar(
+        select(func.count())
+        .select_from(Task)
+        .where(Task.owner_id == owner_id, Task.status.in_(unfinished))
+    )
+    if active >= limit:
+        raise ActiveTaskLimitReached(limit)
 
 
 def list_tasks(

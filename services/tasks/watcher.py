@@ -63,6 +63,8 @@ class Watcher(threading.Thread):
         self.received: dict[LogStream, int] = {s: 0 for s in LogStream}
         #: Bytes of each stream already stored (a watcher taking over): read but not stored.
         self.skip: dict[LogStream, int] = {s: 0 for s in LogStream}
+        #: Bytes of each stream never stored (beyond a buffer's cap, or never read): dropped.
+        self.lost: dict[LogStream, int] = {s: 0 for s in LogStream}
         self.lock = threading.Lock()
         #: Streams read to their end from the exited container's log: followers stop there.
         self.complete: dict[LogStream, bool] = {s: False for s in LogStream}
@@ -163,16 +165,22 @@ class Watcher(threading.Thread):
         # The engine sends `die` once the output is all in its log, so a plain read now is
         # complete; a follow stream may still be catching up (dockerd 20.10 can even end one
         # before a fast writer's last lines), so it stops counting from here.
+        # A bounded read: the end of each stream, no more than the task's logs keep.
         try:
-            output = self.engine.read_output(self.container_name)
+            output = self.engine.read_output(
+                self.container_name, max_bytes=self.settings.log_max_bytes
+            )
         except EngineUnavailable:
             log.warning("could not read the rest of the output of task %s", self.task_id)
             return
         with self.lock:
             for stream in LogStream:
-                missed = output.get(stream.value, b"")[self.received[stream] :]
-                if missed:
-                    self._take(stream, missed)
+                data = output.data.get(stream.value, b"")
+                missed = output.total.get(stream.value, 0) - self.received[stream]
+                if missed > len(data):
+                    self._pass_over(stream, missed - len(data))
+                if missed > 0:
+                    self._take(stream, data[len(data) - min(missed, len(data)) :])
                 self.complete[stream] = True
 
     def _take(self, stream: LogStream, data: bytes) -> None:
@@ -181,30 +189,50 @@ class Watcher(threading.Thread):
         self.received[stream] += len(data)
         fresh = data[max(self.skip[stream] - start, 0) :]
         if fresh:
-            self.buffers[stream] += fresh
+            buffer = self.buffers[stream]
+            buffer += fresh
+            # A stream written faster than it is stored keeps only what its logs could hold.
+            if len(buffer) > self.settings.log_max_bytes:
+                cut = logs.utf8_boundary(buffer, len(buffer) - self.settings.log_max_bytes)
+                del buffer[:cut]
+                self.lost[stream] += cut
+
+    def _pass_over(self, stream: LogStream, size: int) -> None:
+        """Account for the next bytes of a stream as never read (lock held)."""
+        start = self.received[stream]
+        self.received[stream] += size
+        self.lost[stream] += max(start + size - max(self.skip[stream], start), 0)
 
     def _buffered(self, *, final: bool = False) -> dict[LogStream, bytes]:
         """Take what the buffers hold (until the last take, only whole UTF-8 characters)."""
-        batches = {}
         with self.lock:
-            for stream, buffer in self.buffers.items():
-                # A character split across reads waits for its end, so every stored chunk
-                # decodes on its own (live readers get whole characters).
-                end = len(buffer) if final else logs.complete_utf8_length(buffer)
-                if end:
-                    batches[stream] = bytes(buffer[:end])
-                    del buffer[:end]
+            return self._take_buffers(final=final)
+
+    def _take_buffers(self, *, final: bool) -> dict[LogStream, bytes]:
+        """_buffered's work (lock held)."""
+        batches = {}
+        for stream, buffer in self.buffers.items():
+            # A character split across reads waits for its end, so every stored chunk
+            # decodes on its own (live readers get whole characters).
+            end = len(buffer) if final else logs.complete_utf8_length(buffer)
+            if end:
+                batches[stream] = bytes(buffer[:end])
+                del buffer[:end]
         return batches
 
     def _flush(self) -> None:
         """Store what the buffers hold, in one transaction (one event) for both streams."""
-        batches = self._buffered()
-        if batches:
+        with self.lock:
+            # Taken together: the bytes lost come before what the buffers hold now.
+            lost, self.lost = self.lost, {s: 0 for s in LogStream}
+            batches = self._take_buffers(final=False)
+        if batches or any(lost.values()):
             logs.append_output(
                 self.uow(),
                 task_id=self.task_id,
                 batches=batches,
                 max_bytes=self.settings.log_max_bytes,
+                lost=lost,
             )
 
     def _kill(self, reason: str) -> None:
@@ -239,6 +267,8 @@ class Watcher(threading.Thread):
         )
 
     def _finish(self, outcome: transitions.Outcome) -> None:
+        if any(self.lost.values()):
+            self._flush()  # the final store takes output only, so lost bytes go first
         delay = transitions.finish_attempt(
             self.uow(),
             task_id=self.task_id,

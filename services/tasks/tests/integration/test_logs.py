@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from services.tasks import service
-from services.tasks.models import TaskStatus
+from services.tasks import logs, service
+from services.tasks.models import LogStream, TaskStatus
 from services.tasks.tests.factories import (
     append_output,
     create_task,
@@ -124,6 +124,22 @@ def test_a_single_batch_over_the_cap_keeps_only_its_end(tasks_app, client, alice
     logs = _logs(client, alice, task["id"], stream="stderr")
     assert logs["text"] == (
         "[dockyard: earlier output dropped: 2000 bytes of stderr]\n" + "a" * 1000 + "z" * 24
+    )
+
+
+def test_output_the_engine_never_handed_over_counts_as_dropped(tasks_app, client, alice):
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    logs.append_output(
+        tasks_app.extensions["tasks"].uow(),
+        task_id=uuid.UUID(task["id"]),
+        batches={LogStream.STDOUT: b"the end\n"},
+        max_bytes=CAP,
+        lost={LogStream.STDOUT: 31_000_000},
+    )
+    stdout = _logs(client, alice, task["id"], stream="stdout")
+    assert stdout["truncated"] is True
+    assert stdout["text"] == (
+        "[dockyard: earlier output dropped: 31000000 bytes of stdout]\nthe end\n"
     )
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.tasks.images import InvalidImageReference, image_allowed, parse_image_reference
+from services.tasks.images import (
+    InvalidImageReference,
+    RegistryPolicy,
+    RegistryRefused,
+    image_allowed,
+    parse_image_reference,
+)
 
 SHA = "sha256:" + "a" * 64
 
@@ -86,3 +92,86 @@ def test_repository_drops_tag_and_digest():
 )
 def test_the_allow_list_matches_the_reference_or_its_repository(image, patterns, allowed):
     assert image_allowed(image, patterns) is allowed
+
+
+@pytest.mark.parametrize(
+    ("image", "allowed"),
+    [
+        ("registry.example.com/ci/tool@" + SHA, True),
+        ("registry.example.com/ci/tool:2.1@" + SHA, True),
+        ("registry.example.com/ci/tool@sha256:" + "b" * 64, False),
+        ("registry.example.com/ci/tool:2.1", False),
+    ],
+)
+def test_an_allow_list_entry_may_pin_a_digest(image, allowed):
+    assert image_allowed(image, [f"registry.example.com/ci/tool@{SHA}"]) is allowed
+
+
+def _resolver(table):
+    def resolve(host):
+        if host not in table:
+            raise OSError("no such host")
+        return table[host]
+
+    return resolve
+
+
+PUBLIC_DNS = _resolver(
+    {
+        "registry.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
+        "rebind.example.com": ["93.184.216.34", "10.0.0.7"],
+        "internal.example.com": ["192.168.1.10"],
+        "metadata.example.com": ["169.254.169.254"],
+        "mapped.example.com": ["::ffff:127.0.0.1"],
+        "postgres": ["172.18.0.3"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "busybox",
+        "library/busybox:1.36",
+        "registry.example.com/ci/tool:2",
+        "registry.example.com:5000/ci/tool@" + SHA,
+    ],
+)
+def test_public_registries_and_docker_hub_may_be_pulled_from(image):
+    RegistryPolicy().check(parse_image_reference(image), resolve=PUBLIC_DNS)
+
+
+@pytest.mark.parametrize(
+    ("image", "says"),
+    [
+        ("127.0.0.1:18555/internal/probe:latest", "not an IP address"),
+        ("127.0.0.1:1/probe", "not an IP address"),
+        ("[::1]:5000/app", "not an IP address"),
+        ("93.184.216.34/app", "not an IP address"),
+        ("0x7f.1:6379/app", "not an IP address"),
+        ("localhost:5000/app", "'localhost' is not allowed"),
+        ("Registry.localhost/app", "is not allowed"),
+        ("rebind.example.com/app", "not a public host"),
+        ("internal.example.com/app", "not a public host"),
+        ("metadata.example.com/app", "not a public host"),
+        ("mapped.example.com/app", "not a public host"),
+        ("Postgres/app", "not a public host"),
+        ("nowhere.invalid/app", "could not be resolved"),
+    ],
+)
+def test_registries_on_ip_literals_loopback_private_or_link_local_hosts_are_refused(image, says):
+    with pytest.raises(RegistryRefused, match=says):
+        RegistryPolicy().check(parse_image_reference(image), resolve=PUBLIC_DNS)
+
+
+def test_the_operator_may_allow_private_registries_by_host_or_range():
+    policy = RegistryPolicy.parse(["internal.example.com", "127.0.0.1:18555", "10.0.0.0/8"])
+    for image in (
+        "internal.example.com/app",
+        "127.0.0.1:18555/internal/probe",
+        "rebind.example.com/app",
+        "10.1.2.3:5000/app",
+    ):
+        policy.check(parse_image_reference(image), resolve=PUBLIC_DNS)
+    with pytest.raises(RegistryRefused):
+        policy.check(parse_image_reference("127.0.0.1:6379/app"), resolve=PUBLIC_DNS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.tasks.containers import split_frames
+from services.tasks.containers import FrameTails, split_frames
 
 
 def _frame(stream: int, data: bytes) -> bytes:
@@ -25,3 +25,18 @@ def test_a_frame_of_another_stream_is_skipped_whole():
 
 def test_a_cut_off_header_at_the_end_is_ignored():
     assert split_frames(_frame(1, b"x") + b"\x01\x00") == {"stdout": b"x", "stderr": b""}
+
+
+def test_a_bounded_read_keeps_each_streams_end_and_counts_the_whole():
+    frames = b"".join(_frame(1, b"%05d\n" % n) + _frame(2, b"e%04d\n" % n) for n in range(5000))
+    tails = FrameTails(max_bytes=60)
+    # Pieces cut across headers and payloads alike.
+    for start in range(0, len(frames), 7):
+        tails.feed(frames[start : start + 7])
+        assert all(len(kept) <= 2 * 60 for kept in tails.kept.values())
+    result = tails.result()
+    assert result.data == {
+        "stdout": b"".join(b"%05d\n" % n for n in range(4990, 5000)),
+        "stderr": b"".join(b"e%04d\n" % n for n in range(4990, 5000)),
+    }
+    assert result.total == {"stdout": 30000, "stderr": 30000}

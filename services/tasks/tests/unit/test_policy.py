@@ -6,6 +6,7 @@ import pytest
 
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
+from services.tasks.images import RegistryPolicy
 from services.tasks.service import TaskPolicy
 from shared.config import ConfigError
 
@@ -49,6 +50,8 @@ def test_the_policy_reads_every_limit_from_the_settings():
             "TASKS_DEFAULT_RETRIES": "1",
             "TASKS_ALLOW_NETWORK": "yes",
             "TASKS_IMAGE_ALLOWLIST": "busybox*, registry.example.com/ci/*",
+            "TASKS_REGISTRY_PRIVATE_ALLOWLIST": "registry.internal:5000, 10.20.0.0/16",
+            "TASKS_MAX_ACTIVE_TASKS_PER_USER": "7",
         }
     )
     assert TaskPolicy.from_settings(settings) == TaskPolicy(
@@ -62,6 +65,8 @@ def test_the_policy_reads_every_limit_from_the_settings():
         default_retries=1,
         allow_network=True,
         image_allowlist=("busybox*", "registry.example.com/ci/*"),
+        registry=RegistryPolicy.parse(["registry.internal:5000", "10.20.0.0/16"]),
+        max_active_tasks_per_user=7,
     )
 
 
@@ -69,6 +74,26 @@ def test_network_is_off_and_every_image_allowed_by_default():
     policy = TaskPolicy.from_settings(TasksSettings({}))
     assert policy.allow_network is False
     assert policy.image_allowlist == ()
+
+
+def test_the_defaults_bound_timeouts_to_an_hour_and_unfinished_tasks_per_user():
+    settings = TasksSettings({})
+    assert (settings.MAX_TIMEOUT_SECONDS, settings.DEFAULT_TIMEOUT_SECONDS) == (3600, 900)
+    assert TaskPolicy.from_settings(settings).max_active_tasks_per_user == 100
+
+
+def test_production_refuses_an_empty_image_allow_list():
+    with pytest.raises(ConfigError, match="TASKS_IMAGE_ALLOWLIST"):
+        TasksSettings({"DOCKYARD_ENV": "production"})
+    allowed = TasksSettings(
+        {
+            "DOCKYARD_ENV": "production",
+            "TASKS_IMAGE_ALLOWLIST": "busybox",
+            # The other production requirements, met:
+            "TASKS_DATABASE_URL": "postgresql+psycopg2://tasks:s3cret@db:5432/dockyard",
+        }
+    )
+    assert allowed.IMAGE_ALLOWLIST == ["busybox"]
 
 
 def test_the_app_refuses_to_start_with_inconsistent_limits():

@@ -41,7 +41,11 @@ def create_app(
         gateway.schema,
         context_value=context_factory(clients, verifier, feed),
         http_handler=GatewayHTTPHandler(gateway),
-        websocket_handler=AuthenticatingTransportWSHandler(verifier),
+        websocket_handler=AuthenticatingTransportWSHandler(
+            verifier,
+            max_per_connection=settings.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_per_user=settings.MAX_SUBSCRIPTIONS_PER_USER,
+        ),
         explorer=explorer,
         **gateway.options,
     )

@@ -53,13 +53,13 @@ class GatewaySettings(CommonSettings):
     HOST = EnvVar(
         "GATEWAY_HOST",
         default="127.0.0.1",
-        doc="Address the gateway binds to (`python -m services.gateway.asgi`, Procfile).",
+        doc="Address the gateway's public listener binds to (`python -m services.gateway.server`).",
     )
     PORT = EnvVar(
         "GATEWAY_PORT",
         int,
         default=8000,
-        doc="Port the gateway binds to (`python -m services.gateway.asgi`, Procfile).",
+        doc="Port of the gateway's public listener (`python -m services.gateway.server`).",
     )
     INTERNAL_HOST = EnvVar(
         "GATEWAY_INTERNAL_HOST",

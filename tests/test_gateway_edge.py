@@ -38,7 +38,6 @@ SLOW_CLIENT_ENV = {
     "GATEWAY_HEADER_TIMEOUT": "1",
     "GATEWAY_BODY_READ_TIMEOUT": "1",
     "GATEWAY_BODY_TIMEOUT": "2.5",
-    "GATEWAY_MAX_CONNECTIONS_PER_CLIENT": "2",
 }
 TYPENAME = b'{"query": "{ __typename }"}'
 
@@ -98,7 +97,7 @@ def test_a_configured_proxy_forwards_the_client_address(strict_auth):
 
 @pytest.fixture(scope="module")
 def slow_client_gateway(auth_server) -> Iterator[str]:
-    """A gateway with one-second header and body read timeouts and two connections per client."""
+    """A gateway with one-second header and body read timeouts."""
     with gateway_process(gateway_env(auth_server.url, **SLOW_CLIENT_ENV)) as gateway:
         yield gateway.url
 
@@ -163,14 +162,18 @@ def test_headers_that_never_finish_are_answered_408_and_closed(slow_client_gatew
     assert elapsed < 4
 
 
-def test_a_client_over_its_connection_cap_gets_429_while_others_are_served(
-    slow_client_gateway,
-):
-    held = [_open(slow_client_gateway, _post_head(40) + b"{") for _ in range(2)]
-    time.sleep(0.2)  # both are in the app, waiting for their bodies
+def test_a_client_over_its_connection_cap_gets_429_while_others_are_served(auth_server):
+    env = gateway_env(auth_server.url, GATEWAY_MAX_CONNECTIONS_PER_CLIENT="2")
+    with gateway_process(env) as gateway:
+        _hold_two_and_try_a_third(gateway.url)
+
+
+def _hold_two_and_try_a_third(url: str) -> None:
+    held = [_open(url, _post_head(40) + b"{") for _ in range(2)]
+    time.sleep(0.3)  # both are in the app, waiting for their bodies
     try:
         third = requests.post(
-            f"{slow_client_gateway}/graphql",
+            f"{url}/graphql",
             data=TYPENAME,
             timeout=5,
             headers={"Content-Type": "application/json"},
@@ -182,7 +185,7 @@ def test_a_client_over_its_connection_cap_gets_429_while_others_are_served(
             sock.close()
     time.sleep(0.3)
     again = requests.post(
-        f"{slow_client_gateway}/graphql",
+        f"{url}/graphql",
         data=TYPENAME,
         timeout=5,
         headers={"Content-Type": "application/json"},

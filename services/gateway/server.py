@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -30,12 +31,12 @@ log = logging.getLogger("dockyard.gateway.server")
 
 #: Seconds in-flight requests get to finish once a stop is asked for.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+_TIMEOUT_BODY = json.dumps(
+    {"status": 408, "code": "REQUEST_TIMEOUT", "message": "The request did not arrive in time."}
+).encode()
 _REQUEST_TIMEOUT = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: application/json\r\n"
-    b"content-length: 92\r\n"
-    b"connection: close\r\n\r\n"
-    b'{"status": 408, "code": "REQUEST_TIMEOUT", "message": "The request did not arrive in time."}'
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
 )
 
 

@@ -234,7 +234,7 @@ def test_graphiql_gets_a_policy_naming_its_own_scripts(served):
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     _assert_hardened(page)
     policy = page.headers["Content-Security-Policy"]
-    assert "script-src https://esm.sh 'sha256-" in policy
+    assert "script-src https://esm.sh data: 'sha256-" in policy
     assert "unsafe-eval" not in policy and "script-src https://esm.sh 'unsafe-inline'" not in policy
 
 

@@ -39,7 +39,8 @@ def explorer_policy(html: str) -> str:
     return "; ".join(
         [
             "default-src 'none'",
-            f"script-src {EXPLORER_ORIGIN} {hashes}",
+            # data: for the empty module the template's import map maps one dependency to.
+            f"script-src {EXPLORER_ORIGIN} data: {hashes}",
             # GraphiQL's editor sets styles inline at run time.
             f"style-src {EXPLORER_ORIGIN} 'unsafe-inline'",
             f"font-src {EXPLORER_ORIGIN} data:",

@@ -23,8 +23,6 @@ START, END = "<!-- config-table -->", "<!-- /config-table -->"
 
 #: Variables read outside the settings registry: name -> (default, meaning).
 PROCESS_VARS = {
-    "GATEWAY_HOST": ("127.0.0.1", "Address the gateway binds to under `make up` (Procfile)."),
-    "GATEWAY_PORT": ("8000", "Port of the gateway under `make up` (Procfile)."),
     "SERVICES_HOST": (
         "127.0.0.1",
         "Address the auth, files and tasks services bind to under `make up` (Procfile).",

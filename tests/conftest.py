@@ -336,13 +336,51 @@ def served_gateway(auth_server, tasks_server, files_server) -> Iterator[str]:
         yield url
 
 
+@dataclass
+class ServedGateway:
+    """A gateway process: its public and internal base URLs."""
+
+    url: str
+    internal_url: str
+    process: ManagedProcess
+
+
+@contextmanager
+def gateway_process(env: dict[str, str], *, scheme: str = "http") -> Iterator[ServedGateway]:
+    """`python -m services.gateway.server` as a subprocess on free loopback ports."""
+    port, internal_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "services.gateway.server"]
+    env = {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        **env,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_INTERNAL_HOST": "127.0.0.1",
+        "GATEWAY_INTERNAL_PORT": str(internal_port),
+    }
+    internal_url = f"http://127.0.0.1:{internal_port}"
+    with ManagedProcess("gateway", argv, env=env, cwd=REPO) as process:
+        process.wait_ready(url=f"{internal_url}/healthz", timeout=20)
+        _wait_listening(port, process)
+        yield ServedGateway(f"{scheme}://127.0.0.1:{port}", internal_url, process)
+
+
+def _wait_listening(port: int, process: ManagedProcess, timeout: float = 20) -> None:
+    # The public listener may be plain or TLS: a TCP connection is what both accept.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if not process.running or time.monotonic() > deadline:
+                raise RuntimeError(f"gateway not listening:\n{process.logs()[-2000:]}") from None
+            time.sleep(0.05)
+
+
 @contextmanager
 def uvicorn_gateway(env: dict[str, str]) -> Iterator[str]:
-    """`uvicorn services.gateway.asgi:app` as a subprocess on a free loopback port."""
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "services.gateway.asgi:app"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    url = f"http://127.0.0.1:{port}"
-    with ManagedProcess("uvicorn", argv, env={**os.environ, **env}, cwd=REPO) as process:
-        process.wait_ready(url=f"{url}/healthz", timeout=20)
-        yield url
+    """The gateway served as in production (uvicorn, both listeners); its public base URL."""
+    with gateway_process(env) as served:
+        yield served.url

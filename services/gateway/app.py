@@ -6,6 +6,7 @@ from ariadne.asgi import GraphQL
 from ariadne.explorer import ExplorerGraphiQL
 from prometheus_client import CollectorRegistry
 
+from services.gateway.blocklist import BlockList
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
 from services.gateway.context import context_factory
@@ -13,6 +14,7 @@ from services.gateway.executable import Gateway, build_schema
 from services.gateway.feed import EventFeed, EventListener
 from services.gateway.handler import GatewayHTTPHandler
 from services.gateway.plumbing import HealthRoutes
+from services.gateway.security_headers import explorer_policy
 from services.gateway.transport import GatewayApp
 from services.gateway.websocket import AuthenticatingTransportWSHandler
 from shared.auth import TokenVerifier, verifier_from_settings
@@ -25,6 +27,7 @@ def create_app(
     *,
     clients: Clients | None = None,
     verifier: TokenVerifier | None = None,
+    blocklist: BlockList | None = None,
 ) -> GatewayApp:
     """Build the gateway: /graphql over HTTP and WebSocket, health, readiness and metrics."""
     settings = settings or GatewaySettings()
@@ -33,12 +36,17 @@ def create_app(
     verifier = verifier or verifier_from_settings(settings)
     gateway = Gateway(settings=settings, schema=build_schema(), clients=clients, verifier=verifier)
     feed = EventFeed()
+    explorer = ExplorerGraphiQL(title="Dockyard GraphQL")
     graphql = GraphQL(
         gateway.schema,
         context_value=context_factory(clients, verifier, feed),
         http_handler=GatewayHTTPHandler(gateway),
-        websocket_handler=AuthenticatingTransportWSHandler(verifier),
-        explorer=ExplorerGraphiQL(title="Dockyard GraphQL"),
+        websocket_handler=AuthenticatingTransportWSHandler(
+            verifier,
+            max_per_connection=settings.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_per_user=settings.MAX_SUBSCRIPTIONS_PER_USER,
+        ),
+        explorer=explorer,
         **gateway.options,
     )
     health = HealthRoutes(
@@ -53,4 +61,6 @@ def create_app(
         graphql=graphql,
         health=health,
         listener=EventListener(feed, amqp_url=settings.AMQP_URL, namespace=settings.NAMESPACE),
+        blocklist=blocklist or BlockList.from_settings(settings),
+        html_policy=explorer_policy(explorer.html(None)),
     )

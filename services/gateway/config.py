@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from shared.config import CommonSettings, EnvVar, parse_bool
+from shared.config import CommonSettings, ConfigError, EnvVar, parse_bool, parse_list
 
 GIB = 1024**3
 
@@ -15,6 +16,19 @@ def parse_byte_count(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("must be a positive number of bytes")
+    return value
+
+
+def parse_networks(raw: str) -> list[str]:
+    """A comma-separated list of IP addresses and CIDR ranges, each checked and normalised."""
+    return [str(ipaddress.ip_network(item, strict=False)) for item in parse_list(raw)]
+
+
+def parse_seconds(raw: str) -> float:
+    """A positive number of seconds."""
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number of seconds")
     return value
 
 
@@ -39,13 +53,98 @@ class GatewaySettings(CommonSettings):
     HOST = EnvVar(
         "GATEWAY_HOST",
         default="127.0.0.1",
-        doc="Address the gateway binds to (`python -m services.gateway.asgi`, Procfile).",
+        doc="Address the gateway's public listener binds to (`python -m services.gateway.server`).",
     )
     PORT = EnvVar(
         "GATEWAY_PORT",
         int,
         default=8000,
-        doc="Port the gateway binds to (`python -m services.gateway.asgi`, Procfile).",
+        doc="Port of the gateway's public listener (`python -m services.gateway.server`).",
+    )
+    INTERNAL_HOST = EnvVar(
+        "GATEWAY_INTERNAL_HOST",
+        default="127.0.0.1",
+        doc="Address of the gateway's operational listener (/healthz, /readyz, /metrics); "
+        "keep it off the public network.",
+    )
+    INTERNAL_PORT = EnvVar(
+        "GATEWAY_INTERNAL_PORT",
+        int,
+        default=8090,
+        doc="Port of the gateway's operational listener (/healthz, /readyz, /metrics).",
+    )
+    FORWARDED_ALLOW_IPS = EnvVar(
+        "GATEWAY_FORWARDED_ALLOW_IPS",
+        parse_networks,
+        default=[],
+        doc="Addresses and CIDR ranges of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto the gateway believes (comma-separated); empty: nobody's, the client "
+        "address is the connection's peer. Set it to your proxy's address behind one.",
+    )
+    TLS_CERTFILE = EnvVar(
+        "GATEWAY_TLS_CERTFILE",
+        default=None,
+        doc="PEM certificate chain: the public listener serves HTTPS (and sends HSTS) with it "
+        "and GATEWAY_TLS_KEYFILE; unset: plain HTTP (TLS ends at a proxy, or development).",
+    )
+    TLS_KEYFILE = EnvVar(
+        "GATEWAY_TLS_KEYFILE",
+        default=None,
+        doc="PEM private key of GATEWAY_TLS_CERTFILE.",
+        secret=True,
+    )
+    HEADER_TIMEOUT = EnvVar(
+        "GATEWAY_HEADER_TIMEOUT",
+        parse_seconds,
+        default=10.0,
+        doc="Seconds a connection may take to send a request's headers (408 and close after).",
+    )
+    BODY_READ_TIMEOUT = EnvVar(
+        "GATEWAY_BODY_READ_TIMEOUT",
+        parse_seconds,
+        default=10.0,
+        doc="Seconds the gateway waits for each next piece of a request body (408 and close "
+        "after).",
+    )
+    BODY_TIMEOUT = EnvVar(
+        "GATEWAY_BODY_TIMEOUT",
+        parse_seconds,
+        default=30.0,
+        doc="Seconds a whole request body may take, uploads (multipart) excepted: those are "
+        "bounded by GATEWAY_BODY_READ_TIMEOUT per piece and FILES_MAX_UPLOAD_BYTES.",
+    )
+    MAX_CONNECTIONS_PER_CLIENT = EnvVar(
+        "GATEWAY_MAX_CONNECTIONS_PER_CLIENT",
+        int,
+        default=32,
+        doc="Most requests in progress plus open WebSockets one client address may have per "
+        "gateway process (HTTP 429 beyond; 0: no cap).",
+    )
+    BLOCKED_IPS = EnvVar(
+        "GATEWAY_BLOCKED_IPS",
+        parse_networks,
+        default=[],
+        doc="Addresses and CIDR ranges refused with 403 before any work (comma-separated); "
+        "`python -m services.gateway.blocklist` adds more at run time, kept in Redis.",
+    )
+    BLOCKLIST_REFRESH_SECONDS = EnvVar(
+        "GATEWAY_BLOCKLIST_REFRESH_SECONDS",
+        parse_seconds,
+        default=5.0,
+        doc="How often each gateway process reads the block list's entries from Redis.",
+    )
+    MAX_SUBSCRIPTIONS_PER_CONNECTION = EnvVar(
+        "GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        int,
+        default=20,
+        doc="Most operations one WebSocket may have running (RATE_LIMITED beyond).",
+    )
+    MAX_SUBSCRIPTIONS_PER_USER = EnvVar(
+        "GATEWAY_MAX_SUBSCRIPTIONS_PER_USER",
+        int,
+        default=100,
+        doc="Most operations one user may have running over all their WebSockets to one "
+        "gateway process (RATE_LIMITED beyond).",
     )
     GRAPHQL_INTROSPECTION = EnvVar(
         "GRAPHQL_INTROSPECTION",
@@ -139,5 +238,7 @@ class GatewaySettings(CommonSettings):
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
         super().__init__(environ, **overrides)
+        if bool(self.TLS_CERTFILE) != bool(self.TLS_KEYFILE):
+            raise ConfigError("GATEWAY_TLS_CERTFILE and GATEWAY_TLS_KEYFILE are set together")
         if self.GRAPHQL_INTROSPECTION is None:
             self.GRAPHQL_INTROSPECTION = self.environment != "production"

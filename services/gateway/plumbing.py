@@ -26,7 +26,14 @@ access_log = logging.getLogger("dockyard.access")
 #: Where the request's id is kept in the ASGI scope for the handlers.
 REQUEST_ID_KEY = "dockyard.request_id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 503: "SERVICE_UNAVAILABLE"}
+_ERROR_CODES = {
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 Check = Callable[[], Awaitable[None] | None]
 

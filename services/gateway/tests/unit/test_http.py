@@ -141,13 +141,20 @@ def test_graphiql_is_served_on_get_while_introspection_is_on(client):
     assert "graphiql" in response.text.lower()
 
 
-def test_health_readiness_and_metrics_are_served(client):
-    assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/metrics").status_code == 200
+def test_health_is_public_and_readiness_and_metrics_are_served_on_the_internal_app(make_app):
+    app = make_app()
+    public, internal = client_of(app), client_of(app.operations)
+    assert public.get("/healthz").json() == {"status": "ok"}
+    for path in ("/metrics", "/readyz", "/docs", "/openapi.json"):
+        assert public.get(path).status_code == 404, path
+    assert internal.get("/healthz").json() == {"status": "ok"}
+    assert internal.get("/metrics").status_code == 200
+    assert internal.get("/graphql").status_code == 404
 
 
-def test_readiness_lists_its_checks(client):
-    assert client.get("/readyz").json() == {"status": "ready", "checks": ["auth", "redis"]}
+def test_readiness_lists_its_checks(make_app):
+    internal = client_of(make_app().operations)
+    assert internal.get("/readyz").json() == {"status": "ready", "checks": ["auth", "redis"]}
 
 
 def test_an_unknown_path_is_a_404_in_the_services_error_shape(client):
@@ -166,9 +173,11 @@ def test_another_method_on_graphql_is_a_405_naming_the_allowed_ones(client):
     assert (options.status_code, options.headers["Allow"]) == (200, "GET, POST, OPTIONS")
 
 
-def test_requests_are_counted_by_endpoint_in_the_metrics(client):
+def test_requests_are_counted_by_endpoint_in_the_metrics(make_app):
+    app = make_app()
+    client = client_of(app)
     gql(client, "{ __typename }")
     client.get("/nope")
-    metrics = client.get("/metrics").text
+    metrics = client_of(app.operations).get("/metrics").text
     assert 'http_requests_total{endpoint="/graphql",method="POST",status="200"} 1.0' in metrics
     assert 'http_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in metrics

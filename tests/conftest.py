@@ -37,6 +37,8 @@ GENEROUS_LIMITS = {
     "LOGIN_LIMIT_PER_IP": "10000/minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "10000/minute",
     "REGISTER_LIMIT_PER_IP": "10000/minute",
+    "EMAIL_REQUEST_LIMIT_PER_IP": "10000/minute",
+    "EMAIL_REQUEST_LIMIT_PER_ACCOUNT": "10000/minute",
 }
 PASSWORD = "correct horse battery"
 AUTH_PAYLOAD = "accessToken refreshToken expiresIn user { id email createdAt }"

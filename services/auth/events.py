@@ -31,3 +31,25 @@ class TokensRevoked(Event):
     reason: str
     #: Seconds a revocation must be remembered (the longest an access token of it can live).
     ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class PasswordResetRequested(Event):
+    """A password reset mail is due; the token is derived from `token_id` (never carried)."""
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str
+    token_id: str
+
+
+@dataclass(frozen=True)
+class EmailVerificationRequested(Event):
+    """An email verification mail is due; the token is derived from `token_id` (never carried)."""
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str
+    token_id: str

@@ -1,4 +1,10 @@
-"""Reactions to events: the auth service's own TokensRevoked keeps the revocation list whole."""
+"""Reactions to auth's own events: TokensRevoked keeps the revocation list whole, and account
+mail events (PasswordResetRequested, EmailVerificationRequested) become mail jobs.
+
+A mail job is sent (and confirmed by the broker) inside the consumer's inbox transaction, so a
+crash before the commit sends it again on redelivery rather than never: the worker sends each
+event's mail once (mail.py), a lost one is not.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
+from services.auth import jobs
 from shared.auth import RevocationList
 from shared.config import CommonSettings
 from shared.messaging import Envelope, Subscription
@@ -35,6 +42,16 @@ def on_tokens_revoked(
     )
 
 
+def on_account_mail_requested(envelope: Envelope, _session: Session) -> None:
+    """Queue the mail of an account-token event, keyed by the event's id."""
+    jobs.send_account_email(envelope.id, envelope.payload["token_id"])
+
+
 SUBSCRIPTIONS = [
     Subscription("auth.revocation-list", ["auth.TokensRevoked"], on_tokens_revoked),
+    Subscription(
+        "auth.mail",
+        ["auth.PasswordResetRequested", "auth.EmailVerificationRequested"],
+        on_account_mail_requested,
+    ),
 ]

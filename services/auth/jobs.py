@@ -1,0 +1,50 @@
+"""The auth service's Celery jobs: their names, their queue, and how the consumer sends one.
+
+Only worker.py builds the auth Celery app; the consumer (handlers.py) sends by name through
+shared.celery.send_job. Account mail has a queue of its own on auth's own exchange, so another
+service's worker never receives (and drops) it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from services.auth.config import AuthSettings
+from shared.celery import send_job
+
+SEND_ACCOUNT_EMAIL = "auth.send_account_email"
+
+
+def mail_queue(settings: AuthSettings) -> Queue:
+    """The queue of account mail in `settings`' namespace, on auth's direct exchange."""
+    namespace = settings.NAMESPACE
+    exchange = Exchange(f"{namespace}.auth", type="direct")
+    return Queue(f"{namespace}.auth.mail", exchange, routing_key="mail")
+
+
+def celery_overrides(settings: AuthSettings) -> dict[str, Any]:
+    """The auth worker consumes only its own queue (on top of shared.celery's settings)."""
+    queue = mail_queue(settings)
+    return {
+        "task_queues": (queue,),
+        "task_default_queue": queue.name,
+        "task_default_exchange": queue.exchange.name,
+        "task_default_routing_key": queue.routing_key,
+    }
+
+
+@lru_cache(maxsize=1)
+def _settings() -> AuthSettings:
+    # Read once per process: the consumer has the same environment as the worker.
+    return AuthSettings()
+
+
+def send_account_email(
+    event_id: str, token_id: str, *, settings: AuthSettings | None = None
+) -> None:
+    """Ask the mail worker to send the mail of an account-token event (once, by its event id)."""
+    settings = settings or _settings()
+    send_job(settings, SEND_ACCOUNT_EMAIL, args=[event_id, token_id], queue=mail_queue(settings))

@@ -186,14 +186,8 @@ NOT_YET_SERVED = {
     # Issue 9: accounts and security.
     "Query.authProviders is missing",
     "Mutation.logoutAll is missing",
-    "Mutation.changePassword is missing",
-    "Mutation.requestPasswordReset is missing",
-    "Mutation.resetPassword is missing",
-    "Mutation.requestEmailVerification is missing",
-    "Mutation.verifyEmail is missing",
     "Mutation.startOidcLogin is missing",
     "Mutation.finishOidcLogin is missing",
-    "User.emailVerified is missing",
     "type OidcStart is missing",
     # Issue 10: consistency across services (sagas, read models, task inputs and outputs).
     "Query.files(search:) is missing",

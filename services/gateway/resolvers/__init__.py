@@ -1,7 +1,14 @@
 """Resolvers, one bindable per GraphQL type; `bindables` is what the schema is built with."""
 
 # Imported for their side effect: each attaches its fields' resolvers to the root types.
-from services.gateway.resolvers import auth, files, subscriptions, tasks, users  # noqa: F401
+from services.gateway.resolvers import (  # noqa: F401
+    accounts,
+    auth,
+    files,
+    subscriptions,
+    tasks,
+    users,
+)
 from services.gateway.resolvers.files import file_type
 from services.gateway.resolvers.root import mutation, query, subscription
 from services.gateway.resolvers.scalars import bigint_scalar, datetime_scalar, upload_scalar

@@ -12,20 +12,20 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
-from services.auth.config import AuthSettings
 from shared.celery import send_job
+from shared.config import CommonSettings
 
 SEND_ACCOUNT_EMAIL = "auth.send_account_email"
 
 
-def mail_queue(settings: AuthSettings) -> Queue:
+def mail_queue(settings: CommonSettings) -> Queue:
     """The queue of account mail in `settings`' namespace, on auth's direct exchange."""
     namespace = settings.NAMESPACE
     exchange = Exchange(f"{namespace}.auth", type="direct")
     return Queue(f"{namespace}.auth.mail", exchange, routing_key="mail")
 
 
-def celery_overrides(settings: AuthSettings) -> dict[str, Any]:
+def celery_overrides(settings: CommonSettings) -> dict[str, Any]:
     """The auth worker consumes only its own queue (on top of shared.celery's settings)."""
     queue = mail_queue(settings)
     return {
@@ -37,13 +37,13 @@ def celery_overrides(settings: AuthSettings) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _settings() -> AuthSettings:
-    # Read once per process: the consumer has the same environment as the worker.
-    return AuthSettings()
+def _settings() -> CommonSettings:
+    # Only the broker and namespace: the consumer has no signing key (nor needs one).
+    return CommonSettings()
 
 
 def send_account_email(
-    event_id: str, token_id: str, *, settings: AuthSettings | None = None
+    event_id: str, token_id: str, *, settings: CommonSettings | None = None
 ) -> None:
     """Ask the mail worker to send the mail of an account-token event (once, by its event id)."""
     settings = settings or _settings()

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
 from services.auth import jobs
 from services.auth.config import AuthSettings
+from services.auth.mail import MailRefused, MailUnavailable, SmtpSettings, compose, deliver
 from services.auth.tests.conftest import bearer, unique_email
-from services.auth.tests.mailbox import event_id_of, link_token, restart, sent_rows
+from services.auth.tests.mailbox import (
+    APP_URL,
+    event_id_of,
+    free_port,
+    link_token,
+    restart,
+    sent_rows,
+)
 
 STRONG = "rusty anchor at dawn"
 NEWER = "violet harbour lantern"
@@ -122,3 +132,40 @@ def test_a_worker_killed_mid_send_loses_no_mail_and_sends_it_once(client, auth_a
     assert sent_rows(auth_app, event_id_of(mail)) == 1
     time.sleep(2)
     assert len(smtp.mailbox.to(user["email"])) == 1
+
+
+class Answering:
+    """An SMTP handler that answers every message with one fixed reply."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    async def handle_DATA(self, _server, _session, _envelope) -> str:
+        """Answer with the fixed reply."""
+        return self.reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [("451 4.3.0 Try again later", MailUnavailable), ("550 5.1.1 No such user", MailRefused)],
+)
+def test_a_deferral_is_retried_and_a_refusal_is_not(reply, error):
+    controller = Controller(Answering(reply), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = SmtpSettings("127.0.0.1", controller.port, "", "", False, 10, "a@dockyard.test")
+        mail = compose(
+            purpose="password_reset",
+            to="ada@example.com",
+            token="t",
+            app_url=APP_URL,
+            minutes=30,
+            sender=smtp.sender,
+            msg_id="<x@dockyard.test>",
+        )
+        with pytest.raises(error):
+            deliver(smtp, mail)
+    finally:
+        controller.stop()
+    with pytest.raises(MailUnavailable):
+        deliver(smtp, mail)

@@ -8,7 +8,6 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import abort
 
 from services.auth import accounts
-from services.auth.account_tokens import AccountTokenKey
 from services.auth.api import limiter
 from services.auth.audit import log_auth_event
 from services.auth.password_policy import WeakPassword
@@ -37,10 +36,6 @@ def _ctx():
 
 def _setting(name: str):
     return lambda: getattr(current_app.extensions["auth"].settings, name)
-
-
-def _token_key() -> AccountTokenKey:
-    return AccountTokenKey.from_private_pem(_ctx().keys.private_pem)
 
 
 def _reset_email_key() -> str:
@@ -81,13 +76,7 @@ class PasswordResetRequest(MethodView):
     @blp.alt_response(429, description="Too many requests")
     def post(self, body):
         """Mail a reset token if the email has an account; the answer is the same either way."""
-        ctx = _ctx()
-        accounts.request_password_reset(
-            ctx.uow(),
-            key=_token_key(),
-            email=body["email"],
-            ttl_seconds=ctx.settings.PASSWORD_RESET_TTL,
-        )
+        accounts.request_password_reset(_ctx().uow(), email=body["email"])
 
 
 @blp.route("/auth/password-reset")
@@ -170,14 +159,8 @@ class EmailVerificationRequest(MethodView):
     @blp.alt_response(429, description="Too many requests")
     def post(self):
         """Mail a verification token to the caller's address (nothing if already verified)."""
-        ctx = _ctx()
         try:
-            accounts.request_email_verification(
-                ctx.uow(),
-                key=_token_key(),
-                user_id=caller_id(),
-                ttl_seconds=ctx.settings.EMAIL_VERIFICATION_TTL,
-            )
+            accounts.request_email_verification(_ctx().uow(), user_id=caller_id())
         except UserNotFound:
             abort(401, message="Token's user no longer exists.")
 

@@ -1,9 +1,9 @@
 """Single-use account tokens (password reset, email verification): derived, never stored.
 
-A token is an HMAC of its row's id under a key derived from the signing key, so the database
-keeps only its SHA-256 and the events, broker messages and Celery jobs carry only the row id:
-the mail worker derives the token again to write it into the mail. Rotating the signing key
-therefore voids the links still in flight (they last minutes; the user asks again).
+A token is an HMAC of its row's id under a key derived from the signing key; the database keeps
+only its SHA-256, and no event, broker message or Celery job carries it: the mail worker derives
+it (the row id from the event id) to write it into the mail, the same on every try. Rotating
+the signing key voids the links still in flight (the user asks again).
 """
 
 from __future__ import annotations

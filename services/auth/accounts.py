@@ -1,4 +1,4 @@
-"""Account use cases: change and reset a password, verify an email address.
+"""Account use cases: change and reset a password, verify an email address, mint mailed tokens.
 
 Mail goes out through events (PasswordResetRequested, EmailVerificationRequested) that the
 auth consumer turns into jobs for the mail worker (mail.py); nothing here talks to SMTP.
@@ -10,10 +10,12 @@ sessions alive until their tokens expire; the caller sees an error and can log o
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from services.auth.account_tokens import (
     EMAIL_VERIFICATION,
@@ -47,19 +49,29 @@ class CurrentPasswordIncorrect(Exception):
     """The current password given with a password change is wrong."""
 
 
-def _new_token(
-    uow: UnitOfWork, key: AccountTokenKey, *, user_id: uuid.UUID, purpose: str, ttl: int
-) -> AccountToken:
-    token_id = uuid.uuid4()
-    row = AccountToken(
-        id=token_id,
-        user_id=user_id,
-        purpose=purpose,
-        token_hash=token_hash(key.token(token_id, purpose)),
-        expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+def mint_token(
+    uow: UnitOfWork,
+    key: AccountTokenKey,
+    *,
+    token_id: uuid.UUID,
+    user_id: uuid.UUID,
+    purpose: str,
+    ttl_seconds: int,
+) -> str:
+    """Store the hash of token `token_id` (unless stored already) and return the token."""
+    token = key.token(token_id, purpose)
+    uow.session.execute(
+        insert(AccountToken)
+        .values(
+            id=token_id,
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=token_hash(token),
+            expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+        )
+        .on_conflict_do_nothing(index_elements=[AccountToken.id])
     )
-    uow.session.add(row)
-    return row
+    return token
 
 
 def _claim_token(uow: UnitOfWork, *, token: str, purpose: str) -> AccountToken:
@@ -87,20 +99,16 @@ def _use_every_token(uow: UnitOfWork, *, user_id: uuid.UUID, purpose: str) -> No
     )
 
 
-def request_password_reset(
-    uow: UnitOfWork, *, key: AccountTokenKey, email: str, ttl_seconds: int
-) -> None:
-    """Mail a single-use reset token to the account of `email`, if there is one (say nothing)."""
+def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
+    """Ask for a reset mail to `email`; whether it has an account is the mail worker's business.
+
+    Known and unknown emails take the same steps here (one event, one commit), so neither the
+    answer nor its timing tells which emails have accounts.
+    """
     email = normalize_email(email)
+    digest = hashlib.sha256(email.encode()).hexdigest()
     with uow:
-        user_id = uow.session.scalar(select(User.id).where(User.email == email))
-        if user_id is None:
-            # An unknown email takes the same steps short of the writes: the answer and its
-            # timing must not tell which emails have accounts.
-            key.token(uuid.uuid4(), PASSWORD_RESET)
-            return
-        row = _new_token(uow, key, user_id=user_id, purpose=PASSWORD_RESET, ttl=ttl_seconds)
-        uow.add_event(PasswordResetRequested(user_id=str(user_id), token_id=str(row.id)))
+        uow.add_event(PasswordResetRequested(email=email, email_digest=digest))
         uow.commit()
 
 
@@ -162,18 +170,15 @@ def change_password(
     return issued
 
 
-def request_email_verification(
-    uow: UnitOfWork, *, key: AccountTokenKey, user_id: uuid.UUID, ttl_seconds: int
-) -> None:
-    """Mail a single-use verification token, unless the email is verified already."""
+def request_email_verification(uow: UnitOfWork, *, user_id: uuid.UUID) -> None:
+    """Ask for a mail confirming the user's address, unless it is verified already."""
     with uow:
         user = uow.session.get(User, user_id)
         if user is None:
             raise UserNotFound(str(user_id))
         if user.email_verified:
             return
-        row = _new_token(uow, key, user_id=user.id, purpose=EMAIL_VERIFICATION, ttl=ttl_seconds)
-        uow.add_event(EmailVerificationRequested(user_id=str(user.id), token_id=str(row.id)))
+        uow.add_event(EmailVerificationRequested(user_id=str(user.id)))
         uow.commit()
 
 

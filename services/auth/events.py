@@ -35,21 +35,25 @@ class TokensRevoked(Event):
 
 @dataclass(frozen=True)
 class PasswordResetRequested(Event):
-    """A password reset mail is due; the token is derived from `token_id` (never carried)."""
+    """Someone asked for a reset mail to `email`, which may or may not have an account.
 
-    aggregate_type = "user"
-    aggregate_field = "user_id"
+    Raised for every request alike, so the request takes the same steps either way; the mail
+    worker finds the account (or none) and mints the token.
+    """
 
-    user_id: str
-    token_id: str
+    aggregate_type = "password_reset"
+    #: An email may be longer than an aggregate id: its SHA-256 (hex) names the aggregate.
+    aggregate_field = "email_digest"
+
+    email: str
+    email_digest: str
 
 
 @dataclass(frozen=True)
 class EmailVerificationRequested(Event):
-    """An email verification mail is due; the token is derived from `token_id` (never carried)."""
+    """A user asked for a mail confirming their email address; the mail worker mints the token."""
 
     aggregate_type = "user"
     aggregate_field = "user_id"
 
     user_id: str
-    token_id: str

@@ -14,6 +14,7 @@ from functools import lru_cache
 from sqlalchemy.orm import Session
 
 from services.auth import jobs
+from services.auth.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET
 from shared.auth import RevocationList
 from shared.config import CommonSettings
 from shared.messaging import Envelope, Subscription
@@ -42,16 +43,22 @@ def on_tokens_revoked(
     )
 
 
-def on_account_mail_requested(envelope: Envelope, _session: Session) -> None:
-    """Queue the mail of an account-token event, keyed by the event's id."""
-    jobs.send_account_email(envelope.id, envelope.payload["token_id"])
+def on_password_reset_requested(envelope: Envelope, _session: Session) -> None:
+    """Queue the reset mail of a request (the worker finds the account, if any)."""
+    jobs.send_account_email(envelope.id, PASSWORD_RESET, email=envelope.payload["email"])
+
+
+def on_email_verification_requested(envelope: Envelope, _session: Session) -> None:
+    """Queue the mail confirming a user's address."""
+    jobs.send_account_email(envelope.id, EMAIL_VERIFICATION, user_id=envelope.payload["user_id"])
 
 
 SUBSCRIPTIONS = [
     Subscription("auth.revocation-list", ["auth.TokensRevoked"], on_tokens_revoked),
+    Subscription("auth.reset-mail", ["auth.PasswordResetRequested"], on_password_reset_requested),
     Subscription(
-        "auth.mail",
-        ["auth.PasswordResetRequested", "auth.EmailVerificationRequested"],
-        on_account_mail_requested,
+        "auth.verification-mail",
+        ["auth.EmailVerificationRequested"],
+        on_email_verification_requested,
     ),
 ]

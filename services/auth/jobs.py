@@ -43,8 +43,22 @@ def _settings() -> CommonSettings:
 
 
 def send_account_email(
-    event_id: str, token_id: str, *, settings: CommonSettings | None = None
+    event_id: str,
+    purpose: str,
+    *,
+    user_id: str | None = None,
+    email: str | None = None,
+    settings: CommonSettings | None = None,
 ) -> None:
-    """Ask the mail worker to send the mail of an account-token event (once, by its event id)."""
+    """Ask the mail worker for the mail of an account event (sent once, by the event's id).
+
+    The recipient is a user id, or an email that may have no account (a reset request).
+    """
     settings = settings or _settings()
-    send_job(settings, SEND_ACCOUNT_EMAIL, args=[event_id, token_id], queue=mail_queue(settings))
+    send_job(
+        settings,
+        SEND_ACCOUNT_EMAIL,
+        args=[event_id, purpose],
+        kwargs={"user_id": user_id, "email": email},
+        queue=mail_queue(settings),
+    )

@@ -1,14 +1,18 @@
 """Account mail (password reset, email verification) over SMTP, sent once per event.
 
+The worker finds the recipient (a reset request may name an email without an account: then
+nothing is sent), commits the single-use token (its id derived from the event's), then sends.
+
 Once: the mail's event id is inserted into `sent_emails` in a transaction that stays open while
 the SMTP server takes the mail and commits right after. A second job for the same event (a
 redelivery, a duplicate) either finds the committed row and stops, or waits on the uncommitted
 one and then finds it, or (if the first failed and rolled back) sends in its stead.
 
 The window this leaves: the worker dies after the server accepted the mail and before the commit.
-The job is then redelivered (late ack) and the mail sent again, with the same Message-ID (derived
-from the event id), so a receiving server or client that de-duplicates by Message-ID shows it
-once. Nothing closes that window without the SMTP server's help; a mail is never lost to it.
+The job is then redelivered (late ack) and the mail sent again, with the same Message-ID and the
+same link (both derived from the event id), so a receiving server or client that de-duplicates by
+Message-ID shows it once, and either copy's link works. Nothing closes that window without the
+SMTP server's help; a mail is never lost to it.
 """
 
 from __future__ import annotations
@@ -23,13 +27,18 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from urllib.parse import quote
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.auth.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET, AccountTokenKey
-from services.auth.models import AccountToken, SentEmail, User
+from services.auth.accounts import mint_token
+from services.auth.models import SentEmail, User
 from shared.db import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+#: Namespace of the token ids derived from event ids.
+_TOKEN_IDS = uuid.UUID("6f0d3c52-56a8-4a43-9d1e-7f0c1e0b9a21")
 
 
 class MailUnavailable(Exception):
@@ -135,17 +144,60 @@ def deliver(smtp: SmtpSettings, message: EmailMessage) -> None:
         raise MailUnavailable(f"{type(exc).__name__}: {exc}") from None
 
 
+def token_id_of(event_id: str) -> uuid.UUID:
+    """The id of the token an event's mail carries: the same on every try of that mail."""
+    return uuid.uuid5(_TOKEN_IDS, str(uuid.UUID(event_id)))
+
+
 def send_account_email(
     uow: UnitOfWork,
     *,
     smtp: SmtpSettings,
     key: AccountTokenKey,
     app_url: str,
+    ttl_seconds: dict[str, int],
     event_id: str,
-    token_id: str,
+    purpose: str,
+    user_id: str | None = None,
+    email: str | None = None,
 ) -> str:
-    """Send the mail of one account-token event unless it was sent; returns what happened."""
+    """Mint the token and send the mail of one account event unless it was sent; say what
+    happened (`sent`, `already-sent`, `no-account`, `already-verified`).
+
+    The token is committed first, with an id derived from the event's, so its link works from
+    the moment the mail can arrive, and a mail sent again after a crash carries the same link.
+    """
     msg_id = message_id(event_id, smtp.domain)
+    with uow:
+        if uow.session.get(SentEmail, uuid.UUID(event_id)) is not None:
+            return "already-sent"
+        if user_id is not None:
+            user = uow.session.get(User, uuid.UUID(user_id))
+        else:
+            user = uow.session.scalar(select(User).where(User.email == email))
+        if user is None:
+            return "no-account"
+        if purpose == EMAIL_VERIFICATION and user.email_verified:
+            return "already-verified"
+        recipient, recipient_id = user.email, str(user.id)
+        token = mint_token(
+            uow,
+            key,
+            token_id=token_id_of(event_id),
+            user_id=user.id,
+            purpose=purpose,
+            ttl_seconds=ttl_seconds[purpose],
+        )
+        uow.commit()
+    message = compose(
+        purpose=purpose,
+        to=recipient,
+        token=token,
+        app_url=app_url,
+        minutes=max(1, round(ttl_seconds[purpose] / 60)),
+        sender=smtp.sender,
+        msg_id=msg_id,
+    )
     with uow:
         claimed = uow.session.execute(
             insert(SentEmail)
@@ -155,26 +207,12 @@ def send_account_email(
         ).first()
         if claimed is None:
             return "already-sent"
-        row = uow.session.get(AccountToken, uuid.UUID(token_id))
-        user = uow.session.get(User, row.user_id) if row is not None else None
-        if row is None or user is None:
-            return "gone"
-        minutes = max(1, round((row.expires_at - row.created_at).total_seconds() / 60))
-        message = compose(
-            purpose=row.purpose,
-            to=user.email,
-            token=key.token(row.id, row.purpose),
-            app_url=app_url,
-            minutes=minutes,
-            sender=smtp.sender,
-            msg_id=msg_id,
-        )
         deliver(smtp, message)
         uow.commit()
     log.info(
         "sent %s mail for event %s",
-        row.purpose,
+        purpose,
         event_id,
-        extra={"user_id": str(row.user_id), "event_id": event_id, "message_id": msg_id},
+        extra={"user_id": recipient_id, "event_id": event_id, "message_id": msg_id},
     )
     return "sent"

@@ -67,8 +67,7 @@ class AccountToken(Base):
     """A single-use token mailed to a user (password reset, email verification), by its hash.
 
     The token itself is never stored: it is derived from the row's id with a key (see
-    account_tokens.py), so the mail worker can write it into the message and only the user's
-    mailbox ever holds it.
+    account_tokens.py), so only the mail and the user's mailbox ever hold it.
     """
 
     __tablename__ = "account_tokens"

@@ -14,7 +14,7 @@ import math
 from celery import signals
 
 from services.auth import jobs, mail
-from services.auth.account_tokens import AccountTokenKey
+from services.auth.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET, AccountTokenKey
 from services.auth.app import create_app
 from services.auth.config import AuthSettings
 from shared.celery import celery_init_app
@@ -48,16 +48,24 @@ def _keep_our_logging(**_kwargs: object) -> None:
 @celery_app.task(
     name=jobs.SEND_ACCOUNT_EMAIL, autoretry_for=(mail.MailUnavailable,), **RETRY_POLICY
 )
-def send_account_email(event_id: str, token_id: str) -> str:
-    """Send the mail of one account-token event, once (retried while SMTP is unavailable)."""
+def send_account_email(
+    event_id: str, purpose: str, user_id: str | None = None, email: str | None = None
+) -> str:
+    """Send the mail of one account event, once (retried while SMTP is unavailable)."""
     try:
         return mail.send_account_email(
             flask_app.extensions["auth"].uow(),
             smtp=smtp,
             key=token_key,
             app_url=settings.PUBLIC_APP_URL,
+            ttl_seconds={
+                PASSWORD_RESET: settings.PASSWORD_RESET_TTL,
+                EMAIL_VERIFICATION: settings.EMAIL_VERIFICATION_TTL,
+            },
             event_id=event_id,
-            token_id=token_id,
+            purpose=purpose,
+            user_id=user_id,
+            email=email,
         )
     except mail.MailRefused as exc:
         log.error("the SMTP server refused the mail of event %s for good: %s", event_id, exc)

@@ -147,7 +147,10 @@ def pipeline(mail_env, tmp_path_factory):
     }
     try:
         processes["consumer"].start()
-        wait_for_consumer(f"{os.environ['DOCKYARD_NAMESPACE']}.consumer.auth.mail", timeout=60)
+        for queue in ("reset-mail", "verification-mail"):
+            wait_for_consumer(
+                f"{os.environ['DOCKYARD_NAMESPACE']}.consumer.auth.{queue}", timeout=60
+            )
         processes["worker"].start().wait_ready(log_line="ready.", timeout=90)
         processes["relay"].start()
         yield processes

@@ -83,7 +83,10 @@ def register(gateway_port: int) -> str:
     body = json.dumps(
         {
             "query": mutation,
-            "variables": {"e": f"bench-{uuid.uuid4().hex[:10]}@example.com", "p": "bench pass"},
+            "variables": {
+                "e": f"bench-{uuid.uuid4().hex[:10]}@example.com",
+                "p": "bench pass, rusty anchor",
+            },
         }
     ).encode()
     conn = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)

@@ -19,6 +19,9 @@ from starlette.testclient import TestClient
 
 from services.auth.app import create_app as create_auth_app
 from services.auth.config import AuthSettings
+
+# The SMTP server and the auth mail processes, for the tests that read account mail.
+from services.auth.tests.mailbox import mail_env, pipeline, smtp  # noqa: F401
 from services.files.app import create_app as create_files_app
 from services.files.config import FilesSettings
 from services.files.tests.s3 import moto_server, s3_client, s3_settings
@@ -37,9 +40,11 @@ GENEROUS_LIMITS = {
     "LOGIN_LIMIT_PER_IP": "10000/minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "10000/minute",
     "REGISTER_LIMIT_PER_IP": "10000/minute",
+    "EMAIL_REQUEST_LIMIT_PER_IP": "10000/minute",
+    "EMAIL_REQUEST_LIMIT_PER_ACCOUNT": "10000/minute",
 }
 PASSWORD = "correct horse battery"
-AUTH_PAYLOAD = "accessToken refreshToken expiresIn user { id email createdAt }"
+AUTH_PAYLOAD = "accessToken refreshToken expiresIn user { id email emailVerified createdAt }"
 REGISTER = (
     "mutation ($e: String!, $p: String!) "
     f"{{ register(email: $e, password: $p) {{ {AUTH_PAYLOAD} }} }}"

@@ -65,3 +65,12 @@ def test_the_files_processes_run_as_in_the_procfile_and_share_the_services_stora
             service["environment"]["FILES_DATABASE_URL"]
             == COMPOSE["files"]["environment"]["FILES_DATABASE_URL"]
         )
+
+
+def test_the_auth_worker_runs_as_in_the_procfile_with_the_auth_database_and_signing_key():
+    service = COMPOSE["auth-worker"]
+    assert service["command"] == PROCFILE["auth-worker"]
+    auth_env = COMPOSE["auth"]["environment"]
+    for name in ("AUTH_DATABASE_URL", "AUTH_JWT_PRIVATE_KEY"):
+        assert service["environment"][name] == auth_env[name]
+    assert not mounts_the_socket(service)

@@ -185,12 +185,6 @@ NEXT_CONTRACT = CONTRACT.with_name("gateway-next.graphql")
 NOT_YET_SERVED = {
     # Issue 9: accounts and security.
     "Mutation.logoutAll is missing",
-    "Mutation.changePassword is missing",
-    "Mutation.requestPasswordReset is missing",
-    "Mutation.resetPassword is missing",
-    "Mutation.requestEmailVerification is missing",
-    "Mutation.verifyEmail is missing",
-    "User.emailVerified is missing",
     # Issue 10: consistency across services (sagas, read models, task inputs and outputs).
     "Query.files(search:) is missing",
     "Mutation.deleteAccount is missing",

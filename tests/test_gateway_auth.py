@@ -29,7 +29,7 @@ LOGIN = (
     f"mutation ($e: String!, $p: String!) {{ login(email: $e, password: $p) {{ {AUTH_PAYLOAD} }} }}"
 )
 REFRESH = f"mutation ($r: String!) {{ refreshToken(refreshToken: $r) {{ {AUTH_PAYLOAD} }} }}"
-ME = "{ me { id email createdAt } }"
+ME = "{ me { id email emailVerified createdAt } }"
 LOGOUT = "mutation { logout }"
 
 

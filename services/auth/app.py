@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from services.auth.account_api import blp as accounts_blp
 from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
 from services.auth.keys import SigningKeys
@@ -109,4 +110,5 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
 
     api.register_blueprint(blp)
     api.register_blueprint(oidc_blp)
+    api.register_blueprint(accounts_blp)
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from services.auth.oidc_providers import parse_oidc_client_secrets, parse_oidc_providers
+from shared.celery import parse_countdown
 from shared.config import (
     CommonSettings,
     ConfigError,
     EnvVar,
     database_url_var,
+    parse_bool,
     parse_positive_int,
 )
 
@@ -119,3 +121,74 @@ class AuthSettings(CommonSettings):
         if self.environment == "production":
             for provider in self.OIDC_PROVIDERS.values():
                 provider.require_production_issuer()
+
+    EMAIL_REQUEST_LIMIT_PER_IP = EnvVar(
+        "AUTH_EMAIL_REQUEST_LIMIT_PER_IP",
+        default="10/minute;60/hour",
+        doc="Password reset and email verification requests allowed per client IP.",
+    )
+    EMAIL_REQUEST_LIMIT_PER_ACCOUNT = EnvVar(
+        "AUTH_EMAIL_REQUEST_LIMIT_PER_ACCOUNT",
+        default="3/10minutes;10/day",
+        doc="Password reset (per email) and email verification (per user) requests allowed, so "
+        "nobody can flood a mailbox.",
+    )
+    PASSWORD_RESET_TTL = EnvVar(
+        "AUTH_PASSWORD_RESET_TTL_SECONDS",
+        int,
+        default=30 * 60,
+        doc="How long a mailed password reset token stays usable.",
+    )
+    EMAIL_VERIFICATION_TTL = EnvVar(
+        "AUTH_EMAIL_VERIFICATION_TTL_SECONDS",
+        int,
+        default=24 * 3600,
+        doc="How long a mailed email verification token stays usable.",
+    )
+    PUBLIC_APP_URL = EnvVar(
+        "AUTH_PUBLIC_APP_URL",
+        default="http://localhost:3000",
+        doc="Base URL of the web app that mailed links open "
+        "(`<url>/reset-password?token=...`, `<url>/verify-email?token=...`).",
+    )
+    SMTP_HOST = EnvVar("AUTH_SMTP_HOST", default="127.0.0.1", doc="SMTP server of outgoing mail.")
+    SMTP_PORT = EnvVar("AUTH_SMTP_PORT", int, default=25, doc="Port of the SMTP server.")
+    SMTP_USERNAME = EnvVar(
+        "AUTH_SMTP_USERNAME", default="", doc="SMTP login user (empty: no login)."
+    )
+    SMTP_PASSWORD = EnvVar(
+        "AUTH_SMTP_PASSWORD", default="", doc="SMTP login password.", secret=True
+    )
+    SMTP_FROM = EnvVar(
+        "AUTH_SMTP_FROM",
+        default="Dockyard <no-reply@dockyard.localhost>",
+        doc="From address of account mail; its domain also names the Message-IDs.",
+    )
+    SMTP_STARTTLS = EnvVar(
+        "AUTH_SMTP_STARTTLS",
+        parse_bool,
+        default=False,
+        doc="Upgrade the SMTP connection with STARTTLS before logging in (needed with a login "
+        "over anything but loopback).",
+    )
+    SMTP_TIMEOUT = EnvVar(
+        "AUTH_SMTP_TIMEOUT_SECONDS", float, default=30.0, doc="SMTP connect and command timeout."
+    )
+    MAIL_MAX_RETRIES = EnvVar(
+        "AUTH_MAIL_MAX_RETRIES",
+        int,
+        default=10,
+        doc="Times the mail worker retries a mail the SMTP server did not take.",
+    )
+    MAIL_RETRY_BACKOFF_SECONDS = EnvVar(
+        "AUTH_MAIL_RETRY_BACKOFF_SECONDS",
+        parse_countdown,
+        default=2.0,
+        doc="First retry delay of a mail; each later one doubles (with jitter).",
+    )
+    MAIL_RETRY_BACKOFF_MAX_SECONDS = EnvVar(
+        "AUTH_MAIL_RETRY_BACKOFF_MAX_SECONDS",
+        parse_countdown,
+        default=600.0,
+        doc="Longest delay between two tries of a mail.",
+    )

@@ -31,3 +31,29 @@ class TokensRevoked(Event):
     reason: str
     #: Seconds a revocation must be remembered (the longest an access token of it can live).
     ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class PasswordResetRequested(Event):
+    """Someone asked for a reset mail to `email`, which may or may not have an account.
+
+    Raised for every request alike, so the request takes the same steps either way; the mail
+    worker finds the account (or none) and mints the token.
+    """
+
+    aggregate_type = "password_reset"
+    #: An email may be longer than an aggregate id: its SHA-256 (hex) names the aggregate.
+    aggregate_field = "email_digest"
+
+    email: str
+    email_digest: str
+
+
+@dataclass(frozen=True)
+class EmailVerificationRequested(Event):
+    """A user asked for a mail confirming their email address; the mail worker mints the token."""
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str

@@ -1,4 +1,10 @@
-"""Reactions to events: the auth service's own TokensRevoked keeps the revocation list whole."""
+"""Reactions to auth's own events: TokensRevoked keeps the revocation list whole, and account
+mail events (PasswordResetRequested, EmailVerificationRequested) become mail jobs.
+
+A mail job is sent (and confirmed by the broker) inside the consumer's inbox transaction, so a
+crash before the commit sends it again on redelivery rather than never: the worker sends each
+event's mail once (mail.py), a lost one is not.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
+from services.auth import jobs
+from services.auth.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET
 from shared.auth import RevocationList
 from shared.config import CommonSettings
 from shared.messaging import Envelope, Subscription
@@ -35,6 +43,22 @@ def on_tokens_revoked(
     )
 
 
+def on_password_reset_requested(envelope: Envelope, _session: Session) -> None:
+    """Queue the reset mail of a request (the worker finds the account, if any)."""
+    jobs.send_account_email(envelope.id, PASSWORD_RESET, email=envelope.payload["email"])
+
+
+def on_email_verification_requested(envelope: Envelope, _session: Session) -> None:
+    """Queue the mail confirming a user's address."""
+    jobs.send_account_email(envelope.id, EMAIL_VERIFICATION, user_id=envelope.payload["user_id"])
+
+
 SUBSCRIPTIONS = [
     Subscription("auth.revocation-list", ["auth.TokensRevoked"], on_tokens_revoked),
+    Subscription("auth.reset-mail", ["auth.PasswordResetRequested"], on_password_reset_requested),
+    Subscription(
+        "auth.verification-mail",
+        ["auth.EmailVerificationRequested"],
+        on_email_verification_requested,
+    ),
 ]

@@ -55,6 +55,7 @@ class UserView:
     id: str
     email: str
     created_at: datetime
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,12 @@ def normalize_email(email: str) -> str:
 
 
 def _view(user: User) -> UserView:
-    return UserView(id=str(user.id), email=user.email, created_at=user.created_at)
+    return UserView(
+        id=str(user.id),
+        email=user.email,
+        created_at=user.created_at,
+        email_verified=bool(user.email_verified),
+    )
 
 
 def _start_family(uow: UnitOfWork, issuer: TokenIssuer, user: User) -> IssuedTokens:
@@ -227,7 +233,9 @@ def log_out(
 
 
 #: Built once: composing the statement anew cost as much as running it.
-_USER_BY_ID = select(User.id, User.email, User.created_at).where(User.id == bindparam("user_id"))
+_USER_BY_ID = select(User.id, User.email, User.created_at, User.email_verified).where(
+    User.id == bindparam("user_id")
+)
 
 
 def get_user(reads: Callable[[], Connection], *, user_id: uuid.UUID) -> UserView:
@@ -245,4 +253,9 @@ def get_user(reads: Callable[[], Connection], *, user_id: uuid.UUID) -> UserView
     row = retry_on_disconnect(read)
     if row is None:
         raise UserNotFound(str(user_id))
-    return UserView(id=str(row.id), email=row.email, created_at=row.created_at)
+    return UserView(
+        id=str(row.id),
+        email=row.email,
+        created_at=row.created_at,
+        email_verified=row.email_verified,
+    )

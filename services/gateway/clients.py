@@ -339,6 +339,41 @@ class AuthClient(ServiceClient):
             json={"provider": provider, "code": code, "state": state},
         )
 
+    async def change_password(
+        self, caller: Caller, *, current_password: str, new_password: str
+    ) -> dict[str, Any]:
+        """Set a new password; returns the caller's new token pair (other sessions end)."""
+        return await self.request(
+            "POST",
+            "/v1/auth/password-change",
+            caller,
+            json={"current_password": current_password, "new_password": new_password},
+            with_token=True,
+        )
+
+    async def request_password_reset(self, caller: Caller, *, email: str) -> None:
+        """Ask for a reset mail (the answer says nothing about the email)."""
+        await self.request("POST", "/v1/auth/password-reset/request", caller, json={"email": email})
+
+    async def reset_password(self, caller: Caller, *, token: str, new_password: str) -> None:
+        """Set a new password with a mailed token."""
+        await self.request(
+            "POST",
+            "/v1/auth/password-reset",
+            caller,
+            json={"token": token, "new_password": new_password},
+        )
+
+    async def request_email_verification(self, caller: Caller) -> None:
+        """Ask for a mail confirming the caller's email address."""
+        await self.request("POST", "/v1/users/me/email-verification", caller, with_token=True)
+
+    async def verify_email(self, caller: Caller, *, token: str) -> dict[str, Any]:
+        """Confirm an email address with a mailed token; returns the user."""
+        return await self.request(
+            "POST", "/v1/auth/email-verification", caller, json={"token": token}
+        )
+
 
 def _file_path(file_id: str) -> str | None:
     """The URL path of a file, or None when `file_id` cannot name one (only UUIDs go in)."""

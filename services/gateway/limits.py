@@ -34,6 +34,12 @@ COST_MAP: dict[str, dict[str, dict[str, Any]]] = {
         # Password hashing: each attempt costs the auth service real CPU.
         "register": {"complexity": 20},
         "login": {"complexity": 20},
+        # Checks the current password and hashes the new one.
+        "changePassword": {"complexity": 40},
+        "resetPassword": {"complexity": 20},
+        # Each may send a mail; auth limits them per address and per email or user too.
+        "requestPasswordReset": {"complexity": 10},
+        "requestEmailVerification": {"complexity": 10},
         "uploadFile": {"complexity": 20},
         "createTask": {"complexity": 10},
     },

@@ -9,10 +9,15 @@ import pytest
 from services.auth.app import create_app
 from services.auth.config import AuthSettings
 
+# The SMTP server and the mail processes, for the tests that read account mail.
+from services.auth.tests.mailbox import mail_env, pipeline, smtp  # noqa: F401
+
 GENEROUS_LIMITS = {
     "LOGIN_LIMIT_PER_IP": "10000/minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "10000/minute",
     "REGISTER_LIMIT_PER_IP": "10000/minute",
+    "EMAIL_REQUEST_LIMIT_PER_IP": "10000/minute",
+    "EMAIL_REQUEST_LIMIT_PER_ACCOUNT": "10000/minute",
 }
 
 

@@ -2,6 +2,7 @@
 
 # Imported for their side effect: each attaches its fields' resolvers to the root types.
 from services.gateway.resolvers import (  # noqa: F401
+    accounts,
     auth,
     files,
     oidc,

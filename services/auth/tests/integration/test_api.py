@@ -15,7 +15,8 @@ from services.auth.tests.conftest import bearer, unique_email
 def test_register_trims_and_lowercases_the_email_and_returns_tokens(client):
     email = unique_email("Mixed")
     response = client.post(
-        "/v1/auth/register", json={"email": f"  {email.upper()} ", "password": "long enough"}
+        "/v1/auth/register",
+        json={"email": f"  {email.upper()} ", "password": "rusty anchor at dawn"},
     )
     assert response.status_code == 201
     body = response.json
@@ -38,14 +39,17 @@ def test_register_rejects_a_duplicate_email_with_409(client, registered):
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"email": "not-an-email", "password": "long enough"}, "email"),
+        ({"email": "not-an-email", "password": "rusty anchor at dawn"}, "email"),
         ({"email": unique_email(), "password": "short"}, "password"),
-        ({"password": "long enough"}, "email"),
+        ({"password": "rusty anchor at dawn"}, "email"),
         ({"email": unique_email()}, "password"),
-        ({"email": 12345, "password": "long enough"}, "email"),
+        ({"email": 12345, "password": "rusty anchor at dawn"}, "email"),
         ({"email": unique_email(), "password": ["not", "a", "string"]}, "password"),
-        ({"email": "'; DROP TABLE users; --@example.com", "password": "long enough"}, "email"),
-        ({"email": "a" * 250 + "@example.com", "password": "long enough"}, "email"),
+        (
+            {"email": "'; DROP TABLE users; --@example.com", "password": "rusty anchor at dawn"},
+            "email",
+        ),
+        ({"email": "a" * 250 + "@example.com", "password": "rusty anchor at dawn"}, "email"),
     ],
 )
 def test_register_rejects_bad_input_with_field_errors(client, payload, field):
@@ -103,7 +107,8 @@ def test_unicode_and_sql_looking_passwords_round_trip(client):
 
 def test_unicode_email_never_causes_a_server_error(client):
     response = client.post(
-        "/v1/auth/register", json={"email": "ünïcødé@exämple.com", "password": "long enough"}
+        "/v1/auth/register",
+        json={"email": "ünïcødé@exämple.com", "password": "rusty anchor at dawn"},
     )
     assert response.status_code == 201, response.json
     assert response.json["user"]["email"] == "ünïcødé@exämple.com"
@@ -278,7 +283,7 @@ def test_jwks_publishes_the_signing_key_by_id(client, registered):
 def test_login_is_rate_limited_per_account_with_retry_after(make_app):
     client = make_app(LOGIN_LIMIT_PER_ACCOUNT="3/minute").test_client()
     email = unique_email()
-    client.post("/v1/auth/register", json={"email": email, "password": "long enough"})
+    client.post("/v1/auth/register", json={"email": email, "password": "rusty anchor at dawn"})
     statuses = []
     for index in range(5):
         response = client.post(
@@ -291,7 +296,7 @@ def test_login_is_rate_limited_per_account_with_retry_after(make_app):
     assert response.json["code"] == "RATE_LIMITED"
     assert int(response.headers["Retry-After"]) > 0
     # Even the right password is refused while the account is throttled.
-    right = client.post("/v1/auth/login", json={"email": email, "password": "long enough"})
+    right = client.post("/v1/auth/login", json={"email": email, "password": "rusty anchor at dawn"})
     assert right.status_code == 429
 
 
@@ -299,7 +304,7 @@ def test_login_is_rate_limited_per_account_with_retry_after(make_app):
     "path, setting, password, answered",
     [
         ("/v1/auth/login", "LOGIN_LIMIT_PER_IP", "wrong password", 401),
-        ("/v1/auth/register", "REGISTER_LIMIT_PER_IP", "long enough", 201),
+        ("/v1/auth/register", "REGISTER_LIMIT_PER_IP", "rusty anchor at dawn", 201),
     ],
 )
 def test_login_and_registration_are_rate_limited_per_client_ip(

@@ -35,7 +35,7 @@ def test_a_logged_out_token_is_rejected_elsewhere_within_two_seconds(auth_server
     session = requests.Session()
     tokens = session.post(
         f"{auth_server.url}/v1/auth/register",
-        json={"email": unique_email(), "password": "long enough"},
+        json={"email": unique_email(), "password": "rusty anchor at dawn"},
         timeout=10,
     ).json()
     verifier = other_service_verifier(auth_server.url, test_env)

@@ -316,7 +316,10 @@ def test_every_endpoint_requires_a_token(client, user):
 def test_a_token_issued_by_the_auth_service_is_accepted(client, auth_server):
     tokens = requests.post(
         f"{auth_server.url}/v1/auth/register",
-        json={"email": f"files-{uuid.uuid4().hex[:12]}@example.com", "password": "long enough"},
+        json={
+            "email": f"files-{uuid.uuid4().hex[:12]}@example.com",
+            "password": "rusty anchor at dawn",
+        },
         timeout=10,
     ).json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}

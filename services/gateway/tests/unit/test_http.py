@@ -52,7 +52,7 @@ def test_graphql_response_json_still_answers_200_once_executed(client):
 def test_data_follows_the_order_of_the_query(client):
     response = gql(
         client,
-        'mutation { login(email: "a@example.com", password: "long enough") '
+        'mutation { login(email: "a@example.com", password: "rusty anchor at dawn") '
         "{ user { email id createdAt } expiresIn accessToken } }",
     )
     assert response.status_code == 200

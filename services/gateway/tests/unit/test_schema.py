@@ -33,7 +33,7 @@ def execute(fake_auth, query: str, variables: dict | None = None, token: str | N
 def test_register_maps_the_auth_answer_onto_auth_payload(fake_auth):
     ok, result = execute(
         fake_auth,
-        'mutation { register(email: "ada@example.com", password: "long enough") '
+        'mutation { register(email: "ada@example.com", password: "rusty anchor at dawn") '
         "{ accessToken refreshToken expiresIn user { id email createdAt } } }",
     )
     assert ok, result
@@ -44,7 +44,7 @@ def test_register_maps_the_auth_answer_onto_auth_payload(fake_auth):
         "user": {"id": "7", "email": USER["email"], "createdAt": USER["created_at"]},
     }
     assert fake_auth.calls[0][0] == "register"
-    assert fake_auth.calls[0][2] == {"email": "ada@example.com", "password": "long enough"}
+    assert fake_auth.calls[0][2] == {"email": "ada@example.com", "password": "rusty anchor at dawn"}
 
 
 def test_logout_answers_true_once_auth_accepted_it(fake_auth):

@@ -30,7 +30,7 @@ FINISH = (
     "mutation ($p: String!, $c: String!, $s: String!) "
     f"{{ finishOidcLogin(provider: $p, code: $c, state: $s) {{ {AUTH_PAYLOAD} }} }}"
 )
-ME = "{ me { id email createdAt } }"
+ME = "{ me { id email emailVerified createdAt } }"
 
 
 @pytest.fixture(scope="module")

@@ -184,13 +184,16 @@ def _sign_in(
             email = _verified_email(claims)
             user = uow.session.scalar(select(User).where(User.email == email))
             if user is None:
-                user = User(id=uuid.uuid4(), email=email, password_hash=None)
+                # The provider vouched for the address (_verified_email), so it is verified here.
+                user = User(id=uuid.uuid4(), email=email, password_hash=None, email_verified=True)
                 uow.session.add(user)
                 uow.flush()
                 uow.session.refresh(user)
                 uow.add_event(UserRegistered(user_id=str(user.id), email=email))
                 outcome = "created"
-            elif provider.config.link_verified_email:
+            elif provider.config.link_verified_email and user.email_verified:
+                # Both sides must have proven the address: linking to an account whose email
+                # was never verified would hand it to whoever registered it first.
                 outcome = "linked"
             else:
                 raise EmailAlreadyRegistered(email)

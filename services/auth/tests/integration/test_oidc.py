@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from openapi_spec_validator import validate
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
-from services.auth.models import Identity, OidcLogin
+from services.auth.models import Identity, OidcLogin, User
 from services.auth.tests.conftest import bearer, unique_email
 from services.auth.tests.oidc_provider import authorize, oidc_provider, provider_settings
 from shared.testing import ServerThread
@@ -231,7 +231,16 @@ def test_malformed_start_requests_are_clear_400s(api, body):
     assert response.status_code == 400 and response.json["code"] == "BAD_USER_INPUT"
 
 
-def test_a_verified_email_links_to_the_existing_password_account(api, registered):
+def mark_email_verified(app, user_id: str) -> None:
+    """Record the user's email as verified, as verifyEmail would."""
+    with app.extensions["auth"].engine.begin() as connection:
+        connection.execute(
+            update(User).where(User.id == uuid.UUID(user_id)).values(email_verified=True)
+        )
+
+
+def test_a_verified_email_links_to_the_existing_password_account(api, oidc_app, registered):
+    mark_email_verified(oidc_app, registered["user"]["id"])
     subject = f"sub-{uuid.uuid4().hex}"
     response = sign_in(api, subject=subject, email=registered["email"].upper())
     assert response.status_code == 200
@@ -240,6 +249,20 @@ def test_a_verified_email_links_to_the_existing_password_account(api, registered
         "/v1/auth/login", json={"email": registered["email"], "password": registered["password"]}
     )
     assert login.status_code == 200
+
+
+def test_an_account_whose_email_was_never_verified_is_not_linked(api, oidc_app, registered):
+    subject = f"sub-{uuid.uuid4().hex}"
+    response = sign_in(api, subject=subject, email=registered["email"])
+    assert response.status_code == 409
+    assert response.json["code"] == "CONFLICT"
+    assert identities_of(oidc_app, subject) == 0
+
+
+def test_a_user_created_by_a_provider_has_a_verified_email(api):
+    first = sign_in(api, subject=f"sub-{uuid.uuid4().hex}", email=unique_email("oidc"))
+    me = api.get("/v1/users/me", headers=bearer(first.json["access_token"]))
+    assert me.status_code == 200 and me.json["email_verified"] is True
 
 
 def test_an_unverified_email_never_reaches_an_existing_account(api, oidc_app, registered):

@@ -110,9 +110,22 @@ class CredentialCheck:
     def __init__(self, service: str, secret: str) -> None:
         self.service = service
         self._secret = secret
+        # The gateway reuses a credential per client address, so most arrive already checked;
+        # an HMAC check costs about as much as a simple view does.
+        self._verified: dict[str, tuple[str | None, float]] = {}
 
     def forwarded_address(self, token: str) -> str | None:
         """The client address the credential carries (None if none); raise CredentialInvalid."""
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        address, expires = self._verify(token)
+        if len(self._verified) >= 4096:
+            self._verified.clear()
+        self._verified[token] = (address, expires)
+        return address
+
+    def _verify(self, token: str) -> tuple[str | None, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -126,7 +139,7 @@ class CredentialCheck:
         except jwt.PyJWTError as exc:
             raise CredentialInvalid(str(exc)) from None
         address = claims.get("fwd")
-        return address if isinstance(address, str) and address else None
+        return (address if isinstance(address, str) and address else None), claims["exp"] + _LEEWAY
 
 
 def _refusal(message: str) -> tuple[str, list[tuple[str, str]], bytes]:

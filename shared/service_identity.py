@@ -36,6 +36,9 @@ EXEMPT_PATHS = frozenset(
 )
 EXEMPT_PREFIXES = ("/docs",)
 _MIN_SECRET_LENGTH = 32
+#: Error codes of a refused credential: the gateway's misconfiguration, never the client's fault.
+CREDENTIAL_REQUIRED = "SERVICE_CREDENTIAL_REQUIRED"
+CREDENTIAL_INVALID = "SERVICE_CREDENTIAL_INVALID"
 
 
 def parse_secret(raw: str) -> str:
@@ -142,8 +145,8 @@ class CredentialCheck:
         return (address if isinstance(address, str) and address else None), claims["exp"] + _LEEWAY
 
 
-def _refusal(message: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    body = json.dumps({"status": 401, "code": "UNAUTHENTICATED", "message": message}).encode()
+def _refusal(code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    body = json.dumps({"status": 401, "code": code, "message": message}).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return "401 UNAUTHORIZED", headers, body
 
@@ -172,14 +175,18 @@ class ServiceIdentityMiddleware:
             return self.wsgi_app(environ, start_response)
         if not token:
             if self.required:
-                status, headers, body = _refusal("A service credential is required.")
+                status, headers, body = _refusal(
+                    CREDENTIAL_REQUIRED, "A service credential is required."
+                )
                 start_response(status, headers)
                 return [body]
             return self.wsgi_app(environ, start_response)
         try:
             address = self.check.forwarded_address(token)
         except CredentialInvalid:
-            status, headers, body = _refusal("The service credential is invalid.")
+            status, headers, body = _refusal(
+                CREDENTIAL_INVALID, "The service credential is invalid."
+            )
             start_response(status, headers)
             return [body]
         if address is not None:

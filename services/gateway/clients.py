@@ -17,8 +17,8 @@ import aiohttp
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from services.gateway.uploads import FileUpload
+from shared.service_identity import CREDENTIAL_INVALID, CREDENTIAL_REQUIRED, ServiceCredentials
 from shared.service_identity import HEADER as SERVICE_CREDENTIAL_HEADER
-from shared.service_identity import ServiceCredentials
 
 log = logging.getLogger("dockyard.gateway.clients")
 
@@ -233,6 +233,15 @@ class ServiceClient:
 
     def translate_error(self, answer: Answer, body: Any) -> GatewayError:
         """Turn the shared REST error shape into a GatewayError with the same code."""
+        if isinstance(body, dict) and body.get("code") in (CREDENTIAL_REQUIRED, CREDENTIAL_INVALID):
+            # The two ends hold different secrets: this service's outage, not the client's fault.
+            log.error(
+                "%s service refused the gateway's credential (%s): check %s_SERVICE_SECRET",
+                self.service,
+                body["code"],
+                self.service.upper(),
+            )
+            return self.unavailable()
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
             log.error("%s service answered %s without an error body", self.service, answer.status)
             return GatewayError("Internal server error.")

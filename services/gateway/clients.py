@@ -57,7 +57,8 @@ class Caller:
         if self.request_id:
             headers["X-Request-ID"] = self.request_id
         if self.client_address:
-            # Replaces whatever the client claimed: the services trust exactly one hop, us.
+            # Replaces whatever the client claimed. For logs and proxies only: a service takes
+            # the address from the signed service credential (shared/service_identity.py).
             headers["X-Forwarded-For"] = self.client_address
         if with_token and self.token:
             headers["Authorization"] = f"Bearer {self.token}"

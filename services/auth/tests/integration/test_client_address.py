@@ -11,7 +11,6 @@ import requests
 from services.auth.app import create_app
 from services.auth.config import AuthSettings
 from services.auth.tests.conftest import GENEROUS_LIMITS, unique_email
-from shared.service_identity import ServiceCredentials
 from shared.testing import ServerThread, gateway_headers, production_environ
 
 
@@ -115,12 +114,3 @@ def test_production_requires_the_credential_and_development_does_not(test_env):
     assert refused.status_code == 401 and refused.json["code"] == "SERVICE_CREDENTIAL_REQUIRED"
     bare = create_app(development).test_client().get("/v1/users/me")
     assert bare.status_code == 401 and bare.json["code"] == "UNAUTHENTICATED"
-
-
-def test_the_gateway_reuses_a_credential_for_half_its_lifetime_per_address():
-    credentials = ServiceCredentials({"auth": "s" * 32}, ttl=60)
-    first = credentials.token_for("auth", "198.51.100.1")
-    assert credentials.token_for("auth", "198.51.100.1") == first
-    assert credentials.token_for("auth", "198.51.100.2") != first
-    claims = jwt.decode(first, "s" * 32, algorithms=["HS256"], audience="auth")
-    assert claims["fwd"] == "198.51.100.1" and claims["exp"] - claims["iat"] == 60

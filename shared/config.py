@@ -214,8 +214,8 @@ class CommonSettings(Settings):
         "TLS_CA_FILE",
         default="",
         doc="PEM CA bundle trusted for HTTPS between Dockyard processes (the gateway's calls to "
-        "the services, the JWKS fetch), e.g. for self-signed service certificates; empty means "
-        "the system's.",
+        "the services, the JWKS fetch, deploy/wait_ready.py), e.g. for self-signed service "
+        "certificates; empty means the system's.",
     )
     LOG_LEVEL = EnvVar("LOG_LEVEL", default="INFO", doc="Python log level of every process.")
     MAX_REQUEST_BYTES = EnvVar(

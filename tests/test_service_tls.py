@@ -6,6 +6,8 @@ import asyncio
 import datetime
 import ipaddress
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,24 @@ def test_the_gateway_refuses_a_service_certificate_it_does_not_trust(https_auth)
     with pytest.raises(GatewayError) as caught:
         asyncio.run(register())
     assert caught.value.code == "SERVICE_UNAVAILABLE"
+
+
+def _wait_ready(url: str, **env: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "deploy/wait_ready.py", "--exit", "--deadline", "3", f"auth={url}"]
+    return subprocess.run(
+        argv,
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_readiness_probe_checks_a_https_service_against_the_configured_ca(https_auth):
+    url, cert = https_auth
+    assert _wait_ready(f"{url}/readyz", TLS_CA_FILE=str(cert)).returncode == 0
+    refused = _wait_ready(f"{url}/readyz", TLS_CA_FILE="")
+    assert refused.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stdout + refused.stderr

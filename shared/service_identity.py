@@ -14,12 +14,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
-from flask import Flask
 
 from shared.config import EnvVar, parse_bool
+
+if TYPE_CHECKING:
+    # Only the services' side needs Flask; the gateway imports this module for its settings.
+    from flask import Flask
 
 #: The request header that carries the credential.
 HEADER = "X-Service-Token"

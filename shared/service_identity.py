@@ -11,6 +11,7 @@ is dropped, so without a valid credential the address is the socket peer's. In p
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     # Only the services' side needs Flask; the gateway imports this module for its settings.
     from flask import Flask
 
+log = logging.getLogger("dockyard.service_identity")
+
 #: The request header that carries the credential.
 HEADER = "X-Service-Token"
 _ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
@@ -35,9 +38,9 @@ TOKEN_TTL = 60
 _LEEWAY = 10
 #: Paths served without a credential: probes, metrics, API docs and public signing keys.
 EXEMPT_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/.well-known/jwks.json"}
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/v1/.well-known/jwks.json"}
 )
-EXEMPT_PREFIXES = ("/docs",)
+EXEMPT_PREFIXES = ("/docs/",)
 _MIN_SECRET_LENGTH = 32
 #: Error codes of a refused credential: the gateway's misconfiguration, never the client's fault.
 CREDENTIAL_REQUIRED = "SERVICE_CREDENTIAL_REQUIRED"
@@ -148,10 +151,10 @@ class CredentialCheck:
         return (address if isinstance(address, str) and address else None), claims["exp"] + _LEEWAY
 
 
-def _refusal(code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    body = json.dumps({"status": 401, "code": code, "message": message}).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    return "401 UNAUTHORIZED", headers, body
+_REFUSALS = {
+    CREDENTIAL_REQUIRED: "A service credential is required.",
+    CREDENTIAL_INVALID: "The service credential is invalid.",
+}
 
 
 class ServiceIdentityMiddleware:
@@ -168,6 +171,26 @@ class ServiceIdentityMiddleware:
         self.check = check
         self.required = required
 
+    def _refuse(
+        self, environ: dict[str, Any], start_response: Callable, code: str, reason: str
+    ) -> Iterable[bytes]:
+        # Who tried and why, for operators; never the token itself.
+        log.warning(
+            "%s service refused a call without a valid service credential",
+            self.check.service,
+            extra={
+                "client": environ.get("REMOTE_ADDR"),
+                "path": environ.get("PATH_INFO"),
+                "reason": reason,
+            },
+        )
+        body = json.dumps({"status": 401, "code": code, "message": _REFUSALS[code]}).encode()
+        start_response(
+            "401 UNAUTHORIZED",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         """Drop client-claimed forwarding headers; honour only the credential's address."""
         token = environ.pop(_ENVIRON_KEY, None)
@@ -178,20 +201,12 @@ class ServiceIdentityMiddleware:
             return self.wsgi_app(environ, start_response)
         if not token:
             if self.required:
-                status, headers, body = _refusal(
-                    CREDENTIAL_REQUIRED, "A service credential is required."
-                )
-                start_response(status, headers)
-                return [body]
+                return self._refuse(environ, start_response, CREDENTIAL_REQUIRED, "missing")
             return self.wsgi_app(environ, start_response)
         try:
             address = self.check.forwarded_address(token)
-        except CredentialInvalid:
-            status, headers, body = _refusal(
-                CREDENTIAL_INVALID, "The service credential is invalid."
-            )
-            start_response(status, headers)
-            return [body]
+        except CredentialInvalid as exc:
+            return self._refuse(environ, start_response, CREDENTIAL_INVALID, str(exc))
         if address is not None:
             environ["dockyard.socket_peer"] = environ.get("REMOTE_ADDR")
             environ["REMOTE_ADDR"] = address

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import jwt
@@ -72,17 +73,22 @@ def _forged(secret: str, **claims: object) -> dict[str, str]:
         ),
     ],
 )
-def test_a_credential_that_is_not_the_gateways_for_auth_is_refused(make_app, headers):
+def test_a_credential_that_is_not_the_gateways_for_auth_is_refused(make_app, headers, caplog):
     app = make_app()
     secret = app.extensions["auth"].settings.SERVICE_SECRET
-    response = app.test_client().post(
-        "/v1/auth/register",
-        json={"email": unique_email(), "password": "correct horse battery"},
-        headers=headers(secret),
-    )
+    sent = headers(secret)
+    with caplog.at_level(logging.WARNING, logger="dockyard.service_identity"):
+        response = app.test_client().post(
+            "/v1/auth/register",
+            json={"email": unique_email(), "password": "correct horse battery"},
+            headers=sent,
+        )
     assert response.status_code == 401
     assert response.json["code"] == "SERVICE_CREDENTIAL_INVALID"
     assert secret not in response.get_data(as_text=True)
+    (refusal,) = [r for r in caplog.records if r.name == "dockyard.service_identity"]
+    assert (refusal.client, refusal.path) == ("127.0.0.1", "/v1/auth/register")
+    assert sent["X-Service-Token"] not in caplog.text and secret not in caplog.text
 
 
 def test_a_required_credential_refuses_bare_calls_but_not_probes_or_public_keys(make_app):

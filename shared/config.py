@@ -36,6 +36,13 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+def parse_readable_file(raw: str) -> str:
+    """The path of a file this process can read."""
+    if not os.path.isfile(raw) or not os.access(raw, os.R_OK):
+        raise ValueError("not a readable file")
+    return raw
+
+
 def parse_list(raw: str) -> list[str]:
     """Parse a comma-separated list, ignoring blanks."""
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -212,6 +219,7 @@ class CommonSettings(Settings):
     )
     TLS_CA_FILE = EnvVar(
         "TLS_CA_FILE",
+        parse_readable_file,
         default="",
         doc="PEM CA bundle trusted for HTTPS between Dockyard processes (the gateway's calls to "
         "the services, the JWKS fetch, deploy/wait_ready.py), e.g. for self-signed service "
@@ -245,11 +253,13 @@ class ServerTlsSettings(Settings):
 
     CERT_FILE = EnvVar(
         "TLS_CERT_FILE",
+        parse_readable_file,
         default="",
         doc="PEM certificate (chain) the REST services serve HTTPS with; empty serves plain HTTP.",
     )
     KEY_FILE = EnvVar(
         "TLS_KEY_FILE",
+        parse_readable_file,
         default="",
         doc="PEM private key of TLS_CERT_FILE.",
     )
@@ -258,6 +268,3 @@ class ServerTlsSettings(Settings):
         super().__init__(environ, **overrides)
         if bool(self.CERT_FILE) != bool(self.KEY_FILE):
             raise ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
-        for name, path in (("TLS_CERT_FILE", self.CERT_FILE), ("TLS_KEY_FILE", self.KEY_FILE)):
-            if path and not os.path.isfile(path):
-                raise ConfigError(f"{name}={path!r} is not a readable file")

@@ -8,6 +8,7 @@ from shared.config import (
     CommonSettings,
     ConfigError,
     EnvVar,
+    ServerTlsSettings,
     Settings,
     markdown_table,
     parse_bool,
@@ -136,3 +137,17 @@ def test_development_still_accepts_the_local_guest_broker_and_open_redis():
     settings = CommonSettings({"DOCKYARD_ENV": "development"})
     assert settings.AMQP_URL.startswith("amqp://guest:guest@")
     assert settings.REDIS_URL == "redis://127.0.0.1:6379/0"
+
+
+def test_tls_files_must_exist_and_come_in_pairs(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("pem")
+    with pytest.raises(ConfigError, match="TLS_KEY_FILE='/nowhere/key.pem' is invalid"):
+        ServerTlsSettings({"TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": "/nowhere/key.pem"})
+    with pytest.raises(ConfigError, match="must be set together"):
+        ServerTlsSettings({"TLS_CERT_FILE": str(cert)})
+    with pytest.raises(ConfigError, match="TLS_CA_FILE='/nowhere/ca.pem' is invalid"):
+        CommonSettings({"TLS_CA_FILE": "/nowhere/ca.pem"})
+    both = ServerTlsSettings({"TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(cert)})
+    assert (both.CERT_FILE, both.KEY_FILE) == (str(cert), str(cert))
+    assert ServerTlsSettings({}).CERT_FILE == ""

@@ -14,13 +14,20 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.request
 
-# Loopback health URLs must never go through a proxy configured in the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Loopback health URLs must never go through a proxy configured in the environment; https://
+# ones are checked against TLS_CA_FILE when set (services serving a self-signed certificate).
+_OPENER = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}),
+    urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cafile=os.environ.get("TLS_CA_FILE") or None)
+    ),
+)
 
 
 def probe(url: str, timeout: float) -> str | None:

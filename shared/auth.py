@@ -92,7 +92,9 @@ class RevocationList:
 class JwksKeys:
     """Public keys by key id, fetched from the auth service's JWKS endpoint and cached."""
 
-    def __init__(self, url: str, *, cache_seconds: int = 300, timeout: float = 3.0) -> None:
+    def __init__(
+        self, url: str, *, cache_seconds: int = 300, timeout: float = 3.0, ca_file: str = ""
+    ) -> None:
         self.url = url
         self.cache_seconds = cache_seconds
         self.timeout = timeout
@@ -100,6 +102,8 @@ class JwksKeys:
         self._fetched_at = 0.0
         self._lock = threading.Lock()
         self._session = requests.Session()
+        if ca_file:
+            self._session.verify = ca_file
 
     def _refresh(self) -> None:
         response = self._session.get(self.url, timeout=self.timeout)
@@ -306,7 +310,11 @@ def caller_id() -> uuid.UUID:
 def verifier_from_settings(settings) -> TokenVerifier:
     """A JWKS-backed verifier configured from CommonSettings."""
     return TokenVerifier(
-        JwksKeys(settings.JWKS_URL, cache_seconds=settings.JWKS_CACHE_SECONDS),
+        JwksKeys(
+            settings.JWKS_URL,
+            cache_seconds=settings.JWKS_CACHE_SECONDS,
+            ca_file=settings.TLS_CA_FILE,
+        ),
         RevocationList.from_url(settings.REDIS_URL, namespace=settings.NAMESPACE),
         issuer=settings.JWT_ISSUER,
         audience=settings.JWT_AUDIENCE,

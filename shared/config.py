@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _MISSING = object()
 
@@ -35,6 +36,13 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+def parse_readable_file(raw: str) -> str:
+    """The path of a file this process can read."""
+    if not os.path.isfile(raw) or not os.access(raw, os.R_OK):
+        raise ValueError("not a readable file")
+    return raw
+
+
 def parse_list(raw: str) -> list[str]:
     """Parse a comma-separated list, ignoring blanks."""
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -51,6 +59,8 @@ class EnvVar:
     secret: bool = False
     #: A placeholder default that must be replaced outside development.
     dev_only_default: bool = False
+    #: Raises ValueError (saying why, without the value) when a value is unsafe in production.
+    production_check: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         REGISTRY.setdefault(self.name, self)
@@ -72,12 +82,18 @@ class EnvVar:
                 )
             return self.default
         try:
-            return self.parse(raw)
+            value = self.parse(raw)
         except (TypeError, ValueError) as exc:
             if self.secret:
                 # Parser messages often quote their input; a secret's must not reach the logs.
                 raise ConfigError(f"{self.name}=<secret> is invalid") from None
             raise ConfigError(f"{self.name}={raw!r} is invalid: {exc}") from None
+        if production and self.production_check is not None:
+            try:
+                self.production_check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{self.name} is unsafe in production: {exc}") from None
+        return value
 
 
 ENVIRONMENT = EnvVar(
@@ -143,20 +159,48 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def _url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return unquote(parts.password)
+    # redis-py also reads the password from the query (unix:///run/redis.sock?password=...).
+    return parse_qs(parts.query).get("password", [""])[0]
+
+
+def refuse_default_amqp_credentials(url: str) -> None:
+    """Refuse RabbitMQ's well-known guest account, or no password (which means guest)."""
+    parts = urlsplit(url)
+    user = unquote(parts.username or "")
+    password = _url_password(url)
+    if not password or (user in ("", "guest") and password == "guest"):
+        raise ValueError("connect as a user of your own with a password, not guest:guest")
+
+
+def refuse_redis_without_password(url: str) -> None:
+    """Refuse a Redis URL that carries no password."""
+    if not _url_password(url):
+        raise ValueError("Redis must require a password (redis://:<password>@host:6379/0)")
+
+
 class CommonSettings(Settings):
     """Settings every Dockyard process shares: broker, cache, token verification, logging."""
 
     AMQP_URL = EnvVar(
         "AMQP_URL",
         default="amqp://guest:guest@127.0.0.1:5672//",
-        doc="RabbitMQ URL for events and Celery.",
+        doc="RabbitMQ URL for events and Celery (production refuses guest:guest and no password).",
         secret=True,
+        dev_only_default=True,
+        production_check=refuse_default_amqp_credentials,
     )
     REDIS_URL = EnvVar(
         "REDIS_URL",
         default="redis://127.0.0.1:6379/0",
-        doc="Redis URL: rate limits and the token revocation list.",
+        doc="Redis URL: rate limits and the token revocation list (production refuses one "
+        "without a password).",
         secret=True,
+        dev_only_default=True,
+        production_check=refuse_redis_without_password,
     )
     NAMESPACE = EnvVar(
         "DOCKYARD_NAMESPACE",
@@ -172,6 +216,14 @@ class CommonSettings(Settings):
     JWT_AUDIENCE = EnvVar("JWT_AUDIENCE", default="dockyard", doc="`aud` of access tokens.")
     JWKS_CACHE_SECONDS = EnvVar(
         "JWKS_CACHE_SECONDS", int, default=300, doc="How long fetched public keys are cached."
+    )
+    TLS_CA_FILE = EnvVar(
+        "TLS_CA_FILE",
+        parse_readable_file,
+        default="",
+        doc="PEM CA bundle trusted for HTTPS between Dockyard processes (the gateway's calls to "
+        "the services, the JWKS fetch, deploy/wait_ready.py), e.g. for self-signed service "
+        "certificates; empty means the system's.",
     )
     LOG_LEVEL = EnvVar("LOG_LEVEL", default="INFO", doc="Python log level of every process.")
     MAX_REQUEST_BYTES = EnvVar(
@@ -194,3 +246,25 @@ def database_url_var(service: str) -> EnvVar:
         secret=True,
         dev_only_default=True,
     )
+
+
+class ServerTlsSettings(Settings):
+    """TLS of a REST service's HTTP server (deploy/gunicorn.conf.py): serve HTTPS when set."""
+
+    CERT_FILE = EnvVar(
+        "TLS_CERT_FILE",
+        parse_readable_file,
+        default="",
+        doc="PEM certificate (chain) the REST services serve HTTPS with; empty serves plain HTTP.",
+    )
+    KEY_FILE = EnvVar(
+        "TLS_KEY_FILE",
+        parse_readable_file,
+        default="",
+        doc="PEM private key of TLS_CERT_FILE.",
+    )
+
+    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
+        super().__init__(environ, **overrides)
+        if bool(self.CERT_FILE) != bool(self.KEY_FILE):
+            raise ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -16,6 +18,7 @@ from werkzeug.serving import make_server
 
 from shared import dbadmin, migrations
 from shared.registry import ServiceRegistry
+from shared.service_identity import ServiceCredentials, service_secret_var
 
 
 def generate_private_key_pem() -> str:
@@ -38,6 +41,8 @@ class TestEnvironment:
 
     services: ServiceRegistry
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    #: Seeds this run's service secrets (one per service, as production has).
+    secret_seed: str = field(default_factory=lambda: secrets.token_hex(16))
     admin_url: str = os.environ.get(
         "DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
@@ -72,6 +77,9 @@ class TestEnvironment:
         }
         for service in self.services.with_database():
             values[f"{service.schema.upper()}_DATABASE_URL"] = self.service_url(service.schema)
+            values[f"{service.schema.upper()}_SERVICE_SECRET"] = hashlib.sha256(
+                f"{self.secret_seed}:{service.schema}".encode()
+            ).hexdigest()
         return values
 
     def set_up(self) -> None:
@@ -96,6 +104,28 @@ class TestEnvironment:
 
     def __exit__(self, *_exc: object) -> None:
         self.tear_down()
+
+
+def gateway_headers(service: str, client_address: str | None = None) -> dict[str, str]:
+    """The service credential the gateway would send `service` for a client at that address."""
+    secret = service_secret_var(service).read(os.environ, production=False)
+    token = ServiceCredentials({service: secret}).token_for(service, client_address)
+    return {"X-Service-Token": token}
+
+
+def production_environ(**overrides: str) -> dict[str, str]:
+    """An environment every Dockyard process accepts with DOCKYARD_ENV=production."""
+    environ = {
+        "DOCKYARD_ENV": "production",
+        "AMQP_URL": "amqp://dockyard:a-real-password@rabbitmq:5672//",
+        "REDIS_URL": "redis://:a-real-password@redis:6379/0",
+    }
+    for service in ("auth", "files", "tasks"):
+        environ[f"{service.upper()}_SERVICE_SECRET"] = secrets.token_hex(32)
+        environ[f"{service.upper()}_DATABASE_URL"] = (
+            f"postgresql+psycopg2://dockyard_{service}:a-real-password@db:5432/dockyard"
+        )
+    return {**environ, **overrides}
 
 
 def delete_amqp_namespace(namespace: str) -> None:

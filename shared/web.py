@@ -9,11 +9,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import flask
 from flask import Flask, Response, g, jsonify, request
 from flask_smorest import Api, Blueprint
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError, OperationalError
+from swagger_ui_bundle import swagger_ui_path
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
@@ -40,6 +42,9 @@ ERROR_CODES = {
     503: "SERVICE_UNAVAILABLE",
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Where the Swagger UI page's scripts and styles are served from: this process, from the pinned
+#: swagger-ui-bundle package, not a CDN (no third party runs code on the docs page).
+SWAGGER_UI_ASSETS = "/docs/assets"
 
 
 def error_body(
@@ -126,11 +131,19 @@ def create_service_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_ASSETS + "/",
         JSON_SORT_KEYS=False,
     )
     app.extensions["dockyard_settings"] = settings
     api = Api(app)
+    app.register_blueprint(
+        flask.Blueprint(
+            "swagger_ui_assets",
+            __name__,
+            static_folder=swagger_ui_path,
+            static_url_path=SWAGGER_UI_ASSETS,
+        )
+    )
     registry = CollectorRegistry()
     app.extensions["metrics_registry"] = registry
     requests_total = Counter(

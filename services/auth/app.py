@@ -8,7 +8,6 @@ from functools import partial
 import redis
 from flask import Flask
 from sqlalchemy.engine import Engine
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.auth.account_api import blp as accounts_blp
 from services.auth.api import blp, limiter
@@ -23,6 +22,7 @@ from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
 from shared.db import UnitOfWork, make_engine, make_read_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
 from shared.outbox.metrics import OutboxCollector
+from shared.service_identity import init_service_identity
 from shared.web import create_service_app, error_response
 
 
@@ -58,8 +58,7 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
             "redis": redis_check(revocations.client),
         },
     )
-    if settings.TRUSTED_PROXY_HOPS:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.TRUSTED_PROXY_HOPS)
+    init_service_identity(app, settings, service="auth")
     verifier = TokenVerifier(
         StaticKeys(keys.public_keys),
         revocations,

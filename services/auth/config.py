@@ -12,6 +12,7 @@ from shared.config import (
     parse_bool,
     parse_positive_int,
 )
+from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
 
 
 def parse_pem(raw: str) -> str:
@@ -33,6 +34,8 @@ class AuthSettings(CommonSettings):
     """Everything the auth service reads from its environment."""
 
     DATABASE_URL = database_url_var("auth")
+    SERVICE_SECRET = service_secret_var("auth")
+    SERVICE_CREDENTIAL_REQUIRED = SERVICE_CREDENTIAL_REQUIRED
     JWT_PRIVATE_KEY = EnvVar(
         "AUTH_JWT_PRIVATE_KEY",
         parse_pem,
@@ -68,12 +71,6 @@ class AuthSettings(CommonSettings):
         "AUTH_REGISTER_LIMIT_PER_IP",
         default="20/minute",
         doc="Registrations allowed per client IP.",
-    )
-    TRUSTED_PROXY_HOPS = EnvVar(
-        "AUTH_TRUSTED_PROXY_HOPS",
-        int,
-        default=1,
-        doc="X-Forwarded-For hops to trust (the gateway is one) when reading the client IP.",
     )
     ARGON2_TIME_COST = EnvVar("AUTH_ARGON2_TIME_COST", int, default=3, doc="argon2id passes.")
     ARGON2_MEMORY_KIB = EnvVar(

@@ -23,6 +23,7 @@ from shared.db import make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.notifications import Notifier, notifier_from_settings
 from shared.outbox.metrics import OutboxCollector
+from shared.service_identity import init_service_identity
 from shared.web import create_service_app
 
 
@@ -73,6 +74,7 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             "storage": storage.check,
         },
     )
+    init_service_identity(app, settings, service="files")
     init_jwt(app, verifier_from_settings(settings))
     app.extensions["files"] = FilesContext(
         settings=settings,

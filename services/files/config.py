@@ -12,6 +12,7 @@ from shared.config import (
     parse_positive_int,
 )
 from shared.notifications import NOTIFICATION_CHANNELS
+from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
 
 GIB = 1024**3
 STORAGE_BACKENDS = ("local", "s3")
@@ -59,6 +60,8 @@ class FilesSettings(CommonSettings):
     """Everything the files service reads from its environment."""
 
     DATABASE_URL = database_url_var("files")
+    SERVICE_SECRET = service_secret_var("files")
+    SERVICE_CREDENTIAL_REQUIRED = SERVICE_CREDENTIAL_REQUIRED
     STORAGE_BACKEND = EnvVar(
         "FILES_STORAGE_BACKEND",
         parse_backend,

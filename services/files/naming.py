@@ -6,7 +6,6 @@ import re
 import unicodedata
 
 MAX_FILENAME_BYTES = 255
-MAX_ORIGINAL_FILENAME_CHARS = 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 FALLBACK_FILENAME = "file"
 
@@ -23,9 +22,9 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return text.encode()[:limit].decode(errors="ignore")
 
 
-def sanitize_filename(raw: str) -> str:
-    """A name safe to show and to offer for download: no path, no control characters, bounded."""
-    name = unicodedata.normalize("NFC", raw)
+def _basename_without_controls(raw: str) -> str:
+    """The last path component, with control and format characters gone and spaces collapsed."""
+    name = unicodedata.normalize("NFC", raw.encode("utf-8", errors="ignore").decode())
     # Browsers on Windows have sent whole client paths; only the last component is the name.
     name = re.split(r"[/\\]", name)[-1]
     kept = []
@@ -34,29 +33,36 @@ def sanitize_filename(raw: str) -> str:
         if category in {"Cc", "Zl", "Zp"} or char.isspace():
             kept.append(" ")
         elif category in {"Cf", "Cs"}:
-            # Format characters include bidi overrides that make "txt.exe" read as "exe.txt".
+            # Format characters include the bidi controls (U+202A-E, U+2066-9, U+200E/F) that
+            # make "txt.exe" read as "exe.txt".
             continue
-        elif char in _UNSAFE_CHARACTERS:
-            kept.append("_")
         else:
             kept.append(char)
-    name = " ".join("".join(kept).split()).strip(" .")
+    return " ".join("".join(kept).split()).strip(" .")
+
+
+def _bounded(name: str) -> str:
+    """At most MAX_FILENAME_BYTES of UTF-8, keeping a short extension."""
+    if len(name.encode()) <= MAX_FILENAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and 0 < len(extension.encode()) <= 16:
+        stem = _truncate_utf8(stem, MAX_FILENAME_BYTES - len(extension.encode()) - 1)
+        return stem.rstrip(" .") + "." + extension
+    return _truncate_utf8(name, MAX_FILENAME_BYTES).rstrip(" .")
+
+
+def sanitize_filename(raw: str) -> str:
+    """A name safe to show and to offer for download: no path, no control characters, bounded."""
+    name = "".join("_" if c in _UNSAFE_CHARACTERS else c for c in _basename_without_controls(raw))
     if name.split(".")[0].strip().upper() in _WINDOWS_DEVICE_NAMES:
         name = "_" + name
-    if len(name.encode()) > MAX_FILENAME_BYTES:
-        stem, dot, extension = name.rpartition(".")
-        if dot and stem and 0 < len(extension.encode()) <= 16:
-            stem = _truncate_utf8(stem, MAX_FILENAME_BYTES - len(extension.encode()) - 1)
-            name = stem.rstrip(" .") + "." + extension
-        else:
-            name = _truncate_utf8(name, MAX_FILENAME_BYTES).rstrip(" .")
-    return name or FALLBACK_FILENAME
+    return _bounded(name) or FALLBACK_FILENAME
 
 
 def clean_original_filename(raw: str) -> str:
-    """The client's name as sent, minus what PostgreSQL cannot store, at most 1024 characters."""
-    text = raw.replace("\x00", "").encode("utf-8", errors="ignore").decode()
-    return text[:MAX_ORIGINAL_FILENAME_CHARS]
+    """The name as sent, safe to show: last path part, no control or bidi characters, bounded."""
+    return _bounded(_basename_without_controls(raw)) or FALLBACK_FILENAME
 
 
 def normalize_content_type(raw: str | None) -> str:

@@ -131,7 +131,8 @@ def _view(file: File) -> FileView:
         id=file.id,
         owner_id=file.owner_id,
         filename=file.filename,
-        original_filename=file.original_filename,
+        # Also rows stored before names were cleaned on intake.
+        original_filename=clean_original_filename(file.original_filename),
         content_type=file.content_type,
         size=file.size,
         sha256=file.sha256,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import logging
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import aiohttp
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from services.gateway.uploads import FileUpload
+from shared.service_identity import CREDENTIAL_INVALID, CREDENTIAL_REQUIRED, ServiceCredentials
+from shared.service_identity import HEADER as SERVICE_CREDENTIAL_HEADER
 
 log = logging.getLogger("dockyard.gateway.clients")
 
@@ -54,7 +57,8 @@ class Caller:
         if self.request_id:
             headers["X-Request-ID"] = self.request_id
         if self.client_address:
-            # Replaces whatever the client claimed: the services trust exactly one hop, us.
+            # Replaces whatever the client claimed. For logs and proxies only: a service takes
+            # the address from the signed service credential (shared/service_identity.py).
             headers["X-Forwarded-For"] = self.client_address
         if with_token and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -98,8 +102,15 @@ class ServiceClient:
         read_timeout: float,
         retries: int,
         pool_size: int,
+        credentials: ServiceCredentials | None = None,
+        ca_file: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        # Built once: loading a CA bundle per connection pool would cost each event loop.
+        self._ssl: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
         self.timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_read=read_timeout
         )
@@ -118,7 +129,7 @@ class ServiceClient:
         if self._session is None or self._loop is not loop:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self.pool_size, keepalive_timeout=_KEEPALIVE_SECONDS
+                    limit=self.pool_size, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=self._ssl
                 ),
                 timeout=self.timeout,
                 # One session serves every user, so a cookie set by a service is never kept.
@@ -175,6 +186,10 @@ class ServiceClient:
         a GatewayError it raises (the client's upload broke) abandons the call and propagates.
         """
         sent_headers = caller.headers(with_token=with_token)
+        if self.credentials is not None:
+            sent_headers[SERVICE_CREDENTIAL_HEADER] = self.credentials.token_for(
+                self.service, caller.client_address
+            )
         if headers:
             sent_headers.update(headers)
         if json is not None:
@@ -219,6 +234,15 @@ class ServiceClient:
 
     def translate_error(self, answer: Answer, body: Any) -> GatewayError:
         """Turn the shared REST error shape into a GatewayError with the same code."""
+        if isinstance(body, dict) and body.get("code") in (CREDENTIAL_REQUIRED, CREDENTIAL_INVALID):
+            # The two ends hold different secrets: this service's outage, not the client's fault.
+            log.error(
+                "%s service refused the gateway's credential (%s): check %s_SERVICE_SECRET",
+                self.service,
+                body["code"],
+                self.service.upper(),
+            )
+            return self.unavailable()
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
             log.error("%s service answered %s without an error body", self.service, answer.status)
             return GatewayError("Internal server error.")
@@ -272,12 +296,25 @@ def _gateway_error_in(exc: BaseException) -> GatewayError | None:
     return None
 
 
+def service_credentials(settings: GatewaySettings) -> ServiceCredentials:
+    """What signs the gateway's calls: each service's own secret."""
+    return ServiceCredentials(
+        {
+            "auth": settings.AUTH_SERVICE_SECRET,
+            "files": settings.FILES_SERVICE_SECRET,
+            "tasks": settings.TASKS_SERVICE_SECRET,
+        }
+    )
+
+
 def _client_options(settings: GatewaySettings) -> dict[str, Any]:
     return {
         "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT,
         "read_timeout": settings.UPSTREAM_READ_TIMEOUT,
         "retries": settings.UPSTREAM_RETRIES,
         "pool_size": settings.UPSTREAM_POOL_SIZE,
+        "credentials": service_credentials(settings),
+        "ca_file": settings.TLS_CA_FILE,
     }
 
 

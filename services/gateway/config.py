@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import CommonSettings, ConfigError, EnvVar, parse_bool, parse_list
+from shared.service_identity import service_secret_var
 
 GIB = 1024**3
 
@@ -50,6 +51,10 @@ class GatewaySettings(CommonSettings):
         default="http://127.0.0.1:8003",
         doc="Base URL of the tasks service's internal REST API, as the gateway reaches it.",
     )
+    # The gateway signs its calls to each service with that service's own secret.
+    AUTH_SERVICE_SECRET = service_secret_var("auth")
+    FILES_SERVICE_SECRET = service_secret_var("files")
+    TASKS_SERVICE_SECRET = service_secret_var("tasks")
     HOST = EnvVar(
         "GATEWAY_HOST",
         default="127.0.0.1",

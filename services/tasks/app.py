@@ -18,6 +18,7 @@ from shared.config import ConfigError
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.outbox.metrics import OutboxCollector
+from shared.service_identity import init_service_identity
 from shared.web import create_service_app
 
 
@@ -52,6 +53,7 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
             "broker": broker_check(settings.AMQP_URL),
         },
     )
+    init_service_identity(app, settings, service="tasks")
     init_jwt(app, verifier_from_settings(settings))
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.REDIS_URL,

@@ -12,12 +12,15 @@ from shared.config import (
     parse_positive_int,
 )
 from shared.notifications import NOTIFICATION_CHANNELS
+from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
 
 
 class TasksSettings(CommonSettings):
     """Everything the tasks service reads from its environment."""
 
     DATABASE_URL = database_url_var("tasks")
+    SERVICE_SECRET = service_secret_var("tasks")
+    SERVICE_CREDENTIAL_REQUIRED = SERVICE_CREDENTIAL_REQUIRED
     MAX_TIMEOUT_SECONDS = EnvVar(
         "TASKS_MAX_TIMEOUT_SECONDS",
         int,

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, EnvVar, Settings, markdown_table, parse_bool, parse_list
+from shared.config import (
+    CommonSettings,
+    ConfigError,
+    EnvVar,
+    ServerTlsSettings,
+    Settings,
+    markdown_table,
+    parse_bool,
+    parse_list,
+)
+from shared.testing import production_environ
 
 
 class ExampleSettings(Settings):
@@ -74,3 +84,70 @@ def test_the_table_lists_each_variable_once():
     table = markdown_table()
     assert table.count("`EXAMPLE_PORT`") == 1
     assert "*required*" in table
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:guest@rabbitmq:5672//",
+        "amqp://rabbitmq:5672//",
+        "amqp://dockyard@rabbitmq:5672//",
+        "amqp://dockyard:@rabbitmq:5672//",
+    ],
+)
+def test_production_refuses_rabbitmqs_guest_account_or_no_password(url):
+    with pytest.raises(ConfigError) as caught:
+        CommonSettings(production_environ(AMQP_URL=url))
+    message = str(caught.value)
+    assert "AMQP_URL is unsafe in production: connect as a user of your own" in message
+    assert url not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://redis:6379/0", "redis://dockyard@redis:6379/0", "unix:///run/redis.sock"]
+)
+def test_production_refuses_redis_without_a_password(url):
+    with pytest.raises(ConfigError, match="REDIS_URL is unsafe in production: Redis must require"):
+        CommonSettings(production_environ(REDIS_URL=url))
+
+
+def test_production_refuses_the_development_broker_and_cache_defaults():
+    environ = production_environ()
+    del environ["AMQP_URL"], environ["REDIS_URL"]
+    with pytest.raises(ConfigError) as caught:
+        CommonSettings(environ)
+    assert "AMQP_URL must be set outside development" in str(caught.value)
+    assert "REDIS_URL must be set outside development" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("amqp", "redis"),
+    [
+        ("amqp://dockyard:s3cret@rabbitmq:5672//", "redis://:s3cret@redis:6379/0"),
+        ("amqps://guest:not-guest@rabbitmq//", "rediss://dockyard:s3cret@redis:6379/0"),
+        ("amqp://dockyard:s3cret@rabbitmq//", "unix:///run/redis.sock?password=s3cret"),
+    ],
+)
+def test_production_accepts_a_broker_and_cache_with_real_credentials(amqp, redis):
+    settings = CommonSettings(production_environ(AMQP_URL=amqp, REDIS_URL=redis))
+    assert (settings.AMQP_URL, settings.REDIS_URL) == (amqp, redis)
+
+
+def test_development_still_accepts_the_local_guest_broker_and_open_redis():
+    settings = CommonSettings({"DOCKYARD_ENV": "development"})
+    assert settings.AMQP_URL.startswith("amqp://guest:guest@")
+    assert settings.REDIS_URL == "redis://127.0.0.1:6379/0"
+
+
+def test_tls_files_must_exist_and_come_in_pairs(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("pem")
+    with pytest.raises(ConfigError, match="TLS_KEY_FILE='/nowhere/key.pem' is invalid"):
+        ServerTlsSettings({"TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": "/nowhere/key.pem"})
+    with pytest.raises(ConfigError, match="must be set together"):
+        ServerTlsSettings({"TLS_CERT_FILE": str(cert)})
+    with pytest.raises(ConfigError, match="TLS_CA_FILE='/nowhere/ca.pem' is invalid"):
+        CommonSettings({"TLS_CA_FILE": "/nowhere/ca.pem"})
+    both = ServerTlsSettings({"TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(cert)})
+    assert (both.CERT_FILE, both.KEY_FILE) == (str(cert), str(cert))
+    assert ServerTlsSettings({}).CERT_FILE == ""

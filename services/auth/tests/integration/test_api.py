@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from services.auth.tests.conftest import bearer, unique_email
+from shared.testing import gateway_headers
 
 
 def test_register_trims_and_lowercases_the_email_and_returns_tokens(client):
@@ -289,7 +290,7 @@ def test_login_is_rate_limited_per_account_with_retry_after(make_app):
         response = client.post(
             "/v1/auth/login",
             json={"email": email, "password": "wrong password"},
-            headers={"X-Forwarded-For": f"10.0.0.{index}"},
+            headers=gateway_headers("auth", f"10.0.0.{index}"),
         )
         statuses.append(response.status_code)
     assert statuses == [401, 401, 401, 429, 429]
@@ -316,7 +317,7 @@ def test_login_and_registration_are_rate_limited_per_client_ip(
         client.post(
             path,
             json={"email": unique_email(), "password": password},
-            headers={"X-Forwarded-For": address},
+            headers=gateway_headers("auth", address),
         ).status_code
         for _ in range(3)
     ]

@@ -384,28 +384,31 @@ def test_list_rejects_bad_page_arguments(client, user):
 
 
 @pytest.mark.parametrize(
-    ("sent", "shown"),
+    ("sent", "shown", "original"),
     [
-        ("../../etc/passwd", "passwd"),
-        ("C:\\Users\\ann\\report.pdf", "report.pdf"),
-        ("..", "file"),
-        ("", "file"),
-        ("  .hidden  ", "hidden"),
-        ("bell\x07tab\tname.txt", "bell tab name.txt"),
-        ("invoice\u202efdp.exe", "invoicefdp.exe"),
-        ('what?<is>"this"*.txt', "what__is__this__.txt"),
-        ("CON.txt", "_CON.txt"),
-        ("é" * 300 + ".txt", "é" * 125 + ".txt"),
+        ("../../etc/passwd", "passwd", "passwd"),
+        ("C:\\Users\\ann\\report.pdf", "report.pdf", "report.pdf"),
+        ("..", "file", "file"),
+        ("", "file", "file"),
+        ("  .hidden  ", "hidden", "hidden"),
+        ("bell\x07tab\tname.txt", "bell tab name.txt", "bell tab name.txt"),
+        ("invoice\u202efdp.exe", "invoicefdp.exe", "invoicefdp.exe"),
+        ("\u2067dir/\u200fa\u2066b\u2069.txt\u202c", "ab.txt", "ab.txt"),
+        ('what?<is>"this"*.txt', "what__is__this__.txt", 'what?<is>"this"*.txt'),
+        ("CON.txt", "_CON.txt", "CON.txt"),
+        ("é" * 300 + ".txt", "é" * 125 + ".txt", "é" * 125 + ".txt"),
     ],
 )
-def test_upload_sanitizes_the_filename_and_keeps_the_original(client, user, sent, shown):
+def test_upload_sanitizes_the_filename_and_the_original(client, user, sent, shown, original):
     # Sent as an RFC 7578 quoted string; werkzeug's test client would not escape `"` or `\`.
     quoted = sent.replace("\\", "\\\\").replace('"', '\\"')
     body, content_type = multipart_body(b"x", filename=quoted)
     created = client.post("/v1/files", data=body, content_type=content_type, headers=user.headers)
     assert created.status_code == 201, created.json
     assert created.json["filename"] == shown
-    assert created.json["original_filename"] == sent
+    assert created.json["original_filename"] == original
+    listed = client.get(f"/v1/files/{created.json['id']}", headers=user.headers)
+    assert listed.json["original_filename"] == original
 
 
 def test_upload_rejects_a_body_that_is_not_a_multipart_file(app, client, user):
@@ -447,3 +450,29 @@ def test_upload_accepts_fields_around_the_file(client, user):
     )
     assert response.status_code == 201, response.json
     assert response.json["size"] == len(b"payload")
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "content"),
+    [
+        ("page.html", "text/html", b"<script>alert(document.cookie)</script>"),
+        ("logo.svg", "image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" onload="x()"/>'),
+        ("feed.xml", "application/xml", b"<?xml version='1.0'?><a/>"),
+        ("page.xhtml", "application/xhtml+xml", b"<html xmlns='http://www.w3.org/1999/xhtml'/>"),
+        ("run.js", "text/javascript", b"alert(1)"),
+        ("notes.txt", "text/plain", b"<html><script>sniff me</script>"),
+    ],
+)
+def test_every_download_is_a_sandboxed_unsniffed_attachment(
+    client, user, filename, content_type, content
+):
+    created = upload(client, user, content, filename=filename, content_type=content_type)
+    url = f"/v1/files/{created.json['id']}/content"
+    for headers in ({}, {"Range": "bytes=0-4"}):
+        response = client.get(url, headers={**user.headers, **headers})
+        assert response.status_code in (200, 206)
+        assert response.headers["Content-Disposition"] == (
+            f"attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}"
+        )
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"

@@ -43,10 +43,32 @@ def test_sanitize_filename_bounds_the_name_in_utf8_bytes_and_keeps_the_extension
     assert len(long_extension.encode()) <= 255
 
 
-def test_clean_original_filename_keeps_the_name_but_drops_what_postgres_cannot_store():
-    assert clean_original_filename("../a\x00b.txt") == "../ab.txt"
-    assert clean_original_filename("bad\udcffsurrogate") == "badsurrogate"
-    assert len(clean_original_filename("n" * 5000)) == 1024
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\ann\\report.pdf", "report.pdf"),
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),
+        ("\u2066\u2067\u2068a\u2069\u202a\u202b\u202c\u202d\u200e\u200fb.txt", "ab.txt"),
+        ("a\x00b\x1bc\x7fd\u0085e.txt", "a b c d e.txt"),
+        ("bad\udcffsurrogate", "badsurrogate"),
+        ("  \t trimmed  .txt \n", "trimmed .txt"),
+        ("../..", "file"),
+        ("\u202e", "file"),
+        ("", "file"),
+        ('what?<is>"this"*.txt', 'what?<is>"this"*.txt'),
+        ("CON.txt", "CON.txt"),
+        ("e\u0301cole.txt", "école.txt"),
+    ],
+)
+def test_clean_original_filename_keeps_only_the_visible_last_path_part(raw, expected):
+    assert clean_original_filename(raw) == expected
+
+
+def test_clean_original_filename_is_bounded_and_keeps_the_extension():
+    cleaned = clean_original_filename("n" * 5000 + ".txt")
+    assert len(cleaned.encode()) <= 255 and cleaned.endswith(".txt")
+    assert clean_original_filename(clean_original_filename("a/\u202eb")) == "b"
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 
 from services.gateway.config import GatewaySettings
 from services.gateway.tests.conftest import cache_hints, client_of, gql
+from shared.testing import production_environ
 
 DEEP_TASKS = "{ tasks { edges { node { dependsOn { dependsOn { id } } } } } }"  # 6 levels
 
@@ -207,4 +208,6 @@ def test_without_introspection_there_is_no_graphiql_and_no_field_suggestions(mak
     ],
 )
 def test_introspection_defaults_to_off_only_in_production(environ, expected):
+    if environ.get("DOCKYARD_ENV") == "production":
+        environ = production_environ(**environ)
     assert GatewaySettings(environ).GRAPHQL_INTROSPECTION is expected

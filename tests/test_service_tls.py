@@ -1,0 +1,133 @@
+"""A REST service under the deployed gunicorn settings serves HTTPS; the gateway trusts its CA."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from services.gateway.clients import AuthClient, Caller
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import GatewayError
+from shared.processes import ManagedProcess
+from tests.conftest import BIN, PASSWORD, REPO, free_port, unique_email
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (cert, key) PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def https_auth(test_env, tmp_path_factory):
+    """The auth service under gunicorn with deploy/gunicorn.conf.py and a self-signed cert."""
+    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
+    port = free_port()
+    env = {**os.environ, "TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)}
+    argv = [
+        BIN / "gunicorn", "--config", REPO / "deploy" / "gunicorn.conf.py",
+        "--bind", f"127.0.0.1:{port}", "services.auth.wsgi:app",
+    ]  # fmt: skip
+    with ManagedProcess("auth-https", argv, env=env, cwd=REPO) as process:
+        process.wait_ready(log_line=f"Listening at: https://127.0.0.1:{port}")
+        yield f"https://127.0.0.1:{port}", cert
+
+
+def _auth_client(url: str, **settings: str) -> AuthClient:
+    return AuthClient.from_settings(GatewaySettings(**settings), url)
+
+
+def test_the_service_answers_https_checked_against_its_certificate(https_auth):
+    url, cert = https_auth
+    assert requests.get(f"{url}/healthz", verify=str(cert), timeout=5).json() == {"status": "ok"}
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{url}/healthz", timeout=5)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url.replace("https", "http") + "/healthz", timeout=5)
+
+
+def test_the_gateway_calls_a_https_service_trusting_the_configured_ca(https_auth):
+    url, cert = https_auth
+    client = _auth_client(url, TLS_CA_FILE=str(cert))
+
+    async def register() -> dict:
+        try:
+            return await client.register(Caller(), email=unique_email("tls"), password=PASSWORD)
+        finally:
+            await client.close()
+
+    assert asyncio.run(register())["user"]["email"].startswith("tls-")
+
+
+def test_the_gateway_refuses_a_service_certificate_it_does_not_trust(https_auth):
+    url, _cert = https_auth
+    client = _auth_client(url)
+
+    async def register() -> None:
+        try:
+            await client.register(Caller(), email=unique_email("tls"), password=PASSWORD)
+        finally:
+            await client.close()
+
+    with pytest.raises(GatewayError) as caught:
+        asyncio.run(register())
+    assert caught.value.code == "SERVICE_UNAVAILABLE"
+
+
+def _wait_ready(url: str, **env: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "deploy/wait_ready.py", "--exit", "--deadline", "3", f"auth={url}"]
+    return subprocess.run(
+        argv,
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_readiness_probe_checks_a_https_service_against_the_configured_ca(https_auth):
+    url, cert = https_auth
+    assert _wait_ready(f"{url}/readyz", TLS_CA_FILE=str(cert)).returncode == 0
+    refused = _wait_ready(f"{url}/readyz", TLS_CA_FILE="")
+    assert refused.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stdout + refused.stderr

@@ -8,6 +8,7 @@ import pytest
 
 from services.auth.config import AuthSettings
 from shared.config import ConfigError
+from shared.testing import production_environ
 
 SECRET = "s3cret-value-never-logged"
 GOOGLE = {
@@ -95,12 +96,7 @@ def test_a_loopback_issuer_is_allowed_in_development_only():
     local = {**GOOGLE, "issuer": "http://127.0.0.1:9000"}
     assert settings({"dev": local}, {"dev": SECRET}).OIDC_PROVIDERS["dev"].issuer == local["issuer"]
     # Every variable production refuses a placeholder for is set, to test only the issuer.
-    production = {
-        "DOCKYARD_ENV": "production",
-        "AUTH_DATABASE_URL": "postgresql://u:p@db/x",
-        "AMQP_URL": "amqp://u:p@mq//",
-        "REDIS_URL": "redis://:p@cache/0",
-    }
+    production = production_environ()
     with pytest.raises(ConfigError, match="public host"):
         settings({"dev": local}, {"dev": SECRET}, **production)
     with pytest.raises(ConfigError, match="public host"):

@@ -9,6 +9,7 @@ from services.tasks.config import TasksSettings
 from services.tasks.images import RegistryPolicy
 from services.tasks.service import TaskPolicy
 from shared.config import ConfigError
+from shared.testing import production_environ
 
 LIMITS = {
     "max_timeout_seconds": 60,
@@ -84,15 +85,8 @@ def test_the_defaults_bound_timeouts_to_an_hour_and_unfinished_tasks_per_user():
 
 def test_production_refuses_an_empty_image_allow_list():
     with pytest.raises(ConfigError, match="TASKS_IMAGE_ALLOWLIST"):
-        TasksSettings({"DOCKYARD_ENV": "production"})
-    allowed = TasksSettings(
-        {
-            "DOCKYARD_ENV": "production",
-            "TASKS_IMAGE_ALLOWLIST": "busybox",
-            # The other production requirements, met:
-            "TASKS_DATABASE_URL": "postgresql+psycopg2://tasks:s3cret@db:5432/dockyard",
-        }
-    )
+        TasksSettings(production_environ())
+    allowed = TasksSettings(production_environ(TASKS_IMAGE_ALLOWLIST="busybox"))
     assert allowed.IMAGE_ALLOWLIST == ["busybox"]
 
 

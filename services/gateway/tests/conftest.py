@@ -300,9 +300,31 @@ def make_app(fake_auth, fake_tasks, fake_files):
     return build
 
 
+class _PoolsClosedPerCall:
+    """The gateway app, its service connections closed after each call.
+
+    A TestClient runs each call on an event loop of its own that ends with the call, so the
+    pooled aiohttp session of that loop would otherwise be left unclosed.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            close = getattr(getattr(self.app, "gateway", None), "clients", None)
+            if scope["type"] != "lifespan" and hasattr(close, "close"):
+                await close.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+
 def client_of(app: Any, *, address: str = "127.0.0.1") -> TestClient:
     """A test client of the ASGI app, its requests coming from `address`."""
-    return TestClient(app, client=(address, 50000))
+    return TestClient(_PoolsClosedPerCall(app), client=(address, 50000))
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ order, and its row's `note` says so. The position never moves backwards.
 The bookkeeping takes one statement per batch, not per event, and its text never changes
 (arrays, not VALUES lists), so SQLAlchemy compiles it once. Each array travels as one array
 literal (`{...}`, see array_literal) rather than a Python list, which psycopg2 would spell
-`ARRAY['...', ...]`: PostgreSQL then parses one constant instead of one per element, which
-took most of the statement's time on a batch of 500.
+`ARRAY['...', ...]`: PostgreSQL then parses one constant instead of one per element (measured
+on a batch of 500: the unnest of the lists took twice as long as that of the literals).
 """
 
 from __future__ import annotations

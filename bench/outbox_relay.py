@@ -100,7 +100,7 @@ def record_effects(envelopes: list[Envelope], session) -> None:
 
 
 def consumer_process(env: dict[str, str], acks, ready) -> None:
-    """Child process: the real Consumer; reports (phase, n, ack time) of every acked event."""
+    """Child process: the real Consumer; reports (ack time, [(phase, n), ...]) per acked batch."""
     os.environ.update(env)
     from services.auth.models import messaging_tables
 
@@ -109,8 +109,7 @@ def consumer_process(env: dict[str, str], acks, ready) -> None:
     stopper.install_signal_handlers()
 
     def after_ack(_name: str, envelopes: list[Envelope]) -> None:
-        now = time.time()
-        acks.put([(e.payload["phase"], e.payload["n"], now) for e in envelopes])
+        acks.put((time.time(), [(e.payload["phase"], e.payload["n"]) for e in envelopes]))
 
     consumer = Consumer(
         [
@@ -152,7 +151,8 @@ class Acks:
                 batch = self.source.get(timeout=min(remaining, 1.0))
             except queue.Empty:
                 continue
-            for phase_name, n, at in batch:
+            at, events = batch
+            for phase_name, n in events:
                 if (phase_name, n) not in self.times:
                     self.times[phase_name, n] = at
                     self.counts[phase_name] += 1

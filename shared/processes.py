@@ -4,8 +4,8 @@ A `ManagedProcess` is spawned with an environment, in its own process group (a C
 pool or a gunicorn master's workers go with it), its stdout and stderr appended to a log file;
 `wait_ready` waits until an HTTP URL answers 200, a line appears in that log or a check of the
 caller's passes (a CLI that asks the process, say), failing with the log's tail if the process
-exits first; `stop` sends SIGTERM, then SIGKILL after a timeout. As a
-context manager it starts on entry and stops on exit.
+exits first; `stop` sends SIGTERM, then SIGKILL after a timeout. As a context manager it starts
+on entry and stops on exit.
 
     with ManagedProcess("relay", [dockyard, "relay", "auth"], env=env, log=path) as relay:
         relay.wait_ready(log_line="relay started")

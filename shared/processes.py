@@ -2,9 +2,10 @@
 
 A `ManagedProcess` is spawned with an environment, in its own process group (a Celery worker's
 pool or a gunicorn master's workers go with it), its stdout and stderr appended to a log file;
-`wait_ready` waits until an HTTP URL answers 200 or a line appears in that log, failing with the
-log's tail if the process exits first; `stop` sends SIGTERM, then SIGKILL after a timeout. As a
-context manager it starts on entry and stops on exit.
+`wait_ready` waits until an HTTP URL answers 200, a line appears in that log or a check of the
+caller's passes (a CLI that asks the process, say), failing with the log's tail if the process
+exits first; `stop` sends SIGTERM, then SIGKILL after a timeout. As a context manager it starts
+on entry and stops on exit.
 
     with ManagedProcess("relay", [dockyard, "relay", "auth"], env=env, log=path) as relay:
         relay.wait_ready(log_line="relay started")
@@ -97,14 +98,17 @@ class ManagedProcess:
         *,
         url: str | None = None,
         log_line: str | None = None,
+        until: Callable[[], bool] | None = None,
         timeout: float = 30,
     ) -> ManagedProcess:
-        """Wait until GET `url` answers 200 and/or `log_line` is in the log; RuntimeError if not."""
+        """Wait until each given check holds (`url` 200, `log_line` logged, `until()`), or fail."""
         checks: list[Callable[[], bool]] = []
         if url is not None:
             checks.append(lambda: answers_ok(url))
         if log_line is not None:
             checks.append(lambda: log_line in self.logs())
+        if until is not None:
+            checks.append(until)
         deadline = time.monotonic() + timeout
         while not all(check() for check in checks):
             if not self.running or time.monotonic() > deadline:

@@ -6,13 +6,16 @@ sequence applied per (consumer, aggregate): an event at or below it (with a new 
 order, and its row's `note` says so. The position never moves backwards.
 
 The bookkeeping takes one statement per batch, not per event, and its text never changes
-(arrays, not VALUES lists), so SQLAlchemy compiles it once.
+(arrays, not VALUES lists), so SQLAlchemy compiles it once. Each array travels as one array
+literal (`{...}`, see array_literal) rather than a Python list, which psycopg2 would spell
+`ARRAY['...', ...]`: PostgreSQL then parses one constant instead of one per element (measured
+on a batch of 500: the unnest of the lists took twice as long as that of the literals).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +35,15 @@ class Admission:
     duplicate: bool = False
     #: Set when the event's sequence is not above the last one applied for its aggregate.
     last_sequence: int | None = None
+
+
+def array_literal(values: Iterable[object]) -> str:
+    """PostgreSQL's text form of a one-dimensional array of `values` (none may be None)."""
+    return "{" + ",".join(_quoted(str(value)) for value in values) + "}"
+
+
+def _quoted(element: str) -> str:
+    return '"' + element.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _qualified(table: Table) -> str:
@@ -91,10 +103,10 @@ class Inbox:
                 self._admit,
                 {
                     "consumer": consumer,
-                    "ids": ids,
-                    "types": [envelope.aggregate_type for envelope in envelopes],
-                    "aggregates": [envelope.aggregate_id for envelope in envelopes],
-                    "sequences": [envelope.sequence for envelope in envelopes],
+                    "ids": array_literal(ids),
+                    "types": array_literal(envelope.aggregate_type for envelope in envelopes),
+                    "aggregates": array_literal(envelope.aggregate_id for envelope in envelopes),
+                    "sequences": array_literal(envelope.sequence for envelope in envelopes),
                 },
             )
         }

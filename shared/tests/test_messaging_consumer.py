@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -366,3 +367,47 @@ def test_a_consumer_that_loses_its_database_connection_reconnects_and_redelivers
         )
     assert logged(auth_engine, name) == [(1, 1), (2, 2)]
     assert metric("dockyard_consumer_retries_total", consumer=name) == 0
+
+
+def test_a_broker_failure_read_during_a_handlers_database_wait_is_not_the_handlers(
+    test_env, auth_engine
+):
+    """A cancel that arrives while a handler's statement runs ends in a reconnect, not a retry."""
+    name = "test.cancel-mid-handler"
+    topology = Topology(test_env.namespace)
+    sleeping = threading.Event()
+
+    def slow_probe(envelope: Envelope, session) -> None:
+        if envelope.payload["n"] == 1:
+            sleeping.set()
+            session.execute(text("SELECT pg_sleep(1.5)"))
+        log_probe(name, envelope, session)
+
+    def queue_exists() -> bool:
+        connection = connect(test_env.amqp_url, name="test-queue-check")
+        try:
+            connection.channel().queue_declare(topology.consumer_queue(name), passive=True)
+            return True
+        except amqp.exceptions.NotFound:
+            return False
+        finally:
+            close_quietly(connection)
+
+    subscription = Subscription(name, ["auth.CancelProbed"], slow_probe)
+    with running(make_consumer(test_env, auth_engine, subscription)):
+        publish(test_env, to_exchange(test_env, probe_envelope("CancelProbed", "c1", 1, 1)))
+        assert sleeping.wait(30), "the handler did not start"
+        connection = connect(test_env.amqp_url, name="test-queue-deleter")
+        try:
+            connection.channel().queue_delete(topology.consumer_queue(name))
+        finally:
+            close_quietly(connection)
+        wait_until(lambda: logged(auth_engine, name), timeout=30, what="the slow event")
+        wait_until(queue_exists, timeout=30, what="the consumer to declare its queue again")
+        publish(test_env, to_exchange(test_env, probe_envelope("CancelProbed", "c1", 2, 2)))
+        wait_until(
+            lambda: len(logged(auth_engine, name)) == 2, timeout=30, what="an event after it"
+        )
+    assert logged(auth_engine, name) == [(1, 1), (2, 2)]
+    assert metric("dockyard_consumer_retries_total", consumer=name) == 0
+    assert metric("dockyard_consumer_dead_lettered_total", consumer=name) == 0

@@ -65,3 +65,22 @@ def test_duplicates_and_older_sequences_are_told_apart_within_a_batch_and_across
         ).all()
     assert positions == {"x": 4, "y": 5}
     assert len(recorded) == 6
+
+
+def test_aggregate_ids_that_array_syntax_would_misread_are_kept_as_they_are(auth_engine):
+    inbox, consumer = Inbox(messaging_tables), f"test.inbox-{uuid.uuid4().hex[:8]}"
+    sessions = session_factory(auth_engine)
+    awkward = ['a"b', "c\\d", "e,f", "{g}", "NULL", " h ", "", "ünï"]
+    with sessions.begin() as session:
+        admitted = inbox.admit(session, consumer, [event(a, 7) for a in awkward])
+        again = inbox.admit(session, consumer, [event(a, 6) for a in awkward])
+    assert [a.last_sequence for a in admitted] == [None] * len(awkward)
+    assert [a.last_sequence for a in again] == [7] * len(awkward)
+    positions = messaging_tables.inbox_positions
+    with sessions.begin() as session:
+        stored = session.execute(
+            positions.select()
+            .with_only_columns(positions.c.aggregate_id, positions.c.last_sequence)
+            .where(positions.c.consumer == consumer)
+        ).all()
+    assert sorted(stored) == sorted((a, 7) for a in awkward)

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -39,6 +38,7 @@ from services.tasks.tests.engine.conftest import (
 )
 from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
 from shared import testing
+from shared.processes import ManagedProcess
 
 CONSUMER_TIMEOUT_SECONDS = 3
 #: How often a channel checks its oldest unacked message (RabbitMQ's default is 60 s).
@@ -72,14 +72,14 @@ def _free_ports(count: int) -> list[int]:
 
 @dataclass
 class RabbitNode:
-    """A throwaway RabbitMQ node on loopback ports, with its own data, logs and cookie."""
+    """A throwaway RabbitMQ node on loopback ports, own data, logs and cookie; a ManagedProcess."""
 
     root: Path
     name: str
     port: int
     scripts: Path
     env: dict[str, str]
-    popen: subprocess.Popen | None = None
+    process: ManagedProcess
 
     @classmethod
     def configure(cls, root: Path) -> RabbitNode:
@@ -131,7 +131,15 @@ class RabbitNode:
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
-        return cls(root=root, name=name, port=port, scripts=scripts, env=env)
+        # The server script's own output (start-up errors land there) is the process's log.
+        process = ManagedProcess(
+            "rabbitmq-server",
+            [scripts / "rabbitmq-server"],
+            env=env,
+            log=root / "server.out",
+            cwd=root,
+        )
+        return cls(root=root, name=name, port=port, scripts=scripts, env=env, process=process)
 
     @property
     def url(self) -> str:
@@ -157,22 +165,13 @@ class RabbitNode:
 
     def start(self, timeout: float = 90) -> None:
         """Boot the node and wait until RabbitMQ runs on it; raises RuntimeError otherwise."""
-        output = (self.root / "server.out").open("ab")
-        self.popen = subprocess.Popen(
-            [str(self.scripts / "rabbitmq-server")],
-            env=self.env,
-            cwd=self.root,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+        self.process.start()
+        # await_startup fails at once while the node is not yet registered with epmd, and
+        # then blocks until the broker has booted.
+        self.process.wait_ready(
+            until=lambda: self.ctl("await_startup", timeout=timeout).returncode == 0,
+            timeout=timeout,
         )
-        deadline = time.monotonic() + timeout
-        # await_startup fails at once while the node is not yet registered with epmd.
-        while self.ctl("await_startup", timeout=timeout).returncode != 0:
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{self.output()}")
-            time.sleep(0.5)
 
     def timeouts(self) -> str:
         """The consumer_timeout and channel_tick_interval the running node uses, as Erlang."""
@@ -183,22 +182,13 @@ class RabbitNode:
         ).stdout.strip()
 
     def stop(self) -> None:
-        """Stop the node politely, then firmly."""
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        try:
-            if self.ctl("stop", timeout=30).returncode == 0:
-                self.popen.wait(30)
-                return
-        except subprocess.TimeoutExpired:
-            pass
-        os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(10)
-
-    def output(self) -> str:
-        """What the server script printed (start-up errors land here)."""
-        path = self.root / "server.out"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        """Stop the node politely (rabbitmqctl), then as the harness stops any process."""
+        if self.process.running:
+            try:
+                self.ctl("stop", timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.process.stop(timeout=30)
 
     def log(self) -> str:
         """The node's own log file."""

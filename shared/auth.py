@@ -56,17 +56,34 @@ class RevocationUnavailable(Exception):
 
 
 class RevocationList:
-    """Revoked token ids and token families in Redis, each kept as long as a token could live."""
+    """Revoked token ids and token families in Redis, each kept as long as a token could live.
 
-    def __init__(self, client: redis.Redis, *, namespace: str) -> None:
+    With `not_revoked_cache_seconds` > 0 a "not revoked" answer is reused for that long in this
+    process (the contract allows a revocation up to 2 s to reach every service); `revoke` through
+    this same object forgets them at once, so the process that revokes never sees a stale answer.
+    """
+
+    #: Cached answers kept at most; past it the cache starts over (it refills in one round trip).
+    max_cached = 10_000
+
+    def __init__(
+        self, client: redis.Redis, *, namespace: str, not_revoked_cache_seconds: float = 0.0
+    ) -> None:
         self.client = client
         self.prefix = f"{namespace}:revoked"
+        self.not_revoked_cache_seconds = not_revoked_cache_seconds
+        #: (jti, family) -> monotonic time until which "not revoked" may be reused
+        self._not_revoked: dict[tuple[Any, Any], float] = {}
+        #: Bumped by every revoke, so an answer read before a revocation is not cached after it.
+        self._generation = 0
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str) -> RevocationList:
+    def from_url(
+        cls, url: str, *, namespace: str, not_revoked_cache_seconds: float = 0.0
+    ) -> RevocationList:
         """Connect with short timeouts so an outage is noticed, not waited on."""
         client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        return cls(client, namespace=namespace)
+        return cls(client, namespace=namespace, not_revoked_cache_seconds=not_revoked_cache_seconds)
 
     def revoke(self, *, jti: str | None = None, family: str | None = None, ttl: int) -> None:
         """Mark a token id and/or a whole family revoked for `ttl` seconds."""
@@ -77,16 +94,29 @@ class RevocationList:
             if family:
                 pipe.set(f"{self.prefix}:fam:{family}", 1, ex=ttl)
             pipe.execute()
+        self._generation += 1
+        self._not_revoked.clear()
 
     def is_revoked(self, claims: dict[str, Any]) -> bool:
         """Whether the token's id or its family has been revoked."""
-        keys = [f"{self.prefix}:jti:{claims.get('jti')}"]
-        if claims.get("fam"):
-            keys.append(f"{self.prefix}:fam:{claims['fam']}")
+        cache_key = (claims.get("jti"), claims.get("fam"))
+        if self.not_revoked_cache_seconds > 0:
+            until = self._not_revoked.get(cache_key)
+            if until is not None and until > time.monotonic():
+                return False
+        generation = self._generation
+        keys = [f"{self.prefix}:jti:{cache_key[0]}"]
+        if cache_key[1]:
+            keys.append(f"{self.prefix}:fam:{cache_key[1]}")
         try:
-            return bool(self.client.exists(*keys))
+            revoked = bool(self.client.exists(*keys))
         except redis.RedisError as exc:
             raise RevocationUnavailable(str(exc)) from exc
+        if not revoked and self.not_revoked_cache_seconds > 0 and generation == self._generation:
+            if len(self._not_revoked) >= self.max_cached:
+                self._not_revoked.clear()
+            self._not_revoked[cache_key] = time.monotonic() + self.not_revoked_cache_seconds
+        return revoked
 
 
 class JwksKeys:

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.auth.events import TokensRevoked, UserRegistered
 from services.auth.models import RefreshToken, TokenFamily, User
 from services.auth.passwords import PasswordHasher
 from shared.auth import RevocationList
-from shared.db import UnitOfWork, retry_on_disconnect
+from shared.db import UnitOfWork
 
 
 class EmailAlreadyRegistered(Exception):
@@ -221,23 +220,13 @@ def log_out(
     revocations.revoke(jti=token_id, family=family_id, ttl=issuer.access_ttl)
 
 
-#: Built once: composing the statement anew cost as much as running it.
-_USER_BY_ID = select(User.id, User.email, User.created_at).where(User.id == bindparam("user_id"))
+def get_user(read_user: Callable[[uuid.UUID], Any], *, user_id: uuid.UUID) -> UserView:
+    """The user a token speaks for (`read_user` is a `user_reads.UserById`); raises UserNotFound.
 
-
-def get_user(reads: Callable[[], Connection], *, user_id: uuid.UUID) -> UserView:
-    """The user a token speaks for; raises UserNotFound.
-
-    One autocommitted SELECT on a connection of `shared.db.make_read_engine` (no transaction,
-    no ORM identity map), run again if its connection was dead: every authenticated request
-    through the gateway starts with it.
+    Every authenticated request through the gateway starts with it, so it is one prepared
+    SELECT with no transaction and no ORM.
     """
-
-    def read() -> Row | None:
-        with reads() as connection:
-            return connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
-
-    row = retry_on_disconnect(read)
+    row = read_user(user_id)
     if row is None:
         raise UserNotFound(str(user_id))
-    return UserView(id=str(row.id), email=row.email, created_at=row.created_at)
+    return UserView(id=row.id, email=row.email, created_at=row.created_at)

@@ -219,3 +219,28 @@ def test_the_cache_keeps_at_most_its_bound(private_key):
     assert cache.get(tokens[0]) is None
     assert cache.get(tokens[1]) is not None
     assert cache.get(tokens[2]) is not None
+
+
+def test_a_cached_not_revoked_answer_lasts_at_most_its_seconds(test_env, private_key):
+    caching = RevocationList.from_url(
+        test_env.redis_url, namespace=test_env.namespace, not_revoked_cache_seconds=0.5
+    )
+    elsewhere = RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace)
+    claims = jwt.decode(make_token(private_key), options={"verify_signature": False})
+    assert caching.is_revoked(claims) is False
+    elsewhere.revoke(family=claims["fam"], ttl=60)
+    # Another process revoked it: this one may answer from its cache, but only briefly.
+    revoked_at = time.monotonic()
+    while not caching.is_revoked(claims):
+        assert time.monotonic() - revoked_at < 0.6, "stale answer outlived its cache seconds"
+        time.sleep(0.02)
+
+
+def test_a_revocation_through_the_caching_list_itself_counts_at_once(test_env, private_key):
+    caching = RevocationList.from_url(
+        test_env.redis_url, namespace=test_env.namespace, not_revoked_cache_seconds=60
+    )
+    claims = jwt.decode(make_token(private_key), options={"verify_signature": False})
+    assert caching.is_revoked(claims) is False
+    caching.revoke(jti=claims["jti"], ttl=60)
+    assert caching.is_revoked(claims) is True

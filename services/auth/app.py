@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
+from services.auth.deny_list import DenyListKeeper
 from services.auth.keys import SigningKeys
 from services.auth.models import SCHEMA, messaging_tables
 from services.auth.passwords import PasswordHasher
@@ -42,6 +43,7 @@ class AuthContext:
     issuer: FlaskJwtIssuer
     keys: SigningKeys
     revocations: RevocationList
+    deny_list: DenyListKeeper
 
 
 def create_app(settings: AuthSettings | None = None) -> Flask:
@@ -99,6 +101,8 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     _limiter_hooks_only_where_it_ran(app)
     read_engine = make_read_engine(settings.DATABASE_URL, schema=SCHEMA)
+    deny_list = DenyListKeeper(engine, revocations, access_ttl=settings.ACCESS_TOKEN_TTL)
+    revocations.when_not_ready = deny_list.rebuild_if_missing
     app.extensions["auth"] = AuthContext(
         settings=settings,
         engine=engine,
@@ -111,6 +115,7 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         issuer=issuer,
         keys=keys,
         revocations=revocations,
+        deny_list=deny_list.start(),
     )
 
     @app.errorhandler(redis.RedisError)

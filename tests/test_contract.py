@@ -185,7 +185,6 @@ NEXT_CONTRACT = CONTRACT.with_name("gateway-next.graphql")
 NOT_YET_SERVED = {
     # Issue 9: accounts and security.
     "Query.authProviders is missing",
-    "Mutation.logoutAll is missing",
     "Mutation.changePassword is missing",
     "Mutation.requestPasswordReset is missing",
     "Mutation.resetPassword is missing",

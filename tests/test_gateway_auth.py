@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -255,3 +256,29 @@ def test_no_error_carries_a_stack_trace_or_an_internal_address(gql, auth_server)
         assert "stacktrace" not in text
         assert auth_server.url not in text
         assert 'File "' not in text
+
+
+LOGOUT_ALL = "mutation { logoutAll }"
+
+
+def test_logout_all_ends_every_session_of_the_user_everywhere(gql):
+    email = unique_email()
+    first = register(gql, email)
+    second = gql(LOGIN, {"e": email, "p": PASSWORD})["data"]["login"]
+    stranger = register(gql)
+
+    assert gql(LOGOUT_ALL, token=second["accessToken"]) == {"data": {"logoutAll": True}}
+
+    ended_at = time.monotonic()
+    for session in (first, second):
+        while gql(ME, token=session["accessToken"]).get("data"):
+            assert time.monotonic() - ended_at < 2.0, "access token still accepted after 2 s"
+            time.sleep(0.05)
+        assert error_codes(gql(ME, token=session["accessToken"])) == ["UNAUTHENTICATED"]
+        assert error_codes(gql(REFRESH, {"r": session["refreshToken"]})) == ["UNAUTHENTICATED"]
+    # Another user's session is untouched.
+    assert gql(ME, token=stranger["accessToken"])["data"]["me"]["id"] == stranger["user"]["id"]
+
+
+def test_logout_all_without_a_token_is_unauthenticated(gql):
+    assert error_codes(gql(LOGOUT_ALL)) == ["UNAUTHENTICATED"]

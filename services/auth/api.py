@@ -10,7 +10,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import abort
 
-from services.auth import service
+from services.auth import service, sessions
 from services.auth.schemas import (
     CredentialsSchema,
     JwksSchema,
@@ -102,6 +102,7 @@ class Refresh(MethodView):
                 issuer=ctx.issuer,
                 revocations=ctx.revocations,
                 refresh_token=body["refresh_token"],
+                session_max_seconds=ctx.settings.SESSION_MAX_SECONDS,
             )
         except service.RefreshTokenRejected as exc:
             abort(401, message=f"Refresh token rejected: {exc}.")
@@ -125,6 +126,18 @@ class Logout(MethodView):
             token_id=identity.token_id,
             family_id=identity.family_id,
         )
+
+
+@blp.route("/auth/logout-all")
+class LogoutAll(MethodView):
+    """End every session of the caller."""
+
+    @authenticated
+    @blp.response(204)
+    def post(self):
+        """Revoke every refresh family of the caller, this one included, everywhere."""
+        ctx = _ctx()
+        sessions.end_sessions(ctx.uow(), ctx.revocations, user_id=caller_id(), reason="logout_all")
 
 
 @blp.route("/users/me")

@@ -13,13 +13,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
-from services.auth.deny_list import DenyListKeeper
+from services.auth.deny_list import AuthRevocations, DenyListKeeper
 from services.auth.keys import SigningKeys
 from services.auth.models import SCHEMA, messaging_tables
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import FlaskJwtIssuer
 from services.auth.user_reads import UserById
-from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
+from shared.auth import StaticKeys, TokenVerifier, init_jwt
 from shared.db import UnitOfWork, make_engine, make_read_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
 from shared.outbox.metrics import OutboxCollector
@@ -42,7 +42,7 @@ class AuthContext:
     hasher: PasswordHasher
     issuer: FlaskJwtIssuer
     keys: SigningKeys
-    revocations: RevocationList
+    revocations: AuthRevocations
     deny_list: DenyListKeeper
 
 
@@ -50,9 +50,10 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     """Build the auth service."""
     settings = settings or AuthSettings()
     engine = make_engine(settings.DATABASE_URL, schema=SCHEMA)
-    revocations = RevocationList.from_url(
+    revocations = AuthRevocations.from_url(
         settings.REDIS_URL,
         namespace=settings.NAMESPACE,
+        access_ttl=settings.ACCESS_TOKEN_TTL,
         not_revoked_cache_seconds=NOT_REVOKED_CACHE_SECONDS,
     )
     keys = SigningKeys.load(settings.JWT_PRIVATE_KEY, settings.JWT_PREVIOUS_PUBLIC_KEYS)

@@ -45,6 +45,12 @@ class AuthSettings(CommonSettings):
         default=30 * 24 * 3600,
         doc="Refresh token lifetime.",
     )
+    SESSION_MAX_SECONDS = EnvVar(
+        "AUTH_SESSION_MAX_SECONDS",
+        int,
+        default=30 * 24 * 3600,
+        doc="Absolute lifetime of a login session: no refresh after it, however active.",
+    )
     LOGIN_LIMIT_PER_ACCOUNT = EnvVar(
         "AUTH_LOGIN_LIMIT_PER_ACCOUNT",
         default="5/minute;30/hour",

@@ -99,3 +99,12 @@ class DenyListKeeper:
     def _watch(self) -> None:
         while not self._stopped.wait(self.check_every):
             self.rebuild_if_missing()
+
+
+class AuthRevocations(RevocationList):
+    """Auth's revocation list, which also knows how long its access tokens live."""
+
+    def __init__(self, client: redis.Redis, *, namespace: str, access_ttl: int, **options) -> None:
+        super().__init__(client, namespace=namespace, **options)
+        #: Seconds a revocation must be remembered: the longest an access token lives.
+        self.access_ttl = access_ttl

@@ -139,9 +139,17 @@ def authenticate_user(
 
 
 def rotate_refresh_token(
-    uow: UnitOfWork, *, issuer: TokenIssuer, revocations: RevocationList, refresh_token: str
+    uow: UnitOfWork,
+    *,
+    issuer: TokenIssuer,
+    revocations: RevocationList,
+    refresh_token: str,
+    session_max_seconds: int | None = None,
 ) -> IssuedTokens:
-    """Trade a refresh token for a new pair; a reused token revokes its whole family."""
+    """Trade a refresh token for a new pair; a reused token revokes its whole family.
+
+    A session (family) older than `session_max_seconds` is refused however recently it was used.
+    """
     claims = issuer.read_refresh(refresh_token)
     try:
         refresh_id = uuid.UUID(str(claims["jti"]))
@@ -168,6 +176,10 @@ def rotate_refresh_token(
             raise RefreshTokenRejected("refresh token was already used")
         if stored.expires_at <= datetime.now(UTC):
             raise RefreshTokenRejected("refresh token has expired")
+        if session_max_seconds is not None and family.created_at + timedelta(
+            seconds=session_max_seconds
+        ) <= datetime.now(UTC):
+            raise RefreshTokenRejected("session has reached its maximum lifetime")
         stored.used_at = datetime.now(UTC)
         user = uow.session.get(User, family.user_id)
         issued = _issue_in_family(uow, issuer, user, family.id)

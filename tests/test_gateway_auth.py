@@ -156,8 +156,8 @@ def test_the_gateways_verifier_rejects_a_logged_out_token(gateway_app, gql):
         asyncio.run(verify_token(verifier, registered["accessToken"]))
 
 
-def test_login_is_rate_limited_per_account_with_retry_after(test_env):
-    with auth_service(LOGIN_LIMIT_PER_ACCOUNT="3/minute") as auth:
+def test_login_is_throttled_per_account_and_address_with_retry_after(test_env):
+    with auth_service(LOGIN_FREE_FAILURES=3) as auth:
         gql = GraphQLClient(client_of(create_gateway_app(gateway_settings(auth.url))))
         email = unique_email()
         register(gql, email)
@@ -180,7 +180,7 @@ def _aliased_logins(email: str, passwords: list[str]) -> str:
 
 
 def test_aliased_wrong_passwords_stop_at_the_first_and_each_attempt_counts(test_env):
-    with auth_service(LOGIN_LIMIT_PER_ACCOUNT="3/minute") as auth:
+    with auth_service(LOGIN_FREE_FAILURES=3) as auth:
         gql = GraphQLClient(client_of(create_gateway_app(gateway_settings(auth.url))))
         email = unique_email()
         register(gql, email)
@@ -198,8 +198,9 @@ def test_aliased_wrong_passwords_stop_at_the_first_and_each_attempt_counts(test_
 
 
 def test_aliased_logins_under_the_field_limit_each_count_at_auth(test_env):
-    with auth_service(LOGIN_LIMIT_PER_ACCOUNT="3/minute") as auth:
-        gql = GraphQLClient(client_of(create_gateway_app(gateway_settings(auth.url))))
+    with auth_service(LOGIN_LIMIT_PER_IP="3/minute") as auth:
+        app = create_gateway_app(gateway_settings(auth.url))
+        gql = GraphQLClient(client_of(app, address=f"192.0.2.{uuid.uuid4().int % 250 + 1}"))
         email = unique_email()
         register(gql, email)
         body = gql(_aliased_logins(email, [PASSWORD] * 5))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import current_app, request
+from flask import current_app, g
 from flask.views import MethodView
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -30,14 +30,6 @@ limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 def _ctx():
     return current_app.extensions["auth"]
-
-
-def _login_account_key() -> str:
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    if not isinstance(email, str):
-        return f"ip:{get_remote_address()}"
-    return "account:" + service.normalize_email(email)
 
 
 def _setting(name: str):
@@ -66,24 +58,33 @@ class Registration(MethodView):
 class Login(MethodView):
     """Exchange credentials for tokens."""
 
-    decorators = [
-        limiter.limit(_setting("LOGIN_LIMIT_PER_ACCOUNT"), key_func=_login_account_key),
-        limiter.limit(_setting("LOGIN_LIMIT_PER_IP"), key_func=get_remote_address),
-    ]
+    decorators = [limiter.limit(_setting("LOGIN_LIMIT_PER_IP"), key_func=get_remote_address)]
 
     @blp.arguments(CredentialsSchema)
     @blp.response(200, TokensSchema)
     @blp.alt_response(401, description="Wrong email or password")
     @blp.alt_response(429, description="Too many attempts")
     def post(self, body):
-        """Log in with email and password."""
+        """Log in with email and password; wrong ones from one address slow that address."""
         ctx = _ctx()
+        account, address = body["email"], get_remote_address()
+        wait = ctx.login_throttle.retry_after(account, address)
+        if wait is not None:
+            g.login_retry_after = wait
+            abort(
+                429,
+                message=f"Too many failed logins; try again in {wait} s.",
+                headers={"Retry-After": str(wait)},
+            )
         try:
-            return service.authenticate_user(
+            issued = service.authenticate_user(
                 ctx.uow(), hasher=ctx.hasher, issuer=ctx.issuer, **body
             )
         except service.InvalidCredentials:
+            ctx.login_throttle.failed(account, address)
             abort(401, message="Invalid email or password.")
+        ctx.login_throttle.succeeded(account, address)
+        return issued
 
 
 @blp.route("/auth/refresh")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import redis
-from flask import Flask
+from flask import Flask, g
 from flask.globals import request_ctx
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -15,6 +15,7 @@ from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
 from services.auth.deny_list import AuthRevocations, DenyListKeeper
 from services.auth.keys import SigningKeys
+from services.auth.login_throttle import LoginThrottle
 from services.auth.models import SCHEMA, messaging_tables
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import FlaskJwtIssuer
@@ -44,6 +45,7 @@ class AuthContext:
     keys: SigningKeys
     revocations: AuthRevocations
     deny_list: DenyListKeeper
+    login_throttle: LoginThrottle
 
 
 def create_app(settings: AuthSettings | None = None) -> Flask:
@@ -90,9 +92,12 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
 
     @app.after_request
     def _retry_after_only_when_limited(response):
-        # flask-limiter sends Retry-After on every limited route; it means something only on 429.
+        # flask-limiter sends Retry-After on every limited route (its window's reset); it means
+        # something only on 429, and on a throttled login the throttle's wait is the true one.
         if response.status_code != 429 and "Retry-After" in response.headers:
             del response.headers["Retry-After"]
+        elif "login_retry_after" in g:
+            response.headers["Retry-After"] = str(g.login_retry_after)
         return response
 
     limiter.init_app(app)
@@ -117,6 +122,13 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         keys=keys,
         revocations=revocations,
         deny_list=deny_list.start(),
+        login_throttle=LoginThrottle(
+            revocations.client,
+            namespace=settings.NAMESPACE,
+            free_failures=settings.LOGIN_FREE_FAILURES,
+            base_delay=settings.LOGIN_BACKOFF_SECONDS,
+            max_delay=settings.LOGIN_BACKOFF_MAX_SECONDS,
+        ),
     )
 
     @app.errorhandler(redis.RedisError)

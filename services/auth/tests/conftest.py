@@ -11,7 +11,7 @@ from services.auth.config import AuthSettings
 
 GENEROUS_LIMITS = {
     "LOGIN_LIMIT_PER_IP": "10000/minute",
-    "LOGIN_LIMIT_PER_ACCOUNT": "10000/minute",
+    "LOGIN_FREE_FAILURES": 10000,
     "REGISTER_LIMIT_PER_IP": "10000/minute",
 }
 

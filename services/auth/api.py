@@ -10,7 +10,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_smorest import abort
 
-from services.auth import service, sessions
+from services.auth import audit, service, sessions
 from services.auth.schemas import (
     CredentialsSchema,
     JwksSchema,
@@ -70,6 +70,7 @@ class Login(MethodView):
         account, address = body["email"], get_remote_address()
         wait = ctx.login_throttle.retry_after(account, address)
         if wait is not None:
+            audit.record(audit.LOGIN_THROTTLED, client_address=address, retry_after=wait)
             g.login_retry_after = wait
             abort(
                 429,
@@ -80,10 +81,14 @@ class Login(MethodView):
             issued = service.authenticate_user(
                 ctx.uow(), hasher=ctx.hasher, issuer=ctx.issuer, **body
             )
-        except service.InvalidCredentials:
-            ctx.login_throttle.failed(account, address)
+        except service.InvalidCredentials as exc:
+            failures = ctx.login_throttle.failed(account, address)
+            audit.record(
+                audit.LOGIN_FAILED, client_address=address, user_id=exc.user_id, failures=failures
+            )
             abort(401, message="Invalid email or password.")
         ctx.login_throttle.succeeded(account, address)
+        audit.record(audit.LOGIN_SUCCEEDED, client_address=address, user_id=issued.user.id)
         return issued
 
 
@@ -106,6 +111,12 @@ class Refresh(MethodView):
                 session_max_seconds=ctx.settings.SESSION_MAX_SECONDS,
             )
         except service.RefreshTokenRejected as exc:
+            if exc.reused_by is not None:
+                audit.record(
+                    audit.REFRESH_REUSE_DETECTED,
+                    client_address=get_remote_address(),
+                    user_id=exc.reused_by,
+                )
             abort(401, message=f"Refresh token rejected: {exc}.")
 
 
@@ -127,6 +138,12 @@ class Logout(MethodView):
             token_id=identity.token_id,
             family_id=identity.family_id,
         )
+        audit.record(
+            audit.LOGGED_OUT,
+            client_address=get_remote_address(),
+            user_id=identity.user_id,
+            session_id=identity.family_id,
+        )
 
 
 @blp.route("/auth/logout-all")
@@ -138,7 +155,15 @@ class LogoutAll(MethodView):
     def post(self):
         """Revoke every refresh family of the caller, this one included, everywhere."""
         ctx = _ctx()
-        sessions.end_sessions(ctx.uow(), ctx.revocations, user_id=caller_id(), reason="logout_all")
+        ended = sessions.end_sessions(
+            ctx.uow(), ctx.revocations, user_id=caller_id(), reason="logout_all"
+        )
+        audit.record(
+            audit.LOGGED_OUT_EVERYWHERE,
+            client_address=get_remote_address(),
+            user_id=caller_id(),
+            sessions_ended=ended,
+        )
 
 
 @blp.route("/users/me")

@@ -23,11 +23,21 @@ class EmailAlreadyRegistered(Exception):
 
 
 class InvalidCredentials(Exception):
-    """Unknown email or wrong password (deliberately indistinguishable)."""
+    """Unknown email or wrong password (deliberately indistinguishable to the caller)."""
+
+    def __init__(self, user_id: uuid.UUID | None = None) -> None:
+        super().__init__()
+        #: The account's id when the email is known (for the security log, never the answer).
+        self.user_id = user_id
 
 
 class RefreshTokenRejected(Exception):
     """The refresh token is unknown, expired, revoked, or was already used."""
+
+    def __init__(self, reason: str, *, reused_by: uuid.UUID | None = None) -> None:
+        super().__init__(reason)
+        #: Set when the token was used before: the user whose session was just revoked for it.
+        self.reused_by = reused_by
 
 
 class UserNotFound(Exception):
@@ -130,7 +140,7 @@ def authenticate_user(
     with uow:
         user = uow.session.scalar(select(User).where(User.email == email))
         if not hasher.verify(user.password_hash if user else None, password):
-            raise InvalidCredentials()
+            raise InvalidCredentials(user.id if user else None)
         if hasher.needs_rehash(user.password_hash):
             user.password_hash = hasher.hash(password)
         issued = _start_family(uow, issuer, user)
@@ -173,7 +183,7 @@ def rotate_refresh_token(
             )
             uow.commit()
             revocations.revoke(family=str(family.id), ttl=issuer.access_ttl)
-            raise RefreshTokenRejected("refresh token was already used")
+            raise RefreshTokenRejected("refresh token was already used", reused_by=family.user_id)
         if stored.expires_at <= datetime.now(UTC):
             raise RefreshTokenRejected("refresh token has expired")
         if session_max_seconds is not None and family.created_at + timedelta(

@@ -162,8 +162,8 @@ def test_me_survives_a_database_restart_that_killed_its_pooled_connection(
     client = app.test_client()
     headers = bearer(registered["access_token"])
     assert client.get("/v1/users/me", headers=headers).status_code == 200
-    pid = app.extensions["auth"].read_user.backend_pid()
-    assert pid is not None
+    with app.extensions["auth"].read_engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
     admin = psycopg2.connect(test_env.admin_url.rsplit("/", 1)[0] + f"/{test_env.database}")
     try:
         admin.autocommit = True

@@ -55,18 +55,49 @@ class RevocationUnavailable(Exception):
     """The revocation list cannot be read; callers fail closed."""
 
 
-class RevocationList:
-    """Revoked token ids and token families in Redis, each kept as long as a token could live."""
+class DenyListNotReady(RevocationUnavailable):
+    """Redis has no "deny-list ready" marker: it lost its keys and auth has not rebuilt them."""
 
-    def __init__(self, client: redis.Redis, *, namespace: str) -> None:
+
+class RevocationList:
+    """Revoked token ids and token families in Redis, each kept as long as a token could live.
+
+    Redis keeps no copy on disk, so a restart forgets every revocation. Auth's database is the
+    record: auth rebuilds the list from it and then sets a "ready" marker, and an answer is only
+    trusted while that marker is there; without it the list is unavailable (callers fail closed,
+    503) until auth has rebuilt it. `when_not_ready` (auth passes its rebuild) runs first.
+
+    With `not_revoked_cache_seconds` > 0 a "not revoked" answer is reused for that long in this
+    process (the contract allows a revocation up to 2 s to reach every service); `revoke` through
+    this same object forgets them at once, so the process that revokes never sees a stale answer.
+    """
+
+    #: Cached answers kept at most; past it the cache starts over (it refills in one round trip).
+    max_cached = 10_000
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str,
+        not_revoked_cache_seconds: float = 0.0,
+        when_not_ready: Callable[[], None] | None = None,
+    ) -> None:
         self.client = client
         self.prefix = f"{namespace}:revoked"
+        self.ready_key = f"{self.prefix}:ready"
+        self.not_revoked_cache_seconds = not_revoked_cache_seconds
+        self.when_not_ready = when_not_ready
+        #: (jti, family) -> monotonic time until which "not revoked" may be reused
+        self._not_revoked: dict[tuple[Any, Any], float] = {}
+        #: Bumped by every revoke, so an answer read before a revocation is not cached after it.
+        self._generation = 0
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str) -> RevocationList:
+    def from_url(cls, url: str, *, namespace: str, **options: Any) -> RevocationList:
         """Connect with short timeouts so an outage is noticed, not waited on."""
         client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        return cls(client, namespace=namespace)
+        return cls(client, namespace=namespace, **options)
 
     def revoke(self, *, jti: str | None = None, family: str | None = None, ttl: int) -> None:
         """Mark a token id and/or a whole family revoked for `ttl` seconds."""
@@ -77,16 +108,58 @@ class RevocationList:
             if family:
                 pipe.set(f"{self.prefix}:fam:{family}", 1, ex=ttl)
             pipe.execute()
+        self.forget_cached()
+
+    def forget_cached(self) -> None:
+        """Drop every cached "not revoked" answer of this process."""
+        self._generation += 1
+        self._not_revoked.clear()
+
+    def is_ready(self) -> bool:
+        """Whether the list is whole: the ready marker is there (raises redis errors)."""
+        return bool(self.client.exists(self.ready_key))
+
+    def restore(self, *, families: dict[str, int], token_ids: dict[str, int]) -> None:
+        """Write revocations (id -> seconds left) and the ready marker in one transaction.
+
+        One MULTI/EXEC: a Redis that restarts meanwhile ends up with all of it or none of it,
+        never with the marker but without the entries.
+        """
+        with self.client.pipeline(transaction=True) as pipe:
+            for family, ttl in families.items():
+                pipe.set(f"{self.prefix}:fam:{family}", 1, ex=max(int(ttl), 1))
+            for jti, ttl in token_ids.items():
+                pipe.set(f"{self.prefix}:jti:{jti}", 1, ex=max(int(ttl), 1))
+            pipe.set(self.ready_key, 1)
+            pipe.execute()
+        self.forget_cached()
 
     def is_revoked(self, claims: dict[str, Any]) -> bool:
-        """Whether the token's id or its family has been revoked."""
-        keys = [f"{self.prefix}:jti:{claims.get('jti')}"]
-        if claims.get("fam"):
-            keys.append(f"{self.prefix}:fam:{claims['fam']}")
+        """Whether the token's id or its family has been revoked (DenyListNotReady: unknown)."""
+        cache_key = (claims.get("jti"), claims.get("fam"))
+        if self.not_revoked_cache_seconds > 0:
+            until = self._not_revoked.get(cache_key)
+            if until is not None and until > time.monotonic():
+                return False
+        generation = self._generation
+        keys = [self.ready_key, f"{self.prefix}:jti:{cache_key[0]}"]
+        if cache_key[1]:
+            keys.append(f"{self.prefix}:fam:{cache_key[1]}")
         try:
-            return bool(self.client.exists(*keys))
+            ready, *entries = self.client.mget(keys)
+            if ready is None and self.when_not_ready is not None:
+                self.when_not_ready()
+                ready, *entries = self.client.mget(keys)
         except redis.RedisError as exc:
             raise RevocationUnavailable(str(exc)) from exc
+        if ready is None:
+            raise DenyListNotReady("the revocation list has not been rebuilt since Redis lost it")
+        revoked = any(entry is not None for entry in entries)
+        if not revoked and self.not_revoked_cache_seconds > 0 and generation == self._generation:
+            if len(self._not_revoked) >= self.max_cached:
+                self._not_revoked.clear()
+            self._not_revoked[cache_key] = time.monotonic() + self.not_revoked_cache_seconds
+        return revoked
 
 
 class JwksKeys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -155,8 +156,8 @@ def test_the_gateways_verifier_rejects_a_logged_out_token(gateway_app, gql):
         asyncio.run(verify_token(verifier, registered["accessToken"]))
 
 
-def test_login_is_rate_limited_per_account_with_retry_after(test_env):
-    with auth_service(LOGIN_LIMIT_PER_ACCOUNT="3/minute") as auth:
+def test_login_is_throttled_per_account_and_address_with_retry_after(test_env):
+    with auth_service(LOGIN_FREE_FAILURES=3) as auth:
         gql = GraphQLClient(client_of(create_gateway_app(gateway_settings(auth.url))))
         email = unique_email()
         register(gql, email)
@@ -179,7 +180,7 @@ def _aliased_logins(email: str, passwords: list[str]) -> str:
 
 
 def test_aliased_wrong_passwords_stop_at_the_first_and_each_attempt_counts(test_env):
-    with auth_service(LOGIN_LIMIT_PER_ACCOUNT="3/minute") as auth:
+    with auth_service(LOGIN_FREE_FAILURES=3) as auth:
         gql = GraphQLClient(client_of(create_gateway_app(gateway_settings(auth.url))))
         email = unique_email()
         register(gql, email)
@@ -197,8 +198,9 @@ def test_aliased_wrong_passwords_stop_at_the_first_and_each_attempt_counts(test_
 
 
 def test_aliased_logins_under_the_field_limit_each_count_at_auth(test_env):
-    with auth_service(LOGIN_LIMIT_PER_ACCOUNT="3/minute") as auth:
-        gql = GraphQLClient(client_of(create_gateway_app(gateway_settings(auth.url))))
+    with auth_service(LOGIN_LIMIT_PER_IP="3/minute") as auth:
+        app = create_gateway_app(gateway_settings(auth.url))
+        gql = GraphQLClient(client_of(app, address=f"192.0.2.{uuid.uuid4().int % 250 + 1}"))
         email = unique_email()
         register(gql, email)
         body = gql(_aliased_logins(email, [PASSWORD] * 5))
@@ -255,3 +257,29 @@ def test_no_error_carries_a_stack_trace_or_an_internal_address(gql, auth_server)
         assert "stacktrace" not in text
         assert auth_server.url not in text
         assert 'File "' not in text
+
+
+LOGOUT_ALL = "mutation { logoutAll }"
+
+
+def test_logout_all_ends_every_session_of_the_user_everywhere(gql):
+    email = unique_email()
+    first = register(gql, email)
+    second = gql(LOGIN, {"e": email, "p": PASSWORD})["data"]["login"]
+    stranger = register(gql)
+
+    assert gql(LOGOUT_ALL, token=second["accessToken"]) == {"data": {"logoutAll": True}}
+
+    ended_at = time.monotonic()
+    for session in (first, second):
+        while gql(ME, token=session["accessToken"]).get("data"):
+            assert time.monotonic() - ended_at < 2.0, "access token still accepted after 2 s"
+            time.sleep(0.05)
+        assert error_codes(gql(ME, token=session["accessToken"])) == ["UNAUTHENTICATED"]
+        assert error_codes(gql(REFRESH, {"r": session["refreshToken"]})) == ["UNAUTHENTICATED"]
+    # Another user's session is untouched.
+    assert gql(ME, token=stranger["accessToken"])["data"]["me"]["id"] == stranger["user"]["id"]
+
+
+def test_logout_all_without_a_token_is_unauthenticated(gql):
+    assert error_codes(gql(LOGOUT_ALL)) == ["UNAUTHENTICATED"]

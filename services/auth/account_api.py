@@ -7,9 +7,8 @@ from flask.views import MethodView
 from flask_limiter.util import get_remote_address
 from flask_smorest import abort
 
-from services.auth import accounts
+from services.auth import accounts, audit
 from services.auth.api import limiter
-from services.auth.audit import log_auth_event
 from services.auth.password_policy import WeakPassword
 from services.auth.schemas import (
     EmailVerificationSchema,
@@ -103,7 +102,7 @@ class PasswordReset(MethodView):
             abort(400, message=TOKEN_INVALID, messages={"token": [TOKEN_INVALID]})
         except WeakPassword as exc:
             _weak("new_password", exc)
-        log_auth_event("password_reset", user_id=user_id, client_address=get_remote_address())
+        audit.record(audit.PASSWORD_RESET, user_id=user_id, client_address=get_remote_address())
 
 
 @blp.route("/auth/password-change")
@@ -111,7 +110,7 @@ class PasswordChange(MethodView):
     """Change the caller's password."""
 
     decorators = [
-        limiter.limit(_setting("LOGIN_LIMIT_PER_ACCOUNT"), key_func=_caller_key),
+        limiter.limit(_setting("PASSWORD_CHANGE_LIMIT_PER_ACCOUNT"), key_func=_caller_key),
         limiter.limit(_setting("LOGIN_LIMIT_PER_IP"), key_func=get_remote_address),
     ]
 
@@ -139,9 +138,7 @@ class PasswordChange(MethodView):
             _weak("new_password", exc)
         except UserNotFound:
             abort(401, message="Token's user no longer exists.")
-        log_auth_event(
-            "password_changed", user_id=str(user_id), client_address=get_remote_address()
-        )
+        audit.record(audit.PASSWORD_CHANGED, user_id=user_id, client_address=get_remote_address())
         return issued
 
 
@@ -180,5 +177,5 @@ class EmailVerification(MethodView):
             user = accounts.verify_email(_ctx().uow(), token=body["token"])
         except accounts.AccountTokenInvalid:
             abort(400, message=TOKEN_INVALID, messages={"token": [TOKEN_INVALID]})
-        log_auth_event("email_verified", user_id=user.id, client_address=get_remote_address())
+        audit.record(audit.EMAIL_VERIFIED, user_id=user.id, client_address=get_remote_address())
         return user

@@ -2,10 +2,9 @@
 
 Mail goes out through events (PasswordResetRequested, EmailVerificationRequested) that the
 auth consumer turns into jobs for the mail worker (mail.py); nothing here talks to SMTP.
-A password change or reset ends the user's other sessions through sessions.end_sessions, in
-its own transaction once the new password is committed: a session started before the commit is
-ended by it, one started after needs the new password. A crash between the two leaves the old
-sessions alive until their tokens expire; the caller sees an error and can log out everywhere.
+A password change or reset ends the user's other sessions through sessions.end_sessions in the
+transaction that sets the new password (so a crash cannot keep them alive), and once more after
+the commit, for a login that read the old password while the change ran.
 """
 
 from __future__ import annotations
@@ -131,8 +130,11 @@ def reset_password(
         user.password_hash = hasher.hash(new_password)
         _use_every_token(uow, user_id=user.id, purpose=PASSWORD_RESET)
         user_id = str(user.id)
+        end_sessions(uow, revocations, user_id=user_id, reason="password_reset")
         uow.commit()
-    end_sessions(uow, revocations, user_id=user_id, keep_family=None, reason="password_reset")
+    # Again once committed: a login that read the old password while this ran started a session
+    # the first pass could not see.
+    end_sessions(uow, revocations, user_id=user_id, reason="password_reset")
     return user_id
 
 
@@ -163,10 +165,11 @@ def change_password(
         uow.session.flush()
         issued = _issue_in_family(uow, issuer, user, family.id)
         kept = family.id
+        end_sessions(uow, revocations, user_id=user_id, keep_family=kept, reason="password_changed")
         uow.commit()
-    end_sessions(
-        uow, revocations, user_id=str(user_id), keep_family=kept, reason="password_changed"
-    )
+    # Again once committed: a login that read the old password while this ran started a session
+    # the first pass could not see.
+    end_sessions(uow, revocations, user_id=user_id, keep_family=kept, reason="password_changed")
     return issued
 
 

@@ -6,24 +6,32 @@ from dataclasses import dataclass
 from functools import partial
 
 import redis
-from flask import Flask
+from flask import Flask, g
+from flask.globals import request_ctx
 from sqlalchemy.engine import Engine
 
 from services.auth.account_api import blp as accounts_blp
 from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
+from services.auth.deny_list import AuthRevocations, DenyListKeeper
 from services.auth.keys import SigningKeys
+from services.auth.login_throttle import LoginThrottle
 from services.auth.models import SCHEMA, messaging_tables
 from services.auth.oidc_api import oidc_blp
 from services.auth.oidc_providers import OidcProviders
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import FlaskJwtIssuer
-from shared.auth import RevocationList, StaticKeys, TokenVerifier, init_jwt
+from services.auth.user_reads import UserById
+from shared.auth import StaticKeys, TokenVerifier, init_jwt
 from shared.db import UnitOfWork, make_engine, make_read_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
 from shared.outbox.metrics import OutboxCollector
 from shared.service_identity import init_service_identity
 from shared.web import create_service_app, error_response
+
+#: How long this process reuses a "not revoked" answer: the contract gives a revocation 2 s to
+#: reach every service, and a Redis round trip per request cost `me` a quarter of its CPU.
+NOT_REVOKED_CACHE_SECONDS = 1.0
 
 
 @dataclass
@@ -34,10 +42,13 @@ class AuthContext:
     engine: Engine
     uow: partial
     read_engine: Engine
+    read_user: UserById
     hasher: PasswordHasher
     issuer: FlaskJwtIssuer
     keys: SigningKeys
-    revocations: RevocationList
+    revocations: AuthRevocations
+    deny_list: DenyListKeeper
+    login_throttle: LoginThrottle
     oidc: OidcProviders
 
 
@@ -45,7 +56,12 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     """Build the auth service."""
     settings = settings or AuthSettings()
     engine = make_engine(settings.DATABASE_URL, schema=SCHEMA)
-    revocations = RevocationList.from_url(settings.REDIS_URL, namespace=settings.NAMESPACE)
+    revocations = AuthRevocations.from_url(
+        settings.REDIS_URL,
+        namespace=settings.NAMESPACE,
+        access_ttl=settings.ACCESS_TOKEN_TTL,
+        not_revoked_cache_seconds=NOT_REVOKED_CACHE_SECONDS,
+    )
     keys = SigningKeys.load(settings.JWT_PRIVATE_KEY, settings.JWT_PREVIOUS_PUBLIC_KEYS)
     app, api = create_service_app(
         "auth",
@@ -79,9 +95,12 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
 
     @app.after_request
     def _retry_after_only_when_limited(response):
-        # flask-limiter sends Retry-After on every limited route; it means something only on 429.
+        # flask-limiter sends Retry-After on every limited route (its window's reset); it means
+        # something only on 429, and on a throttled login the throttle's wait is the true one.
         if response.status_code != 429 and "Retry-After" in response.headers:
             del response.headers["Retry-After"]
+        elif "login_retry_after" in g:
+            response.headers["Retry-After"] = str(g.login_retry_after)
         return response
 
     limiter.init_app(app)
@@ -89,11 +108,16 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     # blueprint limits. This service has none: its limits decorate the login and register views,
     # whose wrappers check them. The hook cost `me` more CPU than its database query.
     app.before_request_funcs[None].remove(limiter._check_request_limit)
+    _limiter_hooks_only_where_it_ran(app)
+    read_engine = make_read_engine(settings.DATABASE_URL, schema=SCHEMA)
+    deny_list = DenyListKeeper(engine, revocations, access_ttl=settings.ACCESS_TOKEN_TTL)
+    revocations.when_not_ready = deny_list.rebuild_if_missing
     app.extensions["auth"] = AuthContext(
         settings=settings,
         engine=engine,
         uow=partial(UnitOfWork, session_factory(engine), schema=SCHEMA, source="auth"),
-        read_engine=make_read_engine(settings.DATABASE_URL, schema=SCHEMA),
+        read_engine=read_engine,
+        read_user=UserById(read_engine),
         hasher=PasswordHasher(
             time_cost=settings.ARGON2_TIME_COST, memory_kib=settings.ARGON2_MEMORY_KIB
         ),
@@ -101,6 +125,14 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         keys=keys,
         revocations=revocations,
         oidc=OidcProviders.from_settings(settings),
+        deny_list=deny_list.start(),
+        login_throttle=LoginThrottle(
+            revocations.client,
+            namespace=settings.NAMESPACE,
+            free_failures=settings.LOGIN_FREE_FAILURES,
+            base_delay=settings.LOGIN_BACKOFF_SECONDS,
+            max_delay=settings.LOGIN_BACKOFF_MAX_SECONDS,
+        ),
     )
 
     @app.errorhandler(redis.RedisError)
@@ -111,3 +143,36 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     api.register_blueprint(oidc_blp)
     api.register_blueprint(accounts_blp)
     return app
+
+
+def _limiter_hooks_only_where_it_ran(app: Flask) -> None:
+    """Skip flask-limiter's after-request and teardown hooks on requests no limit looked at.
+
+    Both start by creating the limiter's per-request state, which only a limited view's wrapper
+    needs; on `me` that was a visible share of the request.
+    """
+
+    def limiter_ran() -> bool:
+        return hasattr(request_ctx, "_limiter_request_context")
+
+    def guarded_after(hook):
+        return lambda response: hook(response) if limiter_ran() else response
+
+    def guarded_teardown(hook):
+        return lambda exc=None: hook(exc) if limiter_ran() else None
+
+    app.after_request_funcs[None] = [
+        guarded_after(hook) if _belongs_to_limiter(hook) else hook
+        for hook in app.after_request_funcs[None]
+    ]
+    app.teardown_request_funcs[None] = [
+        guarded_teardown(hook) if _belongs_to_limiter(hook) else hook
+        for hook in app.teardown_request_funcs[None]
+    ]
+
+
+def _belongs_to_limiter(hook) -> bool:
+    owner = (
+        hook.args[0] if isinstance(hook, partial) and hook.args else getattr(hook, "__self__", None)
+    )
+    return owner is limiter

@@ -57,10 +57,34 @@ class AuthSettings(CommonSettings):
         default=30 * 24 * 3600,
         doc="Refresh token lifetime.",
     )
-    LOGIN_LIMIT_PER_ACCOUNT = EnvVar(
-        "AUTH_LOGIN_LIMIT_PER_ACCOUNT",
+    SESSION_MAX_SECONDS = EnvVar(
+        "AUTH_SESSION_MAX_SECONDS",
+        int,
+        default=30 * 24 * 3600,
+        doc="Absolute lifetime of a login session: no refresh after it, however active.",
+    )
+    LOGIN_FREE_FAILURES = EnvVar(
+        "AUTH_LOGIN_FREE_FAILURES",
+        int,
+        default=5,
+        doc="Wrong passwords one client address may try on one account before it must wait.",
+    )
+    LOGIN_BACKOFF_SECONDS = EnvVar(
+        "AUTH_LOGIN_BACKOFF_SECONDS",
+        float,
+        default=1.0,
+        doc="The first wait after those; it doubles with every further failure (429).",
+    )
+    LOGIN_BACKOFF_MAX_SECONDS = EnvVar(
+        "AUTH_LOGIN_BACKOFF_MAX_SECONDS",
+        float,
+        default=900.0,
+        doc="The longest wait between attempts of one client on one account.",
+    )
+    PASSWORD_CHANGE_LIMIT_PER_ACCOUNT = EnvVar(
+        "AUTH_PASSWORD_CHANGE_LIMIT_PER_ACCOUNT",
         default="5/minute;30/hour",
-        doc="Login attempts allowed per account (flask-limiter syntax).",
+        doc="changePassword attempts allowed per account (each checks the current password).",
     )
     LOGIN_LIMIT_PER_IP = EnvVar(
         "AUTH_LOGIN_LIMIT_PER_IP",

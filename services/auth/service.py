@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.auth.events import TokensRevoked, UserRegistered
 from services.auth.models import RefreshToken, TokenFamily, User
 from services.auth.passwords import PasswordHasher
 from shared.auth import RevocationList
-from shared.db import UnitOfWork, retry_on_disconnect
+from shared.db import UnitOfWork
 
 
 class EmailAlreadyRegistered(Exception):
@@ -24,11 +23,21 @@ class EmailAlreadyRegistered(Exception):
 
 
 class InvalidCredentials(Exception):
-    """Unknown email or wrong password (deliberately indistinguishable)."""
+    """Unknown email or wrong password (deliberately indistinguishable to the caller)."""
+
+    def __init__(self, user_id: uuid.UUID | None = None) -> None:
+        super().__init__()
+        #: The account's id when the email is known (for the security log, never the answer).
+        self.user_id = user_id
 
 
 class RefreshTokenRejected(Exception):
     """The refresh token is unknown, expired, revoked, or was already used."""
+
+    def __init__(self, reason: str, *, reused_by: uuid.UUID | None = None) -> None:
+        super().__init__(reason)
+        #: Set when the token was used before: the user whose session was just revoked for it.
+        self.reused_by = reused_by
 
 
 class UserNotFound(Exception):
@@ -142,7 +151,7 @@ def authenticate_user(
     with uow:
         user = uow.session.scalar(select(User).where(User.email == email))
         if not hasher.verify(user.password_hash if user else None, password):
-            raise InvalidCredentials()
+            raise InvalidCredentials(user.id if user else None)
         if hasher.needs_rehash(user.password_hash):
             user.password_hash = hasher.hash(password)
         issued = _start_family(uow, issuer, user)
@@ -151,9 +160,17 @@ def authenticate_user(
 
 
 def rotate_refresh_token(
-    uow: UnitOfWork, *, issuer: TokenIssuer, revocations: RevocationList, refresh_token: str
+    uow: UnitOfWork,
+    *,
+    issuer: TokenIssuer,
+    revocations: RevocationList,
+    refresh_token: str,
+    session_max_seconds: int | None = None,
 ) -> IssuedTokens:
-    """Trade a refresh token for a new pair; a reused token revokes its whole family."""
+    """Trade a refresh token for a new pair; a reused token revokes its whole family.
+
+    A session (family) older than `session_max_seconds` is refused however recently it was used.
+    """
     claims = issuer.read_refresh(refresh_token)
     try:
         refresh_id = uuid.UUID(str(claims["jti"]))
@@ -177,9 +194,13 @@ def rotate_refresh_token(
             )
             uow.commit()
             revocations.revoke(family=str(family.id), ttl=issuer.access_ttl)
-            raise RefreshTokenRejected("refresh token was already used")
+            raise RefreshTokenRejected("refresh token was already used", reused_by=family.user_id)
         if stored.expires_at <= datetime.now(UTC):
             raise RefreshTokenRejected("refresh token has expired")
+        if session_max_seconds is not None and family.created_at + timedelta(
+            seconds=session_max_seconds
+        ) <= datetime.now(UTC):
+            raise RefreshTokenRejected("session has reached its maximum lifetime")
         stored.used_at = datetime.now(UTC)
         user = uow.session.get(User, family.user_id)
         issued = _issue_in_family(uow, issuer, user, family.id)
@@ -232,30 +253,15 @@ def log_out(
     revocations.revoke(jti=token_id, family=family_id, ttl=issuer.access_ttl)
 
 
-#: Built once: composing the statement anew cost as much as running it.
-_USER_BY_ID = select(User.id, User.email, User.created_at, User.email_verified).where(
-    User.id == bindparam("user_id")
-)
+def get_user(read_user: Callable[[uuid.UUID], Any], *, user_id: uuid.UUID) -> UserView:
+    """The user a token speaks for (`read_user` is a `user_reads.UserById`); raises UserNotFound.
 
-
-def get_user(reads: Callable[[], Connection], *, user_id: uuid.UUID) -> UserView:
-    """The user a token speaks for; raises UserNotFound.
-
-    One autocommitted SELECT on a connection of `shared.db.make_read_engine` (no transaction,
-    no ORM identity map), run again if its connection was dead: every authenticated request
-    through the gateway starts with it.
+    Every authenticated request through the gateway starts with it, so it is one prepared
+    SELECT with no transaction and no ORM.
     """
-
-    def read() -> Row | None:
-        with reads() as connection:
-            return connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
-
-    row = retry_on_disconnect(read)
+    row = read_user(user_id)
     if row is None:
         raise UserNotFound(str(user_id))
     return UserView(
-        id=str(row.id),
-        email=row.email,
-        created_at=row.created_at,
-        email_verified=row.email_verified,
+        id=row.id, email=row.email, created_at=row.created_at, email_verified=row.email_verified
     )

@@ -354,6 +354,10 @@ class AuthClient(ServiceClient):
         """Revoke the caller's access token and its refresh family."""
         await self.request("POST", "/v1/auth/logout", caller, with_token=True)
 
+    async def logout_all(self, caller: Caller) -> None:
+        """End every session of the caller's user."""
+        await self.request("POST", "/v1/auth/logout-all", caller, with_token=True)
+
     async def current_user(self, caller: Caller) -> dict[str, Any]:
         """The user the caller's access token speaks for."""
         return await self.request("GET", "/v1/users/me", caller, with_token=True)

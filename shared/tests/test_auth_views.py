@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -13,6 +14,7 @@ from flask import Flask
 from flask_jwt_extended import jwt_required
 
 from shared.auth import (
+    DenyListNotReady,
     RevocationList,
     StaticKeys,
     TokenVerifier,
@@ -51,8 +53,10 @@ def make_token(private_key, *, user_id: str | None = None, ttl: int = 300, **cla
 
 @pytest.fixture
 def revocations(test_env):
-    """This run's revocation list in Redis."""
-    return RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace)
+    """This run's revocation list in Redis, marked whole (auth does that in production)."""
+    revocations = RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace)
+    revocations.restore(families={}, token_ids={})
+    return revocations
 
 
 def build_app(private_key, revocations) -> tuple[Flask, TokenVerifier]:
@@ -219,3 +223,58 @@ def test_the_cache_keeps_at_most_its_bound(private_key):
     assert cache.get(tokens[0]) is None
     assert cache.get(tokens[1]) is not None
     assert cache.get(tokens[2]) is not None
+
+
+def test_a_cached_not_revoked_answer_lasts_at_most_its_seconds(test_env, revocations, private_key):
+    caching = RevocationList.from_url(
+        test_env.redis_url, namespace=test_env.namespace, not_revoked_cache_seconds=0.5
+    )
+    elsewhere = RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace)
+    claims = jwt.decode(make_token(private_key), options={"verify_signature": False})
+    assert caching.is_revoked(claims) is False
+    elsewhere.revoke(family=claims["fam"], ttl=60)
+    # Another process revoked it: this one may answer from its cache, but only briefly.
+    revoked_at = time.monotonic()
+    while not caching.is_revoked(claims):
+        assert time.monotonic() - revoked_at < 0.6, "stale answer outlived its cache seconds"
+        time.sleep(0.02)
+
+
+def test_a_revocation_through_the_caching_list_itself_counts_at_once(
+    test_env, revocations, private_key
+):
+    caching = RevocationList.from_url(
+        test_env.redis_url, namespace=test_env.namespace, not_revoked_cache_seconds=60
+    )
+    claims = jwt.decode(make_token(private_key), options={"verify_signature": False})
+    assert caching.is_revoked(claims) is False
+    caching.revoke(jti=claims["jti"], ttl=60)
+    assert caching.is_revoked(claims) is True
+
+
+def test_without_the_ready_marker_a_token_is_refused_with_503_until_it_is_back(private_key):
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    namespace = f"lost-{uuid.uuid4().hex[:8]}"
+    rebuilt = []
+    lost = RevocationList(client, namespace=namespace)
+    app, verifier = build_app(private_key, lost)
+    token = make_token(private_key)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        for path in ("/fast", "/extended"):
+            response = app.test_client().get(path, headers=headers)
+            assert response.status_code == 503
+            assert response.json["code"] == "SERVICE_UNAVAILABLE"
+        with pytest.raises(DenyListNotReady):
+            verifier.verify(token)
+        # Auth's own list rebuilds first and then answers.
+        rebuilding = RevocationList(
+            client,
+            namespace=namespace,
+            when_not_ready=lambda: rebuilt.append(lost.restore(families={}, token_ids={})),
+        )
+        assert rebuilding.is_revoked({"jti": "x", "fam": "y"}) is False
+        assert len(rebuilt) == 1
+        assert app.test_client().get("/fast", headers=headers).status_code == 200
+    finally:
+        client.delete(lost.ready_key)

@@ -1,4 +1,4 @@
-"""Accounts and tokens: register, login, refreshToken, logout."""
+"""Accounts and tokens: register, login, refreshToken, logout, logoutAll."""
 
 from __future__ import annotations
 
@@ -43,4 +43,13 @@ async def resolve_logout(_obj: Any, info: GraphQLResolveInfo) -> bool:
     context = info.context
     context.require_token()
     await context.clients.auth.logout(context.caller)
+    return True
+
+
+@mutation.field("logoutAll")
+async def resolve_logout_all(_obj: Any, info: GraphQLResolveInfo) -> bool:
+    """End every session of the caller's user: their tokens stop working everywhere."""
+    context = info.context
+    context.require_token()
+    await context.clients.auth.logout_all(context.caller)
     return True

@@ -129,6 +129,10 @@ class FakeAuthClient:
         """Canned logout."""
         return self._answer("logout", caller)
 
+    async def logout_all(self, caller: Caller) -> None:
+        """Canned logoutAll."""
+        return self._answer("logout_all", caller)
+
     async def current_user(self, caller: Caller) -> dict[str, Any]:
         """Canned user."""
         return self._answer("current_user", caller, USER)

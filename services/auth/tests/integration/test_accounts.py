@@ -139,7 +139,7 @@ def test_reset_sets_the_password_ends_every_session_and_works_once(client, auth_
     assert again.status_code == 400
     assert again.json["code"] == "BAD_USER_INPUT" and "token" in again.json["fields"]
 
-    (event,) = [r for r in caplog.records if getattr(r, "auth_event", None) == "password_reset"]
+    (event,) = [r for r in caplog.records if getattr(r, "event", None) == "password_reset"]
     assert event.user_id == user["user"]["id"] and event.client_address
     assert all(token not in r.getMessage() and NEWER not in str(vars(r)) for r in caplog.records)
 
@@ -219,7 +219,7 @@ def test_change_password_keeps_only_the_new_session(client, caplog):
     assert kept.status_code == 200
     assert login(client, user["email"], NEWER).status_code == 200
     assert login(client, user["email"], STRONG).status_code == 401
-    (event,) = [r for r in caplog.records if getattr(r, "auth_event", None) == "password_changed"]
+    (event,) = [r for r in caplog.records if getattr(r, "event", None) == "password_changed"]
     assert event.user_id == user["user"]["id"] and event.client_address
 
 

@@ -281,24 +281,63 @@ def test_jwks_publishes_the_signing_key_by_id(client, registered):
     assert keys[0]["kty"] == "RSA" and keys[0]["alg"] == "RS256" and "d" not in keys[0]
 
 
-def test_login_is_rate_limited_per_account_with_retry_after(make_app):
-    client = make_app(LOGIN_LIMIT_PER_ACCOUNT="3/minute").test_client()
+def wrong_login(client, email: str, address: str):
+    """One login with a wrong password from `address`."""
+    return client.post(
+        "/v1/auth/login",
+        json={"email": email, "password": "wrong password"},
+        headers=gateway_headers("auth", address),
+    )
+
+
+def test_failed_logins_slow_that_address_on_that_account_with_growing_waits(make_app):
+    client = make_app(LOGIN_FREE_FAILURES=3, LOGIN_BACKOFF_SECONDS=1.0).test_client()
+    email, attacker = unique_email(), f"198.51.100.{uuid.uuid4().int % 250}"
+    client.post("/v1/auth/register", json={"email": email, "password": "rusty anchor at dawn"})
+    assert [wrong_login(client, email, attacker).status_code for _ in range(3)] == [401] * 3
+    throttled = wrong_login(client, email, attacker)
+    assert throttled.status_code == 429
+    assert throttled.json["code"] == "RATE_LIMITED"
+    assert throttled.headers["Retry-After"] == "1"
+    # Even the right password waits, from that address.
+    right = client.post(
+        "/v1/auth/login",
+        json={"email": email, "password": "rusty anchor at dawn"},
+        headers=gateway_headers("auth", attacker),
+    )
+    assert right.status_code == 429
+    time.sleep(1.1)
+    assert wrong_login(client, email, attacker).status_code == 401
+    # The next wait doubles.
+    assert wrong_login(client, email, attacker).headers["Retry-After"] == "2"
+
+
+def test_an_attacker_elsewhere_cannot_lock_the_owner_out(make_app):
+    client = make_app(LOGIN_FREE_FAILURES=3).test_client()
     email = unique_email()
     client.post("/v1/auth/register", json={"email": email, "password": "rusty anchor at dawn"})
-    statuses = []
-    for index in range(5):
-        response = client.post(
-            "/v1/auth/login",
-            json={"email": email, "password": "wrong password"},
-            headers=gateway_headers("auth", f"10.0.0.{index}"),
-        )
-        statuses.append(response.status_code)
-    assert statuses == [401, 401, 401, 429, 429]
-    assert response.json["code"] == "RATE_LIMITED"
-    assert int(response.headers["Retry-After"]) > 0
-    # Even the right password is refused while the account is throttled.
-    right = client.post("/v1/auth/login", json={"email": email, "password": "rusty anchor at dawn"})
-    assert right.status_code == 429
+    attacker, owner = f"203.0.113.{uuid.uuid4().int % 250}", "192.0.2.77"
+    for _ in range(6):
+        wrong_login(client, email, attacker)
+    assert wrong_login(client, email, attacker).status_code == 429
+    login = client.post(
+        "/v1/auth/login",
+        json={"email": email, "password": "rusty anchor at dawn"},
+        headers=gateway_headers("auth", owner),
+    )
+    assert login.status_code == 200, login.json
+
+
+def test_a_successful_login_forgets_that_addresses_failures(make_app):
+    client = make_app(LOGIN_FREE_FAILURES=2).test_client()
+    email, address = unique_email(), f"192.0.2.{uuid.uuid4().int % 250}"
+    client.post("/v1/auth/register", json={"email": email, "password": "rusty anchor at dawn"})
+    assert wrong_login(client, email, address).status_code == 401
+    right = {"email": email, "password": "rusty anchor at dawn"}
+    headers = gateway_headers("auth", address)
+    assert client.post("/v1/auth/login", json=right, headers=headers).status_code == 200
+    assert [wrong_login(client, email, address).status_code for _ in range(2)] == [401, 401]
+    assert wrong_login(client, email, address).status_code == 429
 
 
 @pytest.mark.parametrize(

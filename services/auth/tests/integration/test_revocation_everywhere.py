@@ -73,3 +73,27 @@ def test_unknown_key_ids_and_foreign_issuers_are_rejected(auth_server, test_env)
     )
     with pytest.raises(TokenInvalid):
         verifier.verify(forged)
+
+
+def test_a_revocation_written_by_another_process_reaches_auths_own_me_within_two_seconds(
+    auth_server, test_env
+):
+    session = requests.Session()
+    tokens = session.post(
+        f"{auth_server.url}/v1/auth/register",
+        json={"email": unique_email(), "password": "rusty anchor at dawn"},
+        timeout=10,
+    ).json()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert session.get(f"{auth_server.url}/v1/users/me", headers=headers).status_code == 200
+    # Another auth worker (or the TokensRevoked handler) writes it: not this process's list.
+    claims = other_service_verifier(auth_server.url, test_env).decode(tokens["access_token"])
+    RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace).revoke(
+        family=claims["fam"], ttl=60
+    )
+    revoked_at = time.monotonic()
+    while session.get(f"{auth_server.url}/v1/users/me", headers=headers).status_code == 200:
+        assert time.monotonic() - revoked_at < 2.0, "token still accepted after 2 seconds"
+        time.sleep(0.05)
+    answer = session.get(f"{auth_server.url}/v1/users/me", headers=headers)
+    assert answer.status_code == 401 and answer.json()["message"] == "Token has been revoked."

@@ -1,23 +1,54 @@
 """Starting a task's attempt: claim a slot, run its container, record it RUNNING.
 
-No Celery here: worker.py's start job calls `start_attempt`, and waits for a free slot with a
+`start_when_free` claims a slot and starts the container, waiting for a free slot with a
 `Listener` on transitions.SLOT_FREED_CHANNEL (which the steps that free a slot notify) rather
-than a sleep.
+than a sleep. Two callers: the launcher process (`python -m services.tasks.launcher`, below)
+starts a new task from its TaskCreated event, one broker hop after the commit; worker.py's
+Celery start job starts retries and re-dispatched tasks.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import queue
 import select
+import threading
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import amqp
 from sqlalchemy.engine import Engine as DatabaseEngine
 
-from services.tasks import transitions
-from services.tasks.containers import ContainerEngine, TaskRejected
-from shared.db import UnitOfWork
+from services.tasks import dispatch, transitions
+from services.tasks.config import TasksSettings
+from services.tasks.containers import (
+    ContainerEngine,
+    DockerEngine,
+    EngineUnavailable,
+    TaskRejected,
+)
+from services.tasks.models import SCHEMA
+from shared.db import UnitOfWork, make_engine, session_factory
+from shared.logging import configure_logging
+from shared.messaging.broker import close_quietly, connect, drain_available, wait_readable
+from shared.messaging.runtime import Backoff, Stopper
+from shared.messaging.topology import Topology
+from shared.messaging.wire import envelope_from_message
+
+log = logging.getLogger(__name__)
+
+#: Longest a start waiting for a slot goes without looking again, signal or not.
+SLOT_RECHECK_SECONDS = 1.0
+#: The queue of TaskCreated events the launcher consumes (once the event consumer's, so a
+#: deployment that upgrades keeps its queue, bindings and waiting events).
+LAUNCH_QUEUE = "tasks.dispatch"
+LAUNCH_BINDINGS = ("tasks.TaskCreated",)
 
 
 def start_attempt(
@@ -44,6 +75,31 @@ def start_attempt(
         return "started"
     engine.remove(container.name)
     return "done"
+
+
+def start_when_free(
+    uow: Callable[[], UnitOfWork],
+    *,
+    task_id: uuid.UUID,
+    engine: ContainerEngine,
+    settings: transitions.ExecutionSettings,
+    slots: Listener,
+    stopping: Callable[[], bool] = lambda: False,
+) -> str:
+    """`start_attempt`, waiting up to slot_wait_seconds for a free slot while every one is taken.
+
+    Returns its outcome (`busy` when the wait ran out or `stopping` said so); raises
+    EngineUnavailable.
+    """
+    deadline = time.monotonic() + settings.slot_wait_seconds
+    while True:
+        slots.forget()
+        outcome = start_attempt(uow, task_id=task_id, engine=engine, settings=settings)
+        remaining = deadline - time.monotonic()
+        if outcome != "busy" or remaining <= 0 or stopping():
+            return outcome
+        # Woken as soon as a task ends; the timeout is only a safety net for a lost signal.
+        slots.wait(min(remaining, SLOT_RECHECK_SECONDS))
 
 
 class Listener:
@@ -97,3 +153,168 @@ class Listener:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class Launcher:
+    """Starts each new task from its TaskCreated event, in a pool of one thread per slot.
+
+    It consumes LAUNCH_QUEUE with a prefetch of one message per thread and acks a message only
+    once its start is settled: started, moot, failed for good, or handed to the Celery start
+    job (no slot within TASKS_SLOT_WAIT_SECONDS, or the engine away: that job retries with
+    backoff). A launcher that dies leaves its messages unacked, so the broker hands them to the
+    next one, and the claim makes a repeated start harmless (it adopts the attempt's container).
+    """
+
+    def __init__(self, settings: TasksSettings, stopper: Stopper) -> None:
+        self.settings = settings
+        self.execution = transitions.ExecutionSettings.from_settings(settings)
+        self.stopper = stopper
+        self.threads = settings.WORKER_CONCURRENCY
+        self.database = make_engine(
+            settings.DATABASE_URL, schema=SCHEMA, pool_size=self.threads, hide_parameters=True
+        )
+        self.uow = partial(
+            UnitOfWork, session_factory(self.database), schema=SCHEMA, source="tasks"
+        )
+        self.topology = Topology(settings.NAMESPACE)
+        self._engine: ContainerEngine | None = None
+        self._engine_lock = threading.Lock()
+        self._slots = threading.local()
+        #: Messages whose start is settled, for the loop to ack: (channel, delivery tag).
+        self._settled: queue.SimpleQueue[tuple[amqp.Channel, int]] = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+
+    def engine(self) -> ContainerEngine:
+        """The Docker engine adapter, shared by the threads (made again after it failed)."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = DockerEngine.from_settings(self.settings)
+            return self._engine
+
+    def _forget_engine(self) -> None:
+        with self._engine_lock:
+            self._engine = None
+
+    def _listener(self) -> Listener:
+        # One listening connection per thread: a connection is not shared between threads.
+        if getattr(self._slots, "listener", None) is None:
+            self._slots.listener = Listener(self.database, transitions.SLOT_FREED_CHANNEL)
+        return self._slots.listener
+
+    def run(self) -> None:
+        """Consume and start until stopped, reconnecting to the broker after failures."""
+        backoff = Backoff()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="start") as pool:
+            while not self.stopper.is_set():
+                connection = None
+                try:
+                    connection = connect(
+                        self.settings.AMQP_URL, name=f"tasks-launcher-{os.getpid()}"
+                    )
+                    channel = connection.channel()
+                    self.topology.declare_consumer(
+                        channel, LAUNCH_QUEUE, bindings=LAUNCH_BINDINGS, retry_delays_ms=()
+                    )
+                    channel.basic_qos(0, self.threads, False)
+                    channel.basic_consume(
+                        self.topology.consumer_queue(LAUNCH_QUEUE),
+                        callback=partial(self._received, pool, channel),
+                    )
+                    log.info("launcher started", extra={"threads": self.threads})
+                    backoff.reset()
+                    self._serve(connection)
+                    # Stopping: the starts under way end soon (slot waits give up), then ack.
+                    pool.shutdown(wait=True)
+                    self._ack_settled()
+                except Exception:
+                    log.exception("launcher lost the broker; reconnecting")
+                    self.stopper.wait(backoff.next())
+                finally:
+                    # Unacked messages go back to the queue (a start under way settles anyway).
+                    close_quietly(connection)
+        log.info("launcher stopped")
+
+    def _serve(self, connection: amqp.Connection) -> None:
+        while not self.stopper.is_set():
+            readable = wait_readable(
+                connection, 1.0, extra=[self._wake_read, self.stopper.fileno()]
+            )
+            if connection.sock.fileno() in readable:
+                drain_available(connection)
+            if self._wake_read in readable:
+                try:
+                    os.read(self._wake_read, 4096)
+                except BlockingIOError:
+                    pass
+            self._ack_settled()
+            connection.heartbeat_tick()
+
+    def _ack_settled(self) -> None:
+        while True:
+            try:
+                channel, tag = self._settled.get_nowait()
+            except queue.Empty:
+                return
+            if channel.is_open:
+                channel.basic_ack(tag)
+
+    def _received(self, pool: ThreadPoolExecutor, channel: amqp.Channel, message) -> None:
+        tag = message.delivery_info["delivery_tag"]
+        try:
+            task_id = uuid.UUID(str(envelope_from_message(message).payload["task_id"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("dropping a message that names no task: %s", exc)
+            channel.basic_ack(tag)
+            return
+        pool.submit(self._launch, channel, tag, task_id)
+
+    def _launch(self, channel: amqp.Channel, tag: int, task_id: uuid.UUID) -> None:
+        """Start one task and settle its message (left unacked if the start did not settle)."""
+        try:
+            outcome = start_when_free(
+                self.uow,
+                task_id=task_id,
+                engine=self.engine(),
+                settings=self.execution,
+                slots=self._listener(),
+                stopping=self.stopper.is_set,
+            )
+            if outcome == "busy":
+                if self.stopper.is_set():
+                    return  # redelivered to the next launcher
+                # Still no slot: the Celery start job takes over, so this message is acked now.
+                dispatch.send_start(str(task_id))
+        except EngineUnavailable as exc:
+            self._forget_engine()
+            delay = self.execution.backoff(1)
+            log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
+            dispatch.send_start(str(task_id), countdown=delay)
+        except Exception:
+            # E.g. the database away: the Celery start job retries it later (or, if the broker
+            # is away too, the message stays unacked and comes back with the next connection).
+            log.exception("task %s: start failed; handing it to the start job", task_id)
+            listener = getattr(self._slots, "listener", None)
+            if listener is not None:
+                listener.close()
+                self._slots.listener = None
+            dispatch.send_start(str(task_id), countdown=self.execution.backoff(1))
+        self._settled.put((channel, tag))
+        try:
+            os.write(self._wake_write, b"\0")
+        except BlockingIOError:
+            pass
+
+
+def main() -> int:
+    """`python -m services.tasks.launcher`: start new tasks until SIGTERM or SIGINT."""
+    settings = TasksSettings()
+    configure_logging("tasks-launcher", settings.LOG_LEVEL)
+    stopper = Stopper()
+    stopper.install_signal_handlers()
+    Launcher(settings, stopper).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import docker
 from results import record
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from support import BIN, spawn, stop
 
@@ -100,8 +100,8 @@ class StepClock:
 
     Follows the broker (an exclusive queue bound to `tasks.*`: when the relay published each
     event) and the engine's container events (create, start, die, destroy, by the engine's
-    clock); the database gives the rest (the start job's claim is `queued_at`). All clocks are
-    this machine's.
+    clock); the database gives the launcher's claim (`queued_at`). All clocks are this
+    machine's.
     """
 
     def __init__(self, ctx, client: docker.DockerClient, namespace: str, amqp_url: str) -> None:
@@ -174,13 +174,6 @@ class StepClock:
                     Task.id == uuid.UUID(task_id)
                 )
             ).one()
-            created = self.seen.get((task_id, "TaskCreated"))
-            handled = None
-            if created is not None:
-                handled = uow.session.scalar(
-                    text("SELECT processed_at FROM inbox WHERE message_id = :id"),
-                    {"id": created[1]},
-                )
 
         def at(key: str) -> float | None:
             found = self.seen.get((task_id, key))
@@ -192,8 +185,7 @@ class StepClock:
         points = {
             "create_task committed": committed,
             "TaskCreated published (seen on the broker)": at("TaskCreated"),
-            "consumer handled TaskCreated (its transaction)": epoch(handled),
-            "start job claimed the task (QUEUED)": epoch(row.queued_at),
+            "launcher claimed the task (QUEUED)": epoch(row.queued_at),
             "engine: container created": at("create"),
             "engine: container started (start event)": at("start"),
             "TaskStarted published (RUNNING committed)": at("TaskStarted"),

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import amqp
 from sqlalchemy.engine import Engine as DatabaseEngine
@@ -77,13 +77,23 @@ def start_attempt(
     return "done"
 
 
+class SlotSignal(Protocol):
+    """Tells a start waiting for a slot that one may have freed up."""
+
+    def forget(self) -> None:
+        """Drop what was signalled so far (call before looking at the slots)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block until signalled (True) or `timeout` seconds pass (False)."""
+
+
 def start_when_free(
     uow: Callable[[], UnitOfWork],
     *,
     task_id: uuid.UUID,
     engine: ContainerEngine,
     settings: transitions.ExecutionSettings,
-    slots: Listener,
+    slots: SlotSignal,
     stopping: Callable[[], bool] = lambda: False,
 ) -> str:
     """`start_attempt`, waiting up to slot_wait_seconds for a free slot while every one is taken.
@@ -155,6 +165,56 @@ class Listener:
             self._connection = None
 
 
+class SlotGate:
+    """The freed-slot signals of one process's start threads: each signal wakes one waiter.
+
+    One listening connection, read by a thread of its own. A signal is a ticket that one
+    waiting start takes, so a freed slot costs one claim rather than one per waiting thread
+    (each claim is a transaction under the capacity lock). A ticket left from before a look
+    costs one extra claim at most, so `forget` keeps them.
+    """
+
+    def __init__(self, database: DatabaseEngine, channel: str, *, waiters: int) -> None:
+        self.listener = Listener(database, channel)
+        self.waiters = waiters
+        self._tickets = 0
+        self._condition = threading.Condition()
+
+    def follow(self, stopper: Stopper) -> None:
+        """Turn signals into tickets until stopped (run it in a thread of its own)."""
+        backoff = Backoff()
+        while not stopper.is_set():
+            try:
+                self._issue(len(self.listener.receive(timeout=1.0)))
+                backoff.reset()
+            except Exception:
+                log.exception("slot signals: listening again")
+                self.listener.close()
+                # Signals may have been missed meanwhile: every waiter looks again.
+                self._issue(self.waiters)
+                stopper.wait(backoff.next())
+        self.listener.close()
+
+    def _issue(self, count: int) -> None:
+        if count:
+            with self._condition:
+                self._tickets = min(self._tickets + count, self.waiters)
+                self._condition.notify(count)
+
+    def forget(self) -> None:
+        """Keep the tickets: one issued before the caller's look costs one claim at most."""
+
+    def wait(self, timeout: float) -> bool:
+        """Take a ticket, waiting up to `timeout` seconds for one; False if none came."""
+        with self._condition:
+            if not self._tickets:
+                self._condition.wait(timeout)
+            if self._tickets:
+                self._tickets -= 1
+                return True
+            return False
+
+
 class Launcher:
     """Starts each new task from its TaskCreated event, in a pool of one thread per slot.
 
@@ -179,7 +239,7 @@ class Launcher:
         self.topology = Topology(settings.NAMESPACE)
         self._engine: ContainerEngine | None = None
         self._engine_lock = threading.Lock()
-        self._slots = threading.local()
+        self.slots = SlotGate(self.database, transitions.SLOT_FREED_CHANNEL, waiters=self.threads)
         #: Messages whose start is settled, for the loop to ack: (channel, delivery tag).
         self._settled: queue.SimpleQueue[tuple[amqp.Channel, int]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
@@ -196,15 +256,12 @@ class Launcher:
         with self._engine_lock:
             self._engine = None
 
-    def _listener(self) -> Listener:
-        # One listening connection per thread: a connection is not shared between threads.
-        if getattr(self._slots, "listener", None) is None:
-            self._slots.listener = Listener(self.database, transitions.SLOT_FREED_CHANNEL)
-        return self._slots.listener
-
     def run(self) -> None:
         """Consume and start until stopped, reconnecting to the broker after failures."""
         backoff = Backoff()
+        threading.Thread(
+            target=self.slots.follow, args=(self.stopper,), name="slot-signals", daemon=True
+        ).start()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="start") as pool:
             while not self.stopper.is_set():
                 connection = None
@@ -277,7 +334,7 @@ class Launcher:
                 task_id=task_id,
                 engine=self.engine(),
                 settings=self.execution,
-                slots=self._listener(),
+                slots=self.slots,
                 stopping=self.stopper.is_set,
             )
             if outcome == "busy":
@@ -294,10 +351,6 @@ class Launcher:
             # E.g. the database away: the Celery start job retries it later (or, if the broker
             # is away too, the message stays unacked and comes back with the next connection).
             log.exception("task %s: start failed; handing it to the start job", task_id)
-            listener = getattr(self._slots, "listener", None)
-            if listener is not None:
-                listener.close()
-                self._slots.listener = None
             dispatch.send_start(str(task_id), countdown=self.execution.backoff(1))
         self._settled.put((channel, tag))
         try:

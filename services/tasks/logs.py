@@ -109,15 +109,24 @@ def append_output(
 
 
 def store_output(
-    uow: UnitOfWork, task: Task, *, batches: Mapping[LogStream, bytes], max_bytes: int
+    uow: UnitOfWork,
+    task: Task,
+    *,
+    batches: Mapping[LogStream, bytes],
+    max_bytes: int,
+    announce: bool = True,
 ) -> None:
-    """append_output's work inside the caller's open unit of work (the task's row locked)."""
+    """append_output's work inside the caller's open unit of work (the task's row locked).
+
+    `announce=False` leaves out the TaskOutputAppended event, for a caller whose transaction
+    raises another event of the task (which wakes the output's readers as well).
+    """
     last_chunk_id, stored = None, 0
     for stream, data in batches.items():
         chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes)
         if chunk is not None:
             last_chunk_id, stored = chunk.id, stored + len(chunk.data)
-    if last_chunk_id is not None:
+    if last_chunk_id is not None and announce:
         uow.add_event(
             TaskOutputAppended(
                 task_id=str(task.id),

@@ -219,15 +219,20 @@ def finish_attempt(
 
     User failures retry while attempts <= maxRetries; engine-side failures up to engine_retries.
     The output and the end are one transaction: a reader that sees the end has all the output.
+    That transaction raises one event, the end's: readers of the output wake on any event of
+    the task, so a TaskOutputAppended beside it would only cost the relay and the broker.
     """
     now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None:
             return None
+        current = task.status == TaskStatus.RUNNING and task.container_name == name
         if output:
-            logs.store_output(uow, task, batches=output, max_bytes=settings.log_max_bytes)
-        if task.status != TaskStatus.RUNNING or task.container_name != name:
+            logs.store_output(
+                uow, task, batches=output, max_bytes=settings.log_max_bytes, announce=not current
+            )
+        if not current:
             uow.commit()
             return None
         _slot_freed(uow)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
 from sqlalchemy import text
 
 from services.tasks import transitions
-from services.tasks.launcher import Listener
-from services.tasks.models import TaskStatus
-from services.tasks.tests.factories import create_task, move_task
+from services.tasks.launcher import Listener, SlotGate
+from services.tasks.models import LogStream, TaskStatus
+from services.tasks.tests.factories import create_task, move_task, outbox_events, task_in
+from shared.messaging.runtime import Stopper
 
 
 def _full(app) -> transitions.ExecutionSettings:
@@ -81,3 +84,64 @@ def test_a_claim_waits_while_every_slot_is_taken_and_a_finished_attempt_signals_
     claim = transitions.claim_attempt(uow(), task_id=waiting, settings=full)
     assert claim.outcome == "start"
     assert claim.spec.attempt == 1
+
+
+def test_a_freed_slot_wakes_one_waiting_start_of_the_launcher_not_every_one(tasks_app):
+    gate = SlotGate(
+        tasks_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL, waiters=3
+    )
+    stopper = Stopper()
+    follower = threading.Thread(target=gate.follow, args=(stopper,))
+    follower.start()
+    woken: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woken.append(gate.wait(3))) for _ in range(3)]
+    try:
+        time.sleep(1)  # the follower listens and the waiters wait
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.3)
+        _notify(tasks_app, transitions.SLOT_FREED_CHANNEL)
+        for waiter in waiters:
+            waiter.join()
+    finally:
+        stopper.stop()
+        follower.join()
+    assert sorted(woken) == [False, False, True]
+
+
+def test_an_attempts_last_output_and_its_end_raise_one_event(tasks_app, client, alice):
+    uow = tasks_app.extensions["tasks"].uow
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    [attempt] = [a for a in transitions.running_attempts(uow()) if str(a.task_id) == task["id"]]
+    before = len(outbox_events(tasks_app, task["id"]))
+    transitions.finish_attempt(
+        uow(),
+        task_id=attempt.task_id,
+        name=attempt.container_name,
+        outcome=transitions.Outcome(TaskStatus.SUCCEEDED, 0),
+        settings=_full(tasks_app),
+        output={LogStream.STDOUT: b"last words\n"},
+    )
+    # The readers of the output wake on TaskSucceeded as well, and find the output stored.
+    assert [e["type"] for e in outbox_events(tasks_app, task["id"])[before:]] == ["TaskSucceeded"]
+    logs = client.get(f"/v1/tasks/{task['id']}/logs", headers=alice.headers).get_json()
+    assert "last words" in logs["text"]
+
+
+def test_output_stored_after_the_attempt_moved_on_is_still_announced(tasks_app, client, alice):
+    uow = tasks_app.extensions["tasks"].uow
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    [attempt] = [a for a in transitions.running_attempts(uow()) if str(a.task_id) == task["id"]]
+    client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
+    move_task(tasks_app, task["id"], TaskStatus.CANCELLED)
+    before = len(outbox_events(tasks_app, task["id"]))
+    transitions.finish_attempt(
+        uow(),
+        task_id=attempt.task_id,
+        name=attempt.container_name,
+        outcome=transitions.Outcome(TaskStatus.SUCCEEDED, 0),
+        settings=_full(tasks_app),
+        output={LogStream.STDOUT: b"late\n"},
+    )
+    events = outbox_events(tasks_app, task["id"])[before:]
+    assert [e["type"] for e in events] == ["TaskOutputAppended"]

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 #: Longest a start waiting for a slot goes without looking again, signal or not.
 SLOT_RECHECK_SECONDS = 1.0
+#: The same for the launcher's starts: its SlotGate loses no signal (after a lost connection it
+#: wakes every waiter), so looking again is only for what cannot happen, and each look is a
+#: claim under the capacity lock (eight waiters looking every second cost more than the starts).
+GATED_RECHECK_SECONDS = 5.0
 #: The queue of TaskCreated events the launcher consumes (once the event consumer's, so a
 #: deployment that upgrades keeps its queue, bindings and waiting events).
 LAUNCH_QUEUE = "tasks.dispatch"
@@ -80,8 +84,14 @@ def start_attempt(
 class SlotSignal(Protocol):
     """Tells a start waiting for a slot that one may have freed up."""
 
+    def take_turn(self, timeout: float) -> bool:
+        """Before a first look: wait for a signal if the slots are known to be full."""
+
     def forget(self) -> None:
         """Drop what was signalled so far (call before looking at the slots)."""
+
+    def looked(self, outcome: str, *, signalled: bool) -> None:
+        """What a look found (`signalled`: it followed a signal)."""
 
     def wait(self, timeout: float) -> bool:
         """Block until signalled (True) or `timeout` seconds pass (False)."""
@@ -95,6 +105,7 @@ def start_when_free(
     settings: transitions.ExecutionSettings,
     slots: SlotSignal,
     stopping: Callable[[], bool] = lambda: False,
+    recheck: float = SLOT_RECHECK_SECONDS,
 ) -> str:
     """`start_attempt`, waiting up to slot_wait_seconds for a free slot while every one is taken.
 
@@ -102,14 +113,16 @@ def start_when_free(
     EngineUnavailable.
     """
     deadline = time.monotonic() + settings.slot_wait_seconds
+    signalled = slots.take_turn(min(settings.slot_wait_seconds, recheck))
     while True:
         slots.forget()
         outcome = start_attempt(uow, task_id=task_id, engine=engine, settings=settings)
+        slots.looked(outcome, signalled=signalled)
         remaining = deadline - time.monotonic()
         if outcome != "busy" or remaining <= 0 or stopping():
             return outcome
         # Woken as soon as a task ends; the timeout is only a safety net for a lost signal.
-        slots.wait(min(remaining, SLOT_RECHECK_SECONDS))
+        signalled = slots.wait(min(remaining, recheck))
 
 
 class Listener:
@@ -131,6 +144,13 @@ class Listener:
                 cursor.execute(f'LISTEN "{self.channel}"')
             self._connection = connection
         return self._connection
+
+    def take_turn(self, timeout: float) -> bool:
+        """Look at once: a listener of its own knows nothing of other starts' looks."""
+        return False
+
+    def looked(self, outcome: str, *, signalled: bool) -> None:
+        """Nothing to remember."""
 
     def forget(self) -> None:
         """Drop what was signalled so far: call before looking, then `wait` if need be.
@@ -171,7 +191,10 @@ class SlotGate:
     One listening connection, read by a thread of its own. A signal is a ticket that one
     waiting start takes, so a freed slot costs one claim rather than one per waiting thread
     (each claim is a transaction under the capacity lock). A ticket left from before a look
-    costs one extra claim at most, so `forget` keeps them.
+    costs one extra claim at most, so `forget` keeps them. Once a look found every slot taken,
+    a new start waits for a ticket before its first look too: while tasks queue, each freed
+    slot is then one claim that starts a task, not that one and a failing one per new message.
+    A look that finds a slot free without a ticket (a signal missed) clears that.
     """
 
     def __init__(self, database: DatabaseEngine, channel: str, *, waiters: int) -> None:
@@ -179,6 +202,22 @@ class SlotGate:
         self.waiters = waiters
         self._tickets = 0
         self._condition = threading.Condition()
+        #: The latest look found every slot taken (and no ticket came since without a look).
+        self.full = False
+
+    def take_turn(self, timeout: float) -> bool:
+        """While the slots are full, wait up to `timeout` s for a ticket; True if one came."""
+        return self.full and self.wait(timeout)
+
+    def looked(self, outcome: str, *, signalled: bool) -> None:
+        """Remember whether the slots are full (a start after a ticket says nothing new)."""
+        if outcome == "busy":
+            self.full = True
+        elif not signalled:
+            self.full = False
+        elif outcome == "done":
+            # Nothing to start (cancelled, say): the slot is still free for the next waiter.
+            self._issue(1)
 
     def follow(self, stopper: Stopper) -> None:
         """Turn signals into tickets until stopped (run it in a thread of its own)."""
@@ -194,6 +233,8 @@ class SlotGate:
                 self._issue(self.waiters)
                 stopper.wait(backoff.next())
         self.listener.close()
+        # Stopping: every waiter looks once more and gives up.
+        self._issue(self.waiters)
 
     def _issue(self, count: int) -> None:
         if count:
@@ -336,6 +377,7 @@ class Launcher:
                 settings=self.execution,
                 slots=self.slots,
                 stopping=self.stopper.is_set,
+                recheck=GATED_RECHECK_SECONDS,
             )
             if outcome == "busy":
                 if self.stopper.is_set():

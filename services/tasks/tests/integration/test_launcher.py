@@ -145,3 +145,22 @@ def test_output_stored_after_the_attempt_moved_on_is_still_announced(tasks_app, 
     )
     events = outbox_events(tasks_app, task["id"])[before:]
     assert [e["type"] for e in events] == ["TaskOutputAppended"]
+
+
+def test_once_the_slots_are_full_a_new_start_waits_for_a_freed_one_before_claiming(tasks_app):
+    gate = SlotGate(
+        tasks_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL, waiters=2
+    )
+    assert gate.take_turn(5) is False  # nothing known yet: look at once
+    gate.looked("busy", signalled=False)
+    started = time.monotonic()
+    assert gate.take_turn(0.3) is False
+    assert time.monotonic() - started >= 0.3
+    gate._issue(1)
+    assert gate.take_turn(5) is True
+    # A start after the ticket leaves the slots full; one found without a ticket does not.
+    gate.looked("start", signalled=True)
+    assert gate.full
+    gate.looked("start", signalled=False)
+    assert not gate.full
+    assert gate.take_turn(5) is False

@@ -78,14 +78,18 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
     """Reserve a slot and the attempt's container name for a QUEUED task.
 
     `done`: nothing to start (finished, already running, cancelled); `busy`: every slot taken.
+    A PENDING task that gets its slot here raises no TaskQueued: it is RUNNING within the
+    start's time, which TaskStarted announces (events are triggers, and a message per task for
+    that moment would cost the relay and the broker). One that must wait for a slot does.
     """
     now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None or is_finished(task.status) or task.status == TaskStatus.RUNNING:
             return Claim("done")
+        queued = None
         if task.status == TaskStatus.PENDING:
-            uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
+            queued = transition(task, TaskStatus.QUEUED, now=now)
         if task.container_name is None:
             uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
             # Running tasks plus those between claim and RUNNING hold a slot.
@@ -99,6 +103,8 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
             )
             task.heartbeat_at = now
             if busy >= settings.concurrency:
+                if queued is not None:
+                    uow.add_event(queued)
                 uow.commit()
                 return Claim("busy")
             task.attempts += 1

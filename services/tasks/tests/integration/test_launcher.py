@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
@@ -164,3 +165,25 @@ def test_once_the_slots_are_full_a_new_start_waits_for_a_freed_one_before_claimi
     gate.looked("start", signalled=False)
     assert not gate.full
     assert gate.take_turn(5) is False
+
+
+def test_a_task_that_must_wait_for_a_slot_is_announced_queued_one_that_starts_at_once_is_not(
+    tasks_app, client, alice
+):
+    uow = tasks_app.extensions["tasks"].uow
+    full = _full(tasks_app)
+    waiting = create_task(client, alice)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(waiting["id"]), settings=full)
+    assert claim.outcome == "busy"
+    assert [e["type"] for e in outbox_events(tasks_app, waiting["id"])] == [
+        "TaskCreated",
+        "TaskQueued",
+    ]
+    roomy = replace(full, concurrency=full.concurrency + 2)
+    at_once = create_task(client, alice)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(at_once["id"]), settings=roomy)
+    assert claim.outcome == "start"
+    assert [e["type"] for e in outbox_events(tasks_app, at_once["id"])] == ["TaskCreated"]
+    assert client.get(f"/v1/tasks/{at_once['id']}", headers=alice.headers).json["status"] == (
+        "QUEUED"
+    )

@@ -135,9 +135,16 @@ def mark_running(
     `started_at` is when the engine started it. Idempotent: the start job and the monitor (on
     the engine's start event) both call it.
     """
+    name = container.name
     with uow:
+        # The launcher and the monitor both get here for every start: the second one reads
+        # the first one's answer without a row lock, an ORM load or a commit.
+        seen = uow.session.execute(
+            _ATTEMPT_COLUMNS.where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+        ).one_or_none()
+        if seen is not None and seen.container_name == name:
+            return _running(seen)
         task = uow.session.get(Task, task_id, with_for_update=True)
-        name = container.name
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
             return _running(task)
         if task is None or task.status != TaskStatus.QUEUED or task.container_name != name:
@@ -307,7 +314,18 @@ class RunningAttempt:
     cancel_requested: bool
 
 
-def _running(task: Task) -> RunningAttempt:
+#: The columns a RunningAttempt is made of: what the monitor's frequent reads select.
+_ATTEMPT_COLUMNS = select(
+    Task.id,
+    Task.container_name,
+    Task.started_at,
+    Task.timeout_seconds,
+    Task.cancel_requested_at,
+)
+
+
+def _running(task: Any) -> RunningAttempt:
+    """The attempt of a Task, or of a row of _ATTEMPT_COLUMNS."""
     return RunningAttempt(
         task_id=task.id,
         container_name=task.container_name,
@@ -320,8 +338,8 @@ def _running(task: Task) -> RunningAttempt:
 def running_attempts(uow: UnitOfWork) -> list[RunningAttempt]:
     """Every RUNNING task."""
     with uow:
-        tasks = uow.session.scalars(select(Task).where(Task.status == TaskStatus.RUNNING)).all()
-        return [_running(task) for task in tasks]
+        rows = uow.session.execute(_ATTEMPT_COLUMNS.where(Task.status == TaskStatus.RUNNING))
+        return [_running(row) for row in rows]
 
 
 def stored_log_bytes(

@@ -6,11 +6,13 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
 from services.tasks import transitions
+from services.tasks.containers import ContainerInfo
 from services.tasks.launcher import Listener, SlotGate
 from services.tasks.models import LogStream, TaskStatus
 from services.tasks.tests.factories import create_task, move_task, outbox_events, task_in
@@ -187,3 +189,24 @@ def test_a_task_that_must_wait_for_a_slot_is_announced_queued_one_that_starts_at
     assert client.get(f"/v1/tasks/{at_once['id']}", headers=alice.headers).json["status"] == (
         "QUEUED"
     )
+
+
+def test_recording_a_start_twice_returns_the_same_attempt_and_announces_it_once(
+    tasks_app, client, alice
+):
+    uow = tasks_app.extensions["tasks"].uow
+    settings = replace(_full(tasks_app), concurrency=10_000)
+    task = create_task(client, alice)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(task["id"]), settings=settings)
+    container = ContainerInfo(id="c1", name=claim.spec.name, status="running")
+    started_at = datetime.now(UTC)
+    first = transitions.mark_running(
+        uow(), task_id=claim.spec.task_id, container=container, started_at=started_at
+    )
+    second = transitions.mark_running(
+        uow(), task_id=claim.spec.task_id, container=container, started_at=datetime.now(UTC)
+    )
+    assert first == second
+    assert first.started_at == started_at
+    assert [e["type"] for e in outbox_events(tasks_app, task["id"])].count("TaskStarted") == 1
+    assert [a for a in transitions.running_attempts(uow()) if a.task_id == first.task_id] == [first]

@@ -35,19 +35,20 @@ def test_compose_runs_every_procfile_process_but_the_known_exceptions():
     assert set(PROCFILE) - set(COMPOSE) == NOT_IN_COMPOSE
 
 
-def test_only_the_tasks_worker_and_monitor_get_the_docker_socket():
+def test_only_the_tasks_launcher_worker_and_monitor_get_the_docker_socket():
     assert {name for name, svc in COMPOSE.items() if mounts_the_socket(svc)} == {
+        "tasks-launcher",
         "tasks-worker",
         "tasks-monitor",
     }
 
 
-def test_the_tasks_worker_and_monitor_run_as_in_the_procfile_with_the_tasks_services_env():
+def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_services_env():
     tasks_env = dict(COMPOSE["tasks"]["environment"])
     del tasks_env["DOCKYARD_MIGRATE"]
-    # Only the service checks the gateway's calls; the worker and monitor never hold its secret.
+    # Only the service checks the gateway's calls; the engine processes never hold its secret.
     del tasks_env["TASKS_SERVICE_SECRET"]
-    for name in ("tasks-worker", "tasks-monitor"):
+    for name in ("tasks-launcher", "tasks-worker", "tasks-monitor"):
         service = COMPOSE[name]
         assert service["command"] == PROCFILE[name]
         assert service["environment"] == {**tasks_env, "DOCKER_HOST": f"unix://{SOCKET}"}

@@ -1,4 +1,8 @@
-"""Reactions to the tasks service's own events: dispatch created tasks, notify finished ones."""
+"""Reactions to the tasks service's own events: notify the owners of finished tasks.
+
+New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
+a task's start is one broker hop after its commit.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,6 @@ _TERMINAL = {
 }
 
 
-def on_task_created(envelope: Envelope, _session: Session) -> None:
-    """Enqueue the start job of a new task.
-
-    Driven by the outbox, so a task committed is a task dispatched; a redelivery sends a second
-    job, which the start job's idempotence makes harmless.
-    """
-    dispatch.send_start(envelope.payload["task_id"])
-
-
 def on_task_finished(envelope: Envelope, _session: Session) -> None:
     """Enqueue the lifecycle notification of a task that reached a terminal state."""
     payload = envelope.payload
@@ -36,6 +31,5 @@ def on_task_finished(envelope: Envelope, _session: Session) -> None:
 
 
 SUBSCRIPTIONS = [
-    Subscription("tasks.dispatch", ["tasks.TaskCreated"], on_task_created),
     Subscription("tasks.notify", [f"tasks.{name}" for name in _TERMINAL], on_task_finished),
 ]

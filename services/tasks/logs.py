@@ -117,8 +117,13 @@ def store_output(
     batches: Mapping[LogStream, bytes],
     max_bytes: int,
     lost: Mapping[LogStream, int] | None = None,
+    announce: bool = True,
 ) -> None:
-    """append_output's work inside the caller's open unit of work (the task's row locked)."""
+    """append_output's work inside the caller's open unit of work (the task's row locked).
+
+    `announce=False` leaves out the TaskOutputAppended event, for a caller whose transaction
+    raises another event of the task (which wakes the output's readers as well).
+    """
     lost = lost or {}
     last_chunk_id, stored = None, 0
     for stream in dict.fromkeys([*batches, *(s for s, size in lost.items() if size)]):
@@ -126,7 +131,7 @@ def store_output(
         chunk = _append_stream(uow, task, LogStream(stream), data, max_bytes, lost.get(stream, 0))
         if chunk is not None:
             last_chunk_id, stored = chunk.id, stored + len(chunk.data)
-    if last_chunk_id is not None:
+    if last_chunk_id is not None and announce:
         uow.add_event(
             TaskOutputAppended(
                 task_id=str(task.id),

@@ -78,14 +78,18 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
     """Reserve a slot and the attempt's container name for a QUEUED task.
 
     `done`: nothing to start (finished, already running, cancelled); `busy`: every slot taken.
+    A PENDING task that gets its slot here raises no TaskQueued: it is RUNNING within the
+    start's time, which TaskStarted announces (events are triggers, and a message per task for
+    that moment would cost the relay and the broker). One that must wait for a slot does.
     """
     now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None or is_finished(task.status) or task.status == TaskStatus.RUNNING:
             return Claim("done")
+        queued = None
         if task.status == TaskStatus.PENDING:
-            uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
+            queued = transition(task, TaskStatus.QUEUED, now=now)
         if task.container_name is None:
             uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
             # Running tasks plus those between claim and RUNNING hold a slot.
@@ -99,6 +103,8 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
             )
             task.heartbeat_at = now
             if busy >= settings.concurrency:
+                if queued is not None:
+                    uow.add_event(queued)
                 uow.commit()
                 return Claim("busy")
             task.attempts += 1
@@ -129,9 +135,16 @@ def mark_running(
     `started_at` is when the engine started it. Idempotent: the start job and the monitor (on
     the engine's start event) both call it.
     """
+    name = container.name
     with uow:
+        # The launcher and the monitor both get here for every start: the second one reads
+        # the first one's answer without a row lock, an ORM load or a commit.
+        seen = uow.session.execute(
+            _ATTEMPT_COLUMNS.where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+        ).one_or_none()
+        if seen is not None and seen.container_name == name:
+            return _running(seen)
         task = uow.session.get(Task, task_id, with_for_update=True)
-        name = container.name
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
             return _running(task)
         if task is None or task.status != TaskStatus.QUEUED or task.container_name != name:
@@ -219,15 +232,20 @@ def finish_attempt(
 
     User failures retry while attempts <= maxRetries; engine-side failures up to engine_retries.
     The output and the end are one transaction: a reader that sees the end has all the output.
+    That transaction raises one event, the end's: readers of the output wake on any event of
+    the task, so a TaskOutputAppended beside it would only cost the relay and the broker.
     """
     now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None:
             return None
+        current = task.status == TaskStatus.RUNNING and task.container_name == name
         if output:
-            logs.store_output(uow, task, batches=output, max_bytes=settings.log_max_bytes)
-        if task.status != TaskStatus.RUNNING or task.container_name != name:
+            logs.store_output(
+                uow, task, batches=output, max_bytes=settings.log_max_bytes, announce=not current
+            )
+        if not current:
             uow.commit()
             return None
         _slot_freed(uow)
@@ -296,7 +314,18 @@ class RunningAttempt:
     cancel_requested: bool
 
 
-def _running(task: Task) -> RunningAttempt:
+#: The columns a RunningAttempt is made of: what the monitor's frequent reads select.
+_ATTEMPT_COLUMNS = select(
+    Task.id,
+    Task.container_name,
+    Task.started_at,
+    Task.timeout_seconds,
+    Task.cancel_requested_at,
+)
+
+
+def _running(task: Any) -> RunningAttempt:
+    """The attempt of a Task, or of a row of _ATTEMPT_COLUMNS."""
     return RunningAttempt(
         task_id=task.id,
         container_name=task.container_name,
@@ -309,8 +338,8 @@ def _running(task: Task) -> RunningAttempt:
 def running_attempts(uow: UnitOfWork) -> list[RunningAttempt]:
     """Every RUNNING task."""
     with uow:
-        tasks = uow.session.scalars(select(Task).where(Task.status == TaskStatus.RUNNING)).all()
-        return [_running(task) for task in tasks]
+        rows = uow.session.execute(_ATTEMPT_COLUMNS.where(Task.status == TaskStatus.RUNNING))
+        return [_running(row) for row in rows]
 
 
 def stored_log_bytes(

@@ -1,15 +1,18 @@
 """The tasks Celery worker: thin jobs that start task containers and send notifications.
 
-Run: `celery -A services.tasks.worker:celery_app worker -c 4`. A start job only claims an
-attempt and starts its container (a second or so), so its message is acked long before RabbitMQ's
-consumer_timeout; the monitor process (`python -m services.tasks.monitor`) owns the wait.
+Run: `celery -A services.tasks.worker:celery_app worker -c 8`. New tasks are started by the
+launcher (`python -m services.tasks.launcher`) straight from their TaskCreated events; the start
+job here starts what must wait: retries after a failed attempt, tasks the reconciler
+re-dispatches, and those the launcher handed over (no free slot in time, engine away). It only
+claims an attempt and starts its container (a second or so), so its message is acked long before
+RabbitMQ's consumer_timeout; the monitor process (`python -m services.tasks.monitor`) owns the
+wait.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 from functools import lru_cache
 
@@ -19,7 +22,7 @@ from services.tasks import dispatch, transitions
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.containers import DockerEngine, EngineUnavailable
-from services.tasks.launcher import Listener, start_attempt
+from services.tasks.launcher import Listener, start_when_free
 from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
 from shared.notifications import notifier_from_settings
@@ -32,9 +35,6 @@ settings: TasksSettings = flask_app.extensions["tasks"].settings
 execution_settings = transitions.ExecutionSettings.from_settings(settings)
 # Built at import, so an unknown NOTIFICATION_CHANNELS entry stops the worker at start-up.
 notifier = notifier_from_settings(settings)
-
-#: Longest a start job waiting for a slot goes without looking again, signal or not.
-SLOT_RECHECK_SECONDS = 1.0
 
 #: Retry policy of a notification whose channel fails: exponential backoff with full jitter.
 NOTIFY_RETRY_POLICY = {
@@ -65,32 +65,25 @@ def _uow():
 @celery_app.task(name=dispatch.START_TASK, bind=True)
 def start_task(self, task_id: str) -> str:
     """Start (or adopt) the task's current attempt, waiting a while for a free slot."""
-    deadline = time.monotonic() + execution_settings.slot_wait_seconds
-    while True:
-        _slots().forget()
-        try:
-            outcome = start_attempt(
-                _uow,
-                task_id=uuid.UUID(task_id),
-                engine=_engine(),
-                settings=execution_settings,
+    try:
+        outcome = start_when_free(
+            _uow,
+            task_id=uuid.UUID(task_id),
+            engine=_engine(),
+            settings=execution_settings,
+            slots=_slots(),
+        )
+    except EngineUnavailable as exc:
+        _engine.cache_clear()
+        if self.request.retries >= settings.ENGINE_RETRIES:
+            log.warning("task %s: giving up on the engine: %s", task_id, exc)
+            transitions.fail_start(
+                _uow(), task_id=uuid.UUID(task_id), code=exc.code, message=str(exc)
             )
-        except EngineUnavailable as exc:
-            _engine.cache_clear()
-            if self.request.retries >= settings.ENGINE_RETRIES:
-                log.warning("task %s: giving up on the engine: %s", task_id, exc)
-                transitions.fail_start(
-                    _uow(), task_id=uuid.UUID(task_id), code=exc.code, message=str(exc)
-                )
-                return "failed"
-            delay = execution_settings.backoff(self.request.retries + 1)
-            log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
-            raise self.retry(countdown=delay, max_retries=settings.ENGINE_RETRIES) from None
-        remaining = deadline - time.monotonic()
-        if outcome != "busy" or remaining <= 0:
-            break
-        # Woken as soon as a task ends; the timeout is only a safety net for a lost signal.
-        _slots().wait(min(remaining, SLOT_RECHECK_SECONDS))
+            return "failed"
+        delay = execution_settings.backoff(self.request.retries + 1)
+        log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
+        raise self.retry(countdown=delay, max_retries=settings.ENGINE_RETRIES) from None
     if outcome == "busy":
         # Still no slot: hand the task to a fresh message so this one is acked now.
         dispatch.send_start(task_id)

@@ -1,4 +1,4 @@
-"""Fixtures of the engine tests: the real relay, consumer, Celery worker and monitor processes.
+"""Fixtures of the engine tests: the real relay, consumer, launcher, Celery worker and monitor.
 
 Tests need a Docker engine and the registry-free image `.ci/docker-engine.sh` builds; without
 them they are skipped with the reason.
@@ -70,7 +70,7 @@ class Process(ManagedProcess):
 
 @dataclass
 class EngineProcesses:
-    """The running engine processes (relay, consumer, Celery worker, monitor)."""
+    """The running engine processes (relay, consumer, launcher, Celery worker, monitor)."""
 
     processes: dict[str, Process] = field(default_factory=dict)
 
@@ -127,7 +127,7 @@ def own_environment(**options: str) -> Iterator[TestEnvironment]:
 
 @contextmanager
 def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterator[EngineProcesses]:
-    """Start the relay, event consumer, Celery worker and monitor of this run; stop them after.
+    """Start the relay, event consumer, launcher, Celery worker and monitor; stop them after.
 
     `extra` overrides environment variables of the processes (e.g. settings under test).
     """
@@ -138,6 +138,7 @@ def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterat
     commands = {
         "relay": [dockyard, "relay", "tasks"],
         "consume": [dockyard, "consume", "tasks"],
+        "launcher": [sys.executable, "-m", "services.tasks.launcher"],
         "worker": worker_argv(),
         "monitor": [sys.executable, "-m", "services.tasks.monitor"],
     }
@@ -145,7 +146,12 @@ def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterat
     try:
         for name, argv in commands.items():
             running.processes[name] = Process(name, argv, env, logs / f"{name}.log").start()
-        ready = {"consume": "consumer started", "worker": "ready.", "monitor": "monitor leads"}
+        ready = {
+            "consume": "consumer started",
+            "launcher": "launcher started",
+            "worker": "ready.",
+            "monitor": "monitor leads",
+        }
         for name, marker in ready.items():
             wait_for(
                 lambda name=name, marker=marker: marker in running[name].log(),

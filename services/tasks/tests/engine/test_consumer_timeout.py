@@ -3,8 +3,8 @@
 The module starts its own throwaway RabbitMQ node whose consumer_timeout is a few seconds (3.10
 has only the global setting, and the suite's shared broker must keep its default), with the
 channel tick lowered so the broker checks that timeout twice a second instead of once a minute.
-A full engine (relay, consumer, Celery worker, monitor) runs against it with its own database
-and namespace, so the suite's other engine processes can neither lead nor dispatch for it.
+A full engine (relay, consumer, launcher, Celery worker, monitor) runs against it with its own
+database and namespace, so the suite's other engine processes can neither lead nor dispatch for it.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def timeout_env(short_timeout_broker) -> Iterator[testing.TestEnvironment]:
 
 @pytest.fixture(scope="module")
 def timeout_engine(timeout_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
-    """The relay, consumer, Celery worker and monitor, on the short-timeout broker."""
+    """The relay, consumer, launcher, Celery worker and monitor, on the short-timeout broker."""
     with running_engine(timeout_env, auth_server, docker_client) as running:
         yield running
 
@@ -284,9 +284,10 @@ def test_the_broker_closes_a_channel_that_holds_a_message_past_its_consumer_time
 def test_a_task_running_far_past_the_consumer_timeout_succeeds_exactly_once(
     timeout_client, timeout_engine, timeout_env, short_timeout_broker, register, docker_client
 ):
-    """A task of several consumer timeouts ends SUCCEEDED from one start job and one container."""
+    """A task of several consumer timeouts ends SUCCEEDED from one start and one container."""
     client, alice = timeout_client, register()
     celery_queue = f"{timeout_env.namespace}.celery"
+    launch_queue = f"{timeout_env.namespace}.consumer.tasks.dispatch"
     broker_log_mark = len(short_timeout_broker.log())
     since = int(time.time()) - 1
     marker = uuid.uuid4().hex[:8]
@@ -298,16 +299,18 @@ def test_a_task_running_far_past_the_consumer_timeout_succeeds_exactly_once(
     # Past the timeout plus a few ticks: a held start message would have been caught by now.
     time.sleep(CONSUMER_TIMEOUT_SECONDS + 4 * CHANNEL_TICK_MS / 1000)
     assert task_of(client, alice, task["id"])["status"] == "RUNNING"
-    [queue] = [
+    queues = [
         q
         for q in short_timeout_broker.rows("queues", "name", "consumers", "messages_unacknowledged")
-        if q["name"] == celery_queue
+        if q["name"] in (celery_queue, launch_queue)
     ]
-    assert (queue["consumers"], queue["messages_unacknowledged"]) == (1, 0), queue
+    assert len(queues) == 2, queues
+    for queue in queues:
+        assert (queue["consumers"], queue["messages_unacknowledged"]) == (1, 0), queue
     consumer_channels = {
         c["channel_pid"]
         for c in short_timeout_broker.rows("consumers", "queue_name", "channel_pid")
-        if c["queue_name"] == celery_queue
+        if c["queue_name"] in (celery_queue, launch_queue)
     }
 
     done = wait_status(client, alice, task["id"], timeout=LONG_TASK_SECONDS + 30)
@@ -329,19 +332,21 @@ def test_a_task_running_far_past_the_consumer_timeout_succeeds_exactly_once(
     ]
     assert starts == [(container_name(task["id"], 1), "1")] * 2, starts
 
-    # One start job only: a redelivered one would find the task running and do nothing, so
-    # the containers alone cannot tell; the worker's log can.
+    # Started by the launcher alone: no start job was handed over, and neither consumer lost
+    # its channel (a redelivered start would find the task running and do nothing, so the
+    # containers alone cannot tell; the logs can).
     worker_log = timeout_engine["worker"].log()
-    received = re.findall(r"Task tasks\.start_task\[[^\]]+\] received", worker_log)
-    outcomes = re.findall(r"Task tasks\.start_task\[[^\]]+\] succeeded in \S+ (.+)", worker_log)
-    assert (len(received), outcomes) == (1, ["'started'"]), worker_log[-3000:]
+    assert not re.findall(r"Task tasks\.start_task\[[^\]]+\] received", worker_log)
     assert "Connection to broker lost" not in worker_log, worker_log[-3000:]
+    launcher_log = timeout_engine["launcher"].log()
+    assert "lost the broker" not in launcher_log, launcher_log[-3000:]
+    assert launcher_log.count("launcher started") == 1, launcher_log[-3000:]
     # Celery takes the broker closing its channel as unrecoverable: the whole worker exits.
     assert timeout_engine["worker"].running, worker_log[-3000:]
     assert TIMED_OUT not in short_timeout_broker.log()[broker_log_mark:]
     still_consuming = {
         c["channel_pid"]
         for c in short_timeout_broker.rows("consumers", "queue_name", "channel_pid")
-        if c["queue_name"] == celery_queue
+        if c["queue_name"] in (celery_queue, launch_queue)
     }
     assert still_consuming == consumer_channels, (consumer_channels, still_consuming)

@@ -44,7 +44,7 @@ def _labelled_sleeper(docker_client, namespace: str):
     )
 
 
-def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_container(
+def test_killing_the_launcher_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_container(
     client, alice, engine, docker_client, test_env
 ):
     tasks = [submit(client, alice, ["sh", "-c", f"sleep 2; echo done-{n}"]) for n in range(6)]
@@ -53,13 +53,13 @@ def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_conta
         timeout=15,
         message="nothing started",
     )
-    engine["worker"].kill()
-    engine["monitor"].kill()
+    for name in ("launcher", "worker", "monitor"):
+        engine[name].kill()
     # An orphan from some earlier life: labelled, but no task owns it.
     orphan = _labelled_sleeper(docker_client, test_env.namespace)
     time.sleep(3)  # some containers finish while nobody watches
-    engine["worker"].start()
-    engine["monitor"].start()
+    for name in ("launcher", "worker", "monitor"):
+        engine[name].start()
     for n, task in enumerate(tasks):
         done = wait_status(client, alice, task["id"], timeout=90)
         assert done["status"] == "SUCCEEDED", (done["error_code"], done["error"], done)
@@ -78,6 +78,23 @@ def test_killing_the_worker_and_monitor_mid_run_loses_no_task_and_leaks_no_conta
         timeout=10,
         message="the orphaned container was not removed",
     )
+
+
+def test_a_task_created_while_the_launcher_is_down_starts_once_it_is_back(client, alice, engine):
+    engine["launcher"].kill()
+    try:
+        task = submit(client, alice, ["echo", "waited"])
+        # Its TaskCreated waits in the launcher's durable queue.
+        time.sleep(1)
+        assert task_of(client, alice, task["id"])["status"] == "PENDING"
+    finally:
+        engine["launcher"].start()
+    done = wait_status(client, alice, task["id"], timeout=30)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["attempts"] == 1
+    assert "waited" in logs_of(client, alice, task["id"], "stdout")["text"]
+    # Started from the queue, not by the reconciler's safety net.
+    assert f"task {task['id']}: no start job touched it" not in engine["monitor"].log()
 
 
 def test_the_reconciler_leaves_other_deployments_containers_alone(engine, docker_client, test_env):
@@ -103,9 +120,9 @@ def test_the_reconciler_leaves_other_deployments_containers_alone(engine, docker
             pass
 
 
-def test_a_long_task_holds_no_unacked_celery_message(client, alice, test_env):
-    # RabbitMQ's consumer_timeout only bites a consumer holding an unacked message; the start
-    # job acks within a second, whatever the task's length, so there is nothing to time out.
+def test_a_long_task_holds_no_unacked_message(client, alice, test_env):
+    # RabbitMQ's consumer_timeout only bites a consumer holding an unacked message; the launcher
+    # and the start job ack within a second, whatever the task's length: nothing to time out.
     task = submit(client, alice, ["sleep", "30"])
     wait_status(client, alice, task["id"], {"RUNNING"})
     time.sleep(1)
@@ -120,8 +137,10 @@ def test_a_long_task_holds_no_unacked_celery_message(client, alice, test_env):
         name: int(count)
         for name, count in (line.split() for line in queues.splitlines() if line.strip())
         if name.startswith(f"{test_env.namespace}.celery")
+        or name == f"{test_env.namespace}.consumer.tasks.dispatch"
     }
-    assert unacked and all(count == 0 for count in unacked.values()), unacked
+    assert f"{test_env.namespace}.consumer.tasks.dispatch" in unacked, unacked
+    assert all(count == 0 for count in unacked.values()), unacked
     client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
     wait_status(client, alice, task["id"])
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
 from services.tasks import transitions
-from services.tasks.launcher import Listener
-from services.tasks.models import TaskStatus
-from services.tasks.tests.factories import create_task, move_task
+from services.tasks.containers import ContainerInfo
+from services.tasks.launcher import Listener, SlotGate
+from services.tasks.models import LogStream, TaskStatus
+from services.tasks.tests.factories import create_task, move_task, outbox_events, task_in
+from shared.messaging.runtime import Stopper
 
 
 def _full(app) -> transitions.ExecutionSettings:
@@ -81,3 +87,126 @@ def test_a_claim_waits_while_every_slot_is_taken_and_a_finished_attempt_signals_
     claim = transitions.claim_attempt(uow(), task_id=waiting, settings=full)
     assert claim.outcome == "start"
     assert claim.spec.attempt == 1
+
+
+def test_a_freed_slot_wakes_one_waiting_start_of_the_launcher_not_every_one(tasks_app):
+    gate = SlotGate(
+        tasks_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL, waiters=3
+    )
+    stopper = Stopper()
+    follower = threading.Thread(target=gate.follow, args=(stopper,))
+    follower.start()
+    woken: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woken.append(gate.wait(3))) for _ in range(3)]
+    try:
+        time.sleep(1)  # the follower listens and the waiters wait
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.3)
+        _notify(tasks_app, transitions.SLOT_FREED_CHANNEL)
+        for waiter in waiters:
+            waiter.join()
+    finally:
+        stopper.stop()
+        follower.join()
+    assert sorted(woken) == [False, False, True]
+
+
+def test_an_attempts_last_output_and_its_end_raise_one_event(tasks_app, client, alice):
+    uow = tasks_app.extensions["tasks"].uow
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    [attempt] = [a for a in transitions.running_attempts(uow()) if str(a.task_id) == task["id"]]
+    before = len(outbox_events(tasks_app, task["id"]))
+    transitions.finish_attempt(
+        uow(),
+        task_id=attempt.task_id,
+        name=attempt.container_name,
+        outcome=transitions.Outcome(TaskStatus.SUCCEEDED, 0),
+        settings=_full(tasks_app),
+        output={LogStream.STDOUT: b"last words\n"},
+    )
+    # The readers of the output wake on TaskSucceeded as well, and find the output stored.
+    assert [e["type"] for e in outbox_events(tasks_app, task["id"])[before:]] == ["TaskSucceeded"]
+    logs = client.get(f"/v1/tasks/{task['id']}/logs", headers=alice.headers).get_json()
+    assert "last words" in logs["text"]
+
+
+def test_output_stored_after_the_attempt_moved_on_is_still_announced(tasks_app, client, alice):
+    uow = tasks_app.extensions["tasks"].uow
+    task = task_in(tasks_app, client, alice, TaskStatus.RUNNING)
+    [attempt] = [a for a in transitions.running_attempts(uow()) if str(a.task_id) == task["id"]]
+    client.post(f"/v1/tasks/{task['id']}/cancel", headers=alice.headers)
+    move_task(tasks_app, task["id"], TaskStatus.CANCELLED)
+    before = len(outbox_events(tasks_app, task["id"]))
+    transitions.finish_attempt(
+        uow(),
+        task_id=attempt.task_id,
+        name=attempt.container_name,
+        outcome=transitions.Outcome(TaskStatus.SUCCEEDED, 0),
+        settings=_full(tasks_app),
+        output={LogStream.STDOUT: b"late\n"},
+    )
+    events = outbox_events(tasks_app, task["id"])[before:]
+    assert [e["type"] for e in events] == ["TaskOutputAppended"]
+
+
+def test_once_the_slots_are_full_a_new_start_waits_for_a_freed_one_before_claiming(tasks_app):
+    gate = SlotGate(
+        tasks_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL, waiters=2
+    )
+    assert gate.take_turn(5) is False  # nothing known yet: look at once
+    gate.looked("busy", signalled=False)
+    started = time.monotonic()
+    assert gate.take_turn(0.3) is False
+    assert time.monotonic() - started >= 0.3
+    gate._issue(1)
+    assert gate.take_turn(5) is True
+    # A start after the ticket leaves the slots full; one found without a ticket does not.
+    gate.looked("start", signalled=True)
+    assert gate.full
+    gate.looked("start", signalled=False)
+    assert not gate.full
+    assert gate.take_turn(5) is False
+
+
+def test_a_task_that_must_wait_for_a_slot_is_announced_queued_one_that_starts_at_once_is_not(
+    tasks_app, client, alice
+):
+    uow = tasks_app.extensions["tasks"].uow
+    full = _full(tasks_app)
+    waiting = create_task(client, alice)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(waiting["id"]), settings=full)
+    assert claim.outcome == "busy"
+    assert [e["type"] for e in outbox_events(tasks_app, waiting["id"])] == [
+        "TaskCreated",
+        "TaskQueued",
+    ]
+    roomy = replace(full, concurrency=full.concurrency + 2)
+    at_once = create_task(client, alice)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(at_once["id"]), settings=roomy)
+    assert claim.outcome == "start"
+    assert [e["type"] for e in outbox_events(tasks_app, at_once["id"])] == ["TaskCreated"]
+    assert client.get(f"/v1/tasks/{at_once['id']}", headers=alice.headers).json["status"] == (
+        "QUEUED"
+    )
+
+
+def test_recording_a_start_twice_returns_the_same_attempt_and_announces_it_once(
+    tasks_app, client, alice
+):
+    uow = tasks_app.extensions["tasks"].uow
+    settings = replace(_full(tasks_app), concurrency=10_000)
+    task = create_task(client, alice)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(task["id"]), settings=settings)
+    container = ContainerInfo(id="c1", name=claim.spec.name, status="running")
+    started_at = datetime.now(UTC)
+    first = transitions.mark_running(
+        uow(), task_id=claim.spec.task_id, container=container, started_at=started_at
+    )
+    second = transitions.mark_running(
+        uow(), task_id=claim.spec.task_id, container=container, started_at=datetime.now(UTC)
+    )
+    assert first == second
+    assert first.started_at == started_at
+    assert [e["type"] for e in outbox_events(tasks_app, task["id"])].count("TaskStarted") == 1
+    assert [a for a in transitions.running_attempts(uow()) if a.task_id == first.task_id] == [first]

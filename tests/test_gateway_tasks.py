@@ -12,7 +12,14 @@ from services.gateway.app import create_app as create_gateway_app
 from services.gateway.clients import AuthClient, Clients, FilesClient, TasksClient
 from services.gateway.tests.conftest import client_of
 from services.tasks.models import LogStream, Task, TaskStatus
-from services.tasks.tests.factories import PATHS, append_output, insert_tasks_at_once, move_task
+from services.tasks.tests.factories import (
+    PATHS,
+    append_output,
+    insert_tasks_at_once,
+    move_task,
+    outbox_events,
+    stored_chunks,
+)
 from tests.conftest import (
     GraphQLClient,
     error_codes,
@@ -30,6 +37,7 @@ TASK = """
 CREATE = f"mutation ($input: CreateTaskInput!) {{ createTask(input: $input) {{ {TASK} }} }}"
 GET = f"query ($id: ID!) {{ task(id: $id) {{ {TASK} }} }}"
 CANCEL = f"mutation ($id: ID!) {{ cancelTask(id: $id) {{ {TASK} }} }}"
+DELETE = "mutation ($id: ID!) { deleteTask(id: $id) }"
 LIST = """
     query ($first: Int, $after: String, $status: TaskStatus) {
       tasks(first: $first, after: $after, status: $status) {
@@ -226,6 +234,50 @@ def test_cancelling_a_finished_task_returns_it_unchanged(gql, alice, tasks_app, 
     before = get(gql, alice, task_id)
     assert gql(CANCEL, {"id": task_id}, token=alice.token) == {"data": {"cancelTask": before}}
     assert get(gql, alice, task_id) == before
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        TaskStatus.SUCCEEDED,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+        TaskStatus.TIMED_OUT,
+        TaskStatus.SKIPPED,
+    ],
+)
+def test_deleting_an_ended_task_removes_it_and_its_logs(gql, alice, tasks_app, status):
+    task_id = create(gql, alice)["id"]
+    move_task(tasks_app, task_id, *PATHS[status])
+    append_output(tasks_app, task_id, LogStream.STDOUT, b"bye\n", max_bytes=LOG_CAP)
+    assert gql(DELETE, {"id": task_id}, token=alice.token) == {"data": {"deleteTask": True}}
+    assert get(gql, alice, task_id) is None
+    assert page(gql, alice)["totalCount"] == 0
+    assert stored_chunks(tasks_app, task_id) == []
+    assert outbox_events(tasks_app, task_id)[-1]["type"] == "TaskDeleted"
+    body = gql(DELETE, {"id": task_id}, token=alice.token)
+    assert error_codes(body) == ["NOT_FOUND"]
+
+
+@pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING])
+def test_deleting_a_task_that_has_not_ended_is_a_conflict(gql, alice, tasks_app, status):
+    task_id = create(gql, alice)["id"]
+    move_task(tasks_app, task_id, *PATHS[status])
+    body = gql(DELETE, {"id": task_id}, token=alice.token)
+    assert body["data"] is None
+    assert error_codes(body) == ["CONFLICT"]
+    assert status.value in body["errors"][0]["message"]
+    assert get(gql, alice, task_id)["status"] == status.value
+
+
+def test_another_users_or_an_unknown_task_is_not_found_to_delete(gql, alice, bob, tasks_app):
+    task_id = create(gql, alice)["id"]
+    move_task(tasks_app, task_id, *PATHS[TaskStatus.SUCCEEDED])
+    for user, some_id in ((bob, task_id), (alice, str(uuid.uuid4())), (alice, "../../healthz")):
+        body = gql(DELETE, {"id": some_id}, token=user.token)
+        assert body["data"] is None
+        assert error_codes(body) == ["NOT_FOUND"]
+    assert get(gql, alice, task_id)["status"] == "SUCCEEDED"
 
 
 def test_a_failed_task_shows_its_outcome_and_a_running_one_its_usage(gql, alice, tasks_app):

@@ -553,7 +553,7 @@ def _task_not_found() -> NotFound:
 
 
 class TasksClient(ServiceClient):
-    """The tasks service: submit, list, read and cancel the caller's tasks, read their output."""
+    """The tasks service: submit, list, read, cancel and delete the caller's tasks, read output."""
 
     service = "tasks"
 
@@ -593,6 +593,13 @@ class TasksClient(ServiceClient):
         if path is None:
             raise _task_not_found()
         return await self.request("POST", path, caller, with_token=True)
+
+    async def delete_task(self, caller: Caller, *, task_id: str) -> None:
+        """Delete one of the caller's ended tasks and its logs (CONFLICT unless it has ended)."""
+        path = _task_path(task_id)
+        if path is None:
+            raise _task_not_found()
+        await self.request("DELETE", path, caller, with_token=True)
 
     async def read_logs(
         self, caller: Caller, *, task_id: str, tail: int | None = None

@@ -1,4 +1,4 @@
-"""Tasks: createTask, cancelTask, task, tasks, and the Task fields that need their own call."""
+"""Tasks: create, cancel, delete, task, tasks, and the Task fields that need their own call."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ async def resolve_cancel_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -
     context = info.context
     context.require_token()
     return await context.clients.tasks.cancel_task(context.caller, task_id=id)
+
+
+@mutation.field("deleteTask")
+async def resolve_delete_task(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> bool:
+    """Delete one of the caller's ended tasks; CONFLICT unless ended, NOT_FOUND if not theirs."""
+    context = info.context
+    context.require_token()
+    await context.clients.tasks.delete_task(context.caller, task_id=id)
+    return True
 
 
 @task_type.field("logs")

@@ -17,6 +17,8 @@ import redis
 import requests
 from flask import current_app, g, request
 
+from shared.service_identity import DELEGATED_USER_KEY
+
 log = logging.getLogger(__name__)
 
 
@@ -357,6 +359,28 @@ def authenticated(view: Callable) -> Callable:
         if token is None:
             raise TokenMissing("no bearer token")
         g.identity = current_app.extensions["token_verifier"].verify(token)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def authenticated_or_delegated(view: Callable) -> Callable:
+    """`authenticated`, or else the user a valid gateway credential acts for (signed links).
+
+    Only for reads the gateway serves behind a link it signed itself (a file's content): the
+    gateway checked the link, and the credential naming the user is signed with this service's
+    secret, which no client holds.
+    """
+    authenticated_view = authenticated(view)
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = request.environ.get(DELEGATED_USER_KEY)
+        if user is None or request.headers.get("Authorization"):
+            return authenticated_view(*args, **kwargs)
+        g.identity = Identity(
+            user_id=user, token_id="", family_id=None, expires_at=0, claims={"sub": user}
+        )
         return view(*args, **kwargs)
 
     return wrapper

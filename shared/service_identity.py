@@ -4,8 +4,11 @@ Each REST service has a secret of its own (`<SERVICE>_SERVICE_SECRET`) which onl
 gateway hold. The gateway sends, with every call, a short-lived HS256 JWT signed with the
 called service's secret, naming the service (`aud`) and the client address it saw (`fwd`).
 A service takes the client address from that signed claim only: X-Forwarded-For from anyone
-is dropped, so without a valid credential the address is the socket peer's. In production
-(or when SERVICE_CREDENTIAL_REQUIRED is on) a call without a credential is refused with 401.
+is dropped, so without a valid credential the address is the socket peer's. A credential may
+also name a user the gateway acts for (`obo`, for a signed download link that carries no
+token); only views decorated with `shared.auth.authenticated_or_delegated` accept that.
+In production (or when SERVICE_CREDENTIAL_REQUIRED is on) a call without a credential is refused
+with 401.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ _ALGORITHM = "HS256"
 TOKEN_TTL = 60
 #: Seconds of clock difference between the gateway's host and a service's that are forgiven.
 _LEEWAY = 10
+#: Where ServiceIdentityMiddleware leaves the user a valid credential acts for (WSGI environ).
+DELEGATED_USER_KEY = "dockyard.delegated_user"
 #: Paths served without a credential: probes, metrics, API docs and public signing keys.
 EXEMPT_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/v1/.well-known/jwks.json"}
@@ -82,12 +87,17 @@ class ServiceCredentials:
     def __init__(self, secrets: Mapping[str, str], *, ttl: int = TOKEN_TTL) -> None:
         self._secrets = dict(secrets)
         self._ttl = ttl
-        self._cache: dict[tuple[str, str | None], tuple[str, float]] = {}
+        self._cache: dict[tuple[str, str | None, str | None], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def token_for(self, service: str, client_address: str | None) -> str:
-        """A credential for `service` carrying `client_address`, reused for half its lifetime."""
-        key = (service, client_address)
+    def token_for(
+        self, service: str, client_address: str | None, *, on_behalf_of: str | None = None
+    ) -> str:
+        """A credential for `service` carrying `client_address`, reused for half its lifetime.
+
+        `on_behalf_of` names the user the call acts for, when the gateway has no token of theirs.
+        """
+        key = (service, client_address, on_behalf_of)
         now = time.time()
         cached = self._cache.get(key)
         if cached is not None and cached[1] > now:
@@ -100,6 +110,8 @@ class ServiceCredentials:
         }
         if client_address:
             claims["fwd"] = client_address
+        if on_behalf_of:
+            claims["obo"] = on_behalf_of
         token = jwt.encode(claims, self._secrets[service], algorithm=_ALGORITHM)
         with self._lock:
             if len(self._cache) >= 10_000:
@@ -121,20 +133,24 @@ class CredentialCheck:
         self._secret = secret
         # The gateway reuses a credential per client address, so most arrive already checked;
         # an HMAC check costs about as much as a simple view does.
-        self._verified: dict[str, tuple[str | None, float]] = {}
+        self._verified: dict[str, tuple[str | None, str | None, float]] = {}
 
     def forwarded_address(self, token: str) -> str | None:
         """The client address the credential carries (None if none); raise CredentialInvalid."""
+        return self.verified_claims(token)[0]
+
+    def verified_claims(self, token: str) -> tuple[str | None, str | None]:
+        """(client address, user acted for) the credential carries; raise CredentialInvalid."""
         known = self._verified.get(token)
-        if known is not None and known[1] > time.time():
-            return known[0]
-        address, expires = self._verify(token)
+        if known is not None and known[2] > time.time():
+            return known[0], known[1]
+        address, user, expires = self._verify(token)
         if len(self._verified) >= 4096:
             self._verified.clear()
-        self._verified[token] = (address, expires)
-        return address
+        self._verified[token] = (address, user, expires)
+        return address, user
 
-    def _verify(self, token: str) -> tuple[str | None, float]:
+    def _verify(self, token: str) -> tuple[str | None, str | None, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -147,8 +163,12 @@ class CredentialCheck:
             )
         except jwt.PyJWTError as exc:
             raise CredentialInvalid(str(exc)) from None
-        address = claims.get("fwd")
-        return (address if isinstance(address, str) and address else None), claims["exp"] + _LEEWAY
+        address, user = claims.get("fwd"), claims.get("obo")
+        return (
+            address if isinstance(address, str) and address else None,
+            user if isinstance(user, str) and user else None,
+            claims["exp"] + _LEEWAY,
+        )
 
 
 _REFUSALS = {
@@ -204,9 +224,11 @@ class ServiceIdentityMiddleware:
                 return self._refuse(environ, start_response, CREDENTIAL_REQUIRED, "missing")
             return self.wsgi_app(environ, start_response)
         try:
-            address = self.check.forwarded_address(token)
+            address, user = self.check.verified_claims(token)
         except CredentialInvalid as exc:
             return self._refuse(environ, start_response, CREDENTIAL_INVALID, str(exc))
+        if user is not None:
+            environ[DELEGATED_USER_KEY] = user
         if address is not None:
             environ["dockyard.socket_peer"] = environ.get("REMOTE_ADDR")
             environ["REMOTE_ADDR"] = address

@@ -119,6 +119,7 @@ def production_environ(**overrides: str) -> dict[str, str]:
         "DOCKYARD_ENV": "production",
         "AMQP_URL": "amqp://dockyard:a-real-password@rabbitmq:5672//",
         "REDIS_URL": "redis://:a-real-password@redis:6379/0",
+        "GATEWAY_DOWNLOAD_URL_SECRET": secrets.token_hex(32),
     }
     for service in ("auth", "files", "tasks"):
         environ[f"{service.upper()}_SERVICE_SECRET"] = secrets.token_hex(32)

@@ -187,7 +187,6 @@ NOT_YET_SERVED = {
     # Issue 10: consistency across services (sagas, read models, task inputs and outputs).
     "Query.files(search:) is missing",
     "Mutation.deleteAccount is missing",
-    "File.downloadUrl is missing",
     "File.producedBy is missing",
     "Task.outputFiles is missing",
     # Issue 11: dependencies, workflows and schedules.

@@ -17,7 +17,7 @@ from services.files import service
 from services.files.multipart import MAX_OVERHEAD_BYTES, MalformedMultipart, MultipartUpload
 from services.files.schemas import FilePageSchema, FileQueryArgsSchema, FileSchema
 from services.files.storage import ObjectMissing, StorageUnavailable
-from shared.auth import authenticated, caller_id
+from shared.auth import authenticated, authenticated_or_delegated, caller_id
 from shared.web import PRIVATE_REVALIDATED, ServiceBlueprint, revalidate_json_reads
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,9 @@ class FileById(MethodView):
 class FileContent(MethodView):
     """A file's bytes."""
 
-    @authenticated
+    # The gateway serves signed download links (no token) through this view, acting for the
+    # link's user with a credential only it can sign.
+    @authenticated_or_delegated
     @blp.response(
         200,
         content_type="application/octet-stream",

@@ -10,6 +10,7 @@ from services.gateway.blocklist import BlockList
 from services.gateway.clients import Clients
 from services.gateway.config import GatewaySettings
 from services.gateway.context import context_factory
+from services.gateway.downloads import DownloadLinks, DownloadRoute
 from services.gateway.executable import Gateway, build_schema
 from services.gateway.feed import EventFeed, EventListener
 from services.gateway.handler import GatewayHTTPHandler
@@ -29,17 +30,20 @@ def create_app(
     verifier: TokenVerifier | None = None,
     blocklist: BlockList | None = None,
 ) -> GatewayApp:
-    """Build the gateway: /graphql over HTTP and WebSocket, health, readiness and metrics."""
+    """Build the gateway: /graphql over HTTP and WebSocket, signed downloads, health, metrics."""
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.LOG_LEVEL)
     clients = clients or Clients.from_settings(settings)
     verifier = verifier or verifier_from_settings(settings)
     gateway = Gateway(settings=settings, schema=build_schema(), clients=clients, verifier=verifier)
     feed = EventFeed()
+    links = DownloadLinks(
+        settings.DOWNLOAD_URL_SECRET, ttl=settings.DOWNLOAD_URL_TTL, base_url=settings.PUBLIC_URL
+    )
     explorer = ExplorerGraphiQL(title="Dockyard GraphQL")
     graphql = GraphQL(
         gateway.schema,
-        context_value=context_factory(clients, verifier, feed),
+        context_value=context_factory(clients, verifier, feed, download_links=links),
         http_handler=GatewayHTTPHandler(gateway),
         websocket_handler=AuthenticatingTransportWSHandler(
             verifier,
@@ -63,4 +67,5 @@ def create_app(
         listener=EventListener(feed, amqp_url=settings.AMQP_URL, namespace=settings.NAMESPACE),
         blocklist=blocklist or BlockList.from_settings(settings),
         html_policy=explorer_policy(explorer.html(None)),
+        downloads=DownloadRoute(links, clients.files),
     )

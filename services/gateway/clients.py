@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as jsonlib
 import logging
 import ssl
@@ -520,6 +521,48 @@ class FilesClient(ServiceClient):
             if exc.code == NotFound.code:
                 return None
             raise
+
+    @contextlib.asynccontextmanager
+    async def open_content(
+        self,
+        caller: Caller,
+        *,
+        file_id: str,
+        owner_id: str,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The files service's answer to a download of `owner_id`'s file, body unread.
+
+        For a signed link, which carries no token: the service credential names the user the
+        call acts for. Never retried (the body is streamed on as it comes); the service
+        unreachable, failing, or refusing the credential is SERVICE_UNAVAILABLE.
+        """
+        path = _file_path(file_id)
+        if path is None:
+            raise _file_not_found()
+        sent = caller.headers(with_token=False)
+        if self.credentials is not None:
+            sent[SERVICE_CREDENTIAL_HEADER] = self.credentials.token_for(
+                self.service, caller.client_address, on_behalf_of=owner_id
+            )
+        sent.update(headers or {})
+        url = f"{self.base_url}{path}/content"
+        try:
+            async with self._pool().request(
+                method, url, headers=sent, allow_redirects=False
+            ) as response:
+                if response.status >= 500 or response.status == 401:
+                    log.warning(
+                        "files service answered a download with %s: %s",
+                        response.status,
+                        (await response.read())[:200],
+                    )
+                    raise self.unavailable()
+                yield response
+        except _TRANSPORT_ERRORS as exc:
+            log.warning("files service unreachable during a download: %r", exc)
+            raise self.unavailable() from None
 
     async def delete_file(self, caller: Caller, *, file_id: str) -> None:
         """Delete one of the caller's files and its content; NOT_FOUND when absent or not theirs."""

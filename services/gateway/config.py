@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import CommonSettings, ConfigError, EnvVar, parse_bool, parse_list
-from shared.service_identity import service_secret_var
+from shared.service_identity import parse_secret, service_secret_var
 
 GIB = 1024**3
 
@@ -239,6 +239,28 @@ class GatewaySettings(CommonSettings):
         default=60.0,
         doc="Seconds the gateway waits on the files service during an upload: for each write "
         "of the file, and for its answer after the last byte.",
+    )
+
+    DOWNLOAD_URL_SECRET = EnvVar(
+        "GATEWAY_DOWNLOAD_URL_SECRET",
+        parse_secret,
+        default="development-only-gateway-download-url-secret-placeholder",
+        doc="Signs File.downloadUrl links (HMAC-SHA256; 32+ characters, e.g. `openssl rand -hex "
+        "32`); changing it ends every link handed out.",
+        secret=True,
+        dev_only_default=True,
+    )
+    DOWNLOAD_URL_TTL = EnvVar(
+        "GATEWAY_DOWNLOAD_URL_TTL_SECONDS",
+        parse_seconds,
+        default=300,
+        doc="Seconds a File.downloadUrl link stays valid.",
+    )
+    PUBLIC_URL = EnvVar(
+        "GATEWAY_PUBLIC_URL",
+        default="",
+        doc="The gateway's public base URL (e.g. https://api.example.com) that File.downloadUrl "
+        "links start with; empty: links are paths on the host the client called.",
     )
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:

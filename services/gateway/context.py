@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from services.gateway.clients import Caller, Clients
+from services.gateway.downloads import DownloadLinks
 from services.gateway.errors import ServiceUnavailable, Unauthenticated
 from services.gateway.feed import EventFeed
 from services.gateway.plumbing import request_id_of
@@ -34,6 +35,8 @@ class GatewayContext:
     verified_identity: Identity | None = field(default=None, repr=False)
     #: The process's event feed, which subscriptions watch.
     feed: EventFeed | None = field(default=None, repr=False)
+    #: Signs File.downloadUrl links.
+    download_links: DownloadLinks | None = field(default=None, repr=False)
 
     def require_token(self) -> str:
         """The caller's bearer token, or UNAUTHENTICATED when there is none."""
@@ -61,7 +64,11 @@ async def verify_token(verifier: TokenVerifier, token: str) -> Identity:
 
 
 def context_factory(
-    clients: Clients, verifier: TokenVerifier, feed: EventFeed
+    clients: Clients,
+    verifier: TokenVerifier,
+    feed: EventFeed,
+    *,
+    download_links: DownloadLinks | None = None,
 ) -> Callable[[HTTPConnection, Any], GatewayContext]:
     """Ariadne `context_value`: each operation's caller, from its HTTP request or WebSocket.
 
@@ -88,6 +95,7 @@ def context_factory(
             verifier=verifier,
             verified_identity=scope.get(IDENTITY_KEY),
             feed=feed,
+            download_links=download_links,
         )
 
     return context

@@ -76,8 +76,13 @@ class SecurityHeaders:
                     name.lower() == b"content-type" and value.startswith(b"text/html")
                     for name, value in headers
                 )
-                headers += _COMMON
+                # A header the app set stays as set (a download's own nosniff, say): sent twice,
+                # some browsers would read neither.
+                present = {name.lower() for name, _value in headers}
+                headers += [header for header in _COMMON if header[0] not in present]
                 policy = self.html_policy if html else API_POLICY.encode()
+                # Added even beside an app's own policy (a download's sandbox): browsers enforce
+                # every policy they are sent, so each only narrows what the page may do.
                 headers.append((b"content-security-policy", policy))
                 if https:
                     headers.append((b"strict-transport-security", HSTS.encode()))

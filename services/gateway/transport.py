@@ -1,4 +1,5 @@
-"""The gateway's ASGI apps: the public one (/graphql over HTTP and WebSocket, /healthz) behind
+"""The gateway's ASGI apps: the public one (/graphql over HTTP and WebSocket, /healthz, signed
+download links under /files/) behind
 its edge middleware, and the operational one (/healthz, /readyz, /metrics) for the internal
 listener.
 
@@ -16,6 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.gateway.blocklist import Blocking, BlockList
+from services.gateway.downloads import PATH_PREFIX as DOWNLOAD_PREFIX
+from services.gateway.downloads import DownloadRoute
 from services.gateway.executable import Gateway
 from services.gateway.feed import EventListener
 from services.gateway.guards import BodyDeadline, ClientConnectionLimit
@@ -42,15 +45,19 @@ class GatewayApp:
         listener: EventListener,
         blocklist: BlockList,
         html_policy: str | None = None,
+        downloads: DownloadRoute | None = None,
     ) -> None:
         self.gateway = gateway
         self.graphql = graphql
         self.health = health
         self.listener = listener
         self.blocklist = blocklist
+        self.downloads = downloads
         settings = gateway.settings
         self.http: ASGIApp = RequestPlumbing(
-            self.route_http, registry=health.registry, endpoints={GRAPHQL_PATH, *health.paths}
+            self.route_http,
+            registry=health.registry,
+            endpoints={GRAPHQL_PATH, *health.paths},
         )
         edge: ASGIApp = BodyDeadline(
             self.dispatch,
@@ -85,12 +92,14 @@ class GatewayApp:
                 await send({"type": "websocket.close", "code": POLICY_VIOLATION})
 
     async def route_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """/graphql to Ariadne's HTTP handler, /healthz, 404 for anything else."""
+        """/graphql to Ariadne's HTTP handler, /healthz, signed downloads, 404 for the rest."""
         path = scope["path"]
         if path == GRAPHQL_PATH:
             await self.graphql.http_handler.handle(scope, receive, send)
         elif path == PUBLIC_HEALTH_PATH:
             await self.health(scope, receive, send)
+        elif self.downloads is not None and path.startswith(DOWNLOAD_PREFIX):
+            await self.downloads(scope, receive, send)
         else:
             await send_error(send, 404, "Not found.")
 

@@ -15,6 +15,16 @@ file_type = ObjectType("File")
 file_type.set_alias("sha256", "sha256")
 
 
+@file_type.field("downloadUrl")
+async def resolve_download_url(file: dict[str, Any], info: GraphQLResolveInfo) -> str | None:
+    """A signed link to the content, for the caller's own file only (null otherwise)."""
+    context = info.context
+    identity = await context.identity()
+    if context.download_links is None or str(file.get("owner_id")) != identity.user_id:
+        return None
+    return context.download_links.url_for(file_id=file["id"], owner_id=identity.user_id)
+
+
 @query.field("file")
 async def resolve_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
     """One of the caller's files; null when absent, not theirs, or not a file id at all."""

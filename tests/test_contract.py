@@ -185,7 +185,6 @@ NEXT_CONTRACT = CONTRACT.with_name("gateway-next.graphql")
 NOT_YET_SERVED = {
     # Issue 9: accounts and security.
     # Issue 10: consistency across services (sagas, read models, task inputs and outputs).
-    "Query.files(search:) is missing",
     "Mutation.deleteAccount is missing",
     "File.producedBy is missing",
     "Task.outputFiles is missing",

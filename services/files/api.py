@@ -141,8 +141,12 @@ class Files(MethodView):
     @blp.arguments(FileQueryArgsSchema, location="query", as_kwargs=True)
     @blp.alt_response(304, description="Not modified (If-None-Match holds the page's ETag)")
     @blp.response(200, FilePageSchema)
-    def get(self, first, after):
-        """List the caller's files, newest first, `first` at a time after the cursor `after`."""
+    def get(self, first, after, search):
+        """List the caller's files, newest first, or best match first for a `search`, paged."""
+        if search is not None:
+            return service.search_files(
+                _ctx().uow(), owner_id=caller_id(), search=search, first=first, after=after
+            )
         return service.list_files(_ctx().uow(), owner_id=caller_id(), first=first, after=after)
 
     @authenticated

@@ -85,6 +85,7 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             lease_seconds=settings.PROCESSING_LEASE_SECONDS,
             max_attempts=settings.PROCESSING_MAX_ATTEMPTS,
             processors=available_processors(settings.PROCESSORS),
+            search_text_bytes=settings.SEARCH_TEXT_MAX_BYTES,
         ),
         notifier=notifier_from_settings(settings),
     )

@@ -118,6 +118,13 @@ class FilesSettings(CommonSettings):
         doc="How long a worker's claim on a file lasts unless renewed (it renews it every third "
         "of this while it reads); a crashed worker's file is processed again once it lapses.",
     )
+    SEARCH_TEXT_MAX_BYTES = EnvVar(
+        "FILES_SEARCH_TEXT_MAX_BYTES",
+        parse_byte_count,
+        default=1024 * 1024,
+        doc="Bytes at the start of a text file whose words file search indexes (the rest of a "
+        "longer file is found by its name and those words only).",
+    )
     PROCESSING_MAX_ATTEMPTS = EnvVar(
         "FILES_PROCESSING_MAX_ATTEMPTS",
         parse_positive_int,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     Index,
     Integer,
@@ -19,13 +20,20 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import NAMING_CONVENTION
 from shared.outbox.tables import add_messaging_tables
 
 SCHEMA = "files"
+#: The text search configuration of file search: no stemming, no stop words, any language.
+SEARCH_CONFIG = "simple"
+#: The filename's words (punctuation and underscores split them: "q3_report.txt" -> q3 report txt).
+NAME_VECTOR_SQL = (
+    f"setweight(to_tsvector('{SEARCH_CONFIG}', "
+    "regexp_replace(filename, '[^[:alnum:]]+', ' ', 'g')), 'A')"
+)
 
 
 class Base(DeclarativeBase):
@@ -57,6 +65,9 @@ class File(Base):
         CheckConstraint("size >= 0", name="size_not_negative"),
         # Serves the owner's newest-first keyset pages and their count.
         Index("ix_files_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        # File search (services/files/search.py) matches either vector.
+        Index("ix_files_name_vector", "name_vector", postgresql_using="gin"),
+        Index("ix_files_content_vector", "content_vector", postgresql_using="gin"),
         # The reaper's sweep looks only at files still waiting for or in processing.
         Index(
             "ix_files_unfinished",
@@ -96,6 +107,13 @@ class File(Base):
     processing_token: Mapped[uuid.UUID | None]
     #: PROCESSING: when the claim lapses unless renewed. UPLOADED: when the reaper looks again.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The filename's words, weighted A; kept by PostgreSQL.
+    name_vector: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed(NAME_VECTOR_SQL, persisted=True), deferred=True
+    )
+    #: The words of a text file's first FILES_SEARCH_TEXT_MAX_BYTES, weighted B; set when
+    #: processing finds text, null otherwise.
+    content_vector: Mapped[Any | None] = mapped_column(TSVECTOR, deferred=True)
 
 
 class StorageAccount(Base):

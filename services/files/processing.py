@@ -24,6 +24,7 @@ from services.files.analysis import ContentReport, ContentUnreadable, ProcessorF
 from services.files.events import FileProcessed, FileProcessingFailed, FileProcessingStarted
 from services.files.models import File, FileStatus
 from services.files.repository import FileRepository, FilesUnitOfWork
+from services.files.search import TextCapture, index_text
 from services.files.storage import ObjectMissing, Storage
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class ProcessingPolicy:
     lease_seconds: float
     max_attempts: int
     processors: Mapping[str, ProcessorFactory] = field(default_factory=dict)
+    #: Bytes of a text file's start whose words file search indexes.
+    search_text_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,12 @@ def _release(uow: FilesUnitOfWork, claim: _Claim, lease_seconds: float) -> None:
 
 
 def _scan(
-    uow: FilesUnitOfWork, *, storage: Storage, claim: _Claim, policy: ProcessingPolicy
+    uow: FilesUnitOfWork,
+    *,
+    storage: Storage,
+    claim: _Claim,
+    policy: ProcessingPolicy,
+    capture: TextCapture | None = None,
 ) -> ContentReport:
     renew_every = policy.lease_seconds / 3
     next_renewal = time.monotonic() + renew_every
@@ -216,7 +224,7 @@ def _scan(
         raise ContentUnreadable(f"{type(exc).__name__}: {exc}") from exc
     with reader:
         return scan_content(
-            reader.read,
+            capture.wrap(reader.read) if capture is not None else reader.read,
             filename=claim.filename,
             content_type=claim.content_type,
             size=claim.size,
@@ -231,6 +239,7 @@ def _finish(
     *,
     report: ContentReport | None = None,
     error: str | None = None,
+    capture: TextCapture | None = None,
 ) -> ProcessingOutcome:
     """Record the results (or the error) if the claim still holds, with the matching event."""
     with uow:
@@ -253,6 +262,8 @@ def _finish(
         file.processing_token = None
         file.lease_expires_at = None
         uow.flush()
+        if capture is not None and report.encoding is not None:
+            index_text(uow.session, file_id=file.id, text=capture.text(report.encoding))
         uow.add_event(FileProcessed(**_snapshot(file)))
         uow.commit()
         return ProcessingOutcome.PROCESSED
@@ -272,8 +283,9 @@ def process_file(
         claim = _claim(uow, file_id=file_id, policy=policy)
         if isinstance(claim, ProcessingOutcome):
             return claim
+        capture = TextCapture(policy.search_text_bytes)
         try:
-            report = _scan(uow, storage=storage, claim=claim, policy=policy)
+            report = _scan(uow, storage=storage, claim=claim, policy=policy, capture=capture)
         except _ClaimLost:
             return ProcessingOutcome.SUPERSEDED
         except _StoredContentMissing:
@@ -298,7 +310,7 @@ def process_file(
                     f"{claim.size} bytes with sha256 {claim.sha256}."
                 ),
             )
-        return _finish(uow, claim, report=report)
+        return _finish(uow, claim, report=report, capture=capture)
     except DBAPIError as exc:
         if not _transient_database_error(exc):
             raise

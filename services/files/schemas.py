@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from shared.pagination import CursorField, page_schema
+from shared.pagination import CursorField, RankCursor, page_schema
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -33,13 +33,36 @@ class FileSchema(Schema):
     processed_at = fields.DateTime(allow_none=True)
 
 
+MAX_SEARCH_LENGTH = 200
+
+
 class FileQueryArgsSchema(Schema):
-    """Paging of the file list: `first` files after the cursor `after`."""
+    """Paging of the file list: `first` files after the cursor `after`, maybe a search."""
 
     first = fields.Integer(
         load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE)
     )
-    after = CursorField(load_default=None)
+    after = CursorField(load_default=None, ranked=True)
+    search = fields.String(
+        load_default=None,
+        validate=validate.Length(max=MAX_SEARCH_LENGTH),
+        metadata={
+            "description": "Words in the filename or the text content; the best match comes "
+            "first. Empty or blank lists every file, newest first."
+        },
+    )
+
+    @post_load
+    def blank_search_lists_everything(self, data: dict, **_kwargs) -> dict:
+        """A blank search is no search; a cursor must come from the same kind of listing."""
+        search = data.get("search")
+        data["search"] = search.strip() if search and search.strip() else None
+        after = data.get("after")
+        if after is not None and isinstance(after, RankCursor) != (data["search"] is not None):
+            raise ValidationError(
+                "This cursor comes from a listing with a different search.", "after"
+            )
+        return data
 
 
 #: One page of the caller's files, newest first.

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.files import search as file_search
 from services.files.events import FileDeleted, FileUploaded
 from services.files.models import File
 from services.files.naming import clean_original_filename, normalize_content_type, sanitize_filename
 from services.files.repository import FilesUnitOfWork
 from services.files.storage import ObjectReader, Readable, Storage
 from shared.notifications import Notification, Notifier
-from shared.pagination import KeysetCursor, Page, page_of
+from shared.pagination import KeysetCursor, Page, RankCursor, page_of
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,30 @@ def list_files(
         ]
         total = uow.files.count_owned(owner_id)
     return page_of(rows, first=first, total_count=total, node=lambda view: view)
+
+
+def search_files(
+    uow: FilesUnitOfWork,
+    *,
+    owner_id: uuid.UUID,
+    search: str,
+    first: int,
+    after: RankCursor | None = None,
+) -> Page[FileView]:
+    """The owner's files whose name or text matches `search`, best match first, paged."""
+    with uow:
+        rows = file_search.best_matches(
+            uow.session, owner_id=owner_id, search=search, first=first, after=after
+        )
+        total = file_search.count_matches(uow.session, owner_id=owner_id, search=search)
+        ranked = [(_view(file), rank) for file, rank in rows]
+    return page_of(
+        ranked,
+        first=first,
+        total_count=total,
+        node=lambda pair: pair[0],
+        cursor=lambda pair: RankCursor(pair[1], pair[0].id),
+    )
 
 
 def open_file_content(

@@ -503,10 +503,15 @@ class FilesClient(ServiceClient):
             raise self.unavailable() from None
 
     async def list_files(
-        self, caller: Caller, *, first: int | None = None, after: str | None = None
+        self,
+        caller: Caller,
+        *,
+        first: int | None = None,
+        after: str | None = None,
+        search: str | None = None,
     ) -> dict[str, Any]:
-        """One page of the caller's files, newest first: items, total_count and page_info."""
-        params = {"first": first, "after": after}
+        """One page of the caller's files (newest first, or best match first for `search`)."""
+        params = {"first": first, "after": after, "search": search}
         params = {name: value for name, value in params.items() if value is not None}
         return await self.request("GET", "/v1/files", caller, params=params, with_token=True)
 

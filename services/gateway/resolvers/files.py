@@ -35,12 +35,19 @@ async def resolve_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[
 
 @query.field("files")
 async def resolve_files(
-    _obj: Any, info: GraphQLResolveInfo, *, first: int | None = None, after: str | None = None
+    _obj: Any,
+    info: GraphQLResolveInfo,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    search: str | None = None,
 ) -> dict[str, Any]:
-    """The caller's files, newest first, as a connection over the files service's page."""
+    """The caller's files (newest first, or best match first for a search), as a connection."""
     context = info.context
     context.require_token()
-    page = await context.clients.files.list_files(context.caller, first=first, after=after)
+    page = await context.clients.files.list_files(
+        context.caller, first=first, after=after, search=search
+    )
     return {
         "edges": page["edges"],
         "page_info": page["page_info"],

@@ -76,7 +76,7 @@ def test_files_is_a_connection_over_the_services_page(client, fake_files):
     }
     assert response.headers["Cache-Control"] == "private, max-age=5"
     (_name, _caller, kwargs) = fake_files.calls[0]
-    assert kwargs == {"first": 5, "after": "abc"}
+    assert kwargs == {"first": 5, "after": "abc", "search": None}
 
 
 def test_delete_file_answers_true(client, fake_files):

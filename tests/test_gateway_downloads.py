@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -13,12 +14,13 @@ import requests
 
 from services.gateway.downloads import DownloadLinks
 from services.gateway.security_headers import API_POLICY
-from tests.conftest import gateway_env, uvicorn_gateway
+from tests.conftest import gateway_env, gateway_process, uvicorn_gateway
 from tests.gateway_clients import Account, Gateway, upload
 
 GET_URL = "query ($id: ID!) { file(id: $id) { id downloadUrl } }"
 LIST_URLS = "{ files(first: 5) { edges { node { id downloadUrl } } } }"
 CONTENT = b"0123456789abcdefghij\n" * 500
+MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +218,38 @@ def test_the_files_service_takes_a_delegated_user_only_on_the_download(
         timeout=10,
     )
     assert refused.status_code == 401
+
+
+def _status_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.M).group(1))
+
+
+def test_a_large_download_streams_through_the_gateway_without_buffering_it(
+    auth_server, tasks_server, files_server
+):
+    size, piece = 96 * MIB, bytes(range(256)) * 4096
+    env = gateway_env(auth_server.url, tasks_url=tasks_server.url, files_url=files_server.url)
+    with gateway_process(env) as served:
+        gateway = Gateway(served.url)
+        user = gateway.sign_up()
+        answer = gateway.upload(
+            (piece for _ in range(size // len(piece))), token=user.token, filename="big.bin"
+        )
+        assert answer.status_code == 200, answer.text
+        file_id = answer.json()["data"]["uploadFile"]["id"]
+        url = absolute(gateway, download_url(gateway, user, file_id))
+        pid = served.process.pid
+        with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        before = _status_kib(pid, "VmRSS") * 1024
+        digest, received = hashlib.sha256(), 0
+        with requests.get(url, stream=True, timeout=60) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_content(MIB):
+                digest.update(chunk)
+                received += len(chunk)
+        growth = _status_kib(pid, "VmHWM") * 1024 - before
+    assert received == size
+    assert digest.hexdigest() == hashlib.sha256(piece * (size // len(piece))).hexdigest()
+    assert growth < 32 * MIB, f"the download grew the gateway's peak RSS by {growth / MIB:.0f} MiB"

@@ -9,6 +9,7 @@ status (200, 206, 304, 416...), validators and download headers come back unchan
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,6 +19,7 @@ import time
 import uuid
 from urllib.parse import parse_qs, urlencode
 
+import aiohttp
 from starlette.types import Receive, Scope, Send
 
 from services.gateway.clients import Caller, FilesClient
@@ -144,9 +146,7 @@ class DownloadRoute:
                     {"type": "http.response.start", "status": upstream.status, "headers": headers}
                 )
                 started = True
-                async for chunk in upstream.content.iter_chunked(_CHUNK_BYTES):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
+                await _relay_until_disconnect(upstream, receive, send)
         except GatewayError as exc:
             if started:
                 # The answer is under way: leaving it unfinished makes the server drop the
@@ -154,3 +154,32 @@ class DownloadRoute:
                 log.warning("download of file %s broke off: %s", match.group(1), exc.message)
                 return
             await send_error(send, 503, exc.message, headers={"Retry-After": "5"})
+
+
+async def _relay(upstream: aiohttp.ClientResponse, send: Send) -> None:
+    async for chunk in upstream.content.iter_chunked(_CHUNK_BYTES):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _relay_until_disconnect(
+    upstream: aiohttp.ClientResponse, receive: Receive, send: Send
+) -> None:
+    """Pass the body on as it comes; stop reading it once the client has gone away."""
+    # The server drops what is sent after a disconnect without a word: unwatched, a client
+    # that left would still cost the rest of the file's reading from the files service.
+    relay = asyncio.ensure_future(_relay(upstream, send))
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({relay, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (relay, gone):
+            task.cancel()
+        await asyncio.gather(relay, gone, return_exceptions=True)
+    if relay.done() and not relay.cancelled() and relay.exception() is not None:
+        raise relay.exception()

@@ -150,3 +150,11 @@ def test_the_openapi_document_describes_the_search_parameter(client):
     spec = client.get("/openapi.json").json
     parameters = spec["paths"]["/v1/files"]["get"]["parameters"]
     assert any(p["name"] == "search" and p["in"] == "query" for p in parameters)
+
+
+def test_text_with_more_words_than_a_tsvector_holds_is_indexed_in_part(app, client, user):
+    words = b" ".join(b"w%07dx" % n for n in range(130_000)) + b"\n"
+    assert len(words) > 1024 * 1024
+    file_id = add(app, client, user, words, "many-words.txt")
+    assert ids(search(client, user, "w0000001x")) == [file_id]
+    assert ids(search(client, user, "many words")) == [file_id]

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import make_server
 
 from shared import dbadmin, migrations
+from shared.auth import RevocationList
 from shared.registry import ServiceRegistry
 from shared.service_identity import ServiceCredentials, service_secret_var
 
@@ -88,7 +89,18 @@ class TestEnvironment:
         dbadmin.bootstrap(self.admin_url, {s.schema: self.service_url(s.schema) for s in services})
         for service in services:
             migrations.upgrade(service.migrations, self.service_url(service.schema))
+        self.mark_deny_list_whole()
         os.environ.update(self.env())
+
+    def mark_deny_list_whole(self) -> None:
+        """Mark the namespace's (empty) deny-list whole, as auth does when it starts.
+
+        The run's database has no revocation yet, and its services may verify tokens before
+        an auth of the namespace has started (or with none at all).
+        """
+        RevocationList.from_url(self.redis_url, namespace=self.namespace).restore(
+            families={}, token_ids={}
+        )
 
     def tear_down(self) -> None:
         """Drop the database and delete this run's queues, exchanges and Redis keys."""

@@ -67,8 +67,20 @@ def https_auth(test_env, tmp_path_factory):
         "--bind", f"127.0.0.1:{port}", "services.auth.wsgi:app",
     ]  # fmt: skip
     with ManagedProcess("auth-https", argv, env=env, cwd=REPO) as process:
-        process.wait_ready(log_line=f"Listening at: https://127.0.0.1:{port}")
+        # gunicorn says "Listening" before its worker has loaded the app: wait for an answer.
+        process.wait_ready(
+            log_line=f"Listening at: https://127.0.0.1:{port}",
+            until=lambda: _answers(f"https://127.0.0.1:{port}/healthz", cert),
+            timeout=60,
+        )
         yield f"https://127.0.0.1:{port}", cert
+
+
+def _answers(url: str, cert: Path) -> bool:
+    try:
+        return requests.get(url, verify=str(cert), timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _auth_client(url: str, **settings: str) -> AuthClient:

@@ -357,6 +357,10 @@ def authenticated(view: Callable) -> Callable:
         if token is None:
             raise TokenMissing("no bearer token")
         g.identity = current_app.extensions["token_verifier"].verify(token)
+        # A service keeping a user replica refuses users it knows were deleted (user_replica).
+        gate = current_app.extensions.get("caller_gate")
+        if gate is not None:
+            gate(g.identity.user_id)
         return view(*args, **kwargs)
 
     return wrapper

@@ -349,8 +349,10 @@ def authenticated(view: Callable) -> Callable:
     """Run a view only for a verified, unrevoked bearer access token (401/503 otherwise).
 
     The app must have been set up with `init_jwt`. Inside the view, `current_identity()` and
-    `caller_id()` say who called. Cheaper than flask-jwt-extended's `jwt_required()` (which
-    parses the token again on every request), with the same answers for every failure.
+    `caller_id()` say who called. An app with a users replica also admits the caller through it
+    (`shared.user_replica.init_user_replica`), which refuses a deleted user with 401. Cheaper
+    than flask-jwt-extended's `jwt_required()` (which parses the token again on every request),
+    with the same answers for every failure.
     """
 
     @functools.wraps(view)
@@ -359,6 +361,10 @@ def authenticated(view: Callable) -> Callable:
         if token is None:
             raise TokenMissing("no bearer token")
         g.identity = current_app.extensions["token_verifier"].verify(token)
+        # A service keeping a user replica refuses users it knows were deleted (user_replica).
+        gate = current_app.extensions.get("caller_gate")
+        if gate is not None:
+            gate(g.identity.user_id)
         return view(*args, **kwargs)
 
     return wrapper

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import ipaddress
 import os
 import secrets
 import shutil
@@ -10,13 +12,17 @@ import subprocess
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from werkzeug.serving import make_server
 
 from shared import dbadmin, migrations
+from shared.auth import RevocationList
 from shared.registry import ServiceRegistry
 from shared.service_identity import ServiceCredentials, service_secret_var
 
@@ -88,7 +94,18 @@ class TestEnvironment:
         dbadmin.bootstrap(self.admin_url, {s.schema: self.service_url(s.schema) for s in services})
         for service in services:
             migrations.upgrade(service.migrations, self.service_url(service.schema))
+        self.mark_deny_list_whole()
         os.environ.update(self.env())
+
+    def mark_deny_list_whole(self) -> None:
+        """Mark the namespace's (empty) deny-list whole, as auth does when it starts.
+
+        The run's database has no revocation yet, and its services may verify tokens before
+        an auth of the namespace has started (or with none at all).
+        """
+        RevocationList.from_url(self.redis_url, namespace=self.namespace).restore(
+            families={}, token_ids={}
+        )
 
     def tear_down(self) -> None:
         """Drop the database and delete this run's queues, exchanges and Redis keys."""
@@ -169,3 +186,35 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.thread.join(timeout=5)
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key, as PEM files: (cert, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certfile, keyfile

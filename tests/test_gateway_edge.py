@@ -7,22 +7,16 @@ listener, the block list and TLS, each tested against a real gateway process on 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from shared.testing import self_signed_certificate
 from tests.conftest import (
     PASSWORD,
     REGISTER,
@@ -316,43 +310,11 @@ def test_the_blocklist_command_refuses_what_is_not_an_address():
     assert done.returncode == 2
     assert "not an address or CIDR range" in done.stderr
 
-
-# -- TLS -------------------------------------------------------------------------------------
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = directory / "gateway.crt", directory / "gateway.key"
-    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return certfile, keyfile
+    # -- TLS -------------------------------------------------------------------------------------
 
 
 def test_the_gateway_serves_https_from_configured_files_with_hsts(auth_server, tmp_path):
-    certfile, keyfile = _self_signed(tmp_path)
+    certfile, keyfile = self_signed_certificate(tmp_path)
     env = gateway_env(
         auth_server.url, GATEWAY_TLS_CERTFILE=str(certfile), GATEWAY_TLS_KEYFILE=str(keyfile)
     )

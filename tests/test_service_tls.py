@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import os
 import subprocess
 import sys
@@ -12,54 +10,19 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from services.gateway.clients import AuthClient, Caller
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import GatewayError
 from shared.processes import ManagedProcess
+from shared.testing import self_signed_certificate
 from tests.conftest import BIN, PASSWORD, REPO, free_port, unique_email
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key: (cert, key) PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")
 def https_auth(test_env, tmp_path_factory):
     """The auth service under gunicorn with deploy/gunicorn.conf.py and a self-signed cert."""
-    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     port = free_port()
     env = {**os.environ, "TLS_CERT_FILE": str(cert), "TLS_KEY_FILE": str(key)}
     argv = [
@@ -67,8 +30,20 @@ def https_auth(test_env, tmp_path_factory):
         "--bind", f"127.0.0.1:{port}", "services.auth.wsgi:app",
     ]  # fmt: skip
     with ManagedProcess("auth-https", argv, env=env, cwd=REPO) as process:
-        process.wait_ready(log_line=f"Listening at: https://127.0.0.1:{port}")
+        # gunicorn says "Listening" before its worker has loaded the app: wait for an answer.
+        process.wait_ready(
+            log_line=f"Listening at: https://127.0.0.1:{port}",
+            until=lambda: _answers(f"https://127.0.0.1:{port}/healthz", cert),
+            timeout=60,
+        )
         yield f"https://127.0.0.1:{port}", cert
+
+
+def _answers(url: str, cert: Path) -> bool:
+    try:
+        return requests.get(url, verify=str(cert), timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _auth_client(url: str, **settings: str) -> AuthClient:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -89,16 +90,26 @@ class DenyListKeeper:
     def start(self) -> DenyListKeeper:
         """Rebuild now if needed, then watch the marker from a daemon thread."""
         self.rebuild_if_missing()
-        threading.Thread(target=self._watch, name="deny-list-keeper", daemon=True).start()
+        threading.Thread(
+            target=_watch, args=(weakref.ref(self), self._stopped, self.check_every),
+            name="deny-list-keeper", daemon=True,
+        ).start()  # fmt: skip
         return self
 
     def stop(self) -> None:
         """End the watcher thread."""
         self._stopped.set()
 
-    def _watch(self) -> None:
-        while not self._stopped.wait(self.check_every):
-            self.rebuild_if_missing()
+
+def _watch(keeper_ref: weakref.ref, stopped: threading.Event, every: float) -> None:
+    # A weak reference: an app that is gone (many are built and dropped in one test process)
+    # takes its watcher with it instead of leaving it polling a dropped database.
+    while not stopped.wait(every):
+        keeper = keeper_ref()
+        if keeper is None:
+            return
+        keeper.rebuild_if_missing()
+        del keeper
 
 
 class AuthRevocations(RevocationList):

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from services.files.api import blp
 from services.files.config import FilesSettings
 from services.files.jobs import NOTIFY_FILE_STATUS, REQUEUE_STALLED_FILES, files_queues
-from services.files.models import SCHEMA, messaging_tables
+from services.files.models import SCHEMA, messaging_tables, users
 from services.files.processing import ProcessingPolicy
 from services.files.processors import available_processors
 from services.files.repository import FilesUnitOfWork
@@ -24,6 +24,7 @@ from shared.health import broker_check, database_check
 from shared.notifications import Notifier, notifier_from_settings
 from shared.outbox.metrics import OutboxCollector
 from shared.service_identity import init_service_identity
+from shared.user_replica import init_user_replica
 from shared.web import create_service_app
 
 
@@ -76,6 +77,7 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
     )
     init_service_identity(app, settings, service="files")
     init_jwt(app, verifier_from_settings(settings))
+    init_user_replica(app, engine, users)
     app.extensions["files"] = FilesContext(
         settings=settings,
         engine=engine,

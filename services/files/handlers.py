@@ -1,4 +1,5 @@
-"""Reactions to the files service's own events: start processing, then notify the owner.
+"""Reactions to events: files' own (start processing, then notify the owner), and auth's user
+events, which keep the `users` replica (shared.user_replica).
 
 Both send a Celery job by name (jobs.py) from the consumer's inbox transaction. The job is sent
 (and confirmed by the broker) before that transaction commits, so a crash in between sends it
@@ -12,7 +13,9 @@ import uuid
 from sqlalchemy.orm import Session
 
 from services.files import jobs, processing
+from services.files.models import users
 from shared.messaging import Envelope, Subscription
+from shared.user_replica import USER_EVENTS, apply_user_event
 
 
 def on_file_uploaded(envelope: Envelope, session: Session) -> None:
@@ -33,6 +36,11 @@ def on_processing_finished(envelope: Envelope, _session: Session) -> None:
     )
 
 
+def on_user_event(envelope: Envelope, session: Session) -> None:
+    """Keep this service's replica of a user (registered, deleted) in step with auth."""
+    apply_user_event(session, users, envelope)
+
+
 SUBSCRIPTIONS = [
     Subscription("files.processing", ["files.FileUploaded"], on_file_uploaded),
     Subscription(
@@ -40,4 +48,5 @@ SUBSCRIPTIONS = [
         ["files.FileProcessed", "files.FileProcessingFailed"],
         on_processing_finished,
     ),
+    Subscription("files.users", list(USER_EVENTS), on_user_event),
 ]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import NAMING_CONVENTION
 from shared.outbox.tables import add_messaging_tables
+from shared.user_replica import add_user_replica_table
 
 SCHEMA = "files"
 #: The text search configuration of file search: no stemming, no stop words, any language.
@@ -43,6 +44,8 @@ class Base(DeclarativeBase):
 
 
 messaging_tables = add_messaging_tables(Base.metadata)
+#: The users auth registered, as far as this service has heard (see shared.user_replica).
+users = add_user_replica_table(Base.metadata)
 
 
 class FileStatus(enum.StrEnum):

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine as DatabaseEngine
 
 from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
-from services.tasks.models import SCHEMA, messaging_tables
+from services.tasks.models import SCHEMA, messaging_tables, users
 from services.tasks.service import TaskPolicy
 from shared.auth import init_jwt, verifier_from_settings
 from shared.config import ConfigError
@@ -19,6 +19,7 @@ from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.outbox.metrics import OutboxCollector
 from shared.service_identity import init_service_identity
+from shared.user_replica import init_user_replica
 from shared.web import create_service_app
 
 
@@ -55,6 +56,7 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
     )
     init_service_identity(app, settings, service="tasks")
     init_jwt(app, verifier_from_settings(settings))
+    init_user_replica(app, database, users)
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.REDIS_URL,
         RATELIMIT_KEY_PREFIX=f"{settings.NAMESPACE}:tasks-ratelimit",

@@ -1,4 +1,5 @@
-"""Reactions to the tasks service's own events: notify the owners of finished tasks.
+"""Reactions to events: tasks' own (notify the owners of finished tasks), and auth's user
+events, which keep the `users` replica (shared.user_replica).
 
 New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
 a task's start is one broker hop after its commit.
@@ -9,7 +10,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from services.tasks import dispatch
+from services.tasks.models import users
 from shared.messaging import Envelope, Subscription
+from shared.user_replica import USER_EVENTS, apply_user_event
 
 _TERMINAL = {
     "TaskSucceeded": "SUCCEEDED",
@@ -30,6 +33,12 @@ def on_task_finished(envelope: Envelope, _session: Session) -> None:
     )
 
 
+def on_user_event(envelope: Envelope, session: Session) -> None:
+    """Keep this service's replica of a user (registered, deleted) in step with auth."""
+    apply_user_event(session, users, envelope)
+
+
 SUBSCRIPTIONS = [
     Subscription("tasks.notify", [f"tasks.{name}" for name in _TERMINAL], on_task_finished),
+    Subscription("tasks.users", list(USER_EVENTS), on_user_event),
 ]

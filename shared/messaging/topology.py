@@ -5,6 +5,8 @@
     <ns>.events.unroutable            fanout exchange (the alternate) and the queue that keeps
                                       unroutable events for `dockyard dlq ... --unroutable`
     <ns>.events.unroutable.tally      a copy of each, which relays read only to count and log
+    <ns>.events.unroutable.dropped    exchange and queue of the events the unroutable queue
+                                      dropped (its oldest, once full); relays count and log them
     <ns>.consumer.<name>              one durable queue per subscription, bound to its keys
     <ns>.consumer.<name>.retry.<N>ms  wait queues: messages expire after N ms back into the queue
     <ns>.consumer.<name>.dlq          dead letters of the subscription
@@ -16,13 +18,19 @@ published before a subscription's first start land in the unroutable queue).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import amqp
 
+log = logging.getLogger(__name__)
+
 #: How many unroutable copies wait to be counted before the oldest are dropped (counting only).
 TALLY_MAX_LENGTH = 100_000
+#: How many unroutable events are kept for `dockyard dlq replay --unroutable`; beyond, the oldest
+#: is dropped (and counted): a publisher nobody listens to must not fill the broker's disk.
+UNROUTABLE_MAX_LENGTH = 100_000
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class Topology:
     """The broker objects of one namespace."""
 
     namespace: str
+    unroutable_max_length: int = UNROUTABLE_MAX_LENGTH
 
     @property
     def events_exchange(self) -> str:
@@ -51,6 +60,16 @@ class Topology:
         """Copies of unroutable events that relays count, log and drop."""
         return f"{self.namespace}.events.unroutable.tally"
 
+    @property
+    def unroutable_dropped_exchange(self) -> str:
+        """Where the unroutable queue dead-letters the events it drops when full."""
+        return f"{self.namespace}.events.unroutable.dropped"
+
+    @property
+    def unroutable_dropped_queue(self) -> str:
+        """Dropped unroutable events, which relays count, log and discard."""
+        return f"{self.namespace}.events.unroutable.dropped"
+
     def consumer_queue(self, consumer: str) -> str:
         """The work queue of a subscription."""
         return f"{self.namespace}.consumer.{consumer}"
@@ -66,9 +85,19 @@ class Topology:
     def declare_events(self, channel: amqp.Channel) -> None:
         """Declare the events exchange, its alternate exchange and the unroutable queues."""
         channel.exchange_declare(
+            self.unroutable_dropped_exchange, "fanout", durable=True, auto_delete=False
+        )
+        channel.queue_declare(
+            self.unroutable_dropped_queue,
+            durable=True,
+            auto_delete=False,
+            arguments={"x-max-length": TALLY_MAX_LENGTH},
+        )
+        channel.queue_bind(self.unroutable_dropped_queue, self.unroutable_dropped_exchange, "")
+        channel.exchange_declare(
             self.unroutable_exchange, "fanout", durable=True, auto_delete=False
         )
-        channel.queue_declare(self.unroutable_queue, durable=True, auto_delete=False)
+        self._declare_unroutable_queue(channel)
         channel.queue_bind(self.unroutable_queue, self.unroutable_exchange, "")
         channel.queue_declare(
             self.unroutable_tally_queue,
@@ -84,6 +113,28 @@ class Topology:
             auto_delete=False,
             arguments={"alternate-exchange": self.unroutable_exchange},
         )
+
+    def _declare_unroutable_queue(self, channel: amqp.Channel) -> None:
+        arguments = {
+            "x-max-length": self.unroutable_max_length,
+            "x-overflow": "drop-head",
+            "x-dead-letter-exchange": self.unroutable_dropped_exchange,
+        }
+        # On a channel of its own: a queue declared before it had a bound (an older release)
+        # refuses different arguments by closing the channel, and the caller's must survive.
+        probe = channel.connection.channel()
+        try:
+            probe.queue_declare(
+                self.unroutable_queue, durable=True, auto_delete=False, arguments=arguments
+            )
+        except amqp.exceptions.PreconditionFailed:
+            log.warning(
+                "%s was declared without a length bound and may grow without limit; replay it "
+                "(dockyard dlq replay --unroutable), delete it, and restart a relay to bound it",
+                self.unroutable_queue,
+            )
+        else:
+            probe.close()
 
     def declare_consumer(
         self,

@@ -33,7 +33,10 @@ Latency: besides polling every `poll_interval`, the relay LISTENs on
 
 The relay also empties `<ns>.events.unroutable.tally` (copies of events no queue was bound
 for) to count them in `dockyard_events_unroutable_total` and log them; the events themselves are
-kept in `<ns>.events.unroutable` (see `dockyard dlq list --unroutable`).
+kept in `<ns>.events.unroutable` (see `dockyard dlq list --unroutable`). That queue is bounded
+(topology.UNROUTABLE_MAX_LENGTH); the oldest events it drops once full arrive in
+`<ns>.events.unroutable.dropped`, which the relay empties the same way into
+`dockyard_events_unroutable_dropped_total`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import amqp
@@ -94,6 +98,11 @@ UNROUTABLE = Counter(
     "Events that matched no queue and went to the alternate exchange",
     ["routing_key"],
 )
+UNROUTABLE_DROPPED = Counter(
+    "dockyard_events_unroutable_dropped_total",
+    "Unroutable events dropped from the full unroutable queue (no longer replayable)",
+    ["routing_key"],
+)
 
 #: How often the unroutable tally queue is read.
 TALLY_INTERVAL = 1.0
@@ -137,12 +146,13 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         confirm_timeout: float = 10.0,
         stopper: Stopper | None = None,
+        topology: Topology | None = None,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.schema = outbox.schema or "public"
         self.amqp_url = amqp_url
-        self.topology = Topology(namespace)
+        self.topology = topology or Topology(namespace)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.confirm_timeout = confirm_timeout
@@ -260,25 +270,31 @@ class OutboxRelay:
         return len(rows)
 
     def _tally_unroutable(self, limit: int = 1000) -> None:
-        assert self._tally_channel is not None
         self._next_tally = time.monotonic() + TALLY_INTERVAL
-        for _ in range(limit):
-            # no_ack: these are copies for counting; the event itself stays in the unroutable queue.
-            message = self._tally_channel.basic_get(
-                self.topology.unroutable_tally_queue, no_ack=True
-            )
-            if message is None:
-                return
-            routing_key = message.delivery_info.get("routing_key", "")
+        # no_ack: these are copies for counting; the event itself stays in the unroutable queue.
+        for routing_key, event_id in self._take(self.topology.unroutable_tally_queue, limit):
             UNROUTABLE.labels(routing_key).inc()
             log.warning(
                 "unroutable event: no queue is bound for %s",
                 routing_key,
-                extra={
-                    "routing_key": routing_key,
-                    "event_id": message.properties.get("message_id"),
-                },
+                extra={"routing_key": routing_key, "event_id": event_id},
             )
+        for routing_key, event_id in self._take(self.topology.unroutable_dropped_queue, limit):
+            UNROUTABLE_DROPPED.labels(routing_key).inc()
+            log.error(
+                "unroutable event dropped: the unroutable queue is full (%d events)",
+                self.topology.unroutable_max_length,
+                extra={"routing_key": routing_key, "event_id": event_id},
+            )
+
+    def _take(self, queue: str, limit: int) -> Iterator[tuple[str, str | None]]:
+        """Remove up to `limit` messages of `queue`: their routing keys and event ids."""
+        assert self._tally_channel is not None
+        for _ in range(limit):
+            message = self._tally_channel.basic_get(queue, no_ack=True)
+            if message is None:
+                return
+            yield message.delivery_info.get("routing_key", ""), message.properties.get("message_id")
 
     def _wait(self, timeout: float, *, wake_on_notify: bool) -> None:
         """Wait for a NOTIFY (if `wake_on_notify`), stop() or `timeout`, serving heartbeats."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import threading
 import uuid
 
+from shared.messaging.broker import close_quietly, connect
 from shared.messaging.consumer import Subscription
 from shared.messaging.dlq import list_dead_letters
 from shared.messaging.topology import Topology
@@ -264,3 +266,47 @@ def test_the_relay_reconnects_after_losing_the_connection_it_publishes_batches_o
             commit_events(auth_engine, [ReconnectProbed(probe_id="b", n=2)])
             wait_until(lambda: handled() == 2, timeout=30, what="an event after the reconnect")
     assert metric("dockyard_outbox_relay_errors_total", source="auth") == errors_before + 1
+
+
+def test_a_full_unroutable_queue_drops_its_oldest_events_and_the_relay_counts_each_drop(
+    test_env, auth_engine
+):
+    # A namespace of its own: the run's unroutable queue is declared with the real bound.
+    topology = Topology(f"{test_env.namespace}.bounded", unroutable_max_length=3)
+    probe_id = uuid.uuid4().hex
+    routing_key = "auth.NobodyListensProbed"
+    dropped_before = metric("dockyard_events_unroutable_dropped_total", routing_key=routing_key)
+    relay = make_relay(test_env, auth_engine, poll_interval=0.1, topology=topology)
+    with running(relay):
+        commit_events(auth_engine, [NobodyListensProbed(probe_id=probe_id, n=n) for n in range(5)])
+        wait_until(
+            lambda: (
+                metric("dockyard_events_unroutable_dropped_total", routing_key=routing_key)
+                - dropped_before
+                == 2
+            ),
+            timeout=30,
+            what="the two oldest unroutable events to be dropped and counted",
+        )
+    kept = [
+        json.loads(letter.body)["payload"]["n"]
+        for letter in list_dead_letters(test_env.amqp_url, topology.unroutable_queue, limit=100)
+        if probe_id in letter.body
+    ]
+    assert kept == [2, 3, 4]
+
+
+def test_an_unroutable_queue_declared_without_a_bound_does_not_stop_the_declarations(test_env):
+    topology = Topology(f"{test_env.namespace}.unbounded")
+    connection = connect(test_env.amqp_url, name="test-unbounded")
+    try:
+        channel = connection.channel()
+        channel.queue_declare(topology.unroutable_queue, durable=True, auto_delete=False)
+        topology.declare_events(channel)
+        topology.declare_consumer(channel, "test.after-unbounded", bindings=[], retry_delays_ms=[])
+        _name, count, _consumers = channel.queue_declare(
+            topology.consumer_queue("test.after-unbounded"), passive=True
+        )
+        assert count == 0
+    finally:
+        close_quietly(connection)

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from services.auth.tests.conftest import bearer, unique_email
 from services.auth.tests.mailbox import link_token
+from shared.testing import gateway_headers
 
 STRONG = "rusty anchor at dawn"
 NEWER = "violet harbour lantern"
@@ -284,7 +285,7 @@ def test_reset_requests_are_rate_limited_per_email_whatever_the_address(make_app
         client.post(
             "/v1/auth/password-reset/request",
             json={"email": email},
-            headers={"X-Forwarded-For": f"198.51.100.{index}"},
+            headers=gateway_headers("auth", f"198.51.100.{index}"),
         ).status_code
         for index in range(3)
     ]
@@ -299,7 +300,7 @@ def test_verification_requests_are_rate_limited_per_user(make_app):
     statuses = [
         client.post(
             "/v1/users/me/email-verification",
-            headers={**bearer(user["access_token"]), "X-Forwarded-For": f"198.51.100.{i}"},
+            headers={**bearer(user["access_token"]), **gateway_headers("auth", f"198.51.100.{i}")},
         ).status_code
         for i in range(3)
     ]

@@ -9,6 +9,7 @@ import pytest
 
 from services.auth.tests.conftest import bearer, unique_email
 from shared.logging import JsonFormatter
+from shared.testing import gateway_headers
 
 ADDRESS, OWNER = "198.51.100.23", "192.0.2.99"
 
@@ -33,7 +34,7 @@ def events(caplog, auth_app):
 
 def test_every_security_event_is_logged_with_user_and_address_and_no_secret(make_app, events):
     client = make_app(LOGIN_FREE_FAILURES=1).test_client()
-    headers = {"X-Forwarded-For": ADDRESS}
+    headers = gateway_headers("auth", ADDRESS)
     email, password = unique_email(), "a secret passphrase"
     registered = client.post("/v1/auth/register", json={"email": email, "password": password}).json
     user_id = registered["user"]["id"]
@@ -44,7 +45,7 @@ def test_every_security_event_is_logged_with_user_and_address_and_no_secret(make
 
     def log_in() -> dict:
         right = {"email": email, "password": password}
-        response = client.post("/v1/auth/login", json=right, headers={"X-Forwarded-For": OWNER})
+        response = client.post("/v1/auth/login", json=right, headers=gateway_headers("auth", OWNER))
         assert response.status_code == 200, response.json
         return response.json
 
@@ -85,7 +86,7 @@ def test_a_failed_login_for_an_unknown_email_is_logged_without_a_user(client, ev
     response = client.post(
         "/v1/auth/login",
         json={"email": unique_email(), "password": "whatever it is"},
-        headers={"X-Forwarded-For": ADDRESS},
+        headers=gateway_headers("auth", ADDRESS),
     )
     assert response.status_code == 401
     (line,) = events()

@@ -120,6 +120,7 @@ def own_environment(**options: str) -> Iterator[TestEnvironment]:
     dbadmin.bootstrap(environment.admin_url, {"tasks": tasks_url})
     try:
         migrations.upgrade(REGISTRY.get("tasks").migrations, tasks_url)
+        environment.mark_deny_list_whole()
         yield environment
     finally:
         dbadmin.drop_database(environment.admin_url, environment.database)

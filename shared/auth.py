@@ -387,6 +387,10 @@ def authenticated_or_delegated(view: Callable) -> Callable:
         g.identity = Identity(
             user_id=user, token_id="", family_id=None, expires_at=0, claims={"sub": user}
         )
+        # A link outliving its user's account must not outlive it here either.
+        gate = current_app.extensions.get("caller_gate")
+        if gate is not None:
+            gate(user)
         return view(*args, **kwargs)
 
     return wrapper

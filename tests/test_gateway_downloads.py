@@ -6,14 +6,18 @@ import hashlib
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
 import requests
+from sqlalchemy.orm import Session
 
+from services.files.models import users as files_users
 from services.gateway.downloads import DownloadLinks
 from services.gateway.security_headers import API_POLICY
+from shared.user_replica import record_user_deleted
 from tests.conftest import gateway_env, gateway_process, uvicorn_gateway
 from tests.gateway_clients import Account, Gateway, upload
 
@@ -218,6 +222,22 @@ def test_the_files_service_takes_a_delegated_user_only_on_the_download(
         timeout=10,
     )
     assert refused.status_code == 401
+
+
+def test_a_delegated_download_for_a_deleted_user_is_refused(files_app, files_server):
+    deleted = uuid.uuid4()
+    with Session(files_app.extensions["files"].engine) as session, session.begin():
+        record_user_deleted(session, files_users, user_id=deleted, deleted_at=datetime.now(UTC))
+    secret = files_app.extensions["files"].settings.SERVICE_SECRET
+    now = int(time.time())
+    claims = {"iss": "dockyard-gateway", "aud": "files", "iat": now, "exp": now + 60}
+    credential = jwt.encode({**claims, "obo": str(deleted)}, secret, algorithm="HS256")
+    response = requests.get(
+        f"{files_server.url}/v1/files/{uuid.uuid4()}/content",
+        headers={"X-Service-Token": credential},
+        timeout=10,
+    )
+    assert response.status_code == 401, response.text
 
 
 def _status_kib(pid: int, field: str) -> int:

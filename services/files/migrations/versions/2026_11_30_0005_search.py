@@ -1,7 +1,7 @@
 """file search: the filename's and the text content's tsvectors, GIN-indexed
 
-Revision ID: 0004_search
-Revises: 0003
+Revision ID: 0005_search
+Revises: 0004_users
 Create Date: 2026-11-30 15:00:00
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004_search"
-down_revision = "0003"
+revision = "0005_search"
+down_revision = "0004_users"
 branch_labels = None
 depends_on = None
 

@@ -186,7 +186,6 @@ NOT_YET_SERVED = {
     # Issue 9: accounts and security.
     # Issue 10: consistency across services (sagas, read models, task inputs and outputs).
     "Query.files(search:) is missing",
-    "Mutation.deleteAccount is missing",
     "Mutation.deleteTask is missing",
     "File.downloadUrl is missing",
     "File.producedBy is missing",

@@ -1,4 +1,4 @@
-"""Reactions to the files service's own events: start processing, then notify the owner.
+"""Reactions to events: start processing, notify the owner, erase a deleted account's files.
 
 Both send a Celery job by name (jobs.py) from the consumer's inbox transaction. The job is sent
 (and confirmed by the broker) before that transaction commits, so a crash in between sends it
@@ -8,10 +8,12 @@ again on redelivery rather than never: jobs are idempotent, a lost one is not.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from services.files import jobs, processing
+from services.files import erasure, jobs, processing
+from services.files.storage import Storage
 from shared.messaging import Envelope, Subscription
 
 
@@ -33,11 +35,32 @@ def on_processing_finished(envelope: Envelope, _session: Session) -> None:
     )
 
 
+@lru_cache(maxsize=1)
+def _storage() -> Storage:
+    from services.files.config import FilesSettings
+    from services.files.storage import storage_from_settings
+
+    return storage_from_settings(FilesSettings())
+
+
+def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
+    """Delete every file and stored object of the user, then confirm to auth's saga."""
+    erasure.erase_user_files(
+        session,
+        storage=_storage(),
+        user_id=envelope.payload["user_id"],
+        saga_id=envelope.payload["saga_id"],
+    )
+
+
 SUBSCRIPTIONS = [
     Subscription("files.processing", ["files.FileUploaded"], on_file_uploaded),
     Subscription(
         "files.notifications",
         ["files.FileProcessed", "files.FileProcessingFailed"],
         on_processing_finished,
+    ),
+    Subscription(
+        "files.account-deletion", ["auth.AccountDeletionRequested"], on_account_deletion_requested
     ),
 ]

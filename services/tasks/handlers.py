@@ -1,4 +1,4 @@
-"""Reactions to the tasks service's own events: notify the owners of finished tasks.
+"""Reactions to events: notify the owners of finished tasks, erase a deleted account's tasks.
 
 New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
 a task's start is one broker hop after its commit.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from services.tasks import dispatch
+from services.tasks import dispatch, erasure
 from shared.messaging import Envelope, Subscription
 
 _TERMINAL = {
@@ -30,6 +30,22 @@ def on_task_finished(envelope: Envelope, _session: Session) -> None:
     )
 
 
+def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
+    """Cancel, then delete every task of the user, and confirm to auth's saga."""
+    erasure.erase_user_tasks(
+        session, user_id=envelope.payload["user_id"], saga_id=envelope.payload["saga_id"]
+    )
+
+
 SUBSCRIPTIONS = [
     Subscription("tasks.notify", [f"tasks.{name}" for name in _TERMINAL], on_task_finished),
+    # Retried every few seconds while the monitor stops the user's containers (TasksStillRunning).
+    Subscription(
+        "tasks.account-deletion",
+        ["auth.AccountDeletionRequested"],
+        on_account_deletion_requested,
+        max_attempts=30,
+        retry_delay=1.0,
+        max_retry_delay=10.0,
+    ),
 ]

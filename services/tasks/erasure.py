@@ -33,7 +33,9 @@ def cancel_user_tasks(session: Session, *, user_id: str) -> int:
         )
         if not is_finished(status)
     ]
-    sessions = session_factory(session.get_bind())
+    # The consumer's session is bound to its transaction's connection: cancels need their own.
+    bind = session.get_bind()
+    sessions = session_factory(getattr(bind, "engine", bind))
     for task_id in unfinished:
         uow = UnitOfWork(sessions, schema=SCHEMA, source=SCHEMA)
         try:

@@ -164,11 +164,14 @@ def _nothing_left(database, files_backend, docker_client, user_id: str, keys: li
     assert _count(database, "SELECT count(*) FROM files.files WHERE owner_id = :u", user_id) == 0
     assert _count(database, "SELECT count(*) FROM tasks.tasks WHERE owner_id = :u", user_id) == 0
     assert not [key for key in keys if files_backend.holds(key)]
+    assert not _containers_of(docker_client, user_id)
+
+
+def _containers_of(docker_client, user_id: str) -> list:  # noqa: F811
     containers = docker_client.containers.list(
         all=True, filters=namespace_filter(os.environ["DOCKYARD_NAMESPACE"])
     )
-    mine = [c for c in containers if c.labels.get(LABEL_OWNER) == user_id]
-    assert not mine
+    return [c for c in containers if c.labels.get(LABEL_OWNER) == user_id]
 
 
 def _stored_keys(database, user_id: str) -> list[str]:
@@ -210,6 +213,7 @@ def test_deleting_an_account_locks_the_user_out_and_removes_everything(
     user, email, task_id, token = _user_with_a_file_and_a_running_task(gateway)
     keys = _stored_keys(database, user.id)
     assert keys and all(files_backend.holds(key) for key in keys)
+    assert _containers_of(docker_client, user.id)
 
     assert gateway(DELETE, {"p": PASSWORD}, token=token) == {"data": {"deleteAccount": True}}
     assert codes(gateway(LOGIN, {"e": email, "p": PASSWORD})) == ["UNAUTHENTICATED"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -243,11 +243,3 @@ class Sagas:
         counts = {state.value: 0 for state in SagaState}
         counts.update({state: count for state, count in rows})
         return counts
-
-
-def live_subjects(session: Session, sagas: Sagas, kind: str) -> Iterable[str]:
-    """The subjects of the live sagas of `kind` (what a service locks out, for instance)."""
-    table = sagas.table
-    return session.execute(
-        select(table.c.subject).where(table.c.kind == kind, table.c.state.in_(LIVE))
-    ).scalars()

@@ -65,3 +65,21 @@ def test_a_password_account_needs_its_password(client, auth_app, registered, bod
 
 def test_deleting_needs_a_token(client):
     assert client.post("/v1/users/me/deletion", json={}).status_code == 401
+
+
+def test_the_metrics_count_the_sagas_by_state(client, auth_app, registered):
+    def running() -> float:
+        metrics = client.get("/metrics").get_data(as_text=True)
+        (line,) = [
+            m for m in metrics.splitlines() if m.startswith('dockyard_sagas{state="RUNNING"}')
+        ]
+        return float(line.split()[-1])
+
+    before = running()
+    response = client.post(
+        "/v1/users/me/deletion",
+        json={"password": registered["password"]},
+        headers=bearer(registered["access_token"]),
+    )
+    assert response.status_code == 202
+    assert running() == before + 1

@@ -28,6 +28,12 @@ def _auth_subscriptions():
     return SUBSCRIPTIONS
 
 
+def _auth_sagas():
+    from services.auth.deletion import auth_sagas
+
+    return auth_sagas()
+
+
 def _files_subscriptions():
     from services.files.handlers import SUBSCRIPTIONS
 
@@ -40,7 +46,7 @@ def _tasks_subscriptions():
     return SUBSCRIPTIONS
 
 
-def _with_database(name: str, settings, models, subscriptions) -> Service:
+def _with_database(name: str, settings, models, subscriptions, **hooks) -> Service:
     """A service owning the schema `name`, its tables in `models` and its migrations here."""
     return Service(
         name,
@@ -48,12 +54,13 @@ def _with_database(name: str, settings, models, subscriptions) -> Service:
         tables=models.messaging_tables,
         migrations=HERE / name / "migrations",
         subscriptions=subscriptions,
+        **hooks,
     )
 
 
 REGISTRY = ServiceRegistry(
     (
-        _with_database("auth", AuthSettings, auth_models, _auth_subscriptions),
+        _with_database("auth", AuthSettings, auth_models, _auth_subscriptions, sagas=_auth_sagas),
         _with_database("files", FilesSettings, files_models, _files_subscriptions),
         _with_database("tasks", TasksSettings, tasks_models, _tasks_subscriptions),
         Service("gateway", GatewaySettings),

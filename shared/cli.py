@@ -16,7 +16,7 @@ from shared.config import ConfigError, Settings, database_url_var, markdown_tabl
 from shared.registry import Service, ServiceRegistry
 
 #: Subcommands whose modules parse their own arguments.
-DELEGATED = ("relay", "consume", "dlq")
+DELEGATED = ("relay", "consume", "dlq", "sagas")
 
 
 def _service_urls(services: list[Service]) -> dict[Service, str]:
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("relay", "publish a service's outbox to RabbitMQ"),
         ("consume", "run a service's event consumers"),
         ("dlq", "inspect and replay dead-lettered messages"),
+        ("sagas", "list, show, retry and sweep sagas"),
     ):
         sub.add_parser(name, help=text, add_help=False)
     return parser
@@ -111,6 +112,10 @@ def _delegate(command: str, argv: list[str], registry: ServiceRegistry) -> int:
         from shared.messaging import consume
 
         return consume.main(argv, registry=registry)
+    if command == "sagas":
+        from shared.sagas import cli as sagas_cli
+
+        return sagas_cli.main(argv, registry=registry)
     from shared.messaging import dlq
 
     return dlq.main(argv)

@@ -19,10 +19,15 @@ from shared.outbox.tables import MessagingTables
 
 if TYPE_CHECKING:
     from shared.messaging.consumer import Subscription
+    from shared.sagas.store import Sagas
 
 
 def _no_subscriptions() -> Sequence[Subscription]:
     return ()
+
+
+def _no_sagas() -> Sagas | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class Service:
     tables: MessagingTables | None = None
     migrations: Path | None = None
     subscriptions: Callable[[], Sequence[Subscription]] = field(default=_no_subscriptions)
+    #: The sagas the service orchestrates (`dockyard sagas`), loaded only by that command.
+    sagas: Callable[[], Sagas | None] = field(default=_no_sagas)
 
     @property
     def has_database(self) -> bool:

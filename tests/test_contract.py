@@ -185,7 +185,6 @@ NEXT_CONTRACT = CONTRACT.with_name("gateway-next.graphql")
 NOT_YET_SERVED = {
     # Issue 9: accounts and security.
     # Issue 10: consistency across services (sagas, read models, task inputs and outputs).
-    "Mutation.deleteAccount is missing",
     "File.producedBy is missing",
     "Task.outputFiles is missing",
     # Issue 11: dependencies, workflows and schedules.

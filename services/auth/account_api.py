@@ -7,10 +7,12 @@ from flask.views import MethodView
 from flask_limiter.util import get_remote_address
 from flask_smorest import abort
 
-from services.auth import accounts, audit
+from services.auth import accounts, audit, deletion
 from services.auth.api import limiter
 from services.auth.password_policy import WeakPassword
 from services.auth.schemas import (
+    AccountDeletionSchema,
+    AccountDeletionStartedSchema,
     EmailVerificationSchema,
     PasswordChangeSchema,
     PasswordResetRequestSchema,
@@ -179,3 +181,43 @@ class EmailVerification(MethodView):
             abort(400, message=TOKEN_INVALID, messages={"token": [TOKEN_INVALID]})
         audit.record(audit.EMAIL_VERIFIED, user_id=user.id, client_address=get_remote_address())
         return user
+
+
+@blp.route("/users/me/deletion")
+class AccountDeletion(MethodView):
+    """Delete the caller's account."""
+
+    decorators = [
+        limiter.limit(_setting("PASSWORD_CHANGE_LIMIT_PER_ACCOUNT"), key_func=_caller_key),
+        limiter.limit(_setting("LOGIN_LIMIT_PER_IP"), key_func=get_remote_address),
+    ]
+
+    @authenticated
+    @blp.arguments(AccountDeletionSchema)
+    @blp.response(202, AccountDeletionStartedSchema)
+    @blp.alt_response(400, description="Password missing or wrong")
+    def post(self, body):
+        """Lock the caller out at once (every session ends) and start removing the account."""
+        ctx = _ctx()
+        user_id = caller_id()
+        try:
+            saga_id = deletion.request_account_deletion(
+                ctx.uow(),
+                hasher=ctx.hasher,
+                revocations=ctx.revocations,
+                sagas=deletion.auth_sagas(),
+                user_id=user_id,
+                password=body["password"],
+            )
+        except deletion.PasswordRequired:
+            message = "Your password is required to delete this account."
+            abort(400, message=message, messages={"password": [message]})
+        except deletion.PasswordIncorrect:
+            message = "Password is incorrect."
+            abort(400, message=message, messages={"password": [message]})
+        except UserNotFound:
+            abort(401, message="Token's user no longer exists.")
+        audit.record(
+            audit.ACCOUNT_DELETION_REQUESTED, user_id=user_id, client_address=get_remote_address()
+        )
+        return {"saga_id": saga_id}

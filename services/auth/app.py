@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from services.auth.account_api import blp as accounts_blp
 from services.auth.api import blp, limiter
 from services.auth.config import AuthSettings
+from services.auth.deletion import auth_sagas
 from services.auth.deny_list import AuthRevocations, DenyListKeeper
 from services.auth.keys import SigningKeys
 from services.auth.login_throttle import LoginThrottle
@@ -26,6 +27,7 @@ from shared.auth import StaticKeys, TokenVerifier, init_jwt
 from shared.db import UnitOfWork, make_engine, make_read_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
 from shared.outbox.metrics import OutboxCollector
+from shared.sagas.metrics import SagaCollector
 from shared.service_identity import init_service_identity
 from shared.web import create_service_app, error_response
 
@@ -67,7 +69,10 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         "auth",
         settings,
         title="Dockyard auth",
-        collectors=[OutboxCollector(engine, messaging_tables.outbox, source="auth")],
+        collectors=[
+            OutboxCollector(engine, messaging_tables.outbox, source="auth"),
+            SagaCollector(engine, auth_sagas()),
+        ],
         readiness_checks={
             "database": database_check(engine),
             "broker": broker_check(settings.AMQP_URL),

@@ -21,6 +21,7 @@ LOGGED_OUT_EVERYWHERE = "logged_out_everywhere"
 PASSWORD_CHANGED = "password_changed"
 PASSWORD_RESET = "password_reset"
 EMAIL_VERIFIED = "email_verified"
+ACCOUNT_DELETION_REQUESTED = "account_deletion_requested"
 
 _WARNINGS = {LOGIN_FAILED, LOGIN_THROTTLED, REFRESH_REUSE_DETECTED}
 

@@ -8,6 +8,7 @@ from shared.config import (
     CommonSettings,
     ConfigError,
     EnvVar,
+    Settings,
     database_url_var,
     parse_bool,
     parse_positive_int,
@@ -212,4 +213,21 @@ class AuthSettings(CommonSettings):
         parse_countdown,
         default=600.0,
         doc="Longest delay between two tries of a mail.",
+    )
+
+
+class AccountDeletionSettings(Settings):
+    """What auth's account-deletion saga reads: in the web process, the consumer and the sweep."""
+
+    STEP_TIMEOUT = EnvVar(
+        "AUTH_ACCOUNT_DELETION_STEP_TIMEOUT_SECONDS",
+        float,
+        default=300.0,
+        doc="How long account deletion waits for files and tasks to confirm before asking again.",
+    )
+    STEP_ATTEMPTS = EnvVar(
+        "AUTH_ACCOUNT_DELETION_STEP_ATTEMPTS",
+        parse_positive_int,
+        default=12,
+        doc="Times it asks before the saga ends FAILED (`dockyard sagas retry` starts it again).",
     )

@@ -57,3 +57,28 @@ class EmailVerificationRequested(Event):
     aggregate_field = "user_id"
 
     user_id: str
+
+
+@dataclass(frozen=True)
+class AccountDeletionRequested(Event):
+    """A user asked to delete their account: every service removes what it holds of theirs.
+
+    Files answers with files.UserFilesDeleted, tasks with tasks.UserTasksDeleted, each naming
+    `saga_id` (auth's account-deletion saga). Raised again when a step times out or is retried.
+    """
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str
+    saga_id: str
+
+
+@dataclass(frozen=True)
+class UserDeleted(Event):
+    """A user and everything auth held of them are gone (every other service confirmed first)."""
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str

@@ -1,5 +1,6 @@
 """Reactions to auth's own events: TokensRevoked keeps the revocation list whole, and account
-mail events (PasswordResetRequested, EmailVerificationRequested) become mail jobs.
+mail events (PasswordResetRequested, EmailVerificationRequested) become mail jobs; the other
+services' replies advance auth's sagas (deletion.py).
 
 A mail job is sent (and confirmed by the broker) inside the consumer's inbox transaction, so a
 crash before the commit sends it again on redelivery rather than never: the worker sends each
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.auth import jobs
 from services.auth.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET
+from services.auth.deletion import auth_sagas
 from shared.auth import RevocationList
 from shared.config import CommonSettings
 from shared.messaging import Envelope, Subscription
@@ -61,4 +63,6 @@ SUBSCRIPTIONS = [
         ["auth.EmailVerificationRequested"],
         on_email_verification_requested,
     ),
+    # The replies that advance auth's sagas (account deletion: files' and tasks' confirmations).
+    auth_sagas().subscription("auth.sagas"),
 ]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import NAMING_CONVENTION
 from shared.outbox.tables import add_messaging_tables
+from shared.sagas.tables import add_saga_table
 
 SCHEMA = "auth"
 
@@ -30,6 +31,7 @@ class Base(DeclarativeBase):
 
 
 messaging_tables = add_messaging_tables(Base.metadata)
+saga_table = add_saga_table(Base.metadata)
 
 
 class User(Base):
@@ -43,6 +45,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: Set when the user asked to delete the account: from then on they cannot sign in.
+    deleting_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TokenFamily(Base):

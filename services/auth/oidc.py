@@ -207,6 +207,8 @@ def _sign_in(
                 )
             )
             uow.flush()
+        if user.deleting_at is not None:
+            raise ProviderLoginRejected("this account is being deleted")
         issued = start_session(uow, issuer=issuer, user=user)
         uow.commit()
     log.info(

@@ -133,3 +133,17 @@ class EmailVerificationSchema(Schema):
     """A mailed email verification token."""
 
     token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class AccountDeletionSchema(Schema):
+    """The account's password (none for an account that signs in only through a provider)."""
+
+    password = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=PASSWORD_MAX_LENGTH)
+    )
+
+
+class AccountDeletionStartedSchema(Schema):
+    """The deletion saga that now removes the account everywhere."""
+
+    saga_id = fields.String(required=True)

@@ -152,6 +152,9 @@ def authenticate_user(
         user = uow.session.scalar(select(User).where(User.email == email))
         if not hasher.verify(user.password_hash if user else None, password):
             raise InvalidCredentials(user.id if user else None)
+        if user.deleting_at is not None:
+            # The same answer as a wrong password: a deleted account no longer exists.
+            raise InvalidCredentials(user.id)
         if hasher.needs_rehash(user.password_hash):
             user.password_hash = hasher.hash(password)
         issued = _start_family(uow, issuer, user)

@@ -73,3 +73,15 @@ class FileProcessed(FileStatusChanged):
 @dataclass(frozen=True)
 class FileProcessingFailed(FileStatusChanged):
     """Processing cannot succeed; `error` says why (-> FAILED)."""
+
+
+@dataclass(frozen=True)
+class UserFilesDeleted(Event):
+    """Every file of a user is gone, rows and stored objects (a reply to auth's deletion saga)."""
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str
+    saga_id: str
+    files_deleted: int

@@ -1,5 +1,5 @@
-"""Reactions to events: files' own (start processing, then notify the owner), and auth's user
-events, which keep the `users` replica (shared.user_replica).
+"""Reactions to events: start processing, notify the owner, erase a deleted account's files,
+and keep the `users` replica from auth's user events (shared.user_replica).
 
 Both send a Celery job by name (jobs.py) from the consumer's inbox transaction. The job is sent
 (and confirmed by the broker) before that transaction commits, so a crash in between sends it
@@ -9,11 +9,13 @@ again on redelivery rather than never: jobs are idempotent, a lost one is not.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from services.files import jobs, processing
+from services.files import erasure, jobs, processing
 from services.files.models import users
+from services.files.storage import Storage
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
 
@@ -41,6 +43,24 @@ def on_user_event(envelope: Envelope, session: Session) -> None:
     apply_user_event(session, users, envelope)
 
 
+@lru_cache(maxsize=1)
+def _storage() -> Storage:
+    from services.files.config import FilesSettings
+    from services.files.storage import storage_from_settings
+
+    return storage_from_settings(FilesSettings())
+
+
+def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
+    """Delete every file and stored object of the user, then confirm to auth's saga."""
+    erasure.erase_user_files(
+        session,
+        storage=_storage(),
+        user_id=envelope.payload["user_id"],
+        saga_id=envelope.payload["saga_id"],
+    )
+
+
 SUBSCRIPTIONS = [
     Subscription("files.processing", ["files.FileUploaded"], on_file_uploaded),
     Subscription(
@@ -49,4 +69,7 @@ SUBSCRIPTIONS = [
         on_processing_finished,
     ),
     Subscription("files.users", list(USER_EVENTS), on_user_event),
+    Subscription(
+        "files.account-deletion", ["auth.AccountDeletionRequested"], on_account_deletion_requested
+    ),
 ]

@@ -415,6 +415,16 @@ class AuthClient(ServiceClient):
             json={"token": token, "new_password": new_password},
         )
 
+    async def delete_account(self, caller: Caller, *, password: str | None) -> dict[str, Any]:
+        """Lock the caller out and start deleting their account; the deletion saga's id."""
+        return await self.request(
+            "POST",
+            "/v1/users/me/deletion",
+            caller,
+            json={"password": password},
+            with_token=True,
+        )
+
     async def request_email_verification(self, caller: Caller) -> None:
         """Ask for a mail confirming the caller's email address."""
         await self.request("POST", "/v1/users/me/email-verification", caller, with_token=True)

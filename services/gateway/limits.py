@@ -36,6 +36,8 @@ COST_MAP: dict[str, dict[str, dict[str, Any]]] = {
         "login": {"complexity": 20},
         # Checks the current password and hashes the new one.
         "changePassword": {"complexity": 40},
+        # Checks the password, then starts a saga across every service.
+        "deleteAccount": {"complexity": 40},
         "resetPassword": {"complexity": 20},
         # Each may send a mail; auth limits them per address and per email or user too.
         "requestPasswordReset": {"complexity": 10},

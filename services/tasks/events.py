@@ -111,3 +111,15 @@ class TaskSkipped(TaskEvent):
 @dataclass(frozen=True)
 class TaskDeleted(TaskEvent):
     """The owner deleted a finished task and its logs."""
+
+
+@dataclass(frozen=True)
+class UserTasksDeleted(Event):
+    """Every task of a user is ended and deleted (a reply to auth's account-deletion saga)."""
+
+    aggregate_type = "user"
+    aggregate_field = "user_id"
+
+    user_id: str
+    saga_id: str
+    tasks_deleted: int

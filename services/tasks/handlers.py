@@ -1,5 +1,5 @@
-"""Reactions to events: tasks' own (notify the owners of finished tasks), and auth's user
-events, which keep the `users` replica (shared.user_replica).
+"""Reactions to events: notify the owners of finished tasks, erase a deleted account's tasks,
+and keep the `users` replica from auth's user events (shared.user_replica).
 
 New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
 a task's start is one broker hop after its commit.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from services.tasks import dispatch
+from services.tasks import dispatch, erasure
 from services.tasks.models import users
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
@@ -38,7 +38,23 @@ def on_user_event(envelope: Envelope, session: Session) -> None:
     apply_user_event(session, users, envelope)
 
 
+def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
+    """Cancel, then delete every task of the user, and confirm to auth's saga."""
+    erasure.erase_user_tasks(
+        session, user_id=envelope.payload["user_id"], saga_id=envelope.payload["saga_id"]
+    )
+
+
 SUBSCRIPTIONS = [
     Subscription("tasks.notify", [f"tasks.{name}" for name in _TERMINAL], on_task_finished),
     Subscription("tasks.users", list(USER_EVENTS), on_user_event),
+    # Retried every few seconds while the monitor stops the user's containers (TasksStillRunning).
+    Subscription(
+        "tasks.account-deletion",
+        ["auth.AccountDeletionRequested"],
+        on_account_deletion_requested,
+        max_attempts=30,
+        retry_delay=1.0,
+        max_retry_delay=10.0,
+    ),
 ]

@@ -1,4 +1,4 @@
-"""Account management: change and reset a password, verify an email address."""
+"""Account management: change and reset a password, verify an email address, delete it."""
 
 from __future__ import annotations
 
@@ -56,3 +56,14 @@ async def resolve_verify_email(
 ) -> dict[str, Any]:
     """Confirm an email address with a mailed token; returns the user."""
     return await info.context.clients.auth.verify_email(info.context.caller, token=token)
+
+
+@mutation.field("deleteAccount")
+async def resolve_delete_account(
+    _obj: Any, info: GraphQLResolveInfo, *, password: str | None = None
+) -> bool:
+    """Lock the caller out and start removing their account from every service."""
+    context = info.context
+    context.require_token()
+    await context.clients.auth.delete_account(context.caller, password=password)
+    return True

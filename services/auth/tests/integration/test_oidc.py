@@ -355,3 +355,16 @@ def test_a_redirect_from_the_issuer_is_not_followed(make_app):
     assert asked == ["/.well-known/openid-configuration"]
     assert elsewhere_asked == []
     assert response.status_code == 503
+
+
+def test_an_account_without_a_password_is_deleted_without_one_and_cannot_sign_in_again(
+    api, oidc_app
+):
+    subject, email = f"sub-{uuid.uuid4().hex}", unique_email("oidc-deleted")
+    signed_in = sign_in(api, subject=subject, email=email)
+    token = signed_in.json["access_token"]
+    deleted = api.post("/v1/users/me/deletion", json={}, headers=bearer(token))
+    assert deleted.status_code == 202, deleted.json
+    assert api.get("/v1/users/me", headers=bearer(token)).status_code == 401
+
+    assert sign_in(api, subject=subject, email=email).status_code == 401

@@ -1,0 +1,1 @@
+"""Sagas: long-running work across services, advanced by events and timeouts (see docs/sagas.md)."""

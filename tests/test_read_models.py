@@ -187,7 +187,12 @@ def test_a_deleted_user_is_refused_by_files_and_tasks_even_with_a_valid_token(
         timeout=15,
         what="files to refuse the deleted user",
     )
-    assert codes(gateway(TASKS, token=account.token)) == ["UNAUTHENTICATED"]
+    # Each service's gate caches a live user on its own clock: wait for tasks' too.
+    wait_until(
+        lambda: codes(gateway(TASKS, token=account.token)) == ["UNAUTHENTICATED"],
+        timeout=15,
+        what="tasks to refuse the deleted user",
+    )
     assert codes(create_task(gateway, account)) == ["UNAUTHENTICATED"]
     response = gateway.upload(b"after deletion", token=account.token)
     assert codes(response.json()) == ["UNAUTHENTICATED"]

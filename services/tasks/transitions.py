@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import DateTime, Integer, Uuid, bindparam, func, select, text
 
 from services.tasks import logs
 from services.tasks.containers import ContainerInfo, ContainerSpec
@@ -68,62 +68,117 @@ def _slot_freed(uow: UnitOfWork) -> None:
 
 @dataclass(frozen=True)
 class Claim:
-    """What a start job got: an attempt to start, or why not (`outcome`)."""
+    """What a start job got: an attempt to start, or why not (`outcome`).
+
+    The attempt may be another task's (`spec.task_id`): a freed slot goes to the fairest
+    waiting task, not to whichever start job woke first.
+    """
 
     outcome: str  # "start", "busy", "done"
     spec: ContainerSpec | None = None
 
 
+#: The slots taken, and the waiting task a freed slot goes to: the one whose owner holds the
+#: fewest slots (round robin between owners), the caller's own among equals (its start job is
+#: the one running: no other needs to wake), then the oldest. A retry waiting out its backoff
+#: (heartbeat_at ahead) is not waiting yet. Slots are held by RUNNING tasks and by those
+#: between claim and RUNNING.
+_FAIREST = text(
+    """
+    WITH held AS (
+        SELECT owner_id, count(*) AS slots FROM tasks
+        WHERE status = 'RUNNING' OR (status = 'QUEUED' AND container_name IS NOT NULL)
+        GROUP BY owner_id
+    )
+    SELECT
+        (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
+        (SELECT waiting.id FROM tasks AS waiting
+            LEFT JOIN held ON held.owner_id = waiting.owner_id
+            WHERE waiting.status IN ('PENDING', 'QUEUED') AND waiting.container_name IS NULL
+              AND (waiting.id = :own OR waiting.heartbeat_at IS NULL
+                   OR waiting.heartbeat_at <= :now)
+            ORDER BY coalesce(held.slots, 0), waiting.id = :own DESC, waiting.created_at, waiting.id
+            LIMIT 1) AS fairest
+    """
+).bindparams(bindparam("own", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
+_FAIREST = _FAIREST.columns(busy=Integer, fairest=Uuid)
+
+
+def _spec(task: Task) -> ContainerSpec:
+    return ContainerSpec(
+        task_id=task.id,
+        owner_id=task.owner_id,
+        attempt=task.attempts,
+        name=task.container_name,
+        image=task.image,
+        command=list(task.command),
+        env={item["name"]: item["value"] for item in task.env},
+        cpu_limit=task.cpu_limit,
+        memory_limit_mb=task.memory_limit_mb,
+        network=task.network,
+    )
+
+
 def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSettings) -> Claim:
-    """Reserve a slot and the attempt's container name for a QUEUED task.
+    """Reserve a free slot for the fairest waiting task, or adopt the task's claimed attempt.
 
     `done`: nothing to start (finished, already running, cancelled); `busy`: every slot taken.
-    A PENDING task that gets its slot here raises no TaskQueued: it is RUNNING within the
+    `start` with the task's own attempt, or with another task's when that one is fairer: the
+    task then stays waiting (QUEUED) for a later claim of its start job, which is not settled
+    yet. A PENDING task that gets its slot here raises no TaskQueued: it is RUNNING within the
     start's time, which TaskStarted announces (events are triggers, and a message per task for
     that moment would cost the relay and the broker). One that must wait for a slot does.
     """
     now = datetime.now(UTC)
     with uow:
+        # Without a lock first: a task seen finished or RUNNING stays so for this start job
+        # (a retry's own start job comes after it is QUEUED again).
+        status = uow.session.scalar(select(Task.status).where(Task.id == task_id))
+        if status is None or is_finished(status) or status == TaskStatus.RUNNING:
+            return Claim("done")
+        # The capacity lock before any row lock: every claim holds it, so the rows a claim
+        # locks (its own task's, the fairest one's) are never held by another claim.
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None or is_finished(task.status) or task.status == TaskStatus.RUNNING:
             return Claim("done")
-        queued = None
-        if task.status == TaskStatus.PENDING:
-            queued = transition(task, TaskStatus.QUEUED, now=now)
-        if task.container_name is None:
-            uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
-            # Running tasks plus those between claim and RUNNING hold a slot.
-            busy = uow.session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(
-                    (Task.status == TaskStatus.RUNNING)
-                    | ((Task.status == TaskStatus.QUEUED) & Task.container_name.is_not(None))
-                )
-            )
+        if task.container_name is not None:
+            # Claimed earlier and not running yet (a start that crashed): adopt the attempt.
             task.heartbeat_at = now
-            if busy >= settings.concurrency:
-                if queued is not None:
-                    uow.add_event(queued)
-                uow.commit()
-                return Claim("busy")
-            task.attempts += 1
-            task.container_name = container_name(task.id, task.attempts)
-        task.heartbeat_at = now
-        spec = ContainerSpec(
-            task_id=task.id,
-            owner_id=task.owner_id,
-            attempt=task.attempts,
-            name=task.container_name,
-            image=task.image,
-            command=list(task.command),
-            env={item["name"]: item["value"] for item in task.env},
-            cpu_limit=task.cpu_limit,
-            memory_limit_mb=task.memory_limit_mb,
-            network=task.network,
-        )
+            spec = _spec(task)
+            uow.commit()
+            return Claim("start", spec)
+        busy, fairest = uow.session.execute(_FAIREST, {"own": task_id, "now": now}).one()
+        if busy >= settings.concurrency or fairest is None:
+            _wait_queued(uow, task, now)
+            uow.commit()
+            return Claim("busy")
+        chosen = task
+        if fairest != task_id:
+            chosen = uow.session.get(Task, fairest, with_for_update=True)
+            if chosen is None or chosen.status not in _WAITING or chosen.container_name:
+                # Cancelled since the look (claims hold the capacity lock; a cancel does not).
+                chosen = task
+        if chosen is not task:
+            _wait_queued(uow, task, now)
+        if chosen.status == TaskStatus.PENDING:
+            transition(chosen, TaskStatus.QUEUED, now=now)
+        chosen.attempts += 1
+        chosen.container_name = container_name(chosen.id, chosen.attempts)
+        chosen.heartbeat_at = now
+        spec = _spec(chosen)
         uow.commit()
     return Claim("start", spec)
+
+
+_WAITING = (TaskStatus.PENDING, TaskStatus.QUEUED)
+
+
+def _wait_queued(uow: UnitOfWork, task: Task, now: datetime) -> None:
+    """The task waits for a slot: QUEUED (announced when it was PENDING) and seen now."""
+    if task.status == TaskStatus.PENDING:
+        uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
+    task.heartbeat_at = now
 
 
 def mark_running(

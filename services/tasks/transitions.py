@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, Uuid, bindparam, func, select, text
+from sqlalchemy import DateTime, Integer, String, Uuid, bindparam, func, select, text
 
 from services.tasks import logs
 from services.tasks.containers import ContainerInfo, ContainerSpec
+from services.tasks.events import TaskStarted
 from services.tasks.lifecycle import container_name, is_finished, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
 from shared.db import UnitOfWork
@@ -78,38 +79,67 @@ class Claim:
     spec: ContainerSpec | None = None
 
 
-#: The slots taken, and the waiting task a freed slot goes to: the one whose owner holds the
-#: fewest slots (round robin between owners), the caller's own among equals (its start job is
-#: the one running: no other needs to wake), then the oldest. A retry waiting out its backoff
-#: (heartbeat_at ahead) is not waiting yet. Slots are held by RUNNING tasks and by those
-#: between claim and RUNNING.
-_FAIREST = text(
-    """
-    WITH held AS (
-        SELECT owner_id, count(*) AS slots FROM tasks
-        WHERE status = 'RUNNING' OR (status = 'QUEUED' AND container_name IS NOT NULL)
-        GROUP BY owner_id
-    )
-    SELECT
-        (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
-        (SELECT waiting.id FROM tasks AS waiting
+#: A claim's look, under the capacity lock: its own task's status, the slots taken, and the
+#: waiting task a free slot goes to: the one whose owner holds the fewest slots (round robin
+#: between owners), the caller's own among equals (its start job is the one running: no other
+#: needs to wake), then the oldest. A retry waiting out its backoff (heartbeat_at ahead) is not
+#: waiting yet. Slots are held by RUNNING tasks and by those between claim and RUNNING.
+_LOOK = (
+    text(
+        """
+        WITH held AS (
+            SELECT owner_id, count(*) AS slots FROM tasks
+            WHERE status = 'RUNNING' OR (status = 'QUEUED' AND container_name IS NOT NULL)
+            GROUP BY owner_id
+        )
+        SELECT own.status, own.container_name,
+            (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
+            fairest.id AS fairest, fairest.attempts AS fairest_attempts
+        FROM tasks AS own
+        LEFT JOIN LATERAL (
+            SELECT waiting.id, waiting.attempts FROM tasks AS waiting
             LEFT JOIN held ON held.owner_id = waiting.owner_id
             WHERE waiting.status IN ('PENDING', 'QUEUED') AND waiting.container_name IS NULL
-              AND (waiting.id = :own OR waiting.heartbeat_at IS NULL
+              AND (waiting.id = own.id OR waiting.heartbeat_at IS NULL
                    OR waiting.heartbeat_at <= :now)
-            ORDER BY coalesce(held.slots, 0), waiting.id = :own DESC, waiting.created_at, waiting.id
-            LIMIT 1) AS fairest
-    """
-).bindparams(bindparam("own", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
-_FAIREST = _FAIREST.columns(busy=Integer, fairest=Uuid)
+            ORDER BY coalesce(held.slots, 0), waiting.id = own.id DESC, waiting.created_at,
+                waiting.id
+            LIMIT 1
+        ) AS fairest ON true
+        WHERE own.id = :own
+        """
+    )
+    .bindparams(bindparam("own", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
+    .columns(status=String, container_name=String, busy=Integer, fairest=Uuid)
+)
+
+#: The claim itself (a waiting task becomes QUEUED with the attempt's container name): one
+#: UPDATE whose WHERE re-checks what the look saw, so a cancel since then makes it claim nothing.
+_CLAIM = (
+    text(
+        """
+        UPDATE tasks SET
+            status = 'QUEUED',
+            queued_at = CASE WHEN status = 'PENDING' THEN :now ELSE queued_at END,
+            attempts = :attempt, container_name = :name, container_id = NULL,
+            heartbeat_at = :now, updated_at = now()
+        WHERE id = :id AND attempts = :attempt - 1 AND container_name IS NULL
+          AND status IN ('PENDING', 'QUEUED')
+        RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network
+        """
+    )
+    .bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
+    .columns(id=Uuid, owner_id=Uuid)
+)
 
 
-def _spec(task: Task) -> ContainerSpec:
+def _spec(task: Any, *, attempt: int, name: str) -> ContainerSpec:
+    """The container of a Task's attempt (or of a row of _CLAIM)."""
     return ContainerSpec(
         task_id=task.id,
         owner_id=task.owner_id,
-        attempt=task.attempts,
-        name=task.container_name,
+        attempt=attempt,
+        name=name,
         image=task.image,
         command=list(task.command),
         env={item["name"]: item["value"] for item in task.env},
@@ -131,54 +161,59 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
     """
     now = datetime.now(UTC)
     with uow:
-        # Without a lock first: a task seen finished or RUNNING stays so for this start job
-        # (a retry's own start job comes after it is QUEUED again).
-        status = uow.session.scalar(select(Task.status).where(Task.id == task_id))
-        if status is None or is_finished(status) or status == TaskStatus.RUNNING:
-            return Claim("done")
-        # The capacity lock before any row lock: every claim holds it, so the rows a claim
-        # locks (its own task's, the fairest one's) are never held by another claim.
+        # Every claim holds the capacity lock: slots are counted and taken by one at a time.
         uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
-        task = uow.session.get(Task, task_id, with_for_update=True)
-        if task is None or is_finished(task.status) or task.status == TaskStatus.RUNNING:
-            return Claim("done")
-        if task.container_name is not None:
-            # Claimed earlier and not running yet (a start that crashed): adopt the attempt.
-            task.heartbeat_at = now
-            spec = _spec(task)
+        for _ in range(3):
+            look = uow.session.execute(_LOOK, {"own": task_id, "now": now}).one_or_none()
+            if look is None or is_finished(look.status) or look.status == TaskStatus.RUNNING:
+                return Claim("done")
+            if look.container_name is not None:
+                return _adopt(uow, task_id=task_id, now=now)
+            if look.busy >= settings.concurrency or look.fairest is None:
+                _wait_queued(uow, task_id, now)
+                uow.commit()
+                return Claim("busy")
+            attempt = look.fairest_attempts + 1
+            name = container_name(look.fairest, attempt)
+            claimed = uow.session.execute(
+                _CLAIM, {"id": look.fairest, "attempt": attempt, "name": name, "now": now}
+            ).one_or_none()
+            if claimed is None:
+                continue  # cancelled since the look (a cancel does not take the capacity lock)
+            if look.fairest != task_id:
+                _wait_queued(uow, task_id, now)
             uow.commit()
-            return Claim("start", spec)
-        busy, fairest = uow.session.execute(_FAIREST, {"own": task_id, "now": now}).one()
-        if busy >= settings.concurrency or fairest is None:
-            _wait_queued(uow, task, now)
-            uow.commit()
-            return Claim("busy")
-        chosen = task
-        if fairest != task_id:
-            chosen = uow.session.get(Task, fairest, with_for_update=True)
-            if chosen is None or chosen.status not in _WAITING or chosen.container_name:
-                # Cancelled since the look (claims hold the capacity lock; a cancel does not).
-                chosen = task
-        if chosen is not task:
-            _wait_queued(uow, task, now)
-        if chosen.status == TaskStatus.PENDING:
-            transition(chosen, TaskStatus.QUEUED, now=now)
-        chosen.attempts += 1
-        chosen.container_name = container_name(chosen.id, chosen.attempts)
-        chosen.heartbeat_at = now
-        spec = _spec(chosen)
-        uow.commit()
+            return Claim("start", _spec(claimed, attempt=attempt, name=name))
+    return Claim("busy")
+
+
+def _adopt(uow: UnitOfWork, *, task_id: uuid.UUID, now: datetime) -> Claim:
+    """The claimed attempt of a task not running yet (its start crashed, say): start it again."""
+    task = uow.session.get(Task, task_id, with_for_update=True)
+    if task is None or task.status != TaskStatus.QUEUED or task.container_name is None:
+        return Claim("done")
+    task.heartbeat_at = now
+    spec = _spec(task, attempt=task.attempts, name=task.container_name)
+    uow.commit()
     return Claim("start", spec)
 
 
-_WAITING = (TaskStatus.PENDING, TaskStatus.QUEUED)
-
-
-def _wait_queued(uow: UnitOfWork, task: Task, now: datetime) -> None:
+def _wait_queued(uow: UnitOfWork, task_id: uuid.UUID, now: datetime) -> None:
     """The task waits for a slot: QUEUED (announced when it was PENDING) and seen now."""
-    if task.status == TaskStatus.PENDING:
+    touched = uow.session.execute(_TOUCH_QUEUED, {"id": task_id, "now": now}).rowcount
+    if touched:
+        return
+    task = uow.session.get(Task, task_id, with_for_update=True)
+    if task is not None and task.status == TaskStatus.PENDING:
         uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
-    task.heartbeat_at = now
+        task.heartbeat_at = now
+
+
+#: A QUEUED task waiting for a slot is seen now (the reconciler leaves it to its start job).
+_TOUCH_QUEUED = text(
+    "UPDATE tasks SET heartbeat_at = :now"
+    " WHERE id = :id AND status = 'QUEUED' AND container_name IS NULL"
+).bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
 
 
 def mark_running(
@@ -199,6 +234,22 @@ def mark_running(
         ).one_or_none()
         if seen is not None and seen.container_name == name:
             return _running(seen)
+        started = uow.session.execute(
+            _MARK_RUNNING,
+            {"id": task_id, "name": name, "container_id": container.id, "at": started_at},
+        ).one_or_none()
+        if started is not None:
+            uow.add_event(
+                TaskStarted(
+                    task_id=str(task_id),
+                    owner_id=str(started.owner_id),
+                    attempt=started.attempts,
+                    container_name=name,
+                )
+            )
+            attempt = _running(started)
+            uow.commit()
+            return attempt
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
             return _running(task)
@@ -212,6 +263,23 @@ def mark_running(
         attempt = _running(task)
         uow.commit()
     return attempt
+
+
+#: QUEUED -> RUNNING of the attempt (lifecycle.transition's move, in one UPDATE): the common
+#: case of mark_running, without a row load.
+_MARK_RUNNING = (
+    text(
+        """
+        UPDATE tasks SET status = 'RUNNING', started_at = :at, heartbeat_at = :at,
+            container_id = :container_id, updated_at = now()
+        WHERE id = :id AND status = 'QUEUED' AND container_name = :name
+        RETURNING id, owner_id, attempts, container_name, started_at, timeout_seconds,
+            cancel_requested_at
+        """
+    )
+    .bindparams(bindparam("id", type_=Uuid), bindparam("at", type_=DateTime(timezone=True)))
+    .columns(id=Uuid, owner_id=Uuid, started_at=DateTime(timezone=True))
+)
 
 
 def fail_start(uow: UnitOfWork, *, task_id: uuid.UUID, code: str, message: str) -> None:

@@ -227,13 +227,6 @@ def mark_running(
     """
     name = container.name
     with uow:
-        # The launcher and the monitor both get here for every start: the second one reads
-        # the first one's answer without a row lock, an ORM load or a commit.
-        seen = uow.session.execute(
-            _ATTEMPT_COLUMNS.where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
-        ).one_or_none()
-        if seen is not None and seen.container_name == name:
-            return _running(seen)
         started = uow.session.execute(
             _MARK_RUNNING,
             {"id": task_id, "name": name, "container_id": container.id, "at": started_at},
@@ -250,6 +243,13 @@ def mark_running(
             attempt = _running(started)
             uow.commit()
             return attempt
+        # The launcher and the monitor both get here for every start: the second one (whose
+        # UPDATE matched nothing) reads the first one's answer without an ORM load or a commit.
+        seen = uow.session.execute(
+            _ATTEMPT_COLUMNS.where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+        ).one_or_none()
+        if seen is not None and seen.container_name == name:
+            return _running(seen)
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
             return _running(task)

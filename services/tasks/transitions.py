@@ -227,29 +227,25 @@ def mark_running(
     """
     name = container.name
     with uow:
-        started = uow.session.execute(
+        recorded = uow.session.execute(
             _MARK_RUNNING,
             {"id": task_id, "name": name, "container_id": container.id, "at": started_at},
-        ).one_or_none()
-        if started is not None:
+        ).first()
+        if recorded is not None and not recorded.fresh:
+            return _running(recorded)
+        if recorded is not None:
             uow.add_event(
                 TaskStarted(
                     task_id=str(task_id),
-                    owner_id=str(started.owner_id),
-                    attempt=started.attempts,
+                    owner_id=str(recorded.owner_id),
+                    attempt=recorded.attempts,
                     container_name=name,
                 )
             )
-            attempt = _running(started)
+            attempt = _running(recorded)
             uow.commit()
             return attempt
-        # The launcher and the monitor both get here for every start: the second one (whose
-        # UPDATE matched nothing) reads the first one's answer without an ORM load or a commit.
-        seen = uow.session.execute(
-            _ATTEMPT_COLUMNS.where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
-        ).one_or_none()
-        if seen is not None and seen.container_name == name:
-            return _running(seen)
+        # Neither (cancelled, or the other recorder's commit came while this one waited).
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
             return _running(task)
@@ -265,16 +261,25 @@ def mark_running(
     return attempt
 
 
-#: QUEUED -> RUNNING of the attempt (lifecycle.transition's move, in one UPDATE): the common
-#: case of mark_running, without a row load.
+#: QUEUED -> RUNNING of the attempt (lifecycle.transition's move, in one UPDATE), or, when the
+#: other recorder of the start got there first, its answer: `fresh` says which. The launcher and
+#: the monitor both record every start, so each pays one statement and no row load. (The SELECT
+#: sees the statement's snapshot: the row as it was before this UPDATE.)
 _MARK_RUNNING = (
     text(
         """
-        UPDATE tasks SET status = 'RUNNING', started_at = :at, heartbeat_at = :at,
-            container_id = :container_id, updated_at = now()
-        WHERE id = :id AND status = 'QUEUED' AND container_name = :name
-        RETURNING id, owner_id, attempts, container_name, started_at, timeout_seconds,
+        WITH started AS (
+            UPDATE tasks SET status = 'RUNNING', started_at = :at, heartbeat_at = :at,
+                container_id = :container_id, updated_at = now()
+            WHERE id = :id AND status = 'QUEUED' AND container_name = :name
+            RETURNING id, owner_id, attempts, container_name, started_at, timeout_seconds,
+                cancel_requested_at
+        )
+        SELECT true AS fresh, * FROM started
+        UNION ALL
+        SELECT false, id, owner_id, attempts, container_name, started_at, timeout_seconds,
             cancel_requested_at
+        FROM tasks WHERE id = :id AND status = 'RUNNING' AND container_name = :name
         """
     )
     .bindparams(bindparam("id", type_=Uuid), bindparam("at", type_=DateTime(timezone=True)))

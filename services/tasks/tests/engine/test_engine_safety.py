@@ -144,8 +144,9 @@ def test_a_failed_pull_tells_the_task_nothing_of_what_answered(
     assert listeners["allowed"].requests
     assert errors == [PULL_FAILED, PULL_FAILED]
     assert "internal-secret" not in "".join(errors)
-    # The detail is for the operator.
-    assert "internal/probe" in safety_engine["worker"].log()
+    # The detail is for the operator, in the log of the process that started the task (the
+    # launcher starts new tasks; the Celery start job, those it hands over).
+    assert "internal/probe" in safety_engine["launcher"].log() + safety_engine["worker"].log()
 
 
 def _log_files_size(docker_client, container_id: str) -> int:

@@ -2,8 +2,10 @@
 
 The start job (launcher.py) and the monitor call these; each is one short transaction under the
 task's row lock and idempotent, so a crash anywhere leaves a state the next start job or the
-reconciler can finish. lifecycle.py says which moves are legal; this module makes them. A move
-that frees a slot on the engine also sends SLOT_FREED_CHANNEL, which waiting start jobs LISTEN on.
+reconciler can finish. lifecycle.py says which moves are legal; this module makes them (the
+claim's and the start's in plain UPDATEs, the moves every task makes). A move that frees a slot
+on the engine also sends SLOT_FREED_CHANNEL, which waiting start jobs LISTEN on; the claim gives
+a free slot to the fairest waiting task (round robin between owners), whichever job claims it.
 """
 
 from __future__ import annotations

@@ -62,23 +62,30 @@ def start_attempt(
     engine: ContainerEngine,
     settings: transitions.ExecutionSettings,
 ) -> str:
-    """Start the task's current attempt; idempotent. Returns started, busy, done or failed.
+    """Start the task's current attempt, or a fairer task's; idempotent.
 
+    Returns started, busy, done or failed, or `yielded` when the free slot went to a fairer
+    waiting task (started here): the task still waits, so its start job is not settled.
     Raises EngineUnavailable for the caller to retry with backoff.
     """
     claim = transitions.claim_attempt(uow(), task_id=task_id, settings=settings)
     if claim.outcome != "start":
         return claim.outcome
+    claimed = claim.spec.task_id
     try:
         container = engine.run(claim.spec)
     except TaskRejected as exc:
-        transitions.fail_start(uow(), task_id=task_id, code=exc.code, message=str(exc))
-        return "failed"
+        transitions.fail_start(uow(), task_id=claimed, code=exc.code, message=str(exc))
+        return "failed" if claimed == task_id else "yielded"
     started_at = container.started_at(datetime.now(UTC))
-    if transitions.mark_running(uow(), task_id=task_id, container=container, started_at=started_at):
-        return "started"
-    engine.remove(container.name)
-    return "done"
+    running = transitions.mark_running(
+        uow(), task_id=claimed, container=container, started_at=started_at
+    )
+    if not running:
+        engine.remove(container.name)
+    if claimed != task_id:
+        return "yielded"
+    return "started" if running else "done"
 
 
 class SlotSignal(Protocol):
@@ -109,8 +116,8 @@ def start_when_free(
 ) -> str:
     """`start_attempt`, waiting up to slot_wait_seconds for a free slot while every one is taken.
 
-    Returns its outcome (`busy` when the wait ran out or `stopping` said so); raises
-    EngineUnavailable.
+    A look may start a fairer task instead (`yielded`); this one then waits on. Returns its
+    outcome (`busy` when the wait ran out or `stopping` said so); raises EngineUnavailable.
     """
     deadline = time.monotonic() + settings.slot_wait_seconds
     signalled = slots.take_turn(min(settings.slot_wait_seconds, recheck))
@@ -119,8 +126,13 @@ def start_when_free(
         outcome = start_attempt(uow, task_id=task_id, engine=engine, settings=settings)
         slots.looked(outcome, signalled=signalled)
         remaining = deadline - time.monotonic()
-        if outcome != "busy" or remaining <= 0 or stopping():
+        if outcome not in ("busy", "yielded"):
             return outcome
+        if remaining <= 0 or stopping():
+            return "busy"
+        if outcome == "yielded" and not signalled:
+            # It found a free slot unasked: another may be free too, so look again at once.
+            continue
         # Woken as soon as a task ends; the timeout is only a safety net for a lost signal.
         signalled = slots.wait(min(remaining, recheck))
 

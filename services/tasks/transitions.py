@@ -2,8 +2,10 @@
 
 The start job (launcher.py) and the monitor call these; each is one short transaction under the
 task's row lock and idempotent, so a crash anywhere leaves a state the next start job or the
-reconciler can finish. lifecycle.py says which moves are legal; this module makes them. A move
-that frees a slot on the engine also sends SLOT_FREED_CHANNEL, which waiting start jobs LISTEN on.
+reconciler can finish. lifecycle.py says which moves are legal; this module makes them (the
+claim's and the start's in plain UPDATEs, the moves every task makes). A move that frees a slot
+on the engine also sends SLOT_FREED_CHANNEL, which waiting start jobs LISTEN on; the claim gives
+a free slot to the fairest waiting task (round robin between owners), whichever job claims it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import DateTime, Integer, String, Uuid, bindparam, func, select, text
 
 from services.tasks import logs
 from services.tasks.containers import ContainerInfo, ContainerSpec
+from services.tasks.events import TaskStarted
 from services.tasks.lifecycle import container_name, is_finished, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
 from shared.db import UnitOfWork
@@ -68,62 +71,151 @@ def _slot_freed(uow: UnitOfWork) -> None:
 
 @dataclass(frozen=True)
 class Claim:
-    """What a start job got: an attempt to start, or why not (`outcome`)."""
+    """What a start job got: an attempt to start, or why not (`outcome`).
+
+    The attempt may be another task's (`spec.task_id`): a freed slot goes to the fairest
+    waiting task, not to whichever start job woke first.
+    """
 
     outcome: str  # "start", "busy", "done"
     spec: ContainerSpec | None = None
 
 
+#: A claim's look, under the capacity lock: its own task's status, the slots taken, and the
+#: waiting task a free slot goes to: the one whose owner holds the fewest slots (round robin
+#: between owners), the caller's own among equals (its start job is the one running: no other
+#: needs to wake), then the oldest. A retry waiting out its backoff (heartbeat_at ahead) is not
+#: waiting yet. Slots are held by RUNNING tasks and by those between claim and RUNNING.
+_LOOK = (
+    text(
+        """
+        WITH held AS (
+            SELECT owner_id, count(*) AS slots FROM tasks
+            WHERE status = 'RUNNING' OR (status = 'QUEUED' AND container_name IS NOT NULL)
+            GROUP BY owner_id
+        )
+        SELECT own.status, own.container_name,
+            (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
+            fairest.id AS fairest, fairest.attempts AS fairest_attempts
+        FROM tasks AS own
+        LEFT JOIN LATERAL (
+            SELECT waiting.id, waiting.attempts FROM tasks AS waiting
+            LEFT JOIN held ON held.owner_id = waiting.owner_id
+            WHERE waiting.status IN ('PENDING', 'QUEUED') AND waiting.container_name IS NULL
+              AND (waiting.id = own.id OR waiting.heartbeat_at IS NULL
+                   OR waiting.heartbeat_at <= :now)
+            ORDER BY coalesce(held.slots, 0), waiting.id = own.id DESC, waiting.created_at,
+                waiting.id
+            LIMIT 1
+        ) AS fairest ON true
+        WHERE own.id = :own
+        """
+    )
+    .bindparams(bindparam("own", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
+    .columns(status=String, container_name=String, busy=Integer, fairest=Uuid)
+)
+
+#: The claim itself (a waiting task becomes QUEUED with the attempt's container name): one
+#: UPDATE whose WHERE re-checks what the look saw, so a cancel since then makes it claim nothing.
+_CLAIM = (
+    text(
+        """
+        UPDATE tasks SET
+            status = 'QUEUED',
+            queued_at = CASE WHEN status = 'PENDING' THEN :now ELSE queued_at END,
+            attempts = :attempt, container_name = :name, container_id = NULL,
+            heartbeat_at = :now, updated_at = now()
+        WHERE id = :id AND attempts = :attempt - 1 AND container_name IS NULL
+          AND status IN ('PENDING', 'QUEUED')
+        RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network
+        """
+    )
+    .bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
+    .columns(id=Uuid, owner_id=Uuid)
+)
+
+
+def _spec(task: Any, *, attempt: int, name: str) -> ContainerSpec:
+    """The container of a Task's attempt (or of a row of _CLAIM)."""
+    return ContainerSpec(
+        task_id=task.id,
+        owner_id=task.owner_id,
+        attempt=attempt,
+        name=name,
+        image=task.image,
+        command=list(task.command),
+        env={item["name"]: item["value"] for item in task.env},
+        cpu_limit=task.cpu_limit,
+        memory_limit_mb=task.memory_limit_mb,
+        network=task.network,
+    )
+
+
 def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSettings) -> Claim:
-    """Reserve a slot and the attempt's container name for a QUEUED task.
+    """Reserve a free slot for the fairest waiting task, or adopt the task's claimed attempt.
 
     `done`: nothing to start (finished, already running, cancelled); `busy`: every slot taken.
-    A PENDING task that gets its slot here raises no TaskQueued: it is RUNNING within the
+    `start` with the task's own attempt, or with another task's when that one is fairer: the
+    task then stays waiting (QUEUED) for a later claim of its start job, which is not settled
+    yet. A PENDING task that gets its slot here raises no TaskQueued: it is RUNNING within the
     start's time, which TaskStarted announces (events are triggers, and a message per task for
     that moment would cost the relay and the broker). One that must wait for a slot does.
     """
     now = datetime.now(UTC)
     with uow:
-        task = uow.session.get(Task, task_id, with_for_update=True)
-        if task is None or is_finished(task.status) or task.status == TaskStatus.RUNNING:
-            return Claim("done")
-        queued = None
-        if task.status == TaskStatus.PENDING:
-            queued = transition(task, TaskStatus.QUEUED, now=now)
-        if task.container_name is None:
-            uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
-            # Running tasks plus those between claim and RUNNING hold a slot.
-            busy = uow.session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(
-                    (Task.status == TaskStatus.RUNNING)
-                    | ((Task.status == TaskStatus.QUEUED) & Task.container_name.is_not(None))
-                )
-            )
-            task.heartbeat_at = now
-            if busy >= settings.concurrency:
-                if queued is not None:
-                    uow.add_event(queued)
+        # Every claim holds the capacity lock: slots are counted and taken by one at a time.
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPACITY_LOCK})
+        for _ in range(3):
+            look = uow.session.execute(_LOOK, {"own": task_id, "now": now}).one_or_none()
+            if look is None or is_finished(look.status) or look.status == TaskStatus.RUNNING:
+                return Claim("done")
+            if look.container_name is not None:
+                return _adopt(uow, task_id=task_id, now=now)
+            if look.busy >= settings.concurrency or look.fairest is None:
+                _wait_queued(uow, task_id, now)
                 uow.commit()
                 return Claim("busy")
-            task.attempts += 1
-            task.container_name = container_name(task.id, task.attempts)
-        task.heartbeat_at = now
-        spec = ContainerSpec(
-            task_id=task.id,
-            owner_id=task.owner_id,
-            attempt=task.attempts,
-            name=task.container_name,
-            image=task.image,
-            command=list(task.command),
-            env={item["name"]: item["value"] for item in task.env},
-            cpu_limit=task.cpu_limit,
-            memory_limit_mb=task.memory_limit_mb,
-            network=task.network,
-        )
-        uow.commit()
+            attempt = look.fairest_attempts + 1
+            name = container_name(look.fairest, attempt)
+            claimed = uow.session.execute(
+                _CLAIM, {"id": look.fairest, "attempt": attempt, "name": name, "now": now}
+            ).one_or_none()
+            if claimed is None:
+                continue  # cancelled since the look (a cancel does not take the capacity lock)
+            if look.fairest != task_id:
+                _wait_queued(uow, task_id, now)
+            uow.commit()
+            return Claim("start", _spec(claimed, attempt=attempt, name=name))
+    return Claim("busy")
+
+
+def _adopt(uow: UnitOfWork, *, task_id: uuid.UUID, now: datetime) -> Claim:
+    """The claimed attempt of a task not running yet (its start crashed, say): start it again."""
+    task = uow.session.get(Task, task_id, with_for_update=True)
+    if task is None or task.status != TaskStatus.QUEUED or task.container_name is None:
+        return Claim("done")
+    task.heartbeat_at = now
+    spec = _spec(task, attempt=task.attempts, name=task.container_name)
+    uow.commit()
     return Claim("start", spec)
+
+
+def _wait_queued(uow: UnitOfWork, task_id: uuid.UUID, now: datetime) -> None:
+    """The task waits for a slot: QUEUED (announced when it was PENDING) and seen now."""
+    touched = uow.session.execute(_TOUCH_QUEUED, {"id": task_id, "now": now}).rowcount
+    if touched:
+        return
+    task = uow.session.get(Task, task_id, with_for_update=True)
+    if task is not None and task.status == TaskStatus.PENDING:
+        uow.add_event(transition(task, TaskStatus.QUEUED, now=now))
+        task.heartbeat_at = now
+
+
+#: A QUEUED task waiting for a slot is seen now (the reconciler leaves it to its start job).
+_TOUCH_QUEUED = text(
+    "UPDATE tasks SET heartbeat_at = :now"
+    " WHERE id = :id AND status = 'QUEUED' AND container_name IS NULL"
+).bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
 
 
 def mark_running(
@@ -137,13 +229,25 @@ def mark_running(
     """
     name = container.name
     with uow:
-        # The launcher and the monitor both get here for every start: the second one reads
-        # the first one's answer without a row lock, an ORM load or a commit.
-        seen = uow.session.execute(
-            _ATTEMPT_COLUMNS.where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
-        ).one_or_none()
-        if seen is not None and seen.container_name == name:
-            return _running(seen)
+        recorded = uow.session.execute(
+            _MARK_RUNNING,
+            {"id": task_id, "name": name, "container_id": container.id, "at": started_at},
+        ).first()
+        if recorded is not None and not recorded.fresh:
+            return _running(recorded)
+        if recorded is not None:
+            uow.add_event(
+                TaskStarted(
+                    task_id=str(task_id),
+                    owner_id=str(recorded.owner_id),
+                    attempt=recorded.attempts,
+                    container_name=name,
+                )
+            )
+            attempt = _running(recorded)
+            uow.commit()
+            return attempt
+        # Neither (cancelled, or the other recorder's commit came while this one waited).
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is not None and task.status == TaskStatus.RUNNING and task.container_name == name:
             return _running(task)
@@ -157,6 +261,32 @@ def mark_running(
         attempt = _running(task)
         uow.commit()
     return attempt
+
+
+#: QUEUED -> RUNNING of the attempt (lifecycle.transition's move, in one UPDATE), or, when the
+#: other recorder of the start got there first, its answer: `fresh` says which. The launcher and
+#: the monitor both record every start, so each pays one statement and no row load. (The SELECT
+#: sees the statement's snapshot: the row as it was before this UPDATE.)
+_MARK_RUNNING = (
+    text(
+        """
+        WITH started AS (
+            UPDATE tasks SET status = 'RUNNING', started_at = :at, heartbeat_at = :at,
+                container_id = :container_id, updated_at = now()
+            WHERE id = :id AND status = 'QUEUED' AND container_name = :name
+            RETURNING id, owner_id, attempts, container_name, started_at, timeout_seconds,
+                cancel_requested_at
+        )
+        SELECT true AS fresh, * FROM started
+        UNION ALL
+        SELECT false, id, owner_id, attempts, container_name, started_at, timeout_seconds,
+            cancel_requested_at
+        FROM tasks WHERE id = :id AND status = 'RUNNING' AND container_name = :name
+        """
+    )
+    .bindparams(bindparam("id", type_=Uuid), bindparam("at", type_=DateTime(timezone=True)))
+    .columns(id=Uuid, owner_id=Uuid, started_at=DateTime(timezone=True))
+)
 
 
 def fail_start(uow: UnitOfWork, *, task_id: uuid.UUID, code: str, message: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from services.tasks import transitions
 from services.tasks.containers import ContainerInfo
 from services.tasks.launcher import Listener, SlotGate
-from services.tasks.models import LogStream, TaskStatus
+from services.tasks.models import LogStream, Task, TaskStatus
 from services.tasks.tests.factories import create_task, move_task, outbox_events, task_in
 from shared.messaging.runtime import Stopper
 
@@ -210,3 +210,36 @@ def test_recording_a_start_twice_returns_the_same_attempt_and_announces_it_once(
     assert first.started_at == started_at
     assert [e["type"] for e in outbox_events(tasks_app, task["id"])].count("TaskStarted") == 1
     assert [a for a in transitions.running_attempts(uow()) if a.task_id == first.task_id] == [first]
+
+
+def test_a_freed_slot_goes_to_an_owner_holding_none_not_to_the_claimers_busy_owner(
+    tasks_app, client, alice, bob
+):
+    uow = tasks_app.extensions["tasks"].uow
+    running = create_task(client, alice)
+    move_task(tasks_app, running["id"], TaskStatus.QUEUED, TaskStatus.RUNNING)
+    one_free = replace(_full(tasks_app), concurrency=_full(tasks_app).concurrency + 1)
+    backlog = create_task(client, alice)
+    first = create_task(client, bob)
+
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(backlog["id"]), settings=one_free)
+    # The slot went to a task whose owner held none (bob's, or an older one left by another
+    # test); alice's backlog task waits on, announced QUEUED, for its start job's next look.
+    assert claim.outcome == "start"
+    assert claim.spec.owner_id != uuid.UUID(alice.id)
+    assert task_in_status(client, backlog["id"]) == ("QUEUED", None)
+    assert [e["type"] for e in outbox_events(tasks_app, backlog["id"])] == [
+        "TaskCreated",
+        "TaskQueued",
+    ]
+    # Among owners holding as many slots, the claimer's own task goes first.
+    roomy = replace(one_free, concurrency=one_free.concurrency + 1)
+    claim = transitions.claim_attempt(uow(), task_id=uuid.UUID(first["id"]), settings=roomy)
+    assert (claim.outcome, str(claim.spec.task_id)) == ("start", first["id"])
+
+
+def task_in_status(client, task_id) -> tuple[str, str | None]:
+    """The task's status and its current attempt's container name, as stored."""
+    with client.application.extensions["tasks"].uow() as uow:
+        task = uow.session.get(Task, uuid.UUID(task_id))
+        return task.status, task.container_name

@@ -17,7 +17,6 @@ from services.tasks.tests.factories import (
     append_output,
     insert_tasks_at_once,
     move_task,
-    outbox_events,
     stored_chunks,
 )
 from tests.conftest import (
@@ -254,7 +253,8 @@ def test_deleting_an_ended_task_removes_it_and_its_logs(gql, alice, tasks_app, s
     assert get(gql, alice, task_id) is None
     assert page(gql, alice)["totalCount"] == 0
     assert stored_chunks(tasks_app, task_id) == []
-    assert outbox_events(tasks_app, task_id)[-1]["type"] == "TaskDeleted"
+    # The TaskDeleted event is checked at the service (test_task_by_id): here the session's
+    # relays, when another module started them, may already have published and removed it.
     body = gql(DELETE, {"id": task_id}, token=alice.token)
     assert error_codes(body) == ["NOT_FOUND"]
 

@@ -153,7 +153,7 @@ def test_a_user_whose_registration_has_not_arrived_is_served_and_the_event_confi
 
     with consumers(test_env):
         wait_until(
-            lambda: all(row.registered_at for row in replica(engines, account.id).values()),
+            lambda: all(row and row.registered_at for row in replica(engines, account.id).values()),
             what="both replicas to record the registration",
         )
     late = replica(engines, account.id)
@@ -171,13 +171,13 @@ def test_a_deleted_user_is_refused_by_files_and_tasks_even_with_a_valid_token(
         account, _email = sign_up(gateway)
         upload(gateway, account)
         wait_until(
-            lambda: all(row.registered_at for row in replica(engines, account.id).values()),
+            lambda: all(row and row.registered_at for row in replica(engines, account.id).values()),
             what="both replicas to record the registration",
         )
         with session_factory(engines["auth"])() as session, session.begin():
             add_events(session, [UserDeleted(user_id=account.id)], source="auth", schema="auth")
         wait_until(
-            lambda: all(row.deleted_at for row in replica(engines, account.id).values()),
+            lambda: all(row and row.deleted_at for row in replica(engines, account.id).values()),
             what="both replicas to record the deletion",
         )
 

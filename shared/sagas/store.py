@@ -182,11 +182,18 @@ class Sagas:
         """
         swept: list[str] = []
         sessions = session_factory(engine)
+        # Only the kinds defined here: a row of a kind this process does not know (another
+        # version's, a retired one's) must not stop the sweep of every saga behind it.
+        kinds = [definition.kind for definition in self.definitions]
         for _ in range(limit):
             with sessions() as session, session.begin():
                 row = session.execute(
                     select(self.table)
-                    .where(self.table.c.state.in_(LIVE), self.table.c.deadline <= func.now())
+                    .where(
+                        self.table.c.state.in_(LIVE),
+                        self.table.c.kind.in_(kinds),
+                        self.table.c.deadline <= func.now(),
+                    )
                     .order_by(self.table.c.deadline)
                     .limit(1)
                     .with_for_update(skip_locked=True)

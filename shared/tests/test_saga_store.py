@@ -171,6 +171,23 @@ def test_the_sweep_asks_again_then_fails_the_saga_with_its_reason(auth_engine):
     assert failed and float(failed[0].split()[-1]) >= 1
 
 
+def test_a_saga_of_a_kind_this_process_does_not_know_does_not_stop_the_sweep(auth_engine):
+    sagas = _sagas(timeout=0.2, attempts=5)
+    saga_id = _start(auth_engine, sagas, uuid.uuid4().hex)
+    with auth_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE auth.sagas SET kind = 'retired', deadline = now() - interval '1 hour'"
+                " WHERE id = :id"
+            ),
+            {"id": saga_id},
+        )
+    known_id = _start(auth_engine, sagas, uuid.uuid4().hex)
+    time.sleep(0.3)
+    swept = sagas.sweep(auth_engine)
+    assert known_id in swept and saga_id not in swept
+
+
 @pytest.fixture
 def demo_registry(test_env):
     """A registry whose auth service orchestrates the demo saga (steps time out at once)."""

@@ -46,6 +46,12 @@ def _tasks_subscriptions():
     return SUBSCRIPTIONS
 
 
+def _tasks_sagas():
+    from services.tasks.sagas import tasks_sagas
+
+    return tasks_sagas()
+
+
 def _with_database(name: str, settings, models, subscriptions, **hooks) -> Service:
     """A service owning the schema `name`, its tables in `models` and its migrations here."""
     return Service(
@@ -62,7 +68,9 @@ REGISTRY = ServiceRegistry(
     (
         _with_database("auth", AuthSettings, auth_models, _auth_subscriptions, sagas=_auth_sagas),
         _with_database("files", FilesSettings, files_models, _files_subscriptions),
-        _with_database("tasks", TasksSettings, tasks_models, _tasks_subscriptions),
+        _with_database(
+            "tasks", TasksSettings, tasks_models, _tasks_subscriptions, sagas=_tasks_sagas
+        ),
         Service("gateway", GatewaySettings),
     )
 )

@@ -12,12 +12,14 @@ from sqlalchemy.engine import Engine as DatabaseEngine
 from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, messaging_tables, users
+from services.tasks.sagas import tasks_sagas
 from services.tasks.service import TaskPolicy
 from shared.auth import init_jwt, verifier_from_settings
 from shared.config import ConfigError
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.outbox.metrics import OutboxCollector
+from shared.sagas.metrics import SagaCollector
 from shared.service_identity import init_service_identity
 from shared.user_replica import init_user_replica
 from shared.web import create_service_app
@@ -48,7 +50,10 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         "tasks",
         settings,
         title="Dockyard tasks",
-        collectors=[OutboxCollector(database, messaging_tables.outbox, source="tasks")],
+        collectors=[
+            OutboxCollector(database, messaging_tables.outbox, source="tasks"),
+            SagaCollector(database, tasks_sagas()),
+        ],
         readiness_checks={
             "database": database_check(database),
             "broker": broker_check(settings.AMQP_URL),

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import NAMING_CONVENTION
 from shared.outbox.tables import add_messaging_tables
+from shared.sagas.tables import add_saga_table
 from shared.user_replica import add_user_replica_table
 
 SCHEMA = "tasks"
@@ -41,6 +42,8 @@ class Base(DeclarativeBase):
 messaging_tables = add_messaging_tables(Base.metadata)
 #: The users auth registered, as far as this service has heard (see shared.user_replica).
 users = add_user_replica_table(Base.metadata)
+#: The sagas tasks orchestrates (see sagas.py).
+saga_table = add_saga_table(Base.metadata)
 
 
 class TaskStatus(enum.StrEnum):

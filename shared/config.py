@@ -248,6 +248,16 @@ def database_url_var(service: str) -> EnvVar:
     )
 
 
+def service_url_var(service: str, port: int) -> EnvVar:
+    """The `<SERVICE>_SERVICE_URL` variable: where the gateway and other services reach it."""
+    return EnvVar(
+        f"{service.upper()}_SERVICE_URL",
+        default=f"http://127.0.0.1:{port}",
+        doc=f"Base URL of the {service} service's internal REST API, as the gateway (and the "
+        "services that call it) reach it.",
+    )
+
+
 class ServerTlsSettings(Settings):
     """TLS of a REST service's HTTP server (deploy/gunicorn.conf.py): serve HTTPS when set."""
 

@@ -41,6 +41,8 @@ TOKEN_TTL = 60
 _LEEWAY = 10
 #: Where ServiceIdentityMiddleware leaves the user a valid credential acts for (WSGI environ).
 DELEGATED_USER_KEY = "dockyard.delegated_user"
+#: Set in the WSGI environ of a call that carried a valid credential.
+VERIFIED_KEY = "dockyard.service_credential"
 #: Paths served without a credential: probes, metrics, API docs and public signing keys.
 EXEMPT_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/v1/.well-known/jwks.json"}
@@ -65,8 +67,9 @@ def service_secret_var(service: str) -> EnvVar:
         f"{service.upper()}_SERVICE_SECRET",
         parse_secret,
         default=f"development-only-{service}-service-secret-placeholder",
-        doc=f"Shared by the gateway and the {service} service only: signs the gateway's calls "
-        "to it (32+ characters, e.g. `openssl rand -hex 32`).",
+        doc=f"Shared by the {service} service and its callers only (the gateway; for files also "
+        "the tasks launcher and worker, which fetch input files): signs their calls to it (32+ "
+        "characters, e.g. `openssl rand -hex 32`).",
         secret=True,
         dev_only_default=True,
     )
@@ -227,6 +230,7 @@ class ServiceIdentityMiddleware:
             address, user = self.check.verified_claims(token)
         except CredentialInvalid as exc:
             return self._refuse(environ, start_response, CREDENTIAL_INVALID, str(exc))
+        environ[VERIFIED_KEY] = True
         if user is not None:
             environ[DELEGATED_USER_KEY] = user
         if address is not None:
@@ -243,3 +247,23 @@ def init_service_identity(app: Flask, settings: Any, *, service: str) -> None:
     app.wsgi_app = ServiceIdentityMiddleware(
         app.wsgi_app, CredentialCheck(service, settings.SERVICE_SECRET), required=required
     )
+
+
+def service_credential_required(view: Callable) -> Callable:
+    """Serve `view` only to a call with a valid service credential (401 otherwise), always.
+
+    For internal endpoints that no client may reach whatever SERVICE_CREDENTIAL_REQUIRED says
+    (e.g. files serving a leased input file to the tasks service's start jobs).
+    """
+    import functools
+
+    from flask import request
+    from flask_smorest import abort
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not request.environ.get(VERIFIED_KEY):
+            abort(401, message=_REFUSALS[CREDENTIAL_REQUIRED], code=CREDENTIAL_REQUIRED)
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -6,7 +6,14 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from shared.config import CommonSettings, ConfigError, EnvVar, parse_bool, parse_list
+from shared.config import (
+    CommonSettings,
+    ConfigError,
+    EnvVar,
+    parse_bool,
+    parse_list,
+    service_url_var,
+)
 from shared.service_identity import parse_secret, service_secret_var
 
 GIB = 1024**3
@@ -36,21 +43,9 @@ def parse_seconds(raw: str) -> float:
 class GatewaySettings(CommonSettings):
     """Everything the gateway reads from its environment."""
 
-    AUTH_SERVICE_URL = EnvVar(
-        "AUTH_SERVICE_URL",
-        default="http://127.0.0.1:8001",
-        doc="Base URL of the auth service's internal REST API, as the gateway reaches it.",
-    )
-    FILES_SERVICE_URL = EnvVar(
-        "FILES_SERVICE_URL",
-        default="http://127.0.0.1:8002",
-        doc="Base URL of the files service's internal REST API, as the gateway reaches it.",
-    )
-    TASKS_SERVICE_URL = EnvVar(
-        "TASKS_SERVICE_URL",
-        default="http://127.0.0.1:8003",
-        doc="Base URL of the tasks service's internal REST API, as the gateway reaches it.",
-    )
+    AUTH_SERVICE_URL = service_url_var("auth", 8001)
+    FILES_SERVICE_URL = service_url_var("files", 8002)
+    TASKS_SERVICE_URL = service_url_var("tasks", 8003)
     # The gateway signs its calls to each service with that service's own secret.
     AUTH_SERVICE_SECRET = service_secret_var("auth")
     FILES_SERVICE_SECRET = service_secret_var("files")

@@ -43,6 +43,10 @@ class SagaContext:
     #: The orchestrator's database session (the saga record's transaction), when there is one.
     session: Any = None
     events: list[Event] = field(default_factory=list)
+    #: Why the saga fails, for its compensations (None while it runs).
+    reason: str | None = None
+    #: The payload of the reply that ended the previous step, for the step it starts.
+    reply: Mapping[str, Any] | None = None
 
     def emit(self, event: Event) -> None:
         """Raise an event; it is written to the outbox with the saga's new state."""
@@ -178,6 +182,7 @@ def _compensate(
     the remaining compensations again then (each is idempotent).
     """
     record.state = SagaState.COMPENSATING
+    ctx.reason = record.reason
     done = {entry["step"] for entry in record.history if entry["what"] == "compensated"}
     for step in reversed(definition.steps[: definition.index(record.step) + 1]):
         if step.compensate is None or step.name in done:
@@ -241,6 +246,7 @@ def on_event(
         record.note(now, "succeeded")
         return []
     ctx = _context(record, session)
+    ctx.reply = payload
     record.attempt = 1
     _enter(definition, record, definition.steps[position], ctx, now)
     return ctx.events

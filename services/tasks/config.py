@@ -10,6 +10,7 @@ from shared.config import (
     parse_bool,
     parse_list,
     parse_positive_int,
+    service_url_var,
 )
 from shared.notifications import NOTIFICATION_CHANNELS
 from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
@@ -208,6 +209,37 @@ class TasksSettings(CommonSettings):
         float,
         default=60.0,
         doc="A QUEUED task no start job touched for this long is dispatched again.",
+    )
+
+    # Input files (the task_input_file saga, input_files.py and input_staging.py).
+    INPUT_DIR = EnvVar(
+        "TASKS_INPUT_DIR",
+        default="./var/task-inputs",
+        doc="Host directory where the launcher and start jobs write each task's input file "
+        "(one read-only directory per task, bind-mounted at /input). It must be the same path "
+        "on the Docker engine's host as in these processes (see docker-compose.yml); created if "
+        "missing.",
+    )
+    FILES_SERVICE_URL = service_url_var("files", 8002)
+    FILES_SERVICE_SECRET = service_secret_var("files")
+    INPUT_FETCH_TIMEOUT_SECONDS = EnvVar(
+        "TASKS_INPUT_FETCH_TIMEOUT_SECONDS",
+        float,
+        default=30.0,
+        doc="Timeout of each read while a start fetches a task's input file from files.",
+    )
+    INPUT_FILE_STEP_TIMEOUT_SECONDS = EnvVar(
+        "TASKS_INPUT_FILE_STEP_TIMEOUT_SECONDS",
+        parse_positive_int,
+        default=30,
+        doc="How long the task_input_file saga waits for files to lease (or refuse) the file "
+        "before asking again.",
+    )
+    INPUT_FILE_STEP_ATTEMPTS = EnvVar(
+        "TASKS_INPUT_FILE_STEP_ATTEMPTS",
+        parse_positive_int,
+        default=5,
+        doc="Times the task_input_file saga asks files for the lease before the task ends FAILED.",
     )
 
     # Notifications of finished tasks (the worker's `tasks.notify` job).

@@ -8,6 +8,7 @@ SDK. No database here: transitions.py records what these calls did.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,6 +81,20 @@ class ContainerSpec:
     cpu_limit: float
     memory_limit_mb: int
     network: bool
+    #: The leased input file (its name, mounted at /input/<name>); None for a task without one.
+    input_file_id: uuid.UUID | None = None
+    input_filename: str | None = None
+
+
+#: Where a task's input file directory is mounted in its container.
+INPUT_MOUNT = "/input"
+#: The variable that tells a task the path of its input file.
+INPUT_FILE_VARIABLE = "DOCKYARD_INPUT_FILE"
+
+
+def input_host_dir(root: str, task_id: uuid.UUID | str) -> str:
+    """The host directory holding one task's input file (input_staging.py writes it)."""
+    return os.path.join(os.path.abspath(root), str(task_id))
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,8 @@ class ContainerLimits:
     namespace: str = "dockyard"
     #: Bytes of output kept per stream (TASKS_LOG_MAX_BYTES): the engine's log is sized from it.
     log_max_bytes: int = 1024 * 1024
+    #: TASKS_INPUT_DIR: the host directory of the tasks' input file directories.
+    input_root: str = ""
 
     @property
     def engine_log_file_bytes(self) -> int:
@@ -110,6 +127,7 @@ class ContainerLimits:
             user=settings.CONTAINER_USER,
             namespace=settings.NAMESPACE,
             log_max_bytes=settings.LOG_MAX_BYTES,
+            input_root=settings.INPUT_DIR,
         )
 
 
@@ -265,6 +283,15 @@ def container_options(
             },
         },
     }
+    if spec.input_filename is not None:
+        # Read-only, on top of the read-only root: the task reads its input and cannot change it.
+        host["binds"] = {
+            input_host_dir(limits.input_root, spec.task_id): {"bind": INPUT_MOUNT, "mode": "ro"}
+        }
+        container["environment"] = {
+            **spec.env,
+            INPUT_FILE_VARIABLE: f"{INPUT_MOUNT}/{spec.input_filename}",
+        }
     return container, host
 
 

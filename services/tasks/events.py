@@ -123,3 +123,37 @@ class UserTasksDeleted(Event):
     user_id: str
     saga_id: str
     tasks_deleted: int
+
+
+@dataclass(frozen=True)
+class InputFileLeaseRequested(Event):
+    """The task_input_file saga asks files to lease the owner's file to the task (a request)."""
+
+    aggregate_type = "task"
+    aggregate_field = "task_id"
+
+    saga_id: str
+    task_id: str
+    owner_id: str
+    file_id: str
+
+
+@dataclass(frozen=True)
+class InputFileReleaseRequested(Event):
+    """The task_input_file saga gave up or the task ended first: files drops the lease."""
+
+    aggregate_type = "task"
+    aggregate_field = "task_id"
+
+    saga_id: str
+    task_id: str
+    file_id: str
+
+
+@dataclass(frozen=True)
+class TaskInputReady(TaskEvent):
+    """Files leased the task its input file: the task may start (the launcher consumes this)."""
+
+    file_id: str
+    filename: str
+    size: int

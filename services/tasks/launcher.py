@@ -4,7 +4,8 @@
 `Listener` on transitions.SLOT_FREED_CHANNEL (which the steps that free a slot notify) rather
 than a sleep. Two callers: the launcher process (`python -m services.tasks.launcher`, below)
 starts a new task from its TaskCreated event, one broker hop after the commit; worker.py's
-Celery start job starts retries and re-dispatched tasks.
+Celery start job starts retries and re-dispatched tasks. A task with an input file is started
+from its TaskInputReady instead, once files has leased it the file (input_files.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from services.tasks.containers import (
     EngineUnavailable,
     TaskRejected,
 )
+from services.tasks.input_staging import InputStaging
 from services.tasks.models import SCHEMA
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
@@ -52,7 +54,8 @@ GATED_RECHECK_SECONDS = 5.0
 #: The queue of TaskCreated events the launcher consumes (once the event consumer's, so a
 #: deployment that upgrades keeps its queue, bindings and waiting events).
 LAUNCH_QUEUE = "tasks.dispatch"
-LAUNCH_BINDINGS = ("tasks.TaskCreated",)
+#: TaskInputReady: a task with an input file starts once files leased it (input_files.py).
+LAUNCH_BINDINGS = ("tasks.TaskCreated", "tasks.TaskInputReady")
 
 
 def start_attempt(
@@ -61,11 +64,13 @@ def start_attempt(
     task_id: uuid.UUID,
     engine: ContainerEngine,
     settings: transitions.ExecutionSettings,
+    inputs: InputStaging | None = None,
 ) -> str:
     """Start the task's current attempt, or a fairer task's; idempotent.
 
     Returns started, busy, done or failed, or `yielded` when the free slot went to a fairer
     waiting task (started here): the task still waits, so its start job is not settled.
+    A task with an input file gets it from files first (`inputs`, input_staging.py).
     Raises EngineUnavailable for the caller to retry with backoff.
     """
     claim = transitions.claim_attempt(uow(), task_id=task_id, settings=settings)
@@ -73,9 +78,15 @@ def start_attempt(
         return claim.outcome
     claimed = claim.spec.task_id
     try:
+        if claim.spec.input_filename is not None:
+            if inputs is None:
+                raise TaskRejected("INPUT_FILE_UNAVAILABLE", "This start cannot fetch input files.")
+            inputs.stage(claim.spec)
         container = engine.run(claim.spec)
     except TaskRejected as exc:
         transitions.fail_start(uow(), task_id=claimed, code=exc.code, message=str(exc))
+        if inputs is not None:
+            inputs.remove(claimed)
         return "failed" if claimed == task_id else "yielded"
     started_at = container.started_at(datetime.now(UTC))
     running = transitions.mark_running(
@@ -113,6 +124,7 @@ def start_when_free(
     slots: SlotSignal,
     stopping: Callable[[], bool] = lambda: False,
     recheck: float = SLOT_RECHECK_SECONDS,
+    inputs: InputStaging | None = None,
 ) -> str:
     """`start_attempt`, waiting up to slot_wait_seconds for a free slot while every one is taken.
 
@@ -123,7 +135,9 @@ def start_when_free(
     signalled = slots.take_turn(min(settings.slot_wait_seconds, recheck))
     while True:
         slots.forget()
-        outcome = start_attempt(uow, task_id=task_id, engine=engine, settings=settings)
+        outcome = start_attempt(
+            uow, task_id=task_id, engine=engine, settings=settings, inputs=inputs
+        )
         slots.looked(outcome, signalled=signalled)
         remaining = deadline - time.monotonic()
         if outcome not in ("busy", "yielded"):
@@ -293,6 +307,7 @@ class Launcher:
         self._engine: ContainerEngine | None = None
         self._engine_lock = threading.Lock()
         self.slots = SlotGate(self.database, transitions.SLOT_FREED_CHANNEL, waiters=self.threads)
+        self.inputs = InputStaging.from_settings(settings)
         #: Messages whose start is settled, for the loop to ack: (channel, delivery tag).
         self._settled: queue.SimpleQueue[tuple[amqp.Channel, int]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
@@ -390,6 +405,7 @@ class Launcher:
                 slots=self.slots,
                 stopping=self.stopper.is_set,
                 recheck=GATED_RECHECK_SECONDS,
+                inputs=self.inputs,
             )
             if outcome == "busy":
                 if self.stopper.is_set():

@@ -105,6 +105,12 @@ class Task(Base):
     memory_limit_mb: Mapped[int]
     max_retries: Mapped[int]
     network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    #: The file to mount read-only at /input (the task_input_file saga leases it, input_files.py).
+    input_file_id: Mapped[uuid.UUID | None]
+    #: The leased file's name and size, set once files granted the lease: a task with an input
+    #: file and no input_filename yet is never started (transitions.claim_attempt).
+    input_filename: Mapped[str | None] = mapped_column(String(255))
+    input_size: Mapped[int | None] = mapped_column(BigInteger)
 
     # Outcome.
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)

@@ -6,9 +6,10 @@ Run: `python -m services.tasks.monitor`. The engine's event stream drives it: a 
 task's watcher through LISTEN/NOTIFY (service.CANCEL_REQUESTED_CHANNEL). Two passes are the safety
 net: every TASKS_LOG_FLUSH_SECONDS it starts a watcher for any RUNNING task without one and
 passes cancel requests on, and at start and every TASKS_RECONCILE_SECONDS a reconciler removes
-labelled containers no task owns, adopts containers a crashed start job left behind and
-re-dispatches QUEUED tasks no start job touched lately. Everything it does is idempotent, so a
-monitor killed at any point is replaced by one that picks up where it stopped.
+labelled containers no task owns and the input directories of ended tasks, adopts containers a
+crashed start job left behind and re-dispatches QUEUED tasks no start job touched lately.
+Everything it does is idempotent, so a monitor killed at any point is replaced by one that picks
+up where it stopped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from services.tasks.containers import (
     DockerEngine,
     EngineUnavailable,
 )
+from services.tasks.input_staging import InputStaging
 from services.tasks.launcher import Listener
+from services.tasks.lifecycle import is_finished
 from services.tasks.models import SCHEMA, TaskStatus
 from services.tasks.service import CANCEL_REQUESTED_CHANNEL
 from services.tasks.watcher import Watcher
@@ -61,6 +64,7 @@ class Monitor:
         self.watchers: dict[uuid.UUID, Watcher] = {}
         self.watchers_lock = threading.Lock()
         self._engine: ContainerEngine | None = None
+        self.inputs = InputStaging.from_settings(settings)
 
     def engine(self) -> ContainerEngine:
         """The Docker engine adapter (one per process, shared by every thread)."""
@@ -204,6 +208,16 @@ class Monitor:
         with self.watchers_lock:
             if self.watchers.get(watcher.task_id) is watcher:
                 del self.watchers[watcher.task_id]
+        if self.inputs.holds(watcher.task_id):
+            self.remove_inputs_of_ended({watcher.task_id})
+
+    def remove_inputs_of_ended(self, task_ids: set[uuid.UUID]) -> None:
+        """Remove the input directories of those tasks that have ended or are gone."""
+        states = transitions.attempt_states(self.uow(), task_ids=task_ids)
+        for task_id in task_ids:
+            state = states.get(task_id)
+            if state is None or is_finished(state.status):
+                self.inputs.remove(task_id)
 
     def watch_running(self) -> None:
         """Start a watcher for each RUNNING task without one; pass cancel requests on."""
@@ -247,6 +261,8 @@ class Monitor:
                     continue  # its start job (or a redelivery) is still at work on it
             log.warning("removing orphaned container %s", container.name)
             engine.remove(container.name)
+        # Input directories of tasks that ended while no watcher saw it (a crash, a failed start).
+        self.remove_inputs_of_ended(self.inputs.staged_tasks())
         for task in waiting:
             if task.touched >= stale:
                 continue

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from services.tasks.config import TasksSettings
+from services.tasks.input_files import task_input_file
 from services.tasks.models import SCHEMA, saga_table
 from shared.sagas.machine import SagaDefinition
 from shared.sagas.store import Sagas
@@ -15,7 +17,7 @@ from shared.sagas.store import Sagas
 
 def saga_definitions() -> tuple[SagaDefinition, ...]:
     """Every saga kind tasks orchestrates."""
-    return ()
+    return (task_input_file(TasksSettings()),)
 
 
 @lru_cache(maxsize=1)

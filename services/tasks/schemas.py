@@ -132,13 +132,19 @@ class TaskCreateSchema(Schema):
     depends_on = fields.List(
         fields.String(), allow_none=True, load_default=None, validate=_not_supported_yet
     )
-    input_file_id = fields.String(allow_none=True, load_default=None, validate=_not_supported_yet)
+    input_file_id = fields.UUID(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "One of your PROCESSED files, mounted read-only at /input/<filename> "
+            "(its path in DOCKYARD_INPUT_FILE); the task stays PENDING until it is leased to it."
+        },
+    )
 
     @post_load
     def drop_later_features(self, data, **_kwargs):
-        """depends_on and input_file_id are accepted by name only until they are supported."""
+        """depends_on is accepted by name only until it is supported."""
         data.pop("depends_on", None)
-        data.pop("input_file_id", None)
         return data
 
 
@@ -221,6 +227,7 @@ class TaskSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     cancel_requested_at = fields.DateTime(allow_none=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
+    input_file_id = fields.String(allow_none=True)
 
 
 #: One page of the caller's tasks, newest first.

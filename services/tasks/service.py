@@ -18,8 +18,10 @@ from services.tasks.images import (
     image_allowed,
     parse_image_reference,
 )
+from services.tasks.input_files import start_input_file_saga
 from services.tasks.lifecycle import TERMINAL, is_finished, transition
 from services.tasks.models import Task, TaskStatus
+from services.tasks.sagas import tasks_sagas
 from shared.db import UnitOfWork
 from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
 
@@ -140,6 +142,7 @@ class TaskView:
     finished_at: datetime | None
     cancel_requested_at: datetime | None
     usage: UsageView | None
+    input_file_id: str | None = None
 
 
 def _view(task: Task) -> TaskView:
@@ -168,6 +171,7 @@ def _view(task: Task) -> TaskView:
         finished_at=task.finished_at,
         cancel_requested_at=task.cancel_requested_at,
         usage=usage,
+        input_file_id=str(task.input_file_id) if task.input_file_id else None,
     )
 
 
@@ -223,9 +227,12 @@ def create_task(
     memory_limit_mb: int | None = None,
     max_retries: int | None = None,
     network: bool = False,
+    input_file_id: uuid.UUID | None = None,
 ) -> TaskView:
     """Record a PENDING task with the policy's defaults filled in.
 
+    With `input_file_id`, the task_input_file saga starts in the same transaction: the task
+    stays PENDING until files has leased it the file (input_files.py).
     Raises PolicyViolation, or ActiveTaskLimitReached when the owner has too many unfinished.
     """
     limits = {
@@ -249,6 +256,7 @@ def create_task(
             env=[{"name": item["name"], "value": item["value"]} for item in env],
             network=network,
             status=TaskStatus.PENDING,
+            input_file_id=input_file_id,
             **limits,
         )
         uow.session.add(task)
@@ -262,6 +270,9 @@ def create_task(
                 **limits,
             )
         )
+        if input_file_id is not None:
+            uow.flush()
+            start_input_file_saga(uow.session, tasks_sagas(), task=task)
         uow.commit()
         return _view(task)
 

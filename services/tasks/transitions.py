@@ -85,7 +85,8 @@ class Claim:
 #: waiting task a free slot goes to: the one whose owner holds the fewest slots (round robin
 #: between owners), the caller's own among equals (its start job is the one running: no other
 #: needs to wake), then the oldest. A retry waiting out its backoff (heartbeat_at ahead) is not
-#: waiting yet. Slots are held by RUNNING tasks and by those between claim and RUNNING.
+#: waiting yet, nor is a task whose input file is not leased yet (input_files.py: TaskInputReady
+#: asks again once it is). Slots are held by RUNNING tasks and by those between claim and RUNNING.
 _LOOK = (
     text(
         """
@@ -95,6 +96,7 @@ _LOOK = (
             GROUP BY owner_id
         )
         SELECT own.status, own.container_name,
+            own.input_file_id IS NOT NULL AND own.input_filename IS NULL AS awaits_input,
             (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
             fairest.id AS fairest, fairest.attempts AS fairest_attempts
         FROM tasks AS own
@@ -102,6 +104,7 @@ _LOOK = (
             SELECT waiting.id, waiting.attempts FROM tasks AS waiting
             LEFT JOIN held ON held.owner_id = waiting.owner_id
             WHERE waiting.status IN ('PENDING', 'QUEUED') AND waiting.container_name IS NULL
+              AND (waiting.input_file_id IS NULL OR waiting.input_filename IS NOT NULL)
               AND (waiting.id = own.id OR waiting.heartbeat_at IS NULL
                    OR waiting.heartbeat_at <= :now)
             ORDER BY coalesce(held.slots, 0), waiting.id = own.id DESC, waiting.created_at,
@@ -127,11 +130,13 @@ _CLAIM = (
             heartbeat_at = :now, updated_at = now()
         WHERE id = :id AND attempts = :attempt - 1 AND container_name IS NULL
           AND status IN ('PENDING', 'QUEUED')
-        RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network
+          AND (input_file_id IS NULL OR input_filename IS NOT NULL)
+        RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network,
+            input_file_id, input_filename
         """
     )
     .bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
-    .columns(id=Uuid, owner_id=Uuid)
+    .columns(id=Uuid, owner_id=Uuid, input_file_id=Uuid)
 )
 
 
@@ -148,6 +153,8 @@ def _spec(task: Any, *, attempt: int, name: str) -> ContainerSpec:
         cpu_limit=task.cpu_limit,
         memory_limit_mb=task.memory_limit_mb,
         network=task.network,
+        input_file_id=task.input_file_id,
+        input_filename=task.input_filename,
     )
 
 
@@ -169,6 +176,8 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
             look = uow.session.execute(_LOOK, {"own": task_id, "now": now}).one_or_none()
             if look is None or is_finished(look.status) or look.status == TaskStatus.RUNNING:
                 return Claim("done")
+            if look.awaits_input:
+                return Claim("done")  # started from its TaskInputReady, once files leased it
             if look.container_name is not None:
                 return _adopt(uow, task_id=task_id, now=now)
             if look.busy >= settings.concurrency or look.fairest is None:
@@ -526,10 +535,13 @@ def attempt_states(uow: UnitOfWork, *, task_ids: set[uuid.UUID]) -> dict[uuid.UU
 
 
 def waiting_attempts(uow: UnitOfWork) -> list[AttemptState]:
-    """Every task not started yet (PENDING or QUEUED)."""
+    """Every task not started yet (PENDING or QUEUED) and free to start (its input leased)."""
     with uow:
         tasks = uow.session.scalars(
-            select(Task).where(Task.status.in_([TaskStatus.PENDING, TaskStatus.QUEUED]))
+            select(Task).where(
+                Task.status.in_([TaskStatus.PENDING, TaskStatus.QUEUED]),
+                (Task.input_file_id.is_(None)) | (Task.input_filename.is_not(None)),
+            )
         ).all()
         return [_state(task) for task in tasks]
 

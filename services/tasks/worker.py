@@ -22,6 +22,7 @@ from services.tasks import dispatch, transitions
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.containers import DockerEngine, EngineUnavailable
+from services.tasks.input_staging import InputStaging
 from services.tasks.launcher import Listener, start_when_free
 from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
@@ -53,6 +54,11 @@ def _engine() -> DockerEngine:
 
 
 @lru_cache(maxsize=1)
+def _inputs() -> InputStaging:
+    return InputStaging.from_settings(settings)
+
+
+@lru_cache(maxsize=1)
 def _slots() -> Listener:
     # Per pool process too: a listening connection cannot cross a fork.
     return Listener(flask_app.extensions["tasks"].database, transitions.SLOT_FREED_CHANNEL)
@@ -72,6 +78,7 @@ def start_task(self, task_id: str) -> str:
             engine=_engine(),
             settings=execution_settings,
             slots=_slots(),
+            inputs=_inputs(),
         )
     except EngineUnavailable as exc:
         _engine.cache_clear()

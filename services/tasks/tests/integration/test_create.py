@@ -126,7 +126,7 @@ def test_the_owner_is_the_token_subject_not_the_body(client, alice, bob):
         ({"name": ""}, "name", "Length"),
         ({"name": "n" * 201}, "name", "Length"),
         ({"depends_on": ["6f1c0d9e-1111-4444-8888-000000000000"]}, "depends_on", "not supported"),
-        ({"input_file_id": "6f1c0d9e-1111-4444-8888-000000000000"}, "input_file_id", "not sup"),
+        ({"input_file_id": "not-a-file-id"}, "input_file_id", "not a valid uuid"),
         ({"dependsOn": []}, "dependsOn", "Unknown"),
     ],
 )

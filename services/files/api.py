@@ -198,8 +198,9 @@ class FileById(MethodView):
     @authenticated
     @blp.response(204)
     @blp.alt_response(404, description="No such file (or not the caller's)")
+    @blp.alt_response(409, description="FILE_LEASED: the input of a task that has not ended")
     def delete(self, file_id):
-        """Delete a file and its stored content."""
+        """Delete a file and its stored content (not while it is a running task's input)."""
         ctx = _ctx()
         try:
             service.delete_file(
@@ -207,6 +208,8 @@ class FileById(MethodView):
             )
         except service.FileNotFound:
             abort(404, message="File not found.")
+        except service.FileLeased as exc:
+            abort(409, message=str(exc), code="FILE_LEASED")
 
 
 @blp.route("/files/<file_id>/content", parameters=[FILE_ID_PARAMETER])

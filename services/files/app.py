@@ -11,7 +11,13 @@ from sqlalchemy.engine import Engine
 
 from services.files.api import blp
 from services.files.config import FilesSettings
-from services.files.jobs import NOTIFY_FILE_STATUS, REQUEUE_STALLED_FILES, files_queues
+from services.files.internal_api import blp as internal_blp
+from services.files.jobs import (
+    NOTIFY_FILE_STATUS,
+    REQUEUE_STALLED_FILES,
+    SWEEP_INPUT_LEASES,
+    files_queues,
+)
 from services.files.models import SCHEMA, messaging_tables, users
 from services.files.processing import ProcessingPolicy
 from services.files.processors import available_processors
@@ -41,7 +47,7 @@ class FilesContext:
 
 
 def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
-    """Files' own task queues (see jobs.py) and the reaper's schedule, on top of shared.celery's."""
+    """Files' own task queues (see jobs.py) and the reapers' schedule, on top of shared.celery's."""
     queues = files_queues(settings)
     processing = queues.processing
     return {
@@ -54,7 +60,12 @@ def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
             "files.requeue-stalled": {
                 "task": REQUEUE_STALLED_FILES,
                 "schedule": settings.REAPER_INTERVAL_SECONDS,
-            }
+            },
+            # Drops the input leases of tasks that vanished (leases.py), on the same beat.
+            "files.sweep-input-leases": {
+                "task": SWEEP_INPUT_LEASES,
+                "schedule": settings.REAPER_INTERVAL_SECONDS,
+            },
         },
     }
 
@@ -94,4 +105,5 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
     app.config["CELERY"] = celery_overrides(settings)
     celery_init_app(app, settings)
     api.register_blueprint(blp)
+    api.register_blueprint(internal_blp)
     return app

@@ -165,6 +165,14 @@ class FilesSettings(CommonSettings):
         doc="An UPLOADED file still waiting after this long is queued for processing again by "
         "the sweep (normally its FileUploaded event starts processing within a second).",
     )
+    INPUT_LEASE_SECONDS = EnvVar(
+        "FILES_INPUT_LEASE_SECONDS",
+        parse_seconds,
+        default=86400.0,
+        doc="How long a file leased to a task as its input stays leased unless the task ends "
+        "first (the reaper then drops the lease of a task that vanished, and logs it). Keep it "
+        "above TASKS_MAX_TIMEOUT_SECONDS x (TASKS_MAX_RETRIES + 1) plus the longest queueing.",
+    )
     PROCESSORS = EnvVar(
         "FILES_PROCESSORS",
         parse_processors,

@@ -85,3 +85,30 @@ class UserFilesDeleted(Event):
     user_id: str
     saga_id: str
     files_deleted: int
+
+
+@dataclass(frozen=True)
+class InputFileLeased(Event):
+    """Files leased the owner's PROCESSED file to a task (a reply to tasks' input-file saga)."""
+
+    aggregate_type = "file"
+    aggregate_field = "file_id"
+
+    saga_id: str
+    task_id: str
+    file_id: str
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True)
+class InputFileLeaseRefused(Event):
+    """Files would not lease the file to the task: `reason` says why (the saga fails the task)."""
+
+    aggregate_type = "file"
+    aggregate_field = "file_id"
+
+    saga_id: str
+    task_id: str
+    file_id: str
+    reason: str

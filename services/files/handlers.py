@@ -1,5 +1,6 @@
 """Reactions to events: start processing, notify the owner, erase a deleted account's files,
-and keep the `users` replica from auth's user events (shared.user_replica).
+lease files to tasks as their input and release them (leases.py), and keep the `users` replica
+from auth's user events (shared.user_replica).
 
 Both send a Celery job by name (jobs.py) from the consumer's inbox transaction. The job is sent
 (and confirmed by the broker) before that transaction commits, so a crash in between sends it
@@ -13,7 +14,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from services.files import erasure, jobs, processing
+from services.files import erasure, jobs, leases, processing
 from services.files.models import users
 from services.files.storage import Storage
 from shared.messaging import Envelope, Subscription
@@ -61,6 +62,51 @@ def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
     )
 
 
+@lru_cache(maxsize=1)
+def _lease_seconds() -> float:
+    from services.files.config import FilesSettings
+
+    return FilesSettings().INPUT_LEASE_SECONDS
+
+
+def on_input_file_lease_requested(envelope: Envelope, session: Session) -> None:
+    """Lease the file to the task, or refuse; reply to tasks' input-file saga either way."""
+    payload = envelope.payload
+    leases.lease_input_file(
+        session,
+        saga_id=payload["saga_id"],
+        task_id=payload["task_id"],
+        owner_id=payload["owner_id"],
+        file_id=payload["file_id"],
+        lease_seconds=_lease_seconds(),
+    )
+
+
+#: Task events after which no task of theirs reads its input file any more.
+TASK_ENDED = [
+    f"tasks.{name}"
+    for name in (
+        "TaskSucceeded",
+        "TaskFailed",
+        "TaskTimedOut",
+        "TaskCancelled",
+        "TaskSkipped",
+        "TaskDeleted",
+    )
+]
+
+
+def on_input_no_longer_needed(envelope: Envelope, session: Session) -> None:
+    """Release the leases a task (or every task of a deleted account) held."""
+    payload = envelope.payload
+    if envelope.routing_key == "tasks.UserTasksDeleted":
+        leases.release_owner_leases(session, owner_id=payload["user_id"])
+    elif envelope.routing_key == "tasks.InputFileReleaseRequested":
+        leases.release_lease(session, file_id=payload["file_id"], task_id=payload["task_id"])
+    else:
+        leases.release_task_leases(session, task_id=payload["task_id"])
+
+
 SUBSCRIPTIONS = [
     Subscription("files.processing", ["files.FileUploaded"], on_file_uploaded),
     Subscription(
@@ -71,5 +117,13 @@ SUBSCRIPTIONS = [
     Subscription("files.users", list(USER_EVENTS), on_user_event),
     Subscription(
         "files.account-deletion", ["auth.AccountDeletionRequested"], on_account_deletion_requested
+    ),
+    Subscription(
+        "files.input-leases", ["tasks.InputFileLeaseRequested"], on_input_file_lease_requested
+    ),
+    Subscription(
+        "files.input-lease-releases",
+        [*TASK_ENDED, "tasks.UserTasksDeleted", "tasks.InputFileReleaseRequested"],
+        on_input_no_longer_needed,
     ),
 ]

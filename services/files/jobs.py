@@ -20,6 +20,7 @@ from shared.celery import send_job
 PROCESS_FILE = "files.process_file"
 NOTIFY_FILE_STATUS = "files.notify_file_status"
 REQUEUE_STALLED_FILES = "files.requeue_stalled_files"
+SWEEP_INPUT_LEASES = "files.sweep_input_leases"
 
 
 @dataclass(frozen=True)

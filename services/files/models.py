@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -130,3 +131,27 @@ class StorageAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class InputLease(Base):
+    """A file leased to a task as its input (tasks' task_input_file saga): it cannot be deleted.
+
+    Live while `released_at` is null and `expires_at` is ahead. A released row stays until the
+    reaper sweeps it, so a lease request that arrives after its release is refused, not granted.
+    """
+
+    __tablename__ = "input_leases"
+    __table_args__ = (
+        Index("ix_input_leases_task_id", "task_id"),
+        Index("ix_input_leases_owner_id", "owner_id"),
+        Index("ix_input_leases_expires_at", "expires_at"),
+    )
+
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    task_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    owner_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

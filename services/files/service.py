@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from services.files import search as file_search
 from services.files.events import FileDeleted, FileUploaded
+from services.files.leases import leased_file, live_lease, sweep_leases
 from services.files.models import File
 from services.files.naming import clean_original_filename, normalize_content_type, sanitize_filename
 from services.files.repository import FilesUnitOfWork
@@ -26,6 +27,20 @@ log = logging.getLogger(__name__)
 
 class FileNotFound(Exception):
     """No such file, or it belongs to someone else (deliberately indistinguishable)."""
+
+
+class FileLeased(Exception):
+    """The file is leased to a task as its input: it cannot be deleted until the task ends."""
+
+    def __init__(self, task_id: uuid.UUID) -> None:
+        super().__init__(
+            f"The file is the input of task {task_id}; delete it once that task has ended."
+        )
+        self.task_id = task_id
+
+
+class FileNotLeased(Exception):
+    """The file is not leased to that task (now)."""
 
 
 class UploadTooLarge(Exception):
@@ -278,11 +293,41 @@ def open_file_content(
     return storage.open(file.storage_key, start=start, length=length)
 
 
+def leased_input_file(uow: FilesUnitOfWork, *, file_id: uuid.UUID, task_id: uuid.UUID) -> FileView:
+    """The file leased to the task now (its input); raises FileNotFound or FileNotLeased."""
+    with uow:
+        file = leased_file(uow.session, file_id=file_id, task_id=task_id)
+        if file is None:
+            if uow.files.status(file_id) is None:
+                raise FileNotFound(str(file_id))
+            raise FileNotLeased(str(task_id))
+        return _view(file)
+
+
+def sweep_input_leases(uow: FilesUnitOfWork) -> int:
+    """Drop expired input leases (logged) and long-released ones; how many had expired."""
+    with uow:
+        expired = sweep_leases(uow.session)
+        uow.commit()
+    return len(expired)
+
+
 def delete_file(
     uow: FilesUnitOfWork, *, storage: Storage, owner_id: uuid.UUID, file_id: uuid.UUID
 ) -> None:
-    """Delete the row (raising FileDeleted), then the stored content; raises FileNotFound."""
+    """Delete the row (raising FileDeleted), then the stored content.
+
+    Raises FileNotFound, or FileLeased while a task holds it as its input.
+    """
     with uow:
+        # Locked first: a lease being granted share-locks the row, so either it is seen here
+        # or it finds the file gone.
+        file = uow.files.get_for_update(file_id)
+        if file is None or file.owner_id != owner_id:
+            raise FileNotFound(str(file_id))
+        task_id = live_lease(uow.session, file_id=file_id)
+        if task_id is not None:
+            raise FileLeased(task_id)
         deleted = uow.files.delete_owned(owner_id=owner_id, file_id=file_id)
         if deleted is None:
             raise FileNotFound(str(file_id))

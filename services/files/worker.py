@@ -3,7 +3,8 @@
 Run by `celery -A services.files.worker:celery_app worker`; the only module that builds the
 files Celery app. Processing starts from the FileUploaded event (services/files/handlers.py sends
 `files.process_file` by name, see jobs.py), notifications from FileProcessed /
-FileProcessingFailed, and the beat process runs `files.requeue_stalled_files`, the reaper.
+FileProcessingFailed, and the beat process runs `files.requeue_stalled_files`, the reaper, and
+`files.sweep_input_leases`, which drops the input leases of tasks that vanished.
 Every task is idempotent: they are acknowledged late and redelivered if a worker dies.
 """
 
@@ -96,3 +97,9 @@ def requeue_stalled_files() -> int:
     for file_id in ids:
         jobs.send_processing(str(file_id), settings=ctx.settings)
     return len(ids)
+
+
+@celery_app.task(name=jobs.SWEEP_INPUT_LEASES)
+def sweep_input_leases() -> int:
+    """The lease reaper: drop input leases whose task never ended here (each logged)."""
+    return service.sweep_input_leases(_ctx().uow())

@@ -365,19 +365,25 @@ def test_limits_over_the_servers_maximums_are_bad_user_input(gql, alice, tasks_a
     assert fields["memoryLimitMb"] == f"Must be at most {policy.max_memory_mb} MiB."
 
 
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    [
-        ({"dependsOn": [str(uuid.uuid4())]}, {"dependsOn"}),
-        ({"inputFileId": str(uuid.uuid4())}, {"inputFileId"}),
-        ({"dependsOn": [str(uuid.uuid4())], "inputFileId": "f"}, {"dependsOn", "inputFileId"}),
-    ],
-)
-def test_dependencies_and_input_files_are_not_supported_yet(gql, alice, extra, expected):
-    task_input = {"image": "busybox", "command": ["true"], **extra}
+def test_dependencies_are_not_supported_yet(gql, alice):
+    task_input = {"image": "busybox", "command": ["true"], "dependsOn": [str(uuid.uuid4())]}
     fields = bad_input_fields(gql(CREATE, {"input": task_input}, token=alice.token))
-    assert fields == dict.fromkeys(expected, "Not supported yet.")
+    assert fields == {"dependsOn": "Not supported yet."}
     assert page(gql, alice)["totalCount"] == 0
+
+
+def test_an_input_file_id_that_is_no_uuid_is_bad_user_input(gql, alice):
+    task_input = {"image": "busybox", "command": ["true"], "inputFileId": "f"}
+    fields = bad_input_fields(gql(CREATE, {"input": task_input}, token=alice.token))
+    assert fields == {"inputFileId": "Not a valid UUID."}
+    assert page(gql, alice)["totalCount"] == 0
+
+
+def test_a_task_with_an_input_file_waits_pending_and_shows_no_file_that_is_not_there(gql, alice):
+    task_input = {"image": "busybox", "command": ["true"], "inputFileId": str(uuid.uuid4())}
+    created = only_data(gql(CREATE, {"input": task_input}, token=alice.token))["createTask"]
+    assert created["status"] == "PENDING"
+    assert created["inputFile"] is None
 
 
 @pytest.mark.parametrize(

@@ -587,11 +587,13 @@ class FilesClient(ServiceClient):
         await self.request("DELETE", path, caller, with_token=True)
 
     def translate_error(self, answer: Answer, body: Any) -> GatewayError:
-        """As for every service, except that a full quota is PAYLOAD_TOO_LARGE to clients."""
+        """As for every service, but a full quota is PAYLOAD_TOO_LARGE, a leased file CONFLICT."""
         if isinstance(body, dict) and body.get("code") == "QUOTA_EXCEEDED":
             return GatewayError(
                 str(body.get("message") or "Storage quota exceeded."), code="PAYLOAD_TOO_LARGE"
             )
+        if isinstance(body, dict) and body.get("code") == "FILE_LEASED":
+            return GatewayError(str(body.get("message") or "The file is in use."), code="CONFLICT")
         return super().translate_error(answer, body)
 
 

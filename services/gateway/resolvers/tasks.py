@@ -41,7 +41,11 @@ async def resolve_tasks(
 async def resolve_create_task(
     _obj: Any, info: GraphQLResolveInfo, *, input: dict[str, Any]
 ) -> dict[str, Any]:
-    """Submit a task; the tasks service validates it (dependsOn, inputFileId not supported yet)."""
+    """Submit a task; the tasks service validates it (dependsOn not supported yet).
+
+    With inputFileId the task stays PENDING until files has leased it the file; a file that is
+    missing, not the caller's or not PROCESSED ends it FAILED with the reason.
+    """
     context = info.context
     context.require_token()
     return await context.clients.tasks.create_task(context.caller, spec=input)
@@ -81,6 +85,12 @@ def resolve_depends_on(_task: dict[str, Any], _info: GraphQLResolveInfo) -> list
 
 
 @task_type.field("inputFile")
-def resolve_input_file(_task: dict[str, Any], _info: GraphQLResolveInfo) -> None:
-    """No task has an input file until they are supported."""
-    return None
+async def resolve_input_file(
+    task: dict[str, Any], info: GraphQLResolveInfo
+) -> dict[str, Any] | None:
+    """The file mounted at /input; null without one, or once the file is gone."""
+    file_id = task.get("input_file_id")
+    if not file_id:
+        return None
+    context = info.context
+    return await context.clients.files.get_file(context.caller, file_id=file_id)

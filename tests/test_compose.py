@@ -18,6 +18,8 @@ PROCFILE = {
     )
 }
 SOCKET = "/var/run/docker.sock"
+#: Where task input files are written, the same path on the host and in the engine's users.
+INPUT_DIR = "${TASKS_INPUT_HOST_DIR:-/var/lib/dockyard/task-inputs}"
 #: Procfile processes compose does not run: `ready` (healthchecks do its work).
 NOT_IN_COMPOSE = {"ready"}
 
@@ -51,7 +53,16 @@ def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_servic
     for name in ("tasks-launcher", "tasks-worker", "tasks-monitor"):
         service = COMPOSE[name]
         assert service["command"] == PROCFILE[name]
-        assert service["environment"] == {**tasks_env, "DOCKER_HOST": f"unix://{SOCKET}"}
+        assert service["environment"] == {
+            **tasks_env,
+            "DOCKER_HOST": f"unix://{SOCKET}",
+            # Input files: fetched from files, written where the engine bind-mounts them from.
+            "TASKS_INPUT_DIR": INPUT_DIR,
+            "FILES_SERVICE_URL": "http://files:8002",
+            "FILES_SERVICE_SECRET": "${FILES_SERVICE_SECRET:-}",
+        }
+        # The same host path inside as outside: the engine mounts what the launcher wrote.
+        assert f"{INPUT_DIR}:{INPUT_DIR}" in service["volumes"]
         # The image's unprivileged user, with the socket's group: never root.
         assert "user" not in service
         assert service["group_add"] == ["${DOCKER_GID:-999}"]

@@ -61,15 +61,19 @@ def parse_secret(raw: str) -> str:
     return raw
 
 
+#: Who calls a service besides the gateway (they hold its secret too).
+_CALLERS = {"files": "the gateway; the tasks launcher and worker, which fetch input files"}
+
+
 def service_secret_var(service: str) -> EnvVar:
     """The `<SERVICE>_SERVICE_SECRET` variable: the key the gateway signs calls to it with."""
     return EnvVar(
         f"{service.upper()}_SERVICE_SECRET",
         parse_secret,
         default=f"development-only-{service}-service-secret-placeholder",
-        doc=f"Shared by the {service} service and its callers only (the gateway; for files also "
-        "the tasks launcher and worker, which fetch input files): signs their calls to it (32+ "
-        "characters, e.g. `openssl rand -hex 32`).",
+        doc=f"Shared by the {service} service and its callers only "
+        f"({_CALLERS.get(service, 'the gateway')}): signs their calls to it (32+ characters, "
+        "e.g. `openssl rand -hex 32`).",
         secret=True,
         dev_only_default=True,
     )

@@ -11,7 +11,12 @@ from sqlalchemy.engine import Engine
 
 from services.files.api import blp
 from services.files.config import FilesSettings
-from services.files.jobs import NOTIFY_FILE_STATUS, REQUEUE_STALLED_FILES, files_queues
+from services.files.jobs import (
+    INDEX_FILE_TEXT,
+    NOTIFY_FILE_STATUS,
+    REQUEUE_STALLED_FILES,
+    files_queues,
+)
 from services.files.models import SCHEMA, messaging_tables, users
 from services.files.processing import ProcessingPolicy
 from services.files.processors import available_processors
@@ -45,11 +50,14 @@ def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
     queues = files_queues(settings)
     processing = queues.processing
     return {
-        "task_queues": (processing, queues.notifications),
+        "task_queues": (processing, queues.notifications, queues.search),
         "task_default_queue": processing.name,
         "task_default_exchange": processing.exchange.name,
         "task_default_routing_key": processing.routing_key,
-        "task_routes": {NOTIFY_FILE_STATUS: {"queue": queues.notifications}},
+        "task_routes": {
+            NOTIFY_FILE_STATUS: {"queue": queues.notifications},
+            INDEX_FILE_TEXT: {"queue": queues.search},
+        },
         "beat_schedule": {
             "files.requeue-stalled": {
                 "task": REQUEUE_STALLED_FILES,
@@ -87,7 +95,6 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             lease_seconds=settings.PROCESSING_LEASE_SECONDS,
             max_attempts=settings.PROCESSING_MAX_ATTEMPTS,
             processors=available_processors(settings.PROCESSORS),
-            search_text_bytes=settings.SEARCH_TEXT_MAX_BYTES,
         ),
         notifier=notifier_from_settings(settings),
     )

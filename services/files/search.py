@@ -127,7 +127,7 @@ def index_file_text(
     """
     try:
         with uow:
-            file = uow.session.get(File, file_id)
+            file = uow.files.get(file_id)
             if file is None:
                 return IndexingOutcome.GONE
             if file.status != FileStatus.PROCESSED or file.encoding is None:

@@ -89,7 +89,7 @@ def index_file_text(file_id: str) -> str:
         file_id=uuid.UUID(file_id),
         max_bytes=ctx.settings.SEARCH_TEXT_MAX_BYTES,
     )
-    log.info("file %s: %s", file_id, outcome.value, extra={"file_id": file_id})
+    log.info("file %s search document: %s", file_id, outcome.value, extra={"file_id": file_id})
     return outcome.value
 
 

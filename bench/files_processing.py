@@ -8,6 +8,7 @@ random bytes, as compressed formats look), stores each in a local storage direct
 `processing.process_file` (the Celery task's whole body: claim, one read of the stored object
 computing size, sha256, lines, words, MIME type, encoding and the built-in processors, then
 recording the results) against the GNU tools on the same file, page cache warm for everyone.
+A text file's search indexing is not in it: it is a job of its own after FileProcessed.
 `wc` runs in the C.UTF-8 locale, the convention the service follows (the C locale's `wc -w` is
 printed too, for reference: it counts differently). Each figure is the best of `--repeat` runs;
 process_file and `sha256sum` are run in turn, so both meet the same load. The peak RSS printed

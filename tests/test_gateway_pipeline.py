@@ -95,3 +95,23 @@ def test_an_upload_is_processed_and_the_subscription_sees_it_then_the_query_show
             text("SELECT storage_key FROM files WHERE id = :id"), {"id": file_id}
         ).scalar_one()
     assert files_backend.content(key) == content
+
+
+SEARCH = "query ($search: String) { files(search: $search) { edges { node { id status } } } }"
+
+
+def test_a_processed_text_file_is_found_by_its_content_words_once_the_worker_indexed_it(gateway):
+    user = gateway.sign_up()
+    content = b"the lighthouse keeper's logbook\n"
+    file_id = upload(gateway, user, content, filename="notes.txt")["id"]
+    deadline = time.monotonic() + 60
+    while True:
+        body = gateway(SEARCH, {"search": "lighthouse"}, token=user.token)
+        assert "errors" not in body, body
+        nodes = [edge["node"] for edge in body["data"]["files"]["edges"]]
+        if nodes:
+            break
+        assert time.monotonic() < deadline, "the file was never found by its content's words"
+        time.sleep(0.2)
+    # Indexing follows processing: a file found by its content's words was processed first.
+    assert nodes == [{"id": file_id, "status": "PROCESSED"}]

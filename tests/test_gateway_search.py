@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from services.files import processing
+from services.files import search as file_search
 from tests.gateway_clients import Account, Gateway, codes, upload
 
 SEARCH = """
@@ -39,13 +40,20 @@ def bob(gateway) -> Account:
 
 
 def add(gateway: Gateway, files_app, user: Account, content: bytes, filename: str) -> str:
-    """Upload through the gateway, then process as the files worker does; the file's id."""
+    """Upload through the gateway, then process and index as the files worker does; its id."""
     file_id = upload(gateway, user, content, filename=filename)["id"]
     files = files_app.extensions["files"]
     outcome = processing.process_file(
         files.uow(), storage=files.storage, file_id=uuid.UUID(file_id), policy=files.processing
     )
     assert outcome is processing.ProcessingOutcome.PROCESSED
+    indexed = file_search.index_file_text(
+        files.uow(),
+        storage=files.storage,
+        file_id=uuid.UUID(file_id),
+        max_bytes=files.settings.SEARCH_TEXT_MAX_BYTES,
+    )
+    assert indexed is file_search.IndexingOutcome.INDEXED
     return file_id
 
 

@@ -13,6 +13,7 @@ from services.files.api import blp
 from services.files.config import FilesSettings
 from services.files.internal_api import blp as internal_blp
 from services.files.jobs import (
+    INDEX_FILE_TEXT,
     NOTIFY_FILE_STATUS,
     REQUEUE_STALLED_FILES,
     SWEEP_INPUT_LEASES,
@@ -51,11 +52,14 @@ def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
     queues = files_queues(settings)
     processing = queues.processing
     return {
-        "task_queues": (processing, queues.notifications),
+        "task_queues": (processing, queues.notifications, queues.search),
         "task_default_queue": processing.name,
         "task_default_exchange": processing.exchange.name,
         "task_default_routing_key": processing.routing_key,
-        "task_routes": {NOTIFY_FILE_STATUS: {"queue": queues.notifications}},
+        "task_routes": {
+            NOTIFY_FILE_STATUS: {"queue": queues.notifications},
+            INDEX_FILE_TEXT: {"queue": queues.search},
+        },
         "beat_schedule": {
             "files.requeue-stalled": {
                 "task": REQUEUE_STALLED_FILES,
@@ -98,7 +102,6 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             lease_seconds=settings.PROCESSING_LEASE_SECONDS,
             max_attempts=settings.PROCESSING_MAX_ATTEMPTS,
             processors=available_processors(settings.PROCESSORS),
-            search_text_bytes=settings.SEARCH_TEXT_MAX_BYTES,
         ),
         notifier=notifier_from_settings(settings),
     )

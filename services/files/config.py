@@ -122,8 +122,9 @@ class FilesSettings(CommonSettings):
         "FILES_SEARCH_TEXT_MAX_BYTES",
         parse_byte_count,
         default=1024 * 1024,
-        doc="Bytes at the start of a text file whose words file search indexes (the rest of a "
-        "longer file is found by its name and those words only).",
+        doc="Bytes at the start of a text file whose words file search indexes, read again from "
+        "storage by the indexing job after processing (the rest of a longer file is found by its "
+        "name and those words only).",
     )
     PROCESSING_MAX_ATTEMPTS = EnvVar(
         "FILES_PROCESSING_MAX_ATTEMPTS",
@@ -149,8 +150,9 @@ class FilesSettings(CommonSettings):
         "FILES_MAX_RETRIES",
         parse_positive_int,
         default=10,
-        doc="Retries of a processing or notification task before it gives up (the reaper still "
-        "finds a file left unprocessed).",
+        doc="Retries of a processing, search indexing or notification task before it gives up "
+        "(the reaper still finds a file left unprocessed; a text file left unindexed is found by "
+        "its name only).",
     )
     REAPER_INTERVAL_SECONDS = EnvVar(
         "FILES_REAPER_INTERVAL_SECONDS",

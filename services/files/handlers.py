@@ -1,10 +1,11 @@
-"""Reactions to events: start processing, notify the owner, erase a deleted account's files,
-lease files to tasks as their input and release them (leases.py), and keep the `users` replica
-from auth's user events (shared.user_replica).
+"""Reactions to events: start processing, index a text file for search, notify the owner, erase
+a deleted account's files, lease files to tasks as their input and release them (leases.py),
+and keep the `users` replica from auth's user events (shared.user_replica).
 
-Both send a Celery job by name (jobs.py) from the consumer's inbox transaction. The job is sent
-(and confirmed by the broker) before that transaction commits, so a crash in between sends it
-again on redelivery rather than never: jobs are idempotent, a lost one is not.
+Processing, indexing and notifying send a Celery job by name (jobs.py) from the consumer's
+inbox transaction. The job is sent (and confirmed by the broker) before that transaction
+commits, so a crash in between sends it again on redelivery rather than never: jobs are
+idempotent, a lost one is not.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ def on_file_uploaded(envelope: Envelope, session: Session) -> None:
     file_id = envelope.payload["file_id"]
     if processing.file_awaits_processing(session, file_id=uuid.UUID(file_id)):
         jobs.send_processing(file_id)
+
+
+def on_file_processed(envelope: Envelope, _session: Session) -> None:
+    """Queue the search indexing of a file processing found to be text."""
+    results = envelope.payload.get("results") or {}
+    if results.get("encoding") is not None:
+        jobs.send_text_indexing(envelope.payload["file_id"])
 
 
 def on_processing_finished(envelope: Envelope, _session: Session) -> None:
@@ -109,6 +117,7 @@ def on_input_no_longer_needed(envelope: Envelope, session: Session) -> None:
 
 SUBSCRIPTIONS = [
     Subscription("files.processing", ["files.FileUploaded"], on_file_uploaded),
+    Subscription("files.search", ["files.FileProcessed"], on_file_processed),
     Subscription(
         "files.notifications",
         ["files.FileProcessed", "files.FileProcessingFailed"],

@@ -3,8 +3,8 @@
 Only worker.py builds a Celery app (from the Flask app). Everything else, the event handlers in
 the consumer and the reaper in beat, sends by name through shared.celery.send_job, so it needs
 the broker, not the worker's app or its imports. The queues are files' own, so another service's
-worker never receives (and drops) a files job, and notifications have one apart from processing,
-so a queue of large files does not hold them up.
+worker never receives (and drops) a files job, and notifications and search indexing each have
+one apart from processing, so a queue of large files does not hold them up.
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ from shared.celery import send_job
 
 PROCESS_FILE = "files.process_file"
 NOTIFY_FILE_STATUS = "files.notify_file_status"
+INDEX_FILE_TEXT = "files.index_file_text"
 REQUEUE_STALLED_FILES = "files.requeue_stalled_files"
 SWEEP_INPUT_LEASES = "files.sweep_input_leases"
 
 
 @dataclass(frozen=True)
 class FilesQueues:
-    """Where files jobs go: processing, and owners' notifications."""
+    """Where files jobs go: processing, owners' notifications, and search indexing."""
 
     processing: Queue
     notifications: Queue
+    search: Queue
 
 
 def files_queues(settings: FilesSettings) -> FilesQueues:
@@ -40,6 +42,7 @@ def files_queues(settings: FilesSettings) -> FilesQueues:
         notifications=Queue(
             f"{namespace}.files.notifications", exchange, routing_key="notifications"
         ),
+        search=Queue(f"{namespace}.files.search", exchange, routing_key="search"),
     )
 
 
@@ -71,3 +74,9 @@ def send_status_notification(
         args=[owner_id, file_id, filename, status],
         queue=files_queues(settings).notifications,
     )
+
+
+def send_text_indexing(file_id: str, *, settings: FilesSettings | None = None) -> None:
+    """Ask a worker to build a processed text file's search document (idempotent)."""
+    settings = settings or _settings()
+    send_job(settings, INDEX_FILE_TEXT, args=[file_id], queue=files_queues(settings).search)

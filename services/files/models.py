@@ -69,9 +69,8 @@ class File(Base):
         CheckConstraint("size >= 0", name="size_not_negative"),
         # Serves the owner's newest-first keyset pages and their count.
         Index("ix_files_owner_id_created_at_id", "owner_id", "created_at", "id"),
-        # File search (services/files/search.py) matches either vector.
+        # File search (services/files/search.py) matches the name or the content's document.
         Index("ix_files_name_vector", "name_vector", postgresql_using="gin"),
-        Index("ix_files_content_vector", "content_vector", postgresql_using="gin"),
         # The reaper's sweep looks only at files still waiting for or in processing.
         Index(
             "ix_files_unfinished",
@@ -115,9 +114,27 @@ class File(Base):
     name_vector: Mapped[Any] = mapped_column(
         TSVECTOR, Computed(NAME_VECTOR_SQL, persisted=True), deferred=True
     )
-    #: The words of a text file's first FILES_SEARCH_TEXT_MAX_BYTES, weighted B; set when
-    #: processing finds text, null otherwise.
-    content_vector: Mapped[Any | None] = mapped_column(TSVECTOR, deferred=True)
+
+
+class FileSearchDocument(Base):
+    """The words of a processed text file's first FILES_SEARCH_TEXT_MAX_BYTES, for file search.
+
+    A table of its own, not a column of `files`: every processing step updates a file's row, and
+    each such update would insert the content's words into a GIN index again. Written after
+    processing by the `files.index_file_text` job; binary files have none.
+    """
+
+    __tablename__ = "file_search_documents"
+    __table_args__ = (
+        Index("ix_file_search_documents_content_vector", "content_vector", postgresql_using="gin"),
+    )
+
+    file_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: Weighted B (a name's words, weighted A, rank higher); empty when the words never fit.
+    content_vector: Mapped[Any] = mapped_column(TSVECTOR)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class StorageAccount(Base):

@@ -24,7 +24,6 @@ from services.files.analysis import ContentReport, ContentUnreadable, ProcessorF
 from services.files.events import FileProcessed, FileProcessingFailed, FileProcessingStarted
 from services.files.models import File, FileStatus
 from services.files.repository import FileRepository, FilesUnitOfWork
-from services.files.search import TextCapture, index_text
 from services.files.storage import ObjectMissing, Storage
 
 log = logging.getLogger(__name__)
@@ -62,8 +61,6 @@ class ProcessingPolicy:
     lease_seconds: float
     max_attempts: int
     processors: Mapping[str, ProcessorFactory] = field(default_factory=dict)
-    #: Bytes of a text file's start whose words file search indexes.
-    search_text_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -200,12 +197,7 @@ def _release(uow: FilesUnitOfWork, claim: _Claim, lease_seconds: float) -> None:
 
 
 def _scan(
-    uow: FilesUnitOfWork,
-    *,
-    storage: Storage,
-    claim: _Claim,
-    policy: ProcessingPolicy,
-    capture: TextCapture | None = None,
+    uow: FilesUnitOfWork, *, storage: Storage, claim: _Claim, policy: ProcessingPolicy
 ) -> ContentReport:
     renew_every = policy.lease_seconds / 3
     next_renewal = time.monotonic() + renew_every
@@ -224,7 +216,7 @@ def _scan(
         raise ContentUnreadable(f"{type(exc).__name__}: {exc}") from exc
     with reader:
         return scan_content(
-            capture.wrap(reader.read) if capture is not None else reader.read,
+            reader.read,
             filename=claim.filename,
             content_type=claim.content_type,
             size=claim.size,
@@ -239,7 +231,6 @@ def _finish(
     *,
     report: ContentReport | None = None,
     error: str | None = None,
-    capture: TextCapture | None = None,
 ) -> ProcessingOutcome:
     """Record the results (or the error) if the claim still holds, with the matching event."""
     with uow:
@@ -262,8 +253,8 @@ def _finish(
         file.processing_token = None
         file.lease_expires_at = None
         uow.flush()
-        if capture is not None and report.encoding is not None:
-            index_text(uow.session, file_id=file.id, text=capture.text(report.encoding))
+        # A text file's search document is built after this commit, off processing's hot path:
+        # the consumer answers FileProcessed with files.index_file_text (search.py).
         uow.add_event(FileProcessed(**_snapshot(file)))
         uow.commit()
         return ProcessingOutcome.PROCESSED
@@ -283,9 +274,8 @@ def process_file(
         claim = _claim(uow, file_id=file_id, policy=policy)
         if isinstance(claim, ProcessingOutcome):
             return claim
-        capture = TextCapture(policy.search_text_bytes)
         try:
-            report = _scan(uow, storage=storage, claim=claim, policy=policy, capture=capture)
+            report = _scan(uow, storage=storage, claim=claim, policy=policy)
         except _ClaimLost:
             return ProcessingOutcome.SUPERSEDED
         except _StoredContentMissing:
@@ -310,7 +300,7 @@ def process_file(
                     f"{claim.size} bytes with sha256 {claim.sha256}."
                 ),
             )
-        return _finish(uow, claim, report=report, capture=capture)
+        return _finish(uow, claim, report=report)
     except DBAPIError as exc:
         if not _transient_database_error(exc):
             raise

@@ -42,6 +42,10 @@ class FileRepository:
         """Insert a new file (written at the next flush or commit)."""
         self.session.add(file)
 
+    def get(self, file_id: uuid.UUID) -> File | None:
+        """The file, or None when it does not exist."""
+        return self.session.get(File, file_id)
+
     def get_owned(self, *, owner_id: uuid.UUID, file_id: uuid.UUID) -> File | None:
         """The file if it exists and belongs to `owner_id`; None otherwise, whichever it is."""
         file = self.session.get(File, file_id)

@@ -1,10 +1,11 @@
-"""The files service's Celery worker: thin tasks around processing.py and service.py.
+"""The files service's Celery worker: thin tasks around processing.py, search.py and service.py.
 
 Run by `celery -A services.files.worker:celery_app worker`; the only module that builds the
 files Celery app. Processing starts from the FileUploaded event (services/files/handlers.py sends
-`files.process_file` by name, see jobs.py), notifications from FileProcessed /
-FileProcessingFailed, and the beat process runs `files.requeue_stalled_files`, the reaper, and
-`files.sweep_input_leases`, which drops the input leases of tasks that vanished.
+`files.process_file` by name, see jobs.py), a text file's search indexing from FileProcessed,
+notifications from FileProcessed / FileProcessingFailed, and the beat process runs
+`files.requeue_stalled_files`, the reaper, and `files.sweep_input_leases`, which drops the input
+leases of tasks that vanished.
 Every task is idempotent: they are acknowledged late and redelivered if a worker dies.
 """
 
@@ -16,7 +17,7 @@ import uuid
 from celery import signals
 from flask import current_app
 
-from services.files import jobs, processing, service
+from services.files import jobs, processing, search, service
 from services.files.analysis import tune_allocator
 from services.files.app import create_app
 from services.files.config import FilesSettings
@@ -72,6 +73,24 @@ def process_file(self, file_id: str) -> str:
         # Another worker's claim is live; look again once it may have lapsed.
         raise self.retry(countdown=busy.retry_after + 0.5) from None
     log.info("file %s: %s", file_id, outcome.value, extra={"file_id": file_id})
+    return outcome.value
+
+
+@celery_app.task(
+    name=jobs.INDEX_FILE_TEXT,
+    autoretry_for=(search.IndexingUnavailable,),
+    **RETRY_POLICY,
+)
+def index_file_text(file_id: str) -> str:
+    """Build a text file's search document (search.index_file_text); retried during outages."""
+    ctx = _ctx()
+    outcome = search.index_file_text(
+        ctx.uow(),
+        storage=ctx.storage,
+        file_id=uuid.UUID(file_id),
+        max_bytes=ctx.settings.SEARCH_TEXT_MAX_BYTES,
+    )
+    log.info("file %s search document: %s", file_id, outcome.value, extra={"file_id": file_id})
     return outcome.value
 
 

@@ -143,7 +143,7 @@ def stack(request, test_env, jwks_url, tmp_path_factory):
         wait_until(
             lambda: all(
                 queue_exists(test_env.amqp_url, f"{namespace}.consumer.files.{name}")
-                for name in ("processing", "notifications")
+                for name in ("processing", "search", "notifications")
             ),
             timeout=60,
             what="the consumer's queues",

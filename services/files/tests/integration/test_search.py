@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from services.files import processing
+from services.files import search as file_search
 from services.files.tests.conftest import upload
 from shared.pagination import KeysetCursor, RankCursor
 
@@ -21,8 +22,8 @@ def storage_settings(tmp_path) -> dict[str, str]:
     return {"STORAGE_BACKEND": "local", "STORAGE_DIR": str(directory)}
 
 
-def add(app, client, user, content: bytes, filename: str, content_type: str = "text/plain"):
-    """Upload a file and process it here, as the worker would; its id."""
+def processed(app, client, user, content: bytes, filename: str, content_type="text/plain"):
+    """Upload a file and process it here, as the worker would; its id (not yet indexed)."""
     response = upload(client, user, content, filename=filename, content_type=content_type)
     assert response.status_code == 201, response.json
     file_id = response.json["id"]
@@ -32,6 +33,32 @@ def add(app, client, user, content: bytes, filename: str, content_type: str = "t
     )
     assert outcome is processing.ProcessingOutcome.PROCESSED
     return file_id
+
+
+def index(app, file_id: str) -> file_search.IndexingOutcome:
+    """Run the indexing job's work on the file here, as the worker would after processing."""
+    files = app.extensions["files"]
+    return file_search.index_file_text(
+        files.uow(),
+        storage=files.storage,
+        file_id=uuid.UUID(file_id),
+        max_bytes=files.settings.SEARCH_TEXT_MAX_BYTES,
+    )
+
+
+def add(app, client, user, content: bytes, filename: str, content_type: str = "text/plain"):
+    """Upload, process and index a file, as the worker would; its id."""
+    file_id = processed(app, client, user, content, filename, content_type)
+    index(app, file_id)
+    return file_id
+
+
+def documents(app, file_id: str) -> list:
+    """The file's search document rows (one at most)."""
+    with app.extensions["files"].engine.connect() as conn:
+        return conn.execute(
+            text("SELECT * FROM file_search_documents WHERE file_id = :id"), {"id": file_id}
+        ).all()
 
 
 def search(client, user, words: str, **params):
@@ -139,11 +166,8 @@ def test_binary_content_is_not_indexed_but_its_name_is(app, client, user):
     )
     assert ids(search(client, user, "secretword")) == []
     assert ids(search(client, user, "image")) == [file_id]
-    with app.extensions["files"].engine.connect() as conn:
-        vector = conn.execute(
-            text("SELECT content_vector FROM files WHERE id = :id"), {"id": file_id}
-        ).scalar()
-    assert vector is None
+    assert index(app, file_id) is file_search.IndexingOutcome.NOT_TEXT
+    assert documents(app, file_id) == []
 
 
 def test_the_openapi_document_describes_the_search_parameter(client):
@@ -158,3 +182,39 @@ def test_text_with_more_words_than_a_tsvector_holds_is_indexed_in_part(app, clie
     file_id = add(app, client, user, words, "many-words.txt")
     assert ids(search(client, user, "w0000001x")) == [file_id]
     assert ids(search(client, user, "many words")) == [file_id]
+
+
+def test_processing_leaves_the_content_to_the_indexing_step(app, client, user):
+    file_id = processed(app, client, user, b"a walrus on the ice\n", "arctic.txt")
+    assert ids(search(client, user, "arctic")) == [file_id]
+    assert ids(search(client, user, "walrus")) == []
+    assert documents(app, file_id) == []
+    assert index(app, file_id) is file_search.IndexingOutcome.INDEXED
+    assert ids(search(client, user, "walrus")) == [file_id]
+
+
+def test_indexing_again_replaces_the_one_document(app, client, user):
+    file_id = add(app, client, user, b"pelican\n", "birds.txt")
+    (first,) = documents(app, file_id)
+    assert index(app, file_id) is file_search.IndexingOutcome.INDEXED
+    (again,) = documents(app, file_id)
+    assert again.content_vector == first.content_vector
+    assert again.indexed_at >= first.indexed_at
+    assert search(client, user, "pelican")["total_count"] == 1
+
+
+def test_a_file_not_yet_processed_or_gone_is_not_indexed(app, client, user):
+    response = upload(client, user, b"unprocessed heron\n", filename="waiting.txt")
+    waiting = response.json["id"]
+    assert index(app, waiting) is file_search.IndexingOutcome.NOT_TEXT
+    assert documents(app, waiting) == []
+    assert index(app, str(uuid.uuid4())) is file_search.IndexingOutcome.GONE
+
+
+def test_deleting_a_file_deletes_its_search_document(app, client, user):
+    file_id = add(app, client, user, b"flamingo\n", "pink.txt")
+    assert len(documents(app, file_id)) == 1
+    deleted = client.delete(f"/v1/files/{file_id}", headers=user.headers)
+    assert deleted.status_code == 204
+    assert documents(app, file_id) == []
+    assert index(app, file_id) is file_search.IndexingOutcome.GONE

@@ -1,15 +1,15 @@
 """input leases: files leased to tasks as their input (tasks' task_input_file saga)
 
-Revision ID: 0006_input_leases
-Revises: 0005_search
+Revision ID: 0007_input_leases
+Revises: 0006_search_documents
 Create Date: 2026-11-30 17:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_input_leases"
-down_revision = "0005_search"
+revision = "0007_input_leases"
+down_revision = "0006_search_documents"
 branch_labels = None
 depends_on = None
 

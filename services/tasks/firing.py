@@ -24,8 +24,9 @@ previous runs.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +49,8 @@ from services.tasks.schedules import SCHEDULES_CHANGED_CHANNEL, SchedulePolicy, 
 from services.tasks.service import TaskPolicy
 from shared.db import NestedUnitOfWork, UnitOfWork
 
+log = logging.getLogger(__name__)
+
 #: Most missed fire times counted in one catch-up (a one-minute schedule down for a week would
 #: otherwise be ten thousand croniter steps); the event then says "at least" this many.
 MAX_COUNTED = 10_000
@@ -65,6 +68,8 @@ class Firing:
     skipped: list[datetime]
     #: Late fire times the misfire policy did not run.
     missed: int
+    #: Firing it raised: nothing of it was committed, and the other due schedules go on.
+    failed: bool = False
 
 
 def _due(schedule: Schedule, now: datetime) -> list[datetime]:
@@ -105,50 +110,70 @@ def fire_next_due(
     now: datetime,
     policy: SchedulePolicy,
     task_policy: TaskPolicy,
+    skip: Collection[uuid.UUID] = (),
 ) -> Firing | None:
-    """Handle every fire time due by `now` of one due schedule nobody else holds; None if none."""
+    """Handle every fire time due by `now` of one due schedule nobody else holds; None if none.
+
+    Schedules in `skip` are left alone (they failed lately). A schedule whose firing raises is
+    rolled back and returned `failed`, so that one broken schedule does not stop every other.
+    """
     now = now.astimezone(UTC)
     with uow:
+        query = select(Schedule).where(Schedule.paused.is_(False), Schedule.next_fire_at <= now)
+        if skip:
+            query = query.where(Schedule.id.not_in(list(skip)))
         schedule = uow.session.scalar(
-            select(Schedule)
-            .where(Schedule.paused.is_(False), Schedule.next_fire_at <= now)
-            .order_by(Schedule.next_fire_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
+            query.order_by(Schedule.next_fire_at).limit(1).with_for_update(skip_locked=True)
         )
         if schedule is None:
             return None
-        due = _due(schedule, now)
-        runs = runs_for(due, now=now, misfire_policy=schedule.misfire_policy, policy=policy)
-        missed = [fire for fire in due if fire not in runs]
-        if missed:
-            uow.add_event(
-                ScheduleMisfired(
-                    schedule_id=str(schedule.id),
-                    owner_id=str(schedule.owner_id),
-                    misfire_policy=schedule.misfire_policy,
-                    missed=len(missed),
-                    first_missed_at=missed[0].isoformat(),
-                    last_missed_at=missed[-1].isoformat(),
-                    ran=len(runs),
-                )
+        schedule_id = schedule.id
+        try:
+            return _fire_schedule(uow, schedule, now, policy, task_policy)
+        except Exception:
+            log.exception("firing schedule %s failed; it is tried again later", schedule_id)
+            return Firing(schedule_id, [], [], 0, failed=True)
+
+
+def _fire_schedule(
+    uow: UnitOfWork,
+    schedule: Schedule,
+    now: datetime,
+    policy: SchedulePolicy,
+    task_policy: TaskPolicy,
+) -> Firing:
+    """Handle the locked schedule's due fire times, and commit."""
+    due = _due(schedule, now)
+    runs = runs_for(due, now=now, misfire_policy=schedule.misfire_policy, policy=policy)
+    missed = [fire for fire in due if fire not in runs]
+    if missed:
+        uow.add_event(
+            ScheduleMisfired(
+                schedule_id=str(schedule.id),
+                owner_id=str(schedule.owner_id),
+                misfire_policy=schedule.misfire_policy,
+                missed=len(missed),
+                first_missed_at=missed[0].isoformat(),
+                last_missed_at=missed[-1].isoformat(),
+                ran=len(runs),
             )
-        started, skipped = [], []
-        for fire_time in runs:
-            outcome = _fire(uow, schedule, fire_time, task_policy)
-            if outcome == FireOutcome.STARTED:
-                started.append(fire_time)
-            elif outcome is not None:
-                skipped.append(fire_time)
-        schedule.last_fire_at = due[-1]
-        schedule.next_fire_at = recurrence_of(schedule).next_after(max(due[-1], now))
-        # Other schedulers may be waiting for this row's fire to commit: they look again now.
-        uow.session.execute(
-            text("SELECT pg_notify(:channel, :id)"),
-            {"channel": SCHEDULES_CHANGED_CHANNEL, "id": str(schedule.id)},
         )
-        uow.commit()
-        return Firing(schedule.id, started, skipped, len(missed))
+    started, skipped = [], []
+    for fire_time in runs:
+        outcome = _fire(uow, schedule, fire_time, task_policy)
+        if outcome == FireOutcome.STARTED:
+            started.append(fire_time)
+        elif outcome is not None:
+            skipped.append(fire_time)
+    schedule.last_fire_at = due[-1]
+    schedule.next_fire_at = recurrence_of(schedule).next_after(max(due[-1], now))
+    # Other schedulers may be waiting for this row's fire to commit: they look again now.
+    uow.session.execute(
+        text("SELECT pg_notify(:channel, :id)"),
+        {"channel": SCHEDULES_CHANGED_CHANNEL, "id": str(schedule.id)},
+    )
+    uow.commit()
+    return Firing(schedule.id, started, skipped, len(missed))
 
 
 def _fire(
@@ -233,20 +258,30 @@ def fire_all_due(
     policy: SchedulePolicy,
     task_policy: TaskPolicy,
     stopping: Callable[[], bool] = lambda: False,
+    skip: Collection[uuid.UUID] = (),
 ) -> list[Firing]:
-    """Fire every schedule due by `now` that no other scheduler holds, one transaction each."""
-    firings = []
+    """Fire every schedule due by `now` that no other scheduler holds, one transaction each.
+
+    Schedules in `skip`, and those that fail in this pass, are left alone.
+    """
+    firings: list[Firing] = []
+    left_alone = set(skip)
     while not stopping():
-        firing = fire_next_due(uow(), now=now, policy=policy, task_policy=task_policy)
+        firing = fire_next_due(
+            uow(), now=now, policy=policy, task_policy=task_policy, skip=left_alone
+        )
         if firing is None:
             break
         firings.append(firing)
+        if firing.failed:
+            left_alone.add(firing.schedule_id)
     return firings
 
 
-def next_due_at(uow: UnitOfWork) -> datetime | None:
-    """The earliest fire time of any active schedule (None: nothing will fire)."""
+def next_due_at(uow: UnitOfWork, *, skip: Collection[uuid.UUID] = ()) -> datetime | None:
+    """The earliest fire time of any active schedule but those in `skip` (None: none)."""
+    query = select(func.min(Schedule.next_fire_at)).where(Schedule.paused.is_(False))
+    if skip:
+        query = query.where(Schedule.id.not_in(list(skip)))
     with uow:
-        return uow.session.scalar(
-            select(func.min(Schedule.next_fire_at)).where(Schedule.paused.is_(False))
-        )
+        return uow.session.scalar(query)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import select
+import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: How long to wait for another scheduler's fire of a due schedule to commit (it notifies).
 HELD_ELSEWHERE_SECONDS = 0.2
+#: A schedule whose firing failed is tried again after this, doubling up to the maximum.
+FAILED_RETRY_SECONDS = 1.0
+FAILED_RETRY_MAX_SECONDS = 300.0
 
 
 def utc_now() -> datetime:
@@ -105,6 +110,17 @@ class Scheduler:
             UnitOfWork, session_factory(self.database), schema=SCHEMA, source="tasks"
         )
         self.safety_poll = settings.SCHEDULER_SAFETY_POLL_SECONDS
+        #: Schedules whose firing failed: (monotonic time to try again, the delay that was).
+        self.failing: dict[uuid.UUID, tuple[float, float]] = {}
+
+    def _held_back(self) -> set[uuid.UUID]:
+        now = time.monotonic()
+        return {schedule_id for schedule_id, (at, _) in self.failing.items() if at > now}
+
+    def _failed(self, schedule_id: uuid.UUID) -> None:
+        _, delay = self.failing.get(schedule_id, (0.0, FAILED_RETRY_SECONDS / 2))
+        delay = min(delay * 2, FAILED_RETRY_MAX_SECONDS)
+        self.failing[schedule_id] = (time.monotonic() + delay, delay)
 
     def tick(self) -> float:
         """Fire everything due now; the seconds to sleep before looking again."""
@@ -114,8 +130,13 @@ class Scheduler:
             policy=self.policy,
             task_policy=self.task_policy,
             stopping=self.stopper.is_set,
+            skip=self._held_back(),
         )
         for firing in firings:
+            if firing.failed:
+                self._failed(firing.schedule_id)
+                continue
+            self.failing.pop(firing.schedule_id, None)
             log.info(
                 "schedule %s fired",
                 firing.schedule_id,
@@ -126,15 +147,20 @@ class Scheduler:
                     "missed": firing.missed,
                 },
             )
-        next_due = next_due_at(self.uow())
+        held_back = self._held_back()
+        # A failed schedule is tried again after its delay, even if nothing else is due.
+        now = time.monotonic()
+        retries = [at - now for at, _ in self.failing.values() if at > now]
+        longest = min([self.safety_poll, *retries])
+        next_due = next_due_at(self.uow(), skip=held_back)
         if next_due is None:
-            return self.safety_poll
+            return longest
         delay = (next_due - self.clock()).total_seconds()
         if delay > 0:
-            return min(delay, self.safety_poll)
+            return min(delay, longest)
         # Due but not fired here: another scheduler holds it (its commit signals), unless it
         # came due while this pass fired others.
-        return 0.0 if firings else HELD_ELSEWHERE_SECONDS
+        return 0.0 if firings else min(HELD_ELSEWHERE_SECONDS, longest)
 
     def run(self) -> None:
         """Fire schedules until stopped, starting over after a lost database."""

@@ -335,3 +335,41 @@ def test_two_schedulers_racing_start_exactly_one_run_per_fire_time(schedule_db):
 
 def test_three_schedulers_racing_start_exactly_one_run_per_fire_time(schedule_db):
     _race(schedule_db, 3)
+
+
+def test_a_schedule_that_fails_to_fire_does_not_stop_the_others_and_fires_once_mended(
+    schedule_db,
+):
+    broken = create(schedule_db, now=T0, interval_seconds=60)
+    healthy = create(schedule_db, now=T0 + timedelta(seconds=1), interval_seconds=60)
+    # A spec create_task no longer takes (say, from an older release): firing it raises.
+    with schedule_db.uow() as uow:
+        uow.session.execute(
+            update(Schedule)
+            .where(Schedule.id == uuid.UUID(broken.id))
+            .values(task_spec={"image": "busybox", "command": ["true"], "colour": "red"})
+        )
+        uow.commit()
+    clock = Clock(T0 + MINUTE + timedelta(seconds=1))
+    scheduler = Scheduler(TasksSettings(DATABASE_URL=schedule_db.url), Stopper(), clock=clock)
+    try:
+        (failed, fired) = firing.fire_all_due(
+            scheduler.uow, now=clock(), policy=policy(), task_policy=TASK_POLICY
+        )
+        assert (str(failed.schedule_id), failed.failed) == (broken.id, True)
+        assert str(fired.schedule_id) == healthy.id and len(fired.started) == 1
+        assert fires(schedule_db, broken.id) == []
+        # The scheduler holds it back a while rather than trying it on every pass.
+        scheduler.tick()
+        assert uuid.UUID(broken.id) in scheduler._held_back()
+        with schedule_db.uow() as uow:
+            uow.session.execute(
+                update(Schedule)
+                .where(Schedule.id == uuid.UUID(broken.id))
+                .values(task_spec={"image": "busybox", "command": ["true"]})
+            )
+            uow.commit()
+        firing.fire_all_due(scheduler.uow, now=clock(), policy=policy(), task_policy=TASK_POLICY)
+        assert [f.fire_time for f in fires(schedule_db, broken.id)] == [T0 + MINUTE]
+    finally:
+        scheduler.database.dispose()

@@ -19,6 +19,8 @@ MAX_CRON_LENGTH = 200
 MAX_TIMEZONE_LENGTH = 64
 DEFAULT_NEXT_RUNS = 5
 MAX_NEXT_RUNS = 100
+#: Ten years: beyond, fire times would leave what a datetime can hold.
+MAX_INTERVAL_SECONDS = 10 * 365 * 24 * 3600
 
 
 class ScheduleCreateSchema(Schema):
@@ -33,7 +35,11 @@ class ScheduleCreateSchema(Schema):
         validate=validate.Length(min=1, max=MAX_CRON_LENGTH),
         metadata={"description": "Five fields: minute hour day-of-month month day-of-week."},
     )
-    interval_seconds = StrictInteger(allow_none=True, load_default=None)
+    interval_seconds = StrictInteger(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_INTERVAL_SECONDS),
+    )
     timezone = fields.String(
         load_default="UTC",
         validate=validate.Length(min=1, max=MAX_TIMEZONE_LENGTH),

@@ -82,6 +82,7 @@ def test_an_interval_schedule_defaults_to_utc(client, alice):
         ({"timezone": "Europe/Atlantis"}, "timezone", "Unknown timezone"),
         ({"cron": None, "interval_seconds": 30}, "interval_seconds", "at least 120 seconds"),
         ({"cron": None, "interval_seconds": "60"}, "interval_seconds", "Not a valid integer"),
+        ({"cron": None, "interval_seconds": 10**12}, "interval_seconds", "less than or equal"),
         ({"misfire_policy": "SOMETIMES"}, "misfire_policy", "Must be one of"),
         ({"overlap_policy": "QUEUE"}, "overlap_policy", "Must be one of"),
         ({"task": task_payload(image="Not An Image!")}, "task.image", ""),

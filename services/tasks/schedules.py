@@ -223,7 +223,8 @@ def create_schedule(
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+    # Events carry UTC, whatever the schedule's timezone (docs/events.md).
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def _check_schedule_count(uow: UnitOfWork, owner_id: uuid.UUID, limit: int) -> None:

@@ -242,3 +242,46 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class NestedUnitOfWork(UnitOfWork):
+    """A unit of work inside another's open transaction, as a savepoint.
+
+    For a use case that must commit together with its caller's (a scheduler's fire row and the
+    task it creates): `commit()` releases the savepoint and hands the queued events to the outer
+    unit, which writes them when it commits; leaving without a commit rolls back to the
+    savepoint (the outer transaction goes on); nothing is committed until the outer unit commits.
+    """
+
+    def __init__(self, outer: UnitOfWork) -> None:
+        super().__init__(lambda: outer.session, schema=outer.schema, source=outer.source)
+        self._outer = outer
+        self._savepoint: Any = None
+
+    def __enter__(self) -> NestedUnitOfWork:
+        assert self._outer.session is not None, "the outer unit of work is not open"
+        self.session = self._outer.session
+        self._events = []
+        self._savepoint = self.session.begin_nested()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+        self._savepoint = None
+        self._events = []
+        self.session = None
+
+    def commit(self) -> None:
+        """Release the savepoint and pass the queued events to the outer unit of work."""
+        assert self._savepoint is not None
+        self._savepoint.commit()
+        for queued in self._events:
+            self._outer.add_event(queued)
+        self._events = []
+
+    def rollback(self) -> None:
+        """Roll back to the savepoint and discard the queued events."""
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+        self._events = []

@@ -612,8 +612,100 @@ def _task_not_found() -> NotFound:
     return NotFound("Task not found.")
 
 
-class TasksClient(ServiceClient):
-    """The tasks service: submit, list, read, cancel and delete the caller's tasks, read output."""
+def _schedule_path(schedule_id: str, suffix: str = "") -> str | None:
+    """The URL path of a schedule, or None when `schedule_id` cannot name one (only UUIDs go in)."""
+    try:
+        return f"/v1/schedules/{uuid.UUID(schedule_id)}{suffix}"
+    except ValueError:
+        return None
+
+
+def _schedule_not_found() -> NotFound:
+    return NotFound("Schedule not found.")
+
+
+def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class ScheduleCalls:
+    """The tasks service's schedule endpoints, part of TasksClient (one client per service)."""
+
+    request: Any
+
+    async def create_schedule(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a schedule; `spec` holds the REST fields, a None value meaning "not given"."""
+        body = _without_none(spec)
+        if isinstance(body.get("task"), Mapping):
+            body["task"] = _without_none(body["task"])
+        return await self.request("POST", "/v1/schedules", caller, json=body, with_token=True)
+
+    async def list_schedules(
+        self, caller: Caller, *, first: int | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the caller's schedules, newest first."""
+        params = _without_none({"first": first, "after": after})
+        return await self.request("GET", "/v1/schedules", caller, params=params, with_token=True)
+
+    async def get_schedule(self, caller: Caller, *, schedule_id: str) -> dict[str, Any] | None:
+        """One of the caller's schedules; None when absent or not theirs."""
+        path = _schedule_path(schedule_id)
+        if path is None:
+            return None
+        try:
+            return await self.request("GET", path, caller, with_token=True)
+        except GatewayError as exc:
+            if exc.code == NotFound.code:
+                return None
+            raise
+
+    async def pause_schedule(self, caller: Caller, *, schedule_id: str) -> dict[str, Any]:
+        """Pause one of the caller's schedules."""
+        return await self._act(caller, schedule_id, "/pause")
+
+    async def resume_schedule(self, caller: Caller, *, schedule_id: str) -> dict[str, Any]:
+        """Resume one of the caller's schedules."""
+        return await self._act(caller, schedule_id, "/resume")
+
+    async def _act(self, caller: Caller, schedule_id: str, action: str) -> dict[str, Any]:
+        path = _schedule_path(schedule_id, action)
+        if path is None:
+            raise _schedule_not_found()
+        return await self.request("POST", path, caller, with_token=True)
+
+    async def delete_schedule(self, caller: Caller, *, schedule_id: str) -> None:
+        """Delete one of the caller's schedules (its runs are kept)."""
+        path = _schedule_path(schedule_id)
+        if path is None:
+            raise _schedule_not_found()
+        await self.request("DELETE", path, caller, with_token=True)
+
+    async def next_runs(self, caller: Caller, *, schedule_id: str, count: int) -> list[str]:
+        """The schedule's upcoming fire times (ISO-8601 with the schedule's offset)."""
+        path = _schedule_path(schedule_id, "/next-runs")
+        if path is None:
+            raise _schedule_not_found()
+        answer = await self.request("GET", path, caller, params={"count": count}, with_token=True)
+        return answer["next_runs"]
+
+    async def list_runs(
+        self,
+        caller: Caller,
+        *,
+        schedule_id: str,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the tasks the schedule started, newest first."""
+        path = _schedule_path(schedule_id, "/runs")
+        if path is None:
+            raise _schedule_not_found()
+        params = _without_none({"first": first, "after": after})
+        return await self.request("GET", path, caller, params=params, with_token=True)
+
+
+class TasksClient(ScheduleCalls, ServiceClient):
+    """The tasks service: submit, list, read, cancel and delete tasks, read output; schedules."""
 
     service = "tasks"
 

@@ -13,6 +13,7 @@ from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, messaging_tables, users
 from services.tasks.sagas import tasks_sagas
+from services.tasks.schedule_api import blp as schedules_blp
 from services.tasks.service import TaskPolicy
 from shared.auth import init_jwt, verifier_from_settings
 from shared.config import ConfigError
@@ -92,4 +93,5 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         follow_permits=threading.BoundedSemaphore(settings.LOG_FOLLOW_MAX_STREAMS),
     )
     api.register_blueprint(blp)
+    api.register_blueprint(schedules_blp)
     return app

@@ -122,6 +122,43 @@ class TasksSettings(CommonSettings):
         "keep it below GUNICORN_THREADS); more are answered 503 with Retry-After.",
     )
 
+    # Recurring schedules (schedules.py; fired by `python -m services.tasks.scheduler`).
+    SCHEDULES_MAX_PER_USER = EnvVar(
+        "TASKS_SCHEDULES_MAX_PER_USER",
+        parse_positive_int,
+        default=20,
+        doc="Schedules one user may have (paused ones included); `createSchedule` beyond it is "
+        "refused with CONFLICT.",
+    )
+    SCHEDULE_MIN_INTERVAL_SECONDS = EnvVar(
+        "TASKS_SCHEDULE_MIN_INTERVAL_SECONDS",
+        parse_positive_int,
+        default=60,
+        doc="Shortest time between two runs of one schedule (seconds): a shorter "
+        "`intervalSeconds`, or a cron expression firing more often, is BAD_USER_INPUT.",
+    )
+    SCHEDULE_MISFIRE_GRACE_SECONDS = EnvVar(
+        "TASKS_SCHEDULE_MISFIRE_GRACE_SECONDS",
+        float,
+        default=60.0,
+        doc="A fire time the scheduler reaches later than this (seconds; after downtime, say) is "
+        "missed: the schedule's misfire policy decides whether it still runs.",
+    )
+    SCHEDULE_CATCH_UP_MAX = EnvVar(
+        "TASKS_SCHEDULE_CATCH_UP_MAX",
+        parse_positive_int,
+        default=10,
+        doc="Missed fire times a `RUN_ALL` schedule still runs after downtime (the latest ones); "
+        "older ones are skipped and reported in its ScheduleMisfired event.",
+    )
+    SCHEDULER_SAFETY_POLL_SECONDS = EnvVar(
+        "TASKS_SCHEDULER_SAFETY_POLL_SECONDS",
+        float,
+        default=30.0,
+        doc="Longest the scheduler sleeps without looking for due schedules; it otherwise wakes "
+        "at the next fire time, or when a schedule is created or resumed (LISTEN/NOTIFY).",
+    )
+
     # The execution engine (worker, monitor).
     DOCKER_HOST = EnvVar(
         "DOCKER_HOST",

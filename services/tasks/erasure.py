@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.tasks import service
+from services.tasks import schedules, service
 from services.tasks.events import TaskDeleted, UserTasksDeleted
 from services.tasks.lifecycle import is_finished
 from services.tasks.models import SCHEMA, Task
@@ -45,13 +45,27 @@ def cancel_user_tasks(session: Session, *, user_id: str) -> int:
     return len(unfinished)
 
 
+def delete_user_schedules(session: Session, *, user_id: str) -> int:
+    """Delete the user's schedules, committed at once, so that none starts a task meanwhile.
+
+    Its own connection, as for the cancels: the caller's transaction may be retried (the tasks
+    still stopping) and would take the deletion back with it. A scheduler firing one of them
+    holds its row until the fire commits; the delete waits for it, and the cancels that follow
+    then see the task it started.
+    """
+    bind = session.get_bind()
+    uow = UnitOfWork(session_factory(getattr(bind, "engine", bind)), schema=SCHEMA, source=SCHEMA)
+    return schedules.delete_user_schedules(uow, owner_id=uuid.UUID(user_id))
+
+
 def erase_user_tasks(session: Session, *, user_id: str, saga_id: str) -> int:
-    """Cancel the user's tasks, and once all have ended delete them and confirm to the saga.
+    """Delete the user's schedules, cancel their tasks, and once all have ended delete them.
 
     Raises TasksStillRunning while a container is still being stopped: the consumer retries the
     request (with backoff), and the saga's timeout asks again if even that runs out.
     """
     owner_id = uuid.UUID(user_id)
+    delete_user_schedules(session, user_id=user_id)
     if cancel_user_tasks(session, user_id=user_id):
         session.expire_all()
     rows = session.execute(

@@ -157,3 +157,78 @@ class TaskInputReady(TaskEvent):
     file_id: str
     filename: str
     size: int
+
+
+@dataclass(frozen=True)
+class ScheduleEvent(Event):
+    """Base of schedule events: keyed by schedule, and saying whose schedule it is."""
+
+    aggregate_type = "schedule"
+    aggregate_field = "schedule_id"
+
+    schedule_id: str
+    owner_id: str
+
+
+@dataclass(frozen=True)
+class ScheduleCreated(ScheduleEvent):
+    """A user created a schedule (its task spec is not carried: env values may be secrets)."""
+
+    name: str | None
+    cron: str | None
+    interval_seconds: int | None
+    timezone: str
+    misfire_policy: str
+    overlap_policy: str
+    next_fire_at: str | None
+
+
+@dataclass(frozen=True)
+class SchedulePaused(ScheduleEvent):
+    """The owner paused a schedule: it fires no more until resumed."""
+
+
+@dataclass(frozen=True)
+class ScheduleResumed(ScheduleEvent):
+    """The owner resumed a schedule; it fires next at `next_fire_at` (nothing is caught up)."""
+
+    next_fire_at: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleDeleted(ScheduleEvent):
+    """The owner (or account deletion) deleted a schedule; its runs are kept, unlinked."""
+
+
+@dataclass(frozen=True)
+class ScheduleFired(ScheduleEvent):
+    """A fire time of the schedule created its run (the task's own TaskCreated follows)."""
+
+    fire_time: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class ScheduleFireSkipped(ScheduleEvent):
+    """A fire time of the schedule did not run: `reason` OVERLAP or TASK_REFUSED, `detail` why."""
+
+    fire_time: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ScheduleMisfired(ScheduleEvent):
+    """Fire times passed while no scheduler ran; one event sums up one catch-up.
+
+    `missed` fire times (from `first_missed_at` to `last_missed_at`) were not run; `ran` is how
+    many fire times of the same catch-up did run: the late ones the misfire policy still runs
+    (none for SKIP, the latest for RUN_ONCE, the latest TASKS_SCHEDULE_CATCH_UP_MAX for RUN_ALL)
+    and any reached within the grace.
+    """
+
+    misfire_policy: str
+    missed: int
+    first_missed_at: str
+    last_missed_at: str
+    ran: int

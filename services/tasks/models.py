@@ -130,6 +130,10 @@ class Task(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The schedule that started this task (schedules.py); null once that schedule is deleted.
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL")
+    )
 
     # The engine's handle on the current attempt: the name is deterministic per attempt
     # (lifecycle.container_name), so a retry never collides with a leftover container.
@@ -181,3 +185,95 @@ class TaskLogChunk(Base):
     #: that finds a chunk starting past where the previous one ended knows output was dropped.
     start_offset: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MisfirePolicy(enum.StrEnum):
+    """What a schedule does with fire times missed while no scheduler ran (firing.py)."""
+
+    SKIP = "SKIP"
+    RUN_ONCE = "RUN_ONCE"
+    RUN_ALL = "RUN_ALL"
+
+
+class OverlapPolicy(enum.StrEnum):
+    """What a schedule does when a fire time comes while its previous run is still going."""
+
+    ALLOW = "ALLOW"
+    SKIP = "SKIP"
+    CANCEL_PREVIOUS = "CANCEL_PREVIOUS"
+
+
+class FireOutcome(enum.StrEnum):
+    """What became of one fire time of a schedule."""
+
+    STARTED = "STARTED"
+    #: Not run: the previous run was still going (OverlapPolicy.SKIP).
+    SKIPPED = "SKIPPED"
+    #: Not run: the task was refused (the operator's task policy, or too many unfinished tasks).
+    REFUSED = "REFUSED"
+
+
+class Schedule(Base):
+    """A task a user wants started again and again: on a cron expression or a fixed interval."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        CheckConstraint("(cron IS NULL) <> (interval_seconds IS NULL)", name="cron_or_interval"),
+        CheckConstraint(f"misfire_policy IN ({_in(MisfirePolicy)})", name="misfire_policy"),
+        CheckConstraint(f"overlap_policy IN ({_in(OverlapPolicy)})", name="overlap_policy"),
+        Index("ix_schedules_owner_created", "owner_id", "created_at", "id"),
+        # The schedulers' question: which schedule is due next.
+        Index("ix_schedules_due", "next_fire_at", postgresql_where="NOT paused"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID]
+    name: Mapped[str | None] = mapped_column(String(200))
+    cron: Mapped[str | None] = mapped_column(String(200))
+    interval_seconds: Mapped[int | None]
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: The createTask body each run is created from, as validated; env values may be secrets.
+    task_spec: Mapped[dict] = mapped_column(JSONB)
+    misfire_policy: Mapped[str] = mapped_column(String(16))
+    overlap_policy: Mapped[str] = mapped_column(String(16))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    #: The next fire time not handled yet; null when the expression never fires again.
+    next_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The latest fire time handled (run, skipped or missed).
+    last_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Set by the service (not the database): an interval counts its fire times from here.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ScheduleFire(Base):
+    """One fire time of a schedule, handled: its primary key is what makes a fire happen once."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({_in(FireOutcome)})", name="outcome"),
+        # Deleting a task sets its fires' task_id to null: found by this index, not a scan.
+        Index("ix_schedule_fires_task_id", "task_id"),
+    )
+
+    schedule_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True
+    )
+    fire_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    #: Why the fire did not run, for people.
+    detail: Mapped[str | None] = mapped_column(Text)
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+#: A schedule's runs, newest first (Schedule.runs), and whether one is still going (overlap).
+Index(
+    "ix_tasks_schedule_created",
+    Task.schedule_id,
+    Task.created_at,
+    Task.id,
+    postgresql_where=Task.schedule_id.isnot(None),
+)

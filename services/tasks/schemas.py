@@ -228,6 +228,9 @@ class TaskSchema(Schema):
     cancel_requested_at = fields.DateTime(allow_none=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
     input_file_id = fields.String(allow_none=True)
+    schedule_id = fields.String(
+        allow_none=True, metadata={"description": "The schedule that started the task, if any."}
+    )
 
 
 #: One page of the caller's tasks, newest first.

@@ -143,6 +143,8 @@ class TaskView:
     cancel_requested_at: datetime | None
     usage: UsageView | None
     input_file_id: str | None = None
+    #: The schedule that started the task, if one did (and still exists).
+    schedule_id: str | None = None
 
 
 def _view(task: Task) -> TaskView:
@@ -172,7 +174,13 @@ def _view(task: Task) -> TaskView:
         cancel_requested_at=task.cancel_requested_at,
         usage=usage,
         input_file_id=str(task.input_file_id) if task.input_file_id else None,
+        schedule_id=str(task.schedule_id) if task.schedule_id else None,
     )
+
+
+def task_view(task: Task) -> TaskView:
+    """What the owner may see of `task` (for other use cases that list tasks: a schedule's runs)."""
+    return _view(task)
 
 
 def _policy_violations(
@@ -211,6 +219,29 @@ def _policy_violations(
 
 def _given_or(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def task_policy_violations(
+    policy: TaskPolicy,
+    *,
+    image: str,
+    timeout_seconds: int | None = None,
+    cpu_limit: float | None = None,
+    memory_limit_mb: int | None = None,
+    max_retries: int | None = None,
+    network: bool = False,
+    **_other_fields: Any,
+) -> dict[str, str]:
+    """What of a task spec the policy refuses, per field (empty: allowed); checks no quota."""
+    return _policy_violations(
+        policy,
+        image=image,
+        network=network,
+        timeout_seconds=_given_or(timeout_seconds, policy.default_timeout_seconds),
+        cpu_limit=_given_or(cpu_limit, policy.default_cpu),
+        memory_limit_mb=_given_or(memory_limit_mb, policy.default_memory_mb),
+        max_retries=_given_or(max_retries, policy.default_retries),
+    )
 
 
 def create_task(

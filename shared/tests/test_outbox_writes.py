@@ -6,7 +6,7 @@ import select
 
 from sqlalchemy import text
 
-from shared.db import UnitOfWork, outbox_channel, session_factory
+from shared.db import NestedUnitOfWork, UnitOfWork, outbox_channel, session_factory
 from shared.tests.messaging_support import OrderProbed
 
 
@@ -72,3 +72,25 @@ def test_a_commit_with_events_notifies_the_relay_and_a_rollback_writes_nothing(a
         raw.close()
         with auth_engine.begin() as conn:
             conn.execute(text("DELETE FROM outbox WHERE aggregate_id = 'notifying'"))
+
+
+def test_a_nested_unit_of_work_commits_only_with_the_outer_one(auth_engine):
+    outer = UnitOfWork(session_factory(auth_engine), schema="auth", source="auth")
+    with outer:
+        outer.add_event(OrderProbed(probe_id="nest-outer", n=0))
+        with NestedUnitOfWork(outer) as kept:
+            kept.add_event(OrderProbed(probe_id="nest-kept", n=1))
+            kept.commit()
+        with NestedUnitOfWork(outer) as dropped:
+            dropped.add_event(OrderProbed(probe_id="nest-dropped", n=2))
+            # Left without a commit (a use case that raised): back to the savepoint.
+        assert outbox_rows(auth_engine, ("nest-outer", "nest-kept")) == []
+        outer.commit()
+    try:
+        assert outbox_rows(auth_engine, ("nest-outer", "nest-kept", "nest-dropped")) == [
+            ("nest-outer", 1, 0),
+            ("nest-kept", 1, 1),
+        ]
+    finally:
+        with auth_engine.begin() as conn:
+            conn.execute(text("DELETE FROM outbox WHERE aggregate_id LIKE 'nest-%'"))

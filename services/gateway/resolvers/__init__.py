@@ -6,6 +6,7 @@ from services.gateway.resolvers import (  # noqa: F401
     auth,
     files,
     oidc,
+    schedules,
     subscriptions,
     tasks,
     users,
@@ -13,6 +14,7 @@ from services.gateway.resolvers import (  # noqa: F401
 from services.gateway.resolvers.files import file_type
 from services.gateway.resolvers.root import mutation, query, subscription
 from services.gateway.resolvers.scalars import bigint_scalar, datetime_scalar, upload_scalar
+from services.gateway.resolvers.schedules import schedule_type
 from services.gateway.resolvers.tasks import task_type
 
 bindables = [
@@ -20,6 +22,7 @@ bindables = [
     mutation,
     subscription,
     task_type,
+    schedule_type,
     file_type,
     datetime_scalar,
     bigint_scalar,

@@ -18,6 +18,12 @@ def test_health_readiness_and_openapi(test_env):
         "/v1/tasks/{task_id}",
         "/v1/tasks/{task_id}/cancel",
         "/v1/tasks/{task_id}/logs",
+        "/v1/schedules",
+        "/v1/schedules/{schedule_id}",
+        "/v1/schedules/{schedule_id}/pause",
+        "/v1/schedules/{schedule_id}/resume",
+        "/v1/schedules/{schedule_id}/next-runs",
+        "/v1/schedules/{schedule_id}/runs",
     } <= set(openapi["paths"])
     assert b"http_requests_total" in client.get("/metrics").data
 

@@ -41,6 +41,8 @@ TOKEN_TTL = 60
 _LEEWAY = 10
 #: Where ServiceIdentityMiddleware leaves the user a valid credential acts for (WSGI environ).
 DELEGATED_USER_KEY = "dockyard.delegated_user"
+#: Set in the WSGI environ when the call carried a valid credential: a Dockyard service's call.
+SERVICE_CALLER_KEY = "dockyard.service_caller"
 #: Paths served without a credential: probes, metrics, API docs and public signing keys.
 EXEMPT_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/v1/.well-known/jwks.json"}
@@ -227,6 +229,7 @@ class ServiceIdentityMiddleware:
             address, user = self.check.verified_claims(token)
         except CredentialInvalid as exc:
             return self._refuse(environ, start_response, CREDENTIAL_INVALID, str(exc))
+        environ[SERVICE_CALLER_KEY] = True
         if user is not None:
             environ[DELEGATED_USER_KEY] = user
         if address is not None:
@@ -243,3 +246,23 @@ def init_service_identity(app: Flask, settings: Any, *, service: str) -> None:
     app.wsgi_app = ServiceIdentityMiddleware(
         app.wsgi_app, CredentialCheck(service, settings.SERVICE_SECRET), required=required
     )
+
+
+def service_caller_required(view: Callable) -> Callable:
+    """Refuse (401) a call to an internal view that carries no valid service credential.
+
+    For views only other Dockyard services call (e.g. files pulling a task's outputs): unlike
+    the public API, they answer nobody without a credential, whatever SERVICE_CREDENTIAL_REQUIRED.
+    """
+    import functools
+
+    from flask import request
+    from flask_smorest import abort
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not request.environ.get(SERVICE_CALLER_KEY):
+            abort(401, message=_REFUSALS[CREDENTIAL_REQUIRED], code=CREDENTIAL_REQUIRED)
+        return view(*args, **kwargs)
+
+    return wrapper

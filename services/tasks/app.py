@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine as DatabaseEngine
 from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, messaging_tables, users
+from services.tasks.output_api import blp as output_blp
 from services.tasks.sagas import tasks_sagas
 from services.tasks.service import TaskPolicy
 from shared.auth import init_jwt, verifier_from_settings
@@ -92,4 +93,5 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
         follow_permits=threading.BoundedSemaphore(settings.LOG_FOLLOW_MAX_STREAMS),
     )
     api.register_blueprint(blp)
+    api.register_blueprint(output_blp)
     return app

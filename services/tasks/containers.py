@@ -80,6 +80,8 @@ class ContainerSpec:
     cpu_limit: float
     memory_limit_mb: int
     network: bool
+    #: The attempt's host directory mounted read-write at /output (outputs.py), if any.
+    output_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,9 @@ def container_options(
             },
         },
     }
+    if spec.output_dir:
+        # A host directory, not a tmpfs: the outputs are collected after the container is gone.
+        host["binds"] = {spec.output_dir: {"bind": "/output", "mode": "rw"}}
     return container, host
 
 

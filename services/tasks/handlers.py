@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.tasks import dispatch, erasure
 from services.tasks.models import users
+from services.tasks.sagas import tasks_sagas
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
 
@@ -57,4 +58,6 @@ SUBSCRIPTIONS = [
         retry_delay=1.0,
         max_retry_delay=10.0,
     ),
+    # The replies that advance tasks' sagas (task outputs: files' TaskOutputsStored / Refused).
+    tasks_sagas().subscription("tasks.sagas"),
 ]

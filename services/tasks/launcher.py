@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 import amqp
 from sqlalchemy.engine import Engine as DatabaseEngine
 
-from services.tasks import dispatch, transitions
+from services.tasks import dispatch, outputs, transitions
 from services.tasks.config import TasksSettings
 from services.tasks.containers import (
     ContainerEngine,
@@ -72,10 +73,18 @@ def start_attempt(
     if claim.outcome != "start":
         return claim.outcome
     claimed = claim.spec.task_id
+    spec = replace(
+        claim.spec,
+        output_dir=outputs.prepare_attempt_dir(
+            settings.output_dir, claimed, claim.spec.attempt, user=settings.container_user
+        ),
+    )
     try:
-        container = engine.run(claim.spec)
+        container = engine.run(spec)
     except TaskRejected as exc:
-        transitions.fail_start(uow(), task_id=claimed, code=exc.code, message=str(exc))
+        transitions.fail_start(
+            uow(), task_id=claimed, code=exc.code, message=str(exc), output_dir=settings.output_dir
+        )
         return "failed" if claimed == task_id else "yielded"
     started_at = container.started_at(datetime.now(UTC))
     running = transitions.mark_running(
@@ -83,6 +92,8 @@ def start_attempt(
     )
     if not running:
         engine.remove(container.name)
+        # Cancelled while starting: this attempt never ran, so its /output has nothing to keep.
+        outputs.remove_tree(outputs.attempt_dir(settings.output_dir, claimed, spec.attempt))
     if claimed != task_id:
         return "yielded"
     return "started" if running else "done"

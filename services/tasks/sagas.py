@@ -15,7 +15,9 @@ from shared.sagas.store import Sagas
 
 def saga_definitions() -> tuple[SagaDefinition, ...]:
     """Every saga kind tasks orchestrates."""
-    return ()
+    from services.tasks.output_saga import task_outputs_saga
+
+    return (task_outputs_saga(),)
 
 
 @lru_cache(maxsize=1)

@@ -43,6 +43,8 @@ class SagaContext:
     #: The orchestrator's database session (the saga record's transaction), when there is one.
     session: Any = None
     events: list[Event] = field(default_factory=list)
+    #: Why the saga is failing, for a compensation to record (None while it is not).
+    reason: str | None = None
 
     def emit(self, event: Event) -> None:
         """Raise an event; it is written to the outbox with the saga's new state."""
@@ -178,6 +180,7 @@ def _compensate(
     the remaining compensations again then (each is idempotent).
     """
     record.state = SagaState.COMPENSATING
+    ctx.reason = record.reason
     done = {entry["step"] for entry in record.history if entry["what"] == "compensated"}
     for step in reversed(definition.steps[: definition.index(record.step) + 1]):
         if step.compensate is None or step.name in done:

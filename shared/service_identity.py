@@ -74,6 +74,15 @@ def service_secret_var(service: str) -> EnvVar:
     )
 
 
+#: Where the tasks service's REST API is: the gateway calls it, and files pulls task outputs.
+TASKS_SERVICE_URL = EnvVar(
+    "TASKS_SERVICE_URL",
+    default="http://127.0.0.1:8003",
+    doc="Base URL of the tasks service's internal REST API, as the gateway (and the files "
+    "worker, which pulls task outputs from it) reach it.",
+)
+
+
 SERVICE_CREDENTIAL_REQUIRED = EnvVar(
     "SERVICE_CREDENTIAL_REQUIRED",
     parse_bool,

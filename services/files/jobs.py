@@ -20,6 +20,7 @@ from shared.celery import send_job
 PROCESS_FILE = "files.process_file"
 NOTIFY_FILE_STATUS = "files.notify_file_status"
 REQUEUE_STALLED_FILES = "files.requeue_stalled_files"
+STORE_TASK_OUTPUTS = "files.store_task_outputs"
 
 
 @dataclass(frozen=True)
@@ -69,4 +70,15 @@ def send_status_notification(
         NOTIFY_FILE_STATUS,
         args=[owner_id, file_id, filename, status],
         queue=files_queues(settings).notifications,
+    )
+
+
+def send_store_task_outputs(payload: dict, *, settings: FilesSettings | None = None) -> None:
+    """Ask a worker to pull and store a finished task's outputs (a TaskOutputsReady's payload)."""
+    settings = settings or _settings()
+    send_job(
+        settings,
+        STORE_TASK_OUTPUTS,
+        kwargs={key: payload[key] for key in ("saga_id", "task_id", "owner_id", "outputs")},
+        queue=files_queues(settings).processing,
     )

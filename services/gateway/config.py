@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import CommonSettings, ConfigError, EnvVar, parse_bool, parse_list
-from shared.service_identity import parse_secret, service_secret_var
+from shared.service_identity import TASKS_SERVICE_URL, parse_secret, service_secret_var
 
 GIB = 1024**3
 
@@ -46,11 +46,7 @@ class GatewaySettings(CommonSettings):
         default="http://127.0.0.1:8002",
         doc="Base URL of the files service's internal REST API, as the gateway reaches it.",
     )
-    TASKS_SERVICE_URL = EnvVar(
-        "TASKS_SERVICE_URL",
-        default="http://127.0.0.1:8003",
-        doc="Base URL of the tasks service's internal REST API, as the gateway reaches it.",
-    )
+    TASKS_SERVICE_URL = TASKS_SERVICE_URL
     # The gateway signs its calls to each service with that service's own secret.
     AUTH_SERVICE_SECRET = service_secret_var("auth")
     FILES_SERVICE_SECRET = service_secret_var("files")

@@ -221,6 +221,13 @@ class TaskSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
     cancel_requested_at = fields.DateTime(allow_none=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
+    outputs_note = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "What under /output was not stored (over the limits, links, fifos), "
+            "or why no outputs were stored."
+        },
+    )
 
 
 #: One page of the caller's tasks, newest first.

@@ -140,6 +140,7 @@ class TaskView:
     finished_at: datetime | None
     cancel_requested_at: datetime | None
     usage: UsageView | None
+    outputs_note: str | None = None
 
 
 def _view(task: Task) -> TaskView:
@@ -168,6 +169,7 @@ def _view(task: Task) -> TaskView:
         finished_at=task.finished_at,
         cancel_requested_at=task.cancel_requested_at,
         usage=usage,
+        outputs_note=task.outputs_note,
     )
 
 

@@ -13,13 +13,17 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
+from services.files.erasure import erase_user_files
 from services.tasks.app import create_app as create_tasks_app
 from services.tasks.config import TasksSettings
+from services.tasks.erasure import erase_user_tasks
 from services.tasks.output_saga import output_settings
 from services.tasks.sagas import tasks_sagas
 from services.tasks.tests.engine.conftest import (  # noqa: F401 - fixture
@@ -82,10 +86,15 @@ def output_dir(tmp_path_factory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def outputs_tasks_server(auth_server, output_dir) -> Iterator[ServerThread]:
-    """A tasks service reading this module's output directory."""
-    app = create_tasks_app(TasksSettings(JWKS_URL=jwks_url(auth_server.url)))
-    with ServerThread(app) as server:
+def outputs_tasks_app(auth_server, output_dir):
+    """A tasks service's app reading this module's output directory."""
+    return create_tasks_app(TasksSettings(JWKS_URL=jwks_url(auth_server.url)))
+
+
+@pytest.fixture(scope="module")
+def outputs_tasks_server(outputs_tasks_app) -> Iterator[ServerThread]:
+    """That app on a loopback port."""
+    with ServerThread(outputs_tasks_app) as server:
         yield server
 
 
@@ -424,3 +433,33 @@ def _history_whats(database, task_id: str) -> list[str]:
             text("SELECT history FROM tasks.sagas WHERE subject = :t"), {"t": task_id}
         )
     return [entry["what"] for entry in history or []]
+
+
+def test_outputs_of_an_owner_being_deleted_are_refused_and_nothing_is_left(
+    gateway, user, database, output_dir, files_backend, outputs_tasks_app
+):
+    # What files does on auth.AccountDeletionRequested: the owner's replica is marked deleted.
+    files = files_backend.app.extensions["files"]
+    with Session(files.engine) as session, session.begin():
+        erase_user_files(session, storage=files.storage, user_id=user.id, saga_id=str(uuid4()))
+    # (Not through Task.outputFiles: files refuses a deleted account's token.)
+    task_id = _run(gateway, user, TWO_FILES, wait=False)
+
+    state, _step, reason = _saga_ended(database, task_id)
+    assert (state, reason) == ("FAILED", "the task's owner is deleted")
+    assert _output_rows(database, task_id) == []
+    _no_directory_left(output_dir, task_id)
+    with database.connect() as conn:
+        note = conn.scalar(
+            text("SELECT outputs_note FROM tasks.tasks WHERE id = :t"), {"t": task_id}
+        )
+    assert note == "Outputs were not stored: the task's owner is deleted"
+
+    # Then tasks erases the account's tasks, and with them any output directory left.
+    leftover = output_dir / task_id / "1"
+    leftover.mkdir(parents=True)
+    (leftover / "late.txt").write_text("late\n")
+    tasks = outputs_tasks_app.extensions["tasks"]
+    with Session(tasks.database) as session, session.begin():
+        erase_user_tasks(session, user_id=user.id, saga_id=str(uuid4()))
+    assert not (output_dir / task_id).exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,8 +92,47 @@ def outputs_tasks_app(auth_server, output_dir):
     return create_tasks_app(TasksSettings(JWKS_URL=jwks_url(auth_server.url)))
 
 
+class PullGate:
+    """Holds the tasks service's answer to one output's pull until released (WSGI middleware).
+
+    Lets a test kill the files worker while it waits for that output: mid-pull, for certain.
+    """
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+        self.path: str | None = None
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+
+    def arm(self, path: str) -> None:
+        """Hold the next pulls of any output whose path is `path`."""
+        self.arrived.clear()
+        self.released.clear()
+        self.path = path
+
+    def release(self) -> None:
+        """Answer the held pulls and those to come."""
+        self.path = None
+        self.released.set()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if self.path is not None and path.endswith(f"/outputs/{self.path}"):
+            self.arrived.set()
+            self.released.wait(60)
+        return self.wsgi_app(environ, start_response)
+
+
 @pytest.fixture(scope="module")
-def outputs_tasks_server(outputs_tasks_app) -> Iterator[ServerThread]:
+def pull_gate(outputs_tasks_app) -> PullGate:
+    """The gate in front of this module's tasks service."""
+    gate = PullGate(outputs_tasks_app.wsgi_app)
+    outputs_tasks_app.wsgi_app = gate
+    return gate
+
+
+@pytest.fixture(scope="module")
+def outputs_tasks_server(outputs_tasks_app, pull_gate) -> Iterator[ServerThread]:
     """That app on a loopback port."""
     with ServerThread(outputs_tasks_app) as server:
         yield server
@@ -393,17 +433,20 @@ def test_the_internal_endpoint_wants_a_service_credential_and_follows_no_link(
 
 @pytest.mark.parametrize("participant", ["files consumer", "files worker", "tasks consumer"])
 def test_a_participant_killed_mid_saga_neither_loses_nor_duplicates_an_output(
-    participant, gateway, user, database, processes, output_dir
+    participant, gateway, user, database, processes, output_dir, pull_gate
 ):
     process = processes[participant]
     script = "; ".join(f"head -c 1000 /dev/urandom > /output/out{n}.bin" for n in range(3))
     if participant == "files worker":
-        # Killed as soon as the first output is stored: the others are still to be pulled.
-        task_id = _run(gateway, user, script, wait=False)
-        wait_for(
-            lambda: _output_rows(database, task_id), timeout=90, message="no output was stored"
-        )
-        process.kill()
+        # Killed while it waits for the second output: the first is stored, the third not yet.
+        pull_gate.arm("out1.bin")
+        try:
+            task_id = _run(gateway, user, script, wait=False)
+            assert pull_gate.arrived.wait(90), "the worker never pulled out1.bin"
+            assert [path for path, _ in _output_rows(database, task_id)] == ["out0.bin"]
+            process.kill()
+        finally:
+            pull_gate.release()
     else:
         process.kill()
         task_id = _run(gateway, user, script)
@@ -413,8 +456,7 @@ def test_a_participant_killed_mid_saga_neither_loses_nor_duplicates_an_output(
             assert time.monotonic() < deadline, _saga(database, task_id)
             time.sleep(0.5)
     try:
-        if participant != "files worker":  # the worker may have stored the rest already
-            assert _saga(database, task_id)[0] == "RUNNING"
+        assert _saga(database, task_id)[0] == "RUNNING"
     finally:
         process.start()
         if participant == "files worker":

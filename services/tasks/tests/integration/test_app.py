@@ -18,6 +18,7 @@ def test_health_readiness_and_openapi(test_env):
         "/v1/tasks/{task_id}",
         "/v1/tasks/{task_id}/cancel",
         "/v1/tasks/{task_id}/logs",
+        "/internal/v1/tasks/{task_id}/outputs/{path}",
     } <= set(openapi["paths"])
     assert b"http_requests_total" in client.get("/metrics").data
 

@@ -73,12 +73,16 @@ def start_attempt(
     if claim.outcome != "start":
         return claim.outcome
     claimed = claim.spec.task_id
-    spec = replace(
-        claim.spec,
-        output_dir=outputs.prepare_attempt_dir(
+    try:
+        output_dir = outputs.prepare_attempt_dir(
             settings.output_dir, claimed, claim.spec.attempt, user=settings.container_user
-        ),
-    )
+        )
+    except OSError as exc:
+        # An operator's problem (TASKS_OUTPUT_DIR unmounted, read-only): retried like the engine.
+        raise EngineUnavailable(
+            "OUTPUT_DIR_UNAVAILABLE", f"TASKS_OUTPUT_DIR cannot hold the task's /output: {exc}"
+        ) from None
+    spec = replace(claim.spec, output_dir=output_dir)
     try:
         container = engine.run(spec)
     except TaskRejected as exc:

@@ -113,9 +113,17 @@ def collect_outputs(session: Session, task: Task, *, settings) -> str | None:
     from services.tasks.sagas import tasks_sagas
 
     directory = outputs.attempt_dir(settings.output_dir, task.id, task.attempts)
-    found = outputs.collect(
-        directory, max_files=settings.output_max_files, max_bytes=settings.output_max_bytes
-    )
+    try:
+        found = outputs.collect(
+            directory, max_files=settings.output_max_files, max_bytes=settings.output_max_bytes
+        )
+    except OSError as exc:
+        # The task's end must be recorded whatever the task left: a scan that cannot finish
+        # stores nothing rather than keep the task RUNNING.
+        log.warning("task %s: its outputs could not be read: %s", task.id, exc)
+        task.outputs_note = f"Outputs were not stored: they could not be read ({exc.strerror})."
+        outputs.remove_task_dir(settings.output_dir, task.id)
+        return None
     task.outputs_note = describe_dropped(found)
     if not found.kept:
         outputs.remove_task_dir(settings.output_dir, task.id)

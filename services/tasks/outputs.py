@@ -141,18 +141,31 @@ def remove_other_attempts(root: str, task_id: uuid.UUID | str, *, keep: int) -> 
                 remove_tree(Path(entry.path))
 
 
-def _walk(directory: str, prefix: str = "") -> Iterator[tuple[str, os.DirEntry]]:
-    """Every entry under `directory` (relative path, entry), depth first, links not followed."""
+def _entries(directory: str) -> list[os.DirEntry]:
     try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        with os.scandir(directory) as found:
+            return sorted(found, key=lambda entry: entry.name)
     except OSError as exc:
         log.warning("cannot list %s: %s", directory, exc)
-        return
-    for entry in entries:
+        return []
+
+
+def _walk(directory: str) -> Iterator[tuple[str, os.DirEntry]]:
+    """Every entry under `directory` (relative path, entry), in path order, links not followed.
+
+    A stack, not recursion: a task may nest directories deeper than Python's recursion limit.
+    """
+    stack: list[tuple[str, Iterator[os.DirEntry]]] = [("", iter(_entries(directory)))]
+    while stack:
+        prefix, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
         relative = f"{prefix}{entry.name}"
         yield relative, entry
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, relative + "/")
+            stack.append((relative + "/", iter(_entries(entry.path))))
 
 
 def _printable(relative: str) -> str | None:

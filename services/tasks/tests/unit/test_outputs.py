@@ -103,3 +103,29 @@ def test_removing_a_task_dir_removes_links_not_their_targets(tmp_path):
     outputs.remove_task_dir(str(tmp_path / "root"), task_id)
     assert not outputs.task_dir(str(tmp_path / "root"), task_id).exists()
     assert target.read_text() == "keep"
+
+
+def test_a_directory_nested_deeper_than_the_recursion_limit_is_scanned(tmp_path):
+    deep = tmp_path
+    for _ in range(1200):
+        deep = deep / "d"
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(1200):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with open(os.open("last.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "w") as file:
+            file.write("x")
+    finally:
+        os.close(fd)
+    found = outputs.collect(tmp_path, max_files=200, max_bytes=100)
+    # Found (no RecursionError), and dropped: its path is longer than a file may record.
+    assert found.kept == []
+    assert [item.reason for item in found.dropped] == ["the path is too long"]
+    assert outputs.over_limits(tmp_path, max_files=200, max_bytes=100) is None
+    # Past the entries a scan looks at, a running task is over its limits.
+    assert "entries" in outputs.over_limits(tmp_path, max_files=10, max_bytes=100)
+    outputs.remove_tree(tmp_path)
+    assert not tmp_path.exists()

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -113,18 +112,48 @@ def prepare_attempt_dir(root: str, task_id: uuid.UUID, attempt: int, *, user: st
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a directory and everything in it (links are removed, never followed)."""
-    if path.is_symlink():
-        path.unlink(missing_ok=True)
-        return
+    """Delete a directory and everything in it; links are removed, never followed. Never raises.
 
-    def _failed(_function, failed_path, exc_info) -> None:
-        error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        if isinstance(error, FileNotFoundError):
+    Walks down and back up one directory descriptor at a time (".." to go up): a task may nest
+    directories deeper than the recursion limit, the path limit or the open-files limit, each of
+    which would stop shutil.rmtree. The container is gone, so nothing changes the tree meanwhile.
+    """
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)
             return
-        log.warning("could not delete %s of a task's outputs: %s", failed_path, error)
-
-    shutil.rmtree(path, onerror=_failed)
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        names: list[str] = []
+        try:
+            while True:
+                with os.scandir(fd) as listing:
+                    entries = [
+                        (entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing
+                    ]
+                below = next((name for name, is_dir in entries if is_dir), None)
+                for name, is_dir in entries:
+                    if not is_dir:
+                        os.unlink(name, dir_fd=fd)
+                if below is not None:
+                    inner = os.open(below, flags, dir_fd=fd)
+                    os.close(fd)
+                    fd = inner
+                    names.append(below)
+                    continue
+                if not names:
+                    break
+                outer = os.open("..", flags, dir_fd=fd)
+                os.close(fd)
+                fd = outer
+                os.rmdir(names.pop(), dir_fd=fd)
+        finally:
+            os.close(fd)
+        os.rmdir(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.warning("could not delete %s of a task's outputs: %s", path, exc)
 
 
 def remove_task_dir(root: str, task_id: uuid.UUID | str) -> None:

@@ -120,12 +120,15 @@ def test_a_directory_nested_deeper_than_the_recursion_limit_is_scanned(tmp_path)
             file.write("x")
     finally:
         os.close(fd)
-    found = outputs.collect(tmp_path, max_files=200, max_bytes=100)
-    # Found (no RecursionError), and dropped: its path is longer than a file may record.
-    assert found.kept == []
-    assert [item.reason for item in found.dropped] == ["the path is too long"]
-    assert outputs.over_limits(tmp_path, max_files=200, max_bytes=100) is None
-    # Past the entries a scan looks at, a running task is over its limits.
-    assert "entries" in outputs.over_limits(tmp_path, max_files=10, max_bytes=100)
-    outputs.remove_tree(tmp_path)
+    try:
+        found = outputs.collect(tmp_path, max_files=200, max_bytes=100)
+        # Found (no RecursionError), and dropped: its path is longer than a file may record.
+        assert found.kept == []
+        assert [item.reason for item in found.dropped] == ["the path is too long"]
+        assert outputs.over_limits(tmp_path, max_files=200, max_bytes=100) is None
+        # Past the entries a scan looks at, a running task is over its limits.
+        assert "entries" in outputs.over_limits(tmp_path, max_files=10, max_bytes=100)
+    finally:
+        # Deeper than shutil.rmtree (pytest's own cleanup) can go.
+        outputs.remove_tree(tmp_path)
     assert not tmp_path.exists()

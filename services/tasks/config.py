@@ -187,9 +187,9 @@ class TasksSettings(CommonSettings):
         "TASKS_OUTPUT_DIR",
         default="./var/task-outputs",
         doc="Host directory holding each task attempt's /output (bind-mounted read-write into its "
-        "container). The launcher, worker, monitor and the tasks REST service must all see it at "
-        "this same path, which must also be the path on the Docker engine's host (a bind mount "
-        "is the host's path). Created if missing.",
+        "container). Every tasks process (REST service, launcher, worker, monitor, consumer, "
+        "saga sweep) must see it at this same path, which must also be its path on the Docker "
+        "engine's host (a bind mount is the host's path). Created if missing.",
     )
     OUTPUT_MAX_FILES = EnvVar(
         "TASKS_OUTPUT_MAX_FILES",

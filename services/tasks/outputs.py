@@ -85,20 +85,21 @@ def attempt_dir(root: str, task_id: uuid.UUID | str, attempt: int) -> Path:
 
 
 def prepare_attempt_dir(root: str, task_id: uuid.UUID, attempt: int, *, user: str) -> str:
-    """Create the attempt's empty directory, owned by the container's user, 0700; its path.
+    """Create the attempt's directory, owned by the container's user, 0700; its path.
 
-    Idempotent (a start that crashed and runs again gets the same, emptied directory). Owning
-    it needs root; a process that is not root makes it world-writable instead (0777), and the
-    cleanup of subdirectories the task makes may then fail (logged).
+    Idempotent, and never emptied: a start job that crashed after starting the container is
+    followed by one that adopts that running container, which may have written there already.
+    Owning it needs root; a process that is not root makes it world-writable instead (0777),
+    and the cleanup of subdirectories the task makes may then fail (logged).
     """
     directory = attempt_dir(root, task_id, attempt)
     directory.parent.mkdir(parents=True, exist_ok=True)
     # The container's user reaches its directory only through its mount, but an image may run
     # as another user than the configured one: the parents only need to be traversable.
     os.chmod(directory.parent, 0o711)
-    if directory.exists() or directory.is_symlink():
-        remove_tree(directory)
-    directory.mkdir()
+    if directory.is_symlink():
+        directory.unlink()
+    directory.mkdir(exist_ok=True)
     owner = parse_user(user)
     try:
         if owner is None:

@@ -27,12 +27,12 @@ def test_the_directory_belongs_to_the_containers_user_and_no_one_else(tmp_path, 
         assert info.st_mode & 0o777 == 0o777
 
 
-def test_preparing_again_empties_the_directory(tmp_path, attempt):
+def test_preparing_again_keeps_what_an_adopted_container_wrote(tmp_path, attempt):
     task_id, path = attempt
-    with open(os.path.join(path, "left.txt"), "w") as file:
-        file.write("from a crashed start")
+    with open(os.path.join(path, "written.txt"), "w") as file:
+        file.write("by the container a crashed start job started")
     assert outputs.prepare_attempt_dir(str(tmp_path), task_id, 1, user="") == path
-    assert os.listdir(path) == []
+    assert os.listdir(path) == ["written.txt"]
 
 
 def test_collect_keeps_regular_files_in_path_order_within_the_limits(tmp_path):

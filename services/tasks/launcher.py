@@ -97,7 +97,7 @@ def start_attempt(
     if not running:
         engine.remove(container.name)
         # Cancelled while starting: this attempt never ran, so its /output has nothing to keep.
-        outputs.remove_tree(outputs.attempt_dir(settings.output_dir, claimed, spec.attempt))
+        outputs.remove_attempt_dir(settings.output_dir, claimed, spec.attempt)
     if claimed != task_id:
         return "yielded"
     return "started" if running else "done"

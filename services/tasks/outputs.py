@@ -162,6 +162,14 @@ def remove_task_dir(root: str, task_id: uuid.UUID | str) -> None:
     remove_tree(task_dir(root, task_id))
 
 
+def remove_attempt_dir(root: str, task_id: uuid.UUID | str, attempt: int) -> None:
+    """Delete one attempt's directory, and the task's too once no attempt has one left."""
+    remove_tree(attempt_dir(root, task_id, attempt))
+    # Only when empty: another attempt of the task may have its own by now.
+    with contextlib.suppress(OSError):
+        os.rmdir(task_dir(root, task_id))
+
+
 def remove_other_attempts(root: str, task_id: uuid.UUID | str, *, keep: int) -> None:
     """Delete the directories of a task's attempts other than `keep` (a retry's leftovers)."""
     parent = task_dir(root, task_id)

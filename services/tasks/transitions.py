@@ -432,7 +432,7 @@ def finish_attempt(
             attempt = task.attempts
             uow.commit()
             # Only the last attempt's outputs are stored: a failed one's go now.
-            outputs.remove_tree(outputs.attempt_dir(settings.output_dir, task_id, attempt))
+            outputs.remove_attempt_dir(settings.output_dir, task_id, attempt)
             return delay
         uow.add_event(
             transition(

@@ -132,3 +132,14 @@ def test_a_directory_nested_deeper_than_the_recursion_limit_is_scanned(tmp_path)
         # Deeper than shutil.rmtree (pytest's own cleanup) can go.
         outputs.remove_tree(tmp_path)
     assert not tmp_path.exists()
+
+
+def test_removing_the_last_attempts_directory_removes_the_tasks(tmp_path):
+    task_id = uuid.uuid4()
+    root = str(tmp_path)
+    outputs.prepare_attempt_dir(root, task_id, 1, user="")
+    outputs.prepare_attempt_dir(root, task_id, 2, user="")
+    outputs.remove_attempt_dir(root, task_id, 1)
+    assert os.listdir(outputs.task_dir(root, task_id)) == ["2"]
+    outputs.remove_attempt_dir(root, task_id, 2)
+    assert not outputs.task_dir(root, task_id).exists()

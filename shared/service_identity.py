@@ -62,7 +62,10 @@ def parse_secret(raw: str) -> str:
 
 
 #: Who calls a service besides the gateway (they hold its secret too).
-_CALLERS = {"files": "the gateway; the tasks launcher and worker, which fetch input files"}
+_CALLERS = {
+    "files": "the gateway; the tasks launcher and worker, which fetch input files",
+    "tasks": "the gateway; the files worker, which pulls task outputs",
+}
 
 
 def service_secret_var(service: str) -> EnvVar:

@@ -88,3 +88,22 @@ def test_the_auth_worker_runs_as_in_the_procfile_with_the_auth_database_and_sign
     for name in ("AUTH_DATABASE_URL", "AUTH_JWT_PRIVATE_KEY"):
         assert service["environment"][name] == auth_env[name]
     assert not mounts_the_socket(service)
+
+
+def test_every_tasks_process_mounts_the_output_directory_at_its_host_path():
+    # The engine bind-mounts an attempt's directory by its host path, so every process that
+    # creates, checks, serves or deletes it sees it at that very path.
+    path = COMPOSE["tasks"]["environment"]["TASKS_OUTPUT_DIR"]
+    for name in ("tasks", "tasks-launcher", "tasks-worker", "tasks-monitor", "consume-tasks",
+                 "sagas-tasks"):  # fmt: skip
+        assert f"{path}:{path}" in COMPOSE[name]["volumes"], name
+        assert COMPOSE[name]["environment"]["TASKS_OUTPUT_DIR"] == path, name
+
+
+def test_the_files_worker_reaches_the_tasks_service_for_task_outputs():
+    environment = COMPOSE["files-worker"]["environment"]
+    assert environment["TASKS_SERVICE_URL"] == "http://tasks:8003"
+    assert (
+        environment["TASKS_SERVICE_SECRET"]
+        == COMPOSE["tasks"]["environment"]["TASKS_SERVICE_SECRET"]
+    )

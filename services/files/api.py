@@ -141,13 +141,19 @@ class Files(MethodView):
     @blp.arguments(FileQueryArgsSchema, location="query", as_kwargs=True)
     @blp.alt_response(304, description="Not modified (If-None-Match holds the page's ETag)")
     @blp.response(200, FilePageSchema)
-    def get(self, first, after, search):
+    def get(self, first, after, search, produced_by_task):
         """List the caller's files, newest first, or best match first for a `search`, paged."""
         if search is not None:
             return service.search_files(
                 _ctx().uow(), owner_id=caller_id(), search=search, first=first, after=after
             )
-        return service.list_files(_ctx().uow(), owner_id=caller_id(), first=first, after=after)
+        return service.list_files(
+            _ctx().uow(),
+            owner_id=caller_id(),
+            first=first,
+            after=after,
+            produced_by_task=produced_by_task,
+        )
 
     @authenticated
     @blp.doc(requestBody=UPLOAD_REQUEST_BODY)

@@ -10,6 +10,7 @@ from shared.config import (
     EnvVar,
     database_url_var,
     parse_positive_int,
+    service_url_var,
 )
 from shared.notifications import NOTIFICATION_CHANNELS
 from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
@@ -62,6 +63,10 @@ class FilesSettings(CommonSettings):
     DATABASE_URL = database_url_var("files")
     SERVICE_SECRET = service_secret_var("files")
     SERVICE_CREDENTIAL_REQUIRED = SERVICE_CREDENTIAL_REQUIRED
+    # The worker pulls a finished task's outputs from the tasks service (task_outputs.py),
+    # signing its calls with the tasks service's secret as the gateway does.
+    TASKS_SERVICE_URL = service_url_var("tasks", 8003)
+    TASKS_SERVICE_SECRET = service_secret_var("tasks")
     STORAGE_BACKEND = EnvVar(
         "FILES_STORAGE_BACKEND",
         parse_backend,

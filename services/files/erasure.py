@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from services.files.events import UserFilesDeleted
-from services.files.models import SCHEMA, File, StorageAccount
+from services.files.models import SCHEMA, File, StorageAccount, users
 from services.files.storage import Storage
 from shared.db import add_events
+from shared.user_replica import record_user_deleted
 
 
 def erase_user_files(session: Session, *, storage: Storage, user_id: str, saga_id: str) -> int:
@@ -21,6 +23,9 @@ def erase_user_files(session: Session, *, storage: Storage, user_id: str, saga_i
     missing object is no error), so nothing is ever left behind. Returns how many files went.
     """
     owner_id = uuid.UUID(user_id)
+    # Marked first (the account never comes back): a task output being stored for the user
+    # either commits before the files are read below, or sees this and is refused.
+    record_user_deleted(session, users, user_id=owner_id, deleted_at=datetime.now(UTC))
     keys = list(
         session.scalars(select(File.storage_key).where(File.owner_id == owner_id).with_for_update())
     )

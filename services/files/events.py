@@ -112,3 +112,30 @@ class InputFileLeaseRefused(Event):
     task_id: str
     file_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class TaskOutputsStored(Event):
+    """Every output of a finished task is a file of its owner (a reply to tasks' outputs saga).
+
+    `files` lists each as {path, file_id}; each was also announced by a FileUploaded.
+    """
+
+    aggregate_type = "task"
+    aggregate_field = "task_id"
+
+    saga_id: str
+    task_id: str
+    files: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TaskOutputsRefused(Event):
+    """Files will not store a task's outputs, and says why (its owner is deleted, no room)."""
+
+    aggregate_type = "task"
+    aggregate_field = "task_id"
+
+    saga_id: str
+    task_id: str
+    reason: str

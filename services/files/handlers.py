@@ -47,6 +47,11 @@ def on_processing_finished(envelope: Envelope, _session: Session) -> None:
     )
 
 
+def on_task_outputs_ready(envelope: Envelope, _session: Session) -> None:
+    """Hand a finished task's outputs to a worker, which stores them and replies to the saga."""
+    jobs.send_store_task_outputs(envelope.payload)
+
+
 def on_user_event(envelope: Envelope, session: Session) -> None:
     """Keep this service's replica of a user (registered, deleted) in step with auth."""
     apply_user_event(session, users, envelope)
@@ -124,6 +129,7 @@ SUBSCRIPTIONS = [
         on_processing_finished,
     ),
     Subscription("files.users", list(USER_EVENTS), on_user_event),
+    Subscription("files.task-outputs", ["tasks.TaskOutputsReady"], on_task_outputs_ready),
     Subscription(
         "files.account-deletion", ["auth.AccountDeletionRequested"], on_account_deletion_requested
     ),

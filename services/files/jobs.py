@@ -22,6 +22,7 @@ NOTIFY_FILE_STATUS = "files.notify_file_status"
 INDEX_FILE_TEXT = "files.index_file_text"
 REQUEUE_STALLED_FILES = "files.requeue_stalled_files"
 SWEEP_INPUT_LEASES = "files.sweep_input_leases"
+STORE_TASK_OUTPUTS = "files.store_task_outputs"
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,14 @@ def send_text_indexing(file_id: str, *, settings: FilesSettings | None = None) -
     """Ask a worker to build a processed text file's search document (idempotent)."""
     settings = settings or _settings()
     send_job(settings, INDEX_FILE_TEXT, args=[file_id], queue=files_queues(settings).search)
+
+
+def send_store_task_outputs(payload: dict, *, settings: FilesSettings | None = None) -> None:
+    """Ask a worker to pull and store a finished task's outputs (a TaskOutputsReady's payload)."""
+    settings = settings or _settings()
+    send_job(
+        settings,
+        STORE_TASK_OUTPUTS,
+        kwargs={key: payload[key] for key in ("saga_id", "task_id", "owner_id", "outputs")},
+        queue=files_queues(settings).processing,
+    )

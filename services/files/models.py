@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -71,6 +72,9 @@ class File(Base):
         Index("ix_files_owner_id_created_at_id", "owner_id", "created_at", "id"),
         # File search (services/files/search.py) matches the name or the content's document.
         Index("ix_files_name_vector", "name_vector", postgresql_using="gin"),
+        # A task's output is stored once whatever the retries (services/files/task_outputs.py);
+        # the same index serves Task.outputFiles (files by the task that produced them).
+        UniqueConstraint("produced_by_task_id", "output_path", name="uq_files_task_output"),
         # The reaper's sweep looks only at files still waiting for or in processing.
         Index(
             "ix_files_unfinished",
@@ -110,6 +114,10 @@ class File(Base):
     processing_token: Mapped[uuid.UUID | None]
     #: PROCESSING: when the claim lapses unless renewed. UPLOADED: when the reaper looks again.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The task whose /output this file was (task_outputs saga); null for an upload.
+    produced_by_task_id: Mapped[uuid.UUID | None]
+    #: Its path under the task's /output (subdirectories included), with produced_by_task_id.
+    output_path: Mapped[str | None] = mapped_column(String(1024))
     #: The filename's words, weighted A; kept by PostgreSQL.
     name_vector: Mapped[Any] = mapped_column(
         TSVECTOR, Computed(NAME_VECTOR_SQL, persisted=True), deferred=True

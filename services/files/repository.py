@@ -62,18 +62,26 @@ class FileRepository:
         return self.session.scalar(select(File.status).where(File.id == file_id))
 
     def newest_first(
-        self, *, owner_id: uuid.UUID, first: int, after: KeysetCursor | None
+        self,
+        *,
+        owner_id: uuid.UUID,
+        first: int,
+        after: KeysetCursor | None,
+        produced_by_task: uuid.UUID | None = None,
     ) -> list[File]:
         """Up to `first` + 1 of the owner's files after the cursor (the extra one: a next page)."""
         owned = select(File).where(File.owner_id == owner_id)
+        if produced_by_task is not None:
+            owned = owned.where(File.produced_by_task_id == produced_by_task)
         query = newest_first_page(owned, File.created_at, File.id, first=first, after=after)
         return list(self.session.scalars(query))
 
-    def count_owned(self, owner_id: uuid.UUID) -> int:
-        """How many files the owner has."""
-        count = self.session.scalar(
-            select(func.count()).select_from(File).where(File.owner_id == owner_id)
-        )
+    def count_owned(self, owner_id: uuid.UUID, *, produced_by_task: uuid.UUID | None = None) -> int:
+        """How many files the owner has (of those `produced_by_task`, when given)."""
+        query = select(func.count()).select_from(File).where(File.owner_id == owner_id)
+        if produced_by_task is not None:
+            query = query.where(File.produced_by_task_id == produced_by_task)
+        count = self.session.scalar(query)
         return count or 0
 
     def delete_owned(self, *, owner_id: uuid.UUID, file_id: uuid.UUID) -> Row[Any] | None:

@@ -31,6 +31,14 @@ class FileSchema(Schema):
     extra = fields.Dict(metadata={"description": "Results of further processors, by name."})
     created_at = fields.DateTime()
     processed_at = fields.DateTime(allow_none=True)
+    produced_by_task_id = fields.UUID(
+        allow_none=True,
+        metadata={"description": "The task whose /output this file was; null for an upload."},
+    )
+    output_path = fields.String(
+        allow_none=True,
+        metadata={"description": "The file's path under that task's /output (subdirectories)."},
+    )
 
 
 MAX_SEARCH_LENGTH = 200
@@ -52,11 +60,21 @@ class FileQueryArgsSchema(Schema):
         },
     )
 
+    produced_by_task = fields.UUID(
+        load_default=None,
+        metadata={
+            "description": "Only the files this task of the caller's produced (its outputs), "
+            "newest first; not combined with a search."
+        },
+    )
+
     @post_load
     def blank_search_lists_everything(self, data: dict, **_kwargs) -> dict:
         """A blank search is no search; a cursor must come from the same kind of listing."""
         search = data.get("search")
         data["search"] = search.strip() if search and search.strip() else None
+        if data["search"] is not None and data.get("produced_by_task") is not None:
+            raise ValidationError("A search lists all the caller's files.", "produced_by_task")
         after = data.get("after")
         if after is not None and isinstance(after, RankCursor) != (data["search"] is not None):
             raise ValidationError(

@@ -116,6 +116,8 @@ class FileView:
     created_at: datetime
     processed_at: datetime | None
     storage_key: str
+    produced_by_task_id: uuid.UUID | None = None
+    output_path: str | None = None
 
     @property
     def media_type(self) -> str:
@@ -162,6 +164,8 @@ def _view(file: File) -> FileView:
         created_at=file.created_at,
         processed_at=file.processed_at,
         storage_key=file.storage_key,
+        produced_by_task_id=file.produced_by_task_id,
+        output_path=file.output_path,
     )
 
 
@@ -250,15 +254,25 @@ def get_file(uow: FilesUnitOfWork, *, owner_id: uuid.UUID, file_id: uuid.UUID) -
 
 
 def list_files(
-    uow: FilesUnitOfWork, *, owner_id: uuid.UUID, first: int, after: KeysetCursor | None = None
+    uow: FilesUnitOfWork,
+    *,
+    owner_id: uuid.UUID,
+    first: int,
+    after: KeysetCursor | None = None,
+    produced_by_task: uuid.UUID | None = None,
 ) -> Page[FileView]:
-    """The owner's files newest first, `first` at a time after `after` (keyset pagination)."""
+    """The owner's files newest first, `first` at a time after `after` (keyset pagination).
+
+    `produced_by_task`: only the outputs of that task (the owner's files only, all the same).
+    """
     with uow:
         rows = [
             _view(row)
-            for row in uow.files.newest_first(owner_id=owner_id, first=first, after=after)
+            for row in uow.files.newest_first(
+                owner_id=owner_id, first=first, after=after, produced_by_task=produced_by_task
+            )
         ]
-        total = uow.files.count_owned(owner_id)
+        total = uow.files.count_owned(owner_id, produced_by_task=produced_by_task)
     return page_of(rows, first=first, total_count=total, node=lambda view: view)
 
 

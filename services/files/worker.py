@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import lru_cache
 
 from celery import signals
 from flask import current_app
 
-from services.files import jobs, processing, search, service
+from services.files import jobs, processing, search, service, task_outputs
 from services.files.analysis import tune_allocator
 from services.files.app import create_app
 from services.files.config import FilesSettings
+from services.files.storage import StorageUnavailable
+from services.files.tasks_client import TaskOutputSource, TasksUnavailable
 from shared.logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,32 @@ def notify_file_status(self, owner_id: str, file_id: str, filename: str, status:
     service.notify_file_status(
         _ctx().notifier, owner_id=owner_id, file_id=file_id, filename=filename, status=status
     )
+
+
+@celery_app.task(
+    name=jobs.STORE_TASK_OUTPUTS,
+    autoretry_for=(TasksUnavailable, StorageUnavailable),
+    **RETRY_POLICY,
+)
+def store_task_outputs(saga_id: str, task_id: str, owner_id: str, outputs: list) -> str:
+    """Pull a finished task's outputs from tasks, store them, reply to the saga (idempotent)."""
+    ctx = _ctx()
+    return task_outputs.store_task_outputs(
+        ctx.uow,
+        storage=ctx.storage,
+        source=_task_output_source(),
+        saga_id=saga_id,
+        task_id=task_id,
+        owner_id=owner_id,
+        outputs=outputs,
+        quota_bytes=ctx.settings.USER_QUOTA_BYTES,
+        max_bytes=ctx.settings.MAX_UPLOAD_BYTES,
+    )
+
+
+@lru_cache(maxsize=1)
+def _task_output_source() -> TaskOutputSource:
+    return TaskOutputSource(settings.TASKS_SERVICE_URL, settings.TASKS_SERVICE_SECRET)
 
 
 @celery_app.task(name=jobs.REQUEUE_STALLED_FILES)

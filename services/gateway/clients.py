@@ -519,9 +519,18 @@ class FilesClient(ServiceClient):
         first: int | None = None,
         after: str | None = None,
         search: str | None = None,
+        produced_by_task: str | None = None,
     ) -> dict[str, Any]:
-        """One page of the caller's files (newest first, or best match first for `search`)."""
-        params = {"first": first, "after": after, "search": search}
+        """One page of the caller's files (newest first, or best match first for `search`).
+
+        `produced_by_task`: only that task's outputs.
+        """
+        params = {
+            "first": first,
+            "after": after,
+            "search": search,
+            "produced_by_task": produced_by_task,
+        }
         params = {name: value for name, value in params.items() if value is not None}
         return await self.request("GET", "/v1/files", caller, params=params, with_token=True)
 

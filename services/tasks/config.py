@@ -220,6 +220,43 @@ class TasksSettings(CommonSettings):
         default="65534:65534",
         doc="User task containers run as (nobody); empty keeps the image's own user.",
     )
+    # Task outputs (services/tasks/outputs.py and output_saga.py).
+    OUTPUT_DIR = EnvVar(
+        "TASKS_OUTPUT_DIR",
+        default="./var/task-outputs",
+        doc="Host directory holding each task attempt's /output (bind-mounted read-write into its "
+        "container). Every tasks process (REST service, launcher, worker, monitor, consumer, "
+        "saga sweep) must see it at this same path, which must also be its path on the Docker "
+        "engine's host (a bind mount is the host's path). Created if missing.",
+    )
+    OUTPUT_MAX_FILES = EnvVar(
+        "TASKS_OUTPUT_MAX_FILES",
+        parse_positive_int,
+        default=100,
+        doc="Most regular files a task may leave under /output: a running task over it is "
+        "killed (FAILED, OUTPUT_LIMIT_EXCEEDED), and no more than this many are ever stored.",
+    )
+    OUTPUT_MAX_BYTES = EnvVar(
+        "TASKS_OUTPUT_MAX_BYTES",
+        parse_positive_int,
+        default=100 * 1024 * 1024,
+        doc="Most bytes a task's /output files may hold together: a running task over it is "
+        "killed (FAILED, OUTPUT_LIMIT_EXCEEDED), and no more than this many are ever stored.",
+    )
+    OUTPUT_STEP_TIMEOUT_SECONDS = EnvVar(
+        "TASKS_OUTPUT_STEP_TIMEOUT_SECONDS",
+        float,
+        default=60.0,
+        doc="How long the task_outputs saga waits for files to store a task's outputs before it "
+        "asks again (files' side is idempotent).",
+    )
+    OUTPUT_STEP_ATTEMPTS = EnvVar(
+        "TASKS_OUTPUT_STEP_ATTEMPTS",
+        parse_positive_int,
+        default=10,
+        doc="How many times the task_outputs saga asks files to store a task's outputs before it "
+        "fails (the outputs are then deleted and the task says why).",
+    )
     LOG_FLUSH_SECONDS = EnvVar(
         "TASKS_LOG_FLUSH_SECONDS",
         float,

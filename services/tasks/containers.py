@@ -84,6 +84,8 @@ class ContainerSpec:
     #: The leased input file (its name, mounted at /input/<name>); None for a task without one.
     input_file_id: uuid.UUID | None = None
     input_filename: str | None = None
+    #: The attempt's host directory mounted read-write at /output (outputs.py), if any.
+    output_dir: str | None = None
 
 
 #: Where a task's input file directory is mounted in its container.
@@ -283,15 +285,19 @@ def container_options(
             },
         },
     }
+    binds: dict[str, dict[str, str]] = {}
     if spec.input_filename is not None:
         # Read-only, on top of the read-only root: the task reads its input and cannot change it.
-        host["binds"] = {
-            input_host_dir(limits.input_root, spec.task_id): {"bind": INPUT_MOUNT, "mode": "ro"}
-        }
+        binds[input_host_dir(limits.input_root, spec.task_id)] = {"bind": INPUT_MOUNT, "mode": "ro"}
         container["environment"] = {
             **spec.env,
             INPUT_FILE_VARIABLE: f"{INPUT_MOUNT}/{spec.input_filename}",
         }
+    if spec.output_dir:
+        # A host directory, not a tmpfs: the outputs are collected after the container is gone.
+        binds[spec.output_dir] = {"bind": "/output", "mode": "rw"}
+    if binds:
+        host["binds"] = binds
     return container, host
 
 

@@ -7,11 +7,17 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.tasks import schedules, service
+from services.tasks import outputs, schedules, service
 from services.tasks.events import TaskDeleted, UserTasksDeleted
 from services.tasks.lifecycle import is_finished
 from services.tasks.models import SCHEMA, Task
 from shared.db import UnitOfWork, add_events, session_factory
+
+
+def _output_root() -> str:
+    from services.tasks.output_saga import output_settings
+
+    return output_settings().OUTPUT_DIR
 
 
 class TasksStillRunning(Exception):
@@ -74,7 +80,10 @@ def erase_user_tasks(session: Session, *, user_id: str, saga_id: str) -> int:
     running = [str(task_id) for task_id, status in rows if not is_finished(status)]
     if running:
         raise TasksStillRunning(f"tasks still stopping: {', '.join(running)}")
-    # Log chunks go with their task (ON DELETE CASCADE).
+    # Log chunks go with their task (ON DELETE CASCADE); their /output directories here.
+    output_root = _output_root()
+    for task_id, _ in rows:
+        outputs.remove_task_dir(output_root, task_id)
     session.execute(delete(Task).where(Task.owner_id == owner_id))
     events = [TaskDeleted(task_id=str(task_id), owner_id=user_id) for task_id, _ in rows]
     events.append(UserTasksDeleted(user_id=user_id, saga_id=saga_id, tasks_deleted=len(rows)))

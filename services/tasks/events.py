@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shared.events import Event
 
@@ -232,3 +233,15 @@ class ScheduleMisfired(ScheduleEvent):
     first_missed_at: str
     last_missed_at: str
     ran: int
+
+
+@dataclass(frozen=True)
+class TaskOutputsReady(TaskEvent):
+    """A finished task left files under /output: files is asked to store them (task_outputs saga).
+
+    `outputs` lists each kept file as {path, size}; files fetches them from the tasks service's
+    internal REST API and replies files.TaskOutputsStored or files.TaskOutputsRefused.
+    """
+
+    saga_id: str
+    outputs: list[dict[str, Any]]

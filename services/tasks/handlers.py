@@ -58,6 +58,6 @@ SUBSCRIPTIONS = [
         retry_delay=1.0,
         max_retry_delay=10.0,
     ),
-    # The replies that advance tasks' sagas (input files: files' lease granted or refused).
+    # The replies that advance tasks' sagas: files' answers about input-file leases and outputs.
     tasks_sagas().subscription("tasks.sagas"),
 ]

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 import amqp
 from sqlalchemy.engine import Engine as DatabaseEngine
 
-from services.tasks import dispatch, transitions
+from services.tasks import dispatch, outputs, transitions
 from services.tasks.config import TasksSettings
 from services.tasks.containers import (
     ContainerEngine,
@@ -78,13 +79,25 @@ def start_attempt(
         return claim.outcome
     claimed = claim.spec.task_id
     try:
-        if claim.spec.input_filename is not None:
+        output_dir = outputs.prepare_attempt_dir(
+            settings.output_dir, claimed, claim.spec.attempt, user=settings.container_user
+        )
+    except OSError as exc:
+        # An operator's problem (TASKS_OUTPUT_DIR unmounted, read-only): retried like the engine.
+        raise EngineUnavailable(
+            "OUTPUT_DIR_UNAVAILABLE", f"TASKS_OUTPUT_DIR cannot hold the task's /output: {exc}"
+        ) from None
+    spec = replace(claim.spec, output_dir=output_dir)
+    try:
+        if spec.input_filename is not None:
             if inputs is None:
                 raise TaskRejected("INPUT_FILE_UNAVAILABLE", "This start cannot fetch input files.")
-            inputs.stage(claim.spec)
-        container = engine.run(claim.spec)
+            inputs.stage(spec)
+        container = engine.run(spec)
     except TaskRejected as exc:
-        transitions.fail_start(uow(), task_id=claimed, code=exc.code, message=str(exc))
+        transitions.fail_start(
+            uow(), task_id=claimed, code=exc.code, message=str(exc), output_dir=settings.output_dir
+        )
         if inputs is not None:
             inputs.remove(claimed)
         return "failed" if claimed == task_id else "yielded"
@@ -94,6 +107,8 @@ def start_attempt(
     )
     if not running:
         engine.remove(container.name)
+        # Cancelled while starting: this attempt never ran, so its /output has nothing to keep.
+        outputs.remove_attempt_dir(settings.output_dir, claimed, spec.attempt)
     if claimed != task_id:
         return "yielded"
     return "started" if running else "done"

@@ -153,6 +153,10 @@ class Task(Base):
     stdout_dropped_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     stderr_dropped_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
+    #: What became of the task's /output when it was not all stored: files dropped over the
+    #: limits (or links, fifos...), or why the outputs saga failed (output_saga.py).
+    outputs_note: Mapped[str | None] = mapped_column(Text)
+
     def __repr__(self) -> str:
         # Never the env: its values may be secrets.
         return f"Task(id={self.id}, status={self.status}, image={self.image!r})"

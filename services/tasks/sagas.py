@@ -17,7 +17,9 @@ from shared.sagas.store import Sagas
 
 def saga_definitions() -> tuple[SagaDefinition, ...]:
     """Every saga kind tasks orchestrates."""
-    return (task_input_file(TasksSettings()),)
+    from services.tasks.output_saga import task_outputs_saga
+
+    return (task_input_file(TasksSettings()), task_outputs_saga())
 
 
 @lru_cache(maxsize=1)

@@ -231,6 +231,13 @@ class TaskSchema(Schema):
     schedule_id = fields.String(
         allow_none=True, metadata={"description": "The schedule that started the task, if any."}
     )
+    outputs_note = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "What under /output was not stored (over the limits, links, fifos), "
+            "or why no outputs were stored."
+        },
+    )
 
 
 #: One page of the caller's tasks, newest first.

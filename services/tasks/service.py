@@ -145,6 +145,7 @@ class TaskView:
     input_file_id: str | None = None
     #: The schedule that started the task, if one did (and still exists).
     schedule_id: str | None = None
+    outputs_note: str | None = None
 
 
 def _view(task: Task) -> TaskView:
@@ -175,6 +176,7 @@ def _view(task: Task) -> TaskView:
         usage=usage,
         input_file_id=str(task.input_file_id) if task.input_file_id else None,
         schedule_id=str(task.schedule_id) if task.schedule_id else None,
+        outputs_note=task.outputs_note,
     )
 
 

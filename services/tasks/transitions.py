@@ -18,11 +18,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Uuid, bindparam, func, select, text
 
-from services.tasks import logs
+from services.tasks import logs, outputs
 from services.tasks.containers import ContainerInfo, ContainerSpec
 from services.tasks.events import TaskStarted
 from services.tasks.lifecycle import container_name, is_finished, transition
 from services.tasks.models import LogStream, Task, TaskLogChunk, TaskStatus
+from services.tasks.output_saga import collect_outputs
 from shared.db import UnitOfWork
 
 #: Serialises capacity checks across start jobs (any constant unique to this purpose).
@@ -41,6 +42,11 @@ class ExecutionSettings:
     retry_backoff_seconds: float
     retry_backoff_max_seconds: float
     engine_retries: int
+    #: Task outputs (outputs.py): the host root of every attempt's /output, and its limits.
+    output_dir: str = "./var/task-outputs"
+    output_max_files: int = 100
+    output_max_bytes: int = 100 * 1024 * 1024
+    container_user: str = ""
 
     @classmethod
     def from_settings(cls, settings: Any) -> ExecutionSettings:
@@ -52,6 +58,10 @@ class ExecutionSettings:
             retry_backoff_seconds=settings.RETRY_BACKOFF_SECONDS,
             retry_backoff_max_seconds=settings.RETRY_BACKOFF_MAX_SECONDS,
             engine_retries=settings.ENGINE_RETRIES,
+            output_dir=settings.OUTPUT_DIR,
+            output_max_files=settings.OUTPUT_MAX_FILES,
+            output_max_bytes=settings.OUTPUT_MAX_BYTES,
+            container_user=settings.CONTAINER_USER,
         )
 
     def backoff(self, failures: int) -> float:
@@ -298,13 +308,25 @@ _MARK_RUNNING = (
 )
 
 
-def fail_start(uow: UnitOfWork, *, task_id: uuid.UUID, code: str, message: str) -> None:
-    """A start that cannot succeed: the QUEUED task fails with `code` (attempt not counted)."""
+def fail_start(
+    uow: UnitOfWork,
+    *,
+    task_id: uuid.UUID,
+    code: str,
+    message: str,
+    output_dir: str | None = None,
+) -> None:
+    """A start that cannot succeed: the QUEUED task fails with `code` (attempt not counted).
+
+    `output_dir` (TASKS_OUTPUT_DIR): the task's output directories go too (nothing ran).
+    """
     now = datetime.now(UTC)
     with uow:
         task = uow.session.get(Task, task_id, with_for_update=True)
         if task is None or task.status != TaskStatus.QUEUED:
             return
+        if output_dir is not None:
+            outputs.remove_task_dir(output_dir, task_id)
         if task.container_name is not None:
             # The claimed attempt never ran, so it does not count.
             task.attempts -= 1
@@ -336,6 +358,10 @@ CONTAINER_LOST = Outcome(
 )
 
 
+#: The watcher's `killed_for` of a task over its /output limits: this, then the reason.
+OUTPUT_LIMIT_KILL = "output limit: "
+
+
 def outcome_of(state: dict[str, Any], *, killed_for: str | None) -> Outcome:
     """Read an exited container's State (and why the monitor killed it, if it did)."""
     exit_code = state.get("ExitCode")
@@ -343,6 +369,13 @@ def outcome_of(state: dict[str, Any], *, killed_for: str | None) -> Outcome:
         return Outcome(TaskStatus.CANCELLED, exit_code)
     if killed_for == "timeout":
         return Outcome(TaskStatus.TIMED_OUT, exit_code)
+    if killed_for and killed_for.startswith(OUTPUT_LIMIT_KILL):
+        return Outcome(
+            TaskStatus.FAILED,
+            exit_code,
+            "OUTPUT_LIMIT_EXCEEDED",
+            f"The task was killed: {killed_for.removeprefix(OUTPUT_LIMIT_KILL)}.",
+        )
     if state.get("OOMKilled"):
         return Outcome(
             TaskStatus.FAILED,
@@ -405,7 +438,10 @@ def finish_attempt(
             )
             # heartbeat_at in the future: the reconciler leaves the task alone while it waits.
             task.heartbeat_at = now + timedelta(seconds=delay)
+            attempt = task.attempts
             uow.commit()
+            # Only the last attempt's outputs are stored: a failed one's go now.
+            outputs.remove_attempt_dir(settings.output_dir, task_id, attempt)
             return delay
         uow.add_event(
             transition(
@@ -417,6 +453,7 @@ def finish_attempt(
                 error=outcome.error,
             )
         )
+        collect_outputs(uow.session, task, settings=settings)
         uow.commit()
     return None
 
@@ -451,6 +488,8 @@ class RunningAttempt:
     started_at: datetime
     deadline: datetime
     cancel_requested: bool
+    #: The attempt's number (its /output directory's name); 0 when unknown.
+    attempt: int = 0
 
 
 #: The columns a RunningAttempt is made of: what the monitor's frequent reads select.
@@ -460,6 +499,7 @@ _ATTEMPT_COLUMNS = select(
     Task.started_at,
     Task.timeout_seconds,
     Task.cancel_requested_at,
+    Task.attempts,
 )
 
 
@@ -471,6 +511,7 @@ def _running(task: Any) -> RunningAttempt:
         started_at=task.started_at,
         deadline=task.started_at + timedelta(seconds=task.timeout_seconds),
         cancel_requested=task.cancel_requested_at is not None,
+        attempt=getattr(task, "attempts", 0) or 0,
     )
 
 

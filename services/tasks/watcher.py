@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from services.tasks import dispatch, logs, transitions
+from services.tasks import dispatch, logs, outputs, transitions
 from services.tasks.containers import (
     ContainerEngine,
     ContainerGone,
@@ -121,6 +121,7 @@ class Watcher(threading.Thread):
                 self._kill("timeout")
             if time.monotonic() >= next_sample:
                 self._sample()
+                self._check_outputs()
                 next_sample = time.monotonic() + self.sample_seconds
             self.wake.wait(self.flush_seconds)
             self.wake.clear()
@@ -265,6 +266,21 @@ class Watcher(threading.Thread):
         transitions.record_usage(
             self.uow(), task_id=self.task_id, cpu_percent=percent, memory_bytes=memory
         )
+
+    def _check_outputs(self) -> None:
+        """Kill the task once its /output is over TASKS_OUTPUT_MAX_FILES or _BYTES."""
+        if self.killed_for is not None or not self.attempt.attempt:
+            return
+        directory = outputs.attempt_dir(
+            self.settings.output_dir, self.task_id, self.attempt.attempt
+        )
+        reason = outputs.over_limits(
+            directory,
+            max_files=self.settings.output_max_files,
+            max_bytes=self.settings.output_max_bytes,
+        )
+        if reason is not None:
+            self._kill(transitions.OUTPUT_LIMIT_KILL + reason)
 
     def _finish(self, outcome: transitions.Outcome) -> None:
         if any(self.lost.values()):

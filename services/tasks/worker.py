@@ -85,7 +85,11 @@ def start_task(self, task_id: str) -> str:
         if self.request.retries >= settings.ENGINE_RETRIES:
             log.warning("task %s: giving up on the engine: %s", task_id, exc)
             transitions.fail_start(
-                _uow(), task_id=uuid.UUID(task_id), code=exc.code, message=str(exc)
+                _uow(),
+                task_id=uuid.UUID(task_id),
+                code=exc.code,
+                message=str(exc),
+                output_dir=execution_settings.output_dir,
             )
             return "failed"
         delay = execution_settings.backoff(self.request.retries + 1)

@@ -25,6 +25,18 @@ async def resolve_download_url(file: dict[str, Any], info: GraphQLResolveInfo) -
     return context.download_links.url_for(file_id=file["id"], owner_id=identity.user_id)
 
 
+@file_type.field("producedBy")
+async def resolve_produced_by(
+    file: dict[str, Any], info: GraphQLResolveInfo
+) -> dict[str, Any] | None:
+    """The task whose output the file is: null for an upload, or when it is gone or not yours."""
+    task_id = file.get("produced_by_task_id")
+    if not task_id:
+        return None
+    context = info.context
+    return await context.clients.tasks.get_task(context.caller, task_id=str(task_id))
+
+
 @query.field("file")
 async def resolve_file(_obj: Any, info: GraphQLResolveInfo, *, id: str) -> dict[str, Any] | None:
     """One of the caller's files; null when absent, not theirs, or not a file id at all."""

@@ -94,3 +94,26 @@ async def resolve_input_file(
         return None
     context = info.context
     return await context.clients.files.get_file(context.caller, file_id=file_id)
+
+
+#: Files asked for per call while listing a task's outputs (the files API's largest page).
+_OUTPUT_PAGE = 100
+
+
+@task_type.field("outputFiles")
+async def resolve_output_files(
+    task: dict[str, Any], info: GraphQLResolveInfo
+) -> list[dict[str, Any]]:
+    """The caller's files this task produced, by path; asked of files when selected."""
+    context = info.context
+    files: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = await context.clients.files.list_files(
+            context.caller, first=_OUTPUT_PAGE, after=after, produced_by_task=str(task["id"])
+        )
+        files.extend(edge["node"] for edge in page["edges"])
+        if not page["page_info"]["has_next_page"]:
+            break
+        after = page["page_info"]["end_cursor"]
+    return sorted(files, key=lambda file: file.get("output_path") or "")

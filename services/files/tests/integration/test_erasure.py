@@ -53,3 +53,14 @@ def test_a_redelivered_request_finds_nothing_left_and_answers_again(app, client,
     assert _erase(app, user.id, saga_id) == 1
     assert _erase(app, user.id, saga_id) == 0
     assert [reply["files_deleted"] for reply in _replies(app, saga_id)] == [1, 0]
+
+
+def test_the_erased_user_is_marked_deleted_first_so_no_task_output_lands_after(
+    app, client, make_user
+):
+    user = make_user()
+    assert upload(client, user).status_code == 201
+    _erase(app, user.id, str(uuid.uuid4()))
+    with app.extensions["files"].engine.connect() as conn:
+        deleted_at = conn.scalar(text("SELECT deleted_at FROM users WHERE id = :u"), {"u": user.id})
+    assert deleted_at is not None

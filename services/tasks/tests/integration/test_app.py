@@ -24,6 +24,7 @@ def test_health_readiness_and_openapi(test_env):
         "/v1/schedules/{schedule_id}/resume",
         "/v1/schedules/{schedule_id}/next-runs",
         "/v1/schedules/{schedule_id}/runs",
+        "/internal/v1/tasks/{task_id}/outputs/{path}",
     } <= set(openapi["paths"])
     assert b"http_requests_total" in client.get("/metrics").data
 

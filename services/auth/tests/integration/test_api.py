@@ -170,10 +170,10 @@ def test_me_survives_a_database_restart_that_killed_its_connections(make_app, re
     try:
         admin.autocommit = True
         cursor = admin.cursor()
-        # Every session of the auth role, as a restart would: the reader's own connections too.
+        # The user reader's connections (it keeps its own), as a restart would kill them.
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND usename = 'dockyard_auth'"
+            " WHERE datname = current_database() AND query LIKE 'EXECUTE auth_user_by_id%%'"
         )
         assert cursor.fetchone()[0] >= 1
     finally:

@@ -8,7 +8,9 @@ One batch is one PostgreSQL transaction:
 2. Read the oldest `batch_size` rows in outbox id order.
 3. Publish them all on a confirm-mode channel (persistent messages), then wait for the confirms
    of the whole batch together (`ConfirmingPublisher`).
-4. Delete exactly those rows by id and commit.
+4. Delete exactly those rows by id and commit, without waiting for the commit to reach the disk
+   (synchronous_commit off for this transaction only): a delete that a database crash loses
+   puts back rows that were already published, which is the at-least-once case below.
 
 Any failure before the commit (nack, confirm timeout, lost connection, SIGKILL) leaves the rows
 in place and the next batch, by this relay or another, publishes them again: delivery is

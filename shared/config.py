@@ -225,7 +225,12 @@ class CommonSettings(Settings):
         "the services, the JWKS fetch, deploy/wait_ready.py), e.g. for self-signed service "
         "certificates; empty means the system's.",
     )
-    LOG_LEVEL = EnvVar("LOG_LEVEL", default="INFO", doc="Python log level of every process.")
+    LOG_LEVEL = EnvVar(
+        "LOG_LEVEL",
+        default="INFO",
+        doc="Python log level of every process (JSON lines on stderr). The access log (one line "
+        "per request, at INFO) is written in batches, within 0.2 s; other lines at once.",
+    )
     MAX_REQUEST_BYTES = EnvVar(
         "MAX_REQUEST_BYTES",
         int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -108,8 +109,12 @@ class ServiceBlueprint(Blueprint):
 
 
 def _request_id_from_header() -> str:
-    incoming = request.headers.get("X-Request-ID", "")
-    return incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    incoming = request.environ.get("HTTP_X_REQUEST_ID")
+    if incoming and _REQUEST_ID.match(incoming):
+        return incoming
+    # A correlation id, not a secret: uuid4() would read os.urandom, a system call per request
+    # (the random module reseeds itself in every forked worker).
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 class ServiceFlask(Flask):
@@ -190,26 +195,31 @@ def create_service_app(
     for collector in collectors or []:
         registry.register(collector)
 
+    # These hooks run on every request: each reads `g` and `request` through their proxies once.
     @app.before_request
     def _bind_request_id() -> None:
-        g.request_id = _request_id_from_header()
-        g.request_id_token = set_correlation_id(g.request_id)
-        g.started_at = time.perf_counter()
+        request_globals = g._get_current_object()
+        request_globals.request_id = request_id = _request_id_from_header()
+        request_globals.request_id_token = set_correlation_id(request_id)
+        request_globals.started_at = time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
-        if "started_at" in g:
-            elapsed = time.perf_counter() - g.started_at
-            latency.labels(request.method, endpoint).observe(elapsed)
+        request_globals, current = g._get_current_object(), request._get_current_object()
+        response.headers["X-Request-ID"] = request_globals.get("request_id", "")
+        rule, method, status = current.url_rule, current.method, response.status_code
+        endpoint = rule.rule if rule else "unmatched"
+        requests_total.labels(method, endpoint, str(status)).inc()
+        started_at = request_globals.get("started_at")
+        if started_at is not None:
+            elapsed = time.perf_counter() - started_at
+            latency.labels(method, endpoint).observe(elapsed)
             access_log.info(
                 "%s %s %s",
-                request.method,
+                method,
                 endpoint,
-                response.status_code,
-                extra={"status": response.status_code, "duration_ms": round(elapsed * 1000, 2)},
+                status,
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
         return response
 

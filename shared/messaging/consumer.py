@@ -387,6 +387,8 @@ class Consumer:
         try:
             results = self._apply(lane, session, [envelope for _, envelope in items])
             try:
+                # A durable commit (synchronous_commit stays on, unlike the relay's delete): the
+                # batch is acked right after it, and an ack must never outlive the inbox rows.
                 session.commit()
             except DBAPIError as exc:
                 if _connection_lost(exc):

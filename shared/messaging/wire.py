@@ -24,17 +24,34 @@ CONSUMER_HEADER = "x-dockyard-consumer"
 REPLAYS_HEADER = "x-dockyard-replays"
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def envelope_message(envelope: Envelope) -> amqp.Message:
     """The persistent JSON message carrying `envelope`."""
-    properties: dict[str, Any] = {"type": envelope.type, "app_id": envelope.source}
-    if envelope.correlation_id:
-        properties["correlation_id"] = envelope.correlation_id
+    data = envelope.to_dict()
+    return _message(data, _encode(data))
+
+
+def stored_envelope_message(fields: dict[str, Any], payload_json: str) -> amqp.Message:
+    """The message of an envelope whose payload is already JSON text (the outbox's jsonb).
+
+    `fields` are the envelope's other fields, in Envelope's order. The payload is spliced in
+    as it is, not parsed and encoded again: for the relay that was a third of the work per event.
+    """
+    return _message(fields, _encode(fields)[:-1] + ',"payload":' + payload_json + "}")
+
+
+def _message(fields: dict[str, Any], body: str) -> amqp.Message:
+    properties: dict[str, Any] = {"type": fields["type"], "app_id": fields["source"]}
+    if fields["correlation_id"]:
+        properties["correlation_id"] = fields["correlation_id"]
     return amqp.Message(
-        json.dumps(envelope.to_dict(), separators=(",", ":"), default=str).encode(),
+        body.encode(),
         content_type="application/json",
         content_encoding="utf-8",
         delivery_mode=2,
-        message_id=envelope.id,
+        message_id=fields["id"],
         **properties,
     )
 

@@ -8,7 +8,9 @@ One batch is one PostgreSQL transaction:
 2. Read the oldest `batch_size` rows in outbox id order.
 3. Publish them all on a confirm-mode channel (persistent messages), then wait for the confirms
    of the whole batch together (`ConfirmingPublisher`).
-4. Delete exactly those rows by id and commit.
+4. Delete exactly those rows by id and commit, without waiting for the commit to reach the disk
+   (synchronous_commit off for this transaction only): a delete that a database crash loses
+   puts back rows that were already published, which is the at-least-once case below.
 
 Any failure before the commit (nack, confirm timeout, lost connection, SIGKILL) leaves the rows
 in place and the next batch, by this relay or another, publishes them again: delivery is
@@ -51,14 +53,13 @@ from datetime import UTC, datetime
 
 import amqp
 from prometheus_client import REGISTRY, Counter, Histogram
-from sqlalchemy import BigInteger, Table, bindparam, delete, func
+from sqlalchemy import BigInteger, Table, Text, bindparam, delete, func
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.db import outbox_channel
-from shared.events import Envelope
 from shared.messaging.broker import (
     ConfirmingPublisher,
     close_quietly,
@@ -73,7 +74,7 @@ from shared.messaging.runtime import (
     start_runtime,
 )
 from shared.messaging.topology import Topology
-from shared.messaging.wire import envelope_message
+from shared.messaging.wire import stored_envelope_message
 from shared.outbox.metrics import OutboxCollector
 from shared.registry import ServiceRegistry
 
@@ -116,20 +117,20 @@ def relay_lock_key(schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def row_envelope(row) -> Envelope:
-    """The envelope of one outbox row."""
-    return Envelope(
-        id=str(row.event_id),
-        type=row.event_type,
-        version=row.event_version,
-        source=row.source,
-        occurred_at=row.occurred_at.isoformat(),
-        aggregate_type=row.aggregate_type,
-        aggregate_id=row.aggregate_id,
-        sequence=row.sequence,
-        correlation_id=row.correlation_id,
-        payload=row.payload,
-    )
+def row_message(row) -> tuple[str, amqp.Message]:
+    """The routing key and message of one outbox row (selected as OutboxRelay reads them)."""
+    fields = {
+        "id": row.event_id,
+        "type": row.event_type,
+        "version": row.event_version,
+        "source": row.source,
+        "occurred_at": row.occurred_at.isoformat(),
+        "aggregate_type": row.aggregate_type,
+        "aggregate_id": row.aggregate_id,
+        "sequence": row.sequence,
+        "correlation_id": row.correlation_id,
+    }
+    return f"{row.source}.{row.event_type}", stored_envelope_message(fields, row.payload)
 
 
 class OutboxRelay:
@@ -158,6 +159,26 @@ class OutboxRelay:
         self.confirm_timeout = confirm_timeout
         self.stopper = stopper or Stopper()
         self.lock_key = relay_lock_key(self.schema)
+        # The event id and payload come as text: the payload goes out as it is stored (see
+        # wire.stored_envelope_message), never parsed into dicts and encoded again.
+        columns = outbox.c
+        self._read_batch = (
+            sql_select(
+                columns.id,
+                columns.event_id.cast(Text).label("event_id"),
+                columns.event_type,
+                columns.event_version,
+                columns.source,
+                columns.occurred_at,
+                columns.aggregate_type,
+                columns.aggregate_id,
+                columns.sequence,
+                columns.correlation_id,
+                columns.payload.cast(Text).label("payload"),
+            )
+            .order_by(columns.id)
+            .limit(batch_size)
+        )
         self._connection: amqp.Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._tally_channel: amqp.Channel | None = None
@@ -241,22 +262,24 @@ class OutboxRelay:
         assert self._publisher is not None and self._database is not None
         outbox, conn = self.outbox, self._database
         with conn.begin():
+            # The delete need not wait for its WAL to reach the disk: if a crash loses it, the
+            # rows are published again and consumers drop the copies (the inbox), in order.
             leader = conn.execute(
-                sql_select(func.pg_try_advisory_xact_lock(self.lock_key))
-            ).scalar_one()
+                sql_select(
+                    func.pg_try_advisory_xact_lock(self.lock_key),
+                    func.set_config("synchronous_commit", "off", True),
+                )
+            ).first()[0]
             if not leader:
                 return None
             # A separate statement after the lock, so its snapshot sees the last leader's deletes.
-            rows = conn.execute(
-                sql_select(outbox).order_by(outbox.c.id).limit(self.batch_size)
-            ).all()
+            rows = conn.execute(self._read_batch).all()
             if not rows:
                 return 0
             exchange = self.topology.events_exchange
-            envelopes = [row_envelope(row) for row in rows]
             self._publisher.publish(
-                (exchange, envelope.routing_key, envelope_message(envelope))
-                for envelope in envelopes
+                (exchange, routing_key, message)
+                for routing_key, message in (row_message(row) for row in rows)
             )
             # One array parameter: the statement's text is the same for every batch size.
             ids = bindparam("ids", [row.id for row in rows], type_=ARRAY(BigInteger))

@@ -310,3 +310,38 @@ def test_an_unroutable_queue_declared_without_a_bound_does_not_stop_the_declarat
         assert count == 0
     finally:
         close_quietly(connection)
+
+
+def test_a_relayed_message_carries_the_envelope_the_outbox_row_describes(test_env, auth_engine):
+    from sqlalchemy import select
+
+    from services.auth.models import messaging_tables
+    from shared.events import Envelope
+    from shared.messaging.wire import envelope_from_message
+    from shared.outbox.relay import row_message
+
+    probe = str(uuid.uuid4())
+    commit_events(auth_engine, [OrderProbed(probe_id=probe, n=7)])
+    outbox = messaging_tables.outbox
+    relay = make_relay(test_env, auth_engine)
+    with auth_engine.connect() as conn:
+        stored = conn.execute(select(outbox).where(outbox.c.aggregate_id == probe)).one()
+        relayed = [r for r in conn.execute(relay._read_batch) if r.aggregate_id == probe]
+    routing_key, message = row_message(relayed[0])
+    expected = Envelope(
+        id=str(stored.event_id),
+        type=stored.event_type,
+        version=stored.event_version,
+        source=stored.source,
+        occurred_at=stored.occurred_at.isoformat(),
+        aggregate_type=stored.aggregate_type,
+        aggregate_id=stored.aggregate_id,
+        sequence=stored.sequence,
+        correlation_id=stored.correlation_id,
+        payload=stored.payload,
+    )
+    assert envelope_from_message(message) == expected
+    assert list(json.loads(message.body)) == list(expected.to_dict())
+    assert routing_key == expected.routing_key == "auth.OrderProbed"
+    assert message.properties["message_id"] == expected.id
+    assert message.properties["delivery_mode"] == 2

@@ -295,12 +295,13 @@ def test_a_participant_killed_mid_saga_catches_up_when_it_comes_back(
 def test_the_sagas_are_listed_by_the_command(gateway, database):
     import subprocess
 
-    listed = subprocess.run(
+    command = subprocess.run(
         [str(BIN / "dockyard"), "sagas", "list", "--state", "SUCCEEDED"],
         capture_output=True,
         text=True,
-        check=True,
         cwd=REPO,
-    ).stdout
+    )
+    assert command.returncode == 0, command.stderr
+    listed = command.stdout
     assert "account_deletion" in listed
     assert uuid.UUID(listed.split()[0])

@@ -1,4 +1,4 @@
-"""Which network addresses a server-side request may reach: public ones, and what the operator allows.
+"""Which network addresses a server-side request may reach: public ones, and the allowed.
 
 A service that connects somewhere a user named (an image registry, a webhook URL) runs inside
 the operator's network, so a host on loopback, a private or a link-local address would let that

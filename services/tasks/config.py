@@ -300,3 +300,69 @@ class TasksSettings(CommonSettings):
         default=10,
         doc="Retries of a notification whose channel fails before it is given up (logged).",
     )
+
+    # User notifications (services/tasks/notifications/, docs/notifications.md).
+    NOTIFY_SWEEP_AFTER_SECONDS = EnvVar(
+        "TASKS_NOTIFY_SWEEP_AFTER_SECONDS",
+        float,
+        default=1800.0,
+        doc="A delivery still PENDING this long after its last change is sent again by the "
+        "monitor's reconcile pass (longer than the longest retry backoff).",
+    )
+    WEBHOOK_ALLOW_PRIVATE = EnvVar(
+        "TASKS_WEBHOOK_ALLOW_PRIVATE",
+        parse_bool,
+        default=False,
+        doc="Let webhook URLs resolve to loopback, private or link-local addresses (development "
+        "and tests only: in production it lets users reach internal services).",
+    )
+    WEBHOOK_PRIVATE_ALLOWLIST = EnvVar(
+        "TASKS_WEBHOOK_PRIVATE_ALLOWLIST",
+        parse_list,
+        default=[],
+        doc="Webhook hosts (`host`, `host:port`) and address ranges (CIDR) allowed although "
+        "they are not public, comma-separated.",
+    )
+    WEBHOOK_TIMEOUT_SECONDS = EnvVar(
+        "TASKS_WEBHOOK_TIMEOUT_SECONDS",
+        float,
+        default=10.0,
+        doc="Connect and read timeout of one webhook delivery.",
+    )
+    WEBHOOK_DISABLE_AFTER_FAILURES = EnvVar(
+        "TASKS_WEBHOOK_DISABLE_AFTER_FAILURES",
+        parse_positive_int,
+        default=20,
+        doc="Failed delivery attempts in a row after which a webhook is disabled (its owner is "
+        "told by log line and mail).",
+    )
+    MAX_WEBHOOKS = EnvVar(
+        "TASKS_MAX_WEBHOOKS", parse_positive_int, default=10, doc="Most webhooks one user may have."
+    )
+    SMTP_HOST = EnvVar(
+        "TASKS_SMTP_HOST", default="127.0.0.1", doc="SMTP server of notification mail."
+    )
+    SMTP_PORT = EnvVar("TASKS_SMTP_PORT", int, default=25, doc="Port of that SMTP server.")
+    SMTP_USERNAME = EnvVar(
+        "TASKS_SMTP_USERNAME", default="", doc="SMTP login user of notification mail (empty: none)."
+    )
+    SMTP_PASSWORD = EnvVar(
+        "TASKS_SMTP_PASSWORD",
+        default="",
+        doc="SMTP login password of notification mail.",
+        secret=True,
+    )
+    SMTP_FROM = EnvVar(
+        "TASKS_SMTP_FROM",
+        default="Dockyard <notifications@dockyard.localhost>",
+        doc="From address of notification mail; its domain also names the Message-IDs.",
+    )
+    SMTP_STARTTLS = EnvVar(
+        "TASKS_SMTP_STARTTLS",
+        parse_bool,
+        default=False,
+        doc="Upgrade the notification SMTP connection with STARTTLS before logging in.",
+    )
+    SMTP_TIMEOUT = EnvVar(
+        "TASKS_SMTP_TIMEOUT_SECONDS", float, default=30.0, doc="SMTP connect and command timeout."
+    )

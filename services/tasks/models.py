@@ -323,6 +323,8 @@ class Notification(Base):
     subject: Mapped[str] = mapped_column(Text)
     subject_id: Mapped[str] = mapped_column(String(64))
     source_event_id: Mapped[uuid.UUID]
+    #: subject_type, subject_name and status: what the LOG channel's line says.
+    details: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -11,7 +11,6 @@ from shared.config import (
     database_url_var,
     parse_positive_int,
 )
-from shared.notifications import NOTIFICATION_CHANNELS
 from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
 
 GIB = 1024**3
@@ -150,7 +149,7 @@ class FilesSettings(CommonSettings):
         "FILES_MAX_RETRIES",
         parse_positive_int,
         default=10,
-        doc="Retries of a processing, search indexing or notification task before it gives up "
+        doc="Retries of a processing or search indexing task before it gives up "
         "(the reaper still finds a file left unprocessed; a text file left unindexed is found by "
         "its name only).",
     )
@@ -182,7 +181,6 @@ class FilesSettings(CommonSettings):
         doc="Extra content processors, `name=module:attribute` pairs, comma-separated; each "
         "result lands in the file's `extra` under its name (see services/files/processors.py).",
     )
-    NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
 
     def __init__(self, environ=None, **overrides) -> None:
         super().__init__(environ, **overrides)

@@ -279,26 +279,26 @@ class TasksSettings(CommonSettings):
         doc="Times the task_input_file saga asks files for the lease before the task ends FAILED.",
     )
 
-    # Notifications of finished tasks (the worker's `tasks.notify` job).
+    # Notification deliveries (the worker's `tasks.deliver_notification` job).
     NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
     NOTIFY_RETRY_BACKOFF_SECONDS = EnvVar(
         "TASKS_NOTIFY_RETRY_BACKOFF_SECONDS",
         parse_positive_int,
         default=2,
-        doc="First delay before a failed notification of a finished task is sent again "
-        "(seconds); it doubles with every retry, with full jitter.",
+        doc="First delay before a failed notification delivery is sent again (seconds); the "
+        "bound doubles with every retry and the delay is drawn below it (full jitter).",
     )
     NOTIFY_RETRY_BACKOFF_MAX_SECONDS = EnvVar(
         "TASKS_NOTIFY_RETRY_BACKOFF_MAX_SECONDS",
         parse_countdown,
         default=300.0,
-        doc="Longest delay between two retries of a notification (seconds, at most 900).",
+        doc="Longest delay between two tries of a notification delivery (seconds, at most 900).",
     )
     NOTIFY_MAX_RETRIES = EnvVar(
         "TASKS_NOTIFY_MAX_RETRIES",
         int,
         default=10,
-        doc="Retries of a notification whose channel fails before it is given up (logged).",
+        doc="Retries of a notification delivery whose channel fails before it ends FAILED.",
     )
 
     # User notifications (services/tasks/notifications/, docs/notifications.md).

@@ -4,20 +4,30 @@ with the same idempotency key: the receiver accepts it exactly once, and nothing
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
 from celery import Celery
 from sqlalchemy import select
 
+from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.dispatch import DELIVER_NOTIFICATION
 from services.tasks.models import NotificationDelivery
 from services.tasks.notifications import rules, webhooks
 from services.tasks.notifications.history import record_notification
-from services.tasks.tests.engine.conftest import Process, engine_env, wait_for, worker_argv
+from services.tasks.tests.engine.conftest import (
+    Process,
+    engine_env,
+    own_environment,
+    wait_for,
+    worker_argv,
+)
 from services.tasks.tests.webhook_receiver import Receiver, start_receiver
 from shared.celery import celery_config
 from shared.events import Envelope
+from shared.testing import TestEnvironment
 
 
 def _deliveries(uow, notification_id) -> dict[str, tuple]:
@@ -29,23 +39,23 @@ def _deliveries(uow, notification_id) -> dict[str, tuple]:
     return {row.channel: row for row in rows}
 
 
+@pytest.fixture(scope="module")
+def hook_env() -> Iterator[TestEnvironment]:
+    """A database and namespace of this module's own: the package's engine (its relay, consumer
+    and worker) must not see this module's notifications or take its jobs."""
+    with own_environment() as environment:
+        yield environment
+
+
 def test_a_worker_killed_mid_send_leaves_one_accepted_delivery_per_key(
-    test_env, auth_server, tasks_app, tmp_path
+    hook_env, auth_server, tmp_path
 ):
-    uow = tasks_app.extensions["tasks"].uow
+    env = engine_env(hook_env, auth_server, TASKS_WEBHOOK_TIMEOUT_SECONDS="60")
+    app = create_app(TasksSettings(env))
+    uow = app.extensions["tasks"].uow
     receiver = Receiver(hold_first=True)
     server = start_receiver(receiver)
-    # A namespace of its own: the package's engine worker must not take these jobs.
-    namespace = f"{test_env.namespace}hook"
-    env = engine_env(
-        test_env,
-        auth_server,
-        DOCKYARD_NAMESPACE=namespace,
-        TASKS_WEBHOOK_ALLOW_PRIVATE="true",
-        TASKS_WEBHOOK_TIMEOUT_SECONDS="60",
-        TASKS_NOTIFY_RETRY_BACKOFF_SECONDS="1",
-        TASKS_NOTIFY_RETRY_BACKOFF_MAX_SECONDS="2",
-    )
+    namespace = hook_env.namespace
     first = Process("hook-worker-1", worker_argv(1), env, tmp_path / "worker-1.log").start()
     second = None
     try:
@@ -96,10 +106,13 @@ def test_a_worker_killed_mid_send_leaves_one_accepted_delivery_per_key(
         assert receiver.keys() == [delivery.idempotency_key] * 2
         assert receiver.accepted == [delivery.idempotency_key]
         stored = _deliveries(uow, notification_id)["WEBHOOK"]
-        assert stored.attempts == 1 and stored.response_status == 200
+        assert (stored.attempts, stored.response_status) == (1, 200), (
+            first.log()[-3000:] + second.log()[-3000:]
+        )
     finally:
         receiver.release.set()
         first.stop()
         if second is not None:
             second.stop()
         server.shutdown()
+        app.extensions["tasks"].database.dispose()

@@ -54,29 +54,37 @@ class Outcome:
 
 
 class _Failed(Exception):
-    def __init__(self, message: str, status: int | None = None, final: bool = False) -> None:
+    """A try failed: `final` when trying again cannot help, `skip` when it could not be sent."""
+
+    def __init__(
+        self, message: str, status: int | None = None, final: bool = False, skip: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.final = final
+        self.final = final or skip
+        self.skip = skip
 
 
 def _send_log(notification: Notification, channels: Channels) -> None:
     details = notification.details
-    channels.notifier.send(
-        LogNotification(
-            user_id=str(notification.owner_id),
-            subject_type=details["subject_type"],
-            subject_id=notification.subject_id,
-            subject_name=details["subject_name"],
-            status=details["status"],
+    try:
+        channels.notifier.send(
+            LogNotification(
+                user_id=str(notification.owner_id),
+                subject_type=details["subject_type"],
+                subject_id=notification.subject_id,
+                subject_name=details["subject_name"],
+                status=details["status"],
+            )
         )
-    )
+    except Exception as exc:  # noqa: BLE001 - an operator's channel may fail any way: retry it
+        raise _Failed(f"{type(exc).__name__}: {exc}") from None
 
 
 def _send_email(uow: UnitOfWork, notification: Notification, key: str, channels: Channels) -> None:
     email = uow.session.scalar(select(users.c.email).where(users.c.id == notification.owner_id))
     if not email:
-        raise _Failed("no email address known for the user", final=True)
+        raise _Failed("no email address known for the user", skip=True)
     try:
         deliver(channels.smtp, compose_notification_mail(notification, email, key, channels.smtp))
     except MailRefused as exc:
@@ -89,9 +97,9 @@ def _send_webhook(
     webhook: Webhook | None, notification: Notification, key: str, channels: Channels
 ) -> int:
     if webhook is None:
-        raise _Failed("the webhook was deleted", final=True)
+        raise _Failed("the webhook was deleted", skip=True)
     if not webhook.enabled:
-        raise _Failed("the webhook is disabled", final=True)
+        raise _Failed("the webhook is disabled", skip=True)
     try:
         target = webhooks.check_url(webhook.url, channels.webhook_policy, resolve=channels.resolve)
     except webhooks.WebhookUrlRefused as exc:
@@ -148,7 +156,7 @@ def deliver_notification(
             delivery.last_error = str(exc)[:2000]
             delivery.response_status = exc.status
             final = exc.final or delivery.attempts >= max_attempts
-            delivery.status = ("SKIPPED" if exc.final else "FAILED") if final else "PENDING"
+            delivery.status = ("SKIPPED" if exc.skip else "FAILED") if final else "PENDING"
             if webhook is not None and webhook.enabled and not exc.final:
                 _count_failure(uow, webhook, channels)
             uow.commit()

@@ -371,3 +371,42 @@ def test_account_deletion_removes_webhooks_rules_and_notifications(
         )
     rules = client.get("/v1/notification-settings", headers=alice.headers)
     assert rules.status_code == 200 and all(r["channels"] == ["LOG"] for r in rules.json["rules"])
+
+
+class Broken:
+    """An operator's notification channel that is down."""
+
+    def send(self, _notification) -> None:
+        """Fail."""
+        raise ConnectionError("chat service unreachable")
+
+
+def test_a_failing_log_channel_leaves_the_delivery_pending_for_a_retry(uow, alice):
+    notification_id = record(uow, envelope("TaskSucceeded", alice.id))
+    (delivery,) = deliveries_of(uow, notification_id)
+    broken = Channels(notifier=Broken(), smtp=channels().smtp, webhook_policy=ALLOW_LOOPBACK)
+    outcome = deliver_notification(uow(), delivery_id=delivery.id, channels=broken, max_attempts=3)
+    assert outcome.retry
+    (stored,) = deliveries_of(uow, notification_id)
+    assert (stored.status, stored.attempts) == ("PENDING", 1)
+    assert stored.last_error == "ConnectionError: chat service unreachable"
+    assert (
+        deliver_notification(
+            uow(), delivery_id=delivery.id, channels=channels(), max_attempts=3
+        ).result
+        == "delivered"
+    )
+
+
+def test_a_delivery_to_a_deleted_webhook_is_skipped(uow, client, loopback_client, alice):
+    set_rule(client, alice, "TASK_SUCCEEDED", ["WEBHOOK"])
+    webhook_id = add_webhook(loopback_client, alice, "http://127.0.0.1:9/x")["webhook"]["id"]
+    notification_id = record(uow, envelope("TaskSucceeded", alice.id))
+    assert client.delete(f"/v1/webhooks/{webhook_id}", headers=alice.headers).status_code == 204
+    (delivery,) = deliveries_of(uow, notification_id)
+    outcome = deliver_notification(
+        uow(), delivery_id=delivery.id, channels=channels(), max_attempts=3
+    )
+    assert outcome.result == "failed" and not outcome.retry
+    (stored,) = deliveries_of(uow, notification_id)
+    assert (stored.status, stored.last_error) == ("SKIPPED", "the webhook was deleted")

@@ -8,12 +8,15 @@ a task's start is one broker hop after its commit.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.orm import Session
 
 from services.tasks import dispatch, erasure
 from services.tasks.models import users
-from services.tasks.notifications.history import record_notification
+from services.tasks.notifications.history import delete_user_notifications, record_notification
 from services.tasks.notifications.kinds import ROUTING_KEYS
+from services.tasks.notifications.rules import delete_user_rules
 from services.tasks.sagas import tasks_sagas
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
@@ -41,6 +44,12 @@ def on_webhook_disabled(envelope: Envelope, _session: Session) -> None:
 def on_user_event(envelope: Envelope, session: Session) -> None:
     """Keep this service's replica of a user (registered, deleted) in step with auth."""
     apply_user_event(session, users, envelope)
+    if envelope.type == "UserDeleted":
+        # A notifying event handled after the account-deletion step (a file processed late)
+        # may have notified the user since; none is made once the replica says deleted.
+        owner_id = uuid.UUID(envelope.payload["user_id"])
+        delete_user_notifications(session, owner_id=owner_id)
+        delete_user_rules(session, owner_id=owner_id)
 
 
 def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from services.auth.tests.mailbox import Mailbox, SmtpServer
-from services.tasks import erasure
+from services.tasks import erasure, handlers
 from services.tasks.models import Notification, NotificationDelivery, Webhook, users
 from services.tasks.notifications import webhooks
 from services.tasks.notifications.delivery import Channels, deliver_notification, stuck_deliveries
@@ -410,3 +410,28 @@ def test_a_delivery_to_a_deleted_webhook_is_skipped(uow, client, loopback_client
     assert outcome.result == "failed" and not outcome.retry
     (stored,) = deliveries_of(uow, notification_id)
     assert (stored.status, stored.last_error) == ("SKIPPED", "the webhook was deleted")
+
+
+def test_user_deleted_removes_a_late_notification_and_stops_new_ones(uow, client, alice):
+    set_rule(client, alice, "FILE_FAILED", ["EMAIL"])
+    late = envelope("FileProcessed", alice.id, source="files")
+    assert record(uow, late) is not None
+    deleted = Envelope(
+        **{
+            **late.__dict__,
+            "id": str(uuid.uuid4()),
+            "type": "UserDeleted",
+            "source": "auth",
+            "payload": {"user_id": alice.id},
+        }
+    )
+    with uow() as unit:
+        handlers.on_user_event(deleted, unit.session)
+        unit.commit()
+    owner = uuid.UUID(alice.id)
+    with uow() as unit:
+        assert (
+            unit.session.scalars(select(Notification).where(Notification.owner_id == owner)).all()
+            == []
+        )
+    assert record(uow, envelope("FileProcessed", alice.id, source="files")) is None

@@ -23,12 +23,6 @@ def send_start(task_id: str, *, countdown: float = 0.0) -> None:
     send_job(_settings(), START_TASK, args=[str(task_id)], countdown=countdown)
 
 
-def send_notification(*, user_id: str, task_id: str, task_label: str, status: str) -> None:
-    """Ask a worker to tell the user their task finished."""
-    kwargs = {"user_id": user_id, "task_id": task_id, "task_label": task_label, "status": status}
-    send_job(_settings(), NOTIFY, kwargs=kwargs)
-
-
 def send_delivery(delivery_id: str) -> None:
     """Ask a worker to send one notification delivery (idempotent: it is sent once)."""
     send_job(_settings(), DELIVER_NOTIFICATION, args=[str(delivery_id)])

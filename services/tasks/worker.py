@@ -115,7 +115,11 @@ def start_task(self, task_id: str) -> str:
 
 @celery_app.task(name=dispatch.NOTIFY, autoretry_for=(Exception,), **NOTIFY_RETRY_POLICY)
 def notify(user_id: str, task_label: str, status: str, task_id: str | None = None) -> None:
-    """Tell a user their task reached a terminal state (retried while the channel fails)."""
+    """Tell a user their task reached a terminal state (retried while the channel fails).
+
+    Nothing sends this job any more (notification deliveries replaced it); it stays registered
+    so that jobs queued before an upgrade are still delivered, and can go in the next release.
+    """
     notify_task_finished(
         notifier,
         user_id=user_id,

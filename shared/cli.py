@@ -55,19 +55,34 @@ def cmd_config_table(_args: argparse.Namespace | None = None) -> int:
     return 0
 
 
+#: Settings `make up` runs with that production must not: each written unless the file sets it.
+DEVELOPMENT_SETTINGS = {
+    # Webhook receivers a developer runs are on this machine; production refuses loopback.
+    "TASKS_WEBHOOK_ALLOW_PRIVATE": "true",
+}
+
+
 def cmd_dev_env(args: argparse.Namespace) -> int:
-    """Write development secrets (a signing key) to an env file unless it already has them."""
+    """Write development secrets (a signing key) and settings to an env file unless it has them."""
     from shared.testing import generate_private_key_pem
 
     path = args.path
     existing = open(path).read() if os.path.exists(path) else ""
-    if "AUTH_JWT_PRIVATE_KEY=" in existing:
-        return 0
-    pem = generate_private_key_pem().replace("\n", "\\n")
-    with open(path, "a") as fh:
-        fh.write(f'AUTH_JWT_PRIVATE_KEY="{pem}"\n')
-    os.chmod(path, 0o600)
-    print(f"wrote a development signing key to {path}")
+    # A commented-out line (as .env.example has them) does not count as set.
+    assigned = {line.partition("=")[0].strip() for line in existing.splitlines() if "=" in line}
+    lines = []
+    if "AUTH_JWT_PRIVATE_KEY=" not in existing:
+        pem = generate_private_key_pem().replace("\n", "\\n")
+        lines.append(f'AUTH_JWT_PRIVATE_KEY="{pem}"')
+        print(f"wrote a development signing key to {path}")
+    for name, value in DEVELOPMENT_SETTINGS.items():
+        if name not in assigned:
+            lines.append(f"{name}={value}")
+            print(f"wrote the development setting {name}={value} to {path}")
+    if lines:
+        with open(path, "a") as fh:
+            fh.write("".join(f"{line}\n" for line in lines))
+        os.chmod(path, 0o600)
     return 0
 
 

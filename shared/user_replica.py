@@ -7,6 +7,8 @@ table in its own schema:
     registered_at  when auth registered the user; NULL until UserRegistered has arrived
     first_seen_at  when this service first heard of the user (an event or a request)
     deleted_at     set by UserDeleted and never cleared
+    email          (tasks only, `with_email=True`) the address UserRegistered carried, for mail
+                   the service sends its users (notifications)
 
 Every write is an upsert that only fills columns still NULL, so the events may come twice and in
 any order: a UserDeleted handled before its UserRegistered leaves the user deleted.
@@ -29,7 +31,18 @@ from collections import OrderedDict
 from datetime import datetime
 
 from flask import Flask
-from sqlalchemy import Column, DateTime, MetaData, Table, Uuid, func, literal_column, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    func,
+    literal_column,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -53,8 +66,9 @@ class AccountDeleted(TokenInvalid):
     public_message = "This account has been deleted."
 
 
-def add_user_replica_table(metadata: MetaData) -> Table:
+def add_user_replica_table(metadata: MetaData, *, with_email: bool = False) -> Table:
     """Declare the `users` replica on a service's metadata (so its migrations create it)."""
+    extra = [Column("email", String(320))] if with_email else []
     return Table(
         "users",
         metadata,
@@ -62,6 +76,7 @@ def add_user_replica_table(metadata: MetaData) -> Table:
         Column("registered_at", DateTime(timezone=True)),
         Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("deleted_at", DateTime(timezone=True)),
+        *extra,
     )
 
 
@@ -92,6 +107,9 @@ def apply_user_event(session: Session, users: Table, envelope: Envelope) -> None
     user_id = uuid.UUID(envelope.payload["user_id"])
     if envelope.type == "UserRegistered":
         record_user_registered(session, users, user_id=user_id, registered_at=envelope.occurred)
+        email = envelope.payload.get("email")
+        if "email" in users.c and email:
+            session.execute(update(users).where(users.c.id == user_id).values(email=email))
     elif envelope.type == "UserDeleted":
         record_user_deleted(session, users, user_id=user_id, deleted_at=envelope.occurred)
     else:

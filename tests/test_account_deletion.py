@@ -49,6 +49,11 @@ REGISTER = (
 ME = "{ me { id } }"
 CREATE = "mutation ($input: CreateTaskInput!) { createTask(input: $input) { id status } }"
 STATUS = "query ($id: ID!) { task(id: $id) { status } }"
+NOTIFICATIONS = "{ notifications { edges { node { subjectId } } } }"
+RULES = (
+    "mutation ($rules: [NotificationRuleInput!]!) "
+    "{ updateNotificationSettings(rules: $rules) { event channels } }"
+)
 
 
 def _process(name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
@@ -172,7 +177,14 @@ def _user_with_a_file_and_a_running_task(gateway: Gateway) -> tuple[Account, str
     body = gateway(REGISTER, {"e": email, "p": PASSWORD})
     payload = body["data"]["register"]
     user = Account(id=payload["user"]["id"], token=payload["accessToken"])
+    rules = [{"event": "TASK_FAILED", "channels": ["LOG", "EMAIL"]}]
+    assert "errors" not in gateway(RULES, {"rules": rules}, token=user.token)
     upload(gateway, user, b"my notes\n")
+    # A task that fails at once: its notification is among what the deletion must remove.
+    failing = gateway(
+        CREATE, {"input": {"image": TEST_IMAGE, "command": ["false"]}}, token=user.token
+    )
+    failing_id = failing["data"]["createTask"]["id"]
     created = gateway(
         CREATE,
         {"input": {"image": TEST_IMAGE, "command": ["sh", "-c", "sleep 300"], "name": "long"}},
@@ -187,6 +199,14 @@ def _user_with_a_file_and_a_running_task(gateway: Gateway) -> tuple[Account, str
         timeout=60,
         message="the task never ran",
     )
+    wait_for(
+        lambda: any(
+            n["node"]["subjectId"] == failing_id
+            for n in gateway(NOTIFICATIONS, token=user.token)["data"]["notifications"]["edges"]
+        ),
+        timeout=60,
+        message="the failed task was not notified",
+    )
     return user, email, task_id, payload["accessToken"]
 
 
@@ -194,6 +214,9 @@ def _nothing_left(database, files_backend, docker_client, user_id: str, keys: li
     assert _count(database, "SELECT count(*) FROM auth.users WHERE id = :u", user_id) == 0
     assert _count(database, "SELECT count(*) FROM files.files WHERE owner_id = :u", user_id) == 0
     assert _count(database, "SELECT count(*) FROM tasks.tasks WHERE owner_id = :u", user_id) == 0
+    for table in ("notifications", "notification_rules", "webhooks"):
+        sql = f"SELECT count(*) FROM tasks.{table} WHERE owner_id = :u"
+        assert _count(database, sql, user_id) == 0, table
     assert not [key for key in keys if files_backend.holds(key)]
     assert not _containers_of(docker_client, user_id)
 
@@ -245,7 +268,6 @@ def test_deleting_an_account_locks_the_user_out_and_removes_everything(
     keys = _stored_keys(database, user.id)
     assert keys and all(files_backend.holds(key) for key in keys)
     assert _containers_of(docker_client, user.id)
-
     assert gateway(DELETE, {"p": PASSWORD}, token=token) == {"data": {"deleteAccount": True}}
     assert codes(gateway(LOGIN, {"e": email, "p": PASSWORD})) == ["UNAUTHENTICATED"]
     wait_for(

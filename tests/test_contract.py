@@ -203,26 +203,9 @@ NOT_YET_SERVED = {
     "type WorkflowConnection is missing",
     # Schedules serve tasks only until workflows exist.
     "input CreateScheduleInput(workflow:) is missing",
-    # Issue 12: notifications, plugins and Swarm.
-    "Query.notificationSettings is missing",
-    "Query.notifications is missing",
-    "Query.webhooks is missing",
-    "Mutation.updateNotificationSettings is missing",
-    "Mutation.createWebhook is missing",
-    "Mutation.deleteWebhook is missing",
-    "Subscription.notificationReceived is missing",
+    # Issue 12: plugins and Swarm.
     "input CreateTaskInput(executor:) is missing",
     "Task.executor is missing",
-    "type NotificationEvent is missing",
-    "type NotificationChannel is missing",
-    "type NotificationRuleInput is missing",
-    "type NotificationRule is missing",
-    "type Notification is missing",
-    "type Delivery is missing",
-    "type NotificationEdge is missing",
-    "type NotificationConnection is missing",
-    "type Webhook is missing",
-    "type CreatedWebhook is missing",
 }
 
 

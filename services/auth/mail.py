@@ -18,13 +18,10 @@ SMTP server's help; a mail is never lost to it.
 from __future__ import annotations
 
 import logging
-import smtplib
-import ssl
 import uuid
-from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import formatdate
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -34,53 +31,14 @@ from services.auth.account_tokens import EMAIL_VERIFICATION, PASSWORD_RESET, Acc
 from services.auth.accounts import mint_token
 from services.auth.models import SentEmail, User
 from shared.db import UnitOfWork
+from shared.mail import MailRefused, MailUnavailable, SmtpSettings, deliver
+
+__all__ = ["MailRefused", "MailUnavailable", "SmtpSettings", "deliver"]
 
 log = logging.getLogger(__name__)
 
 #: Namespace of the token ids derived from event ids.
 _TOKEN_IDS = uuid.UUID("6f0d3c52-56a8-4a43-9d1e-7f0c1e0b9a21")
-
-
-class MailUnavailable(Exception):
-    """The SMTP server could not be reached or refused for now (retry later)."""
-
-
-class MailRefused(Exception):
-    """The SMTP server refused the mail for good (a 5xx answer): retrying will not help."""
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how account mail is sent."""
-
-    host: str
-    port: int
-    username: str
-    password: str
-    starttls: bool
-    timeout: float
-    sender: str
-
-    @classmethod
-    def from_settings(cls, settings) -> SmtpSettings:
-        """The SMTP part of AuthSettings."""
-        return cls(
-            host=settings.SMTP_HOST,
-            port=settings.SMTP_PORT,
-            username=settings.SMTP_USERNAME,
-            password=settings.SMTP_PASSWORD,
-            starttls=settings.SMTP_STARTTLS,
-            timeout=settings.SMTP_TIMEOUT,
-            sender=settings.SMTP_FROM,
-        )
-
-    def __repr__(self) -> str:
-        return f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.username!r})"
-
-    @property
-    def domain(self) -> str:
-        """The sender's domain: it names the Message-IDs."""
-        return parseaddr(self.sender)[1].rpartition("@")[2] or "dockyard.localhost"
 
 
 def message_id(event_id: str, domain: str) -> str:
@@ -120,28 +78,6 @@ def compose(
     link = f"{app_url.rstrip('/')}/{path}?token={quote(token, safe='')}"
     message.set_content(body.format(link=link, minutes=minutes))
     return message
-
-
-def deliver(smtp: SmtpSettings, message: EmailMessage) -> None:
-    """Hand the mail to the SMTP server; MailUnavailable (retry) or MailRefused (give up)."""
-    try:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
-            if smtp.starttls:
-                client.starttls(context=ssl.create_default_context())
-            if smtp.username:
-                client.login(smtp.username, smtp.password)
-            client.send_message(message)
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        if all(code >= 500 for code in codes):
-            raise MailRefused(f"recipient refused ({codes})") from None
-        raise MailUnavailable(f"recipient deferred ({codes})") from None
-    except smtplib.SMTPResponseException as exc:
-        if exc.smtp_code >= 500 and not isinstance(exc, smtplib.SMTPAuthenticationError):
-            raise MailRefused(f"SMTP {exc.smtp_code}") from None
-        raise MailUnavailable(f"SMTP {exc.smtp_code}") from None
-    except (smtplib.SMTPException, OSError) as exc:
-        raise MailUnavailable(f"{type(exc).__name__}: {exc}") from None
 
 
 def token_id_of(event_id: str) -> uuid.UUID:

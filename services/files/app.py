@@ -14,7 +14,6 @@ from services.files.config import FilesSettings
 from services.files.internal_api import blp as internal_blp
 from services.files.jobs import (
     INDEX_FILE_TEXT,
-    NOTIFY_FILE_STATUS,
     REQUEUE_STALLED_FILES,
     SWEEP_INPUT_LEASES,
     files_queues,
@@ -28,7 +27,6 @@ from shared.auth import init_jwt, verifier_from_settings
 from shared.celery import celery_init_app
 from shared.db import make_engine, session_factory
 from shared.health import broker_check, database_check
-from shared.notifications import Notifier, notifier_from_settings
 from shared.outbox.metrics import OutboxCollector
 from shared.service_identity import init_service_identity
 from shared.user_replica import init_user_replica
@@ -44,7 +42,6 @@ class FilesContext:
     uow: partial
     storage: Storage
     processing: ProcessingPolicy
-    notifier: Notifier
 
 
 def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
@@ -52,12 +49,11 @@ def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
     queues = files_queues(settings)
     processing = queues.processing
     return {
-        "task_queues": (processing, queues.notifications, queues.search),
+        "task_queues": (processing, queues.search),
         "task_default_queue": processing.name,
         "task_default_exchange": processing.exchange.name,
         "task_default_routing_key": processing.routing_key,
         "task_routes": {
-            NOTIFY_FILE_STATUS: {"queue": queues.notifications},
             INDEX_FILE_TEXT: {"queue": queues.search},
         },
         "beat_schedule": {
@@ -103,7 +99,6 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             max_attempts=settings.PROCESSING_MAX_ATTEMPTS,
             processors=available_processors(settings.PROCESSORS),
         ),
-        notifier=notifier_from_settings(settings),
     )
     app.config["CELERY"] = celery_overrides(settings)
     celery_init_app(app, settings)

@@ -12,7 +12,6 @@ from shared.config import (
     parse_positive_int,
     service_url_var,
 )
-from shared.notifications import NOTIFICATION_CHANNELS
 from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
 
 GIB = 1024**3
@@ -155,7 +154,7 @@ class FilesSettings(CommonSettings):
         "FILES_MAX_RETRIES",
         parse_positive_int,
         default=10,
-        doc="Retries of a processing, search indexing or notification task before it gives up "
+        doc="Retries of a processing or search indexing task before it gives up "
         "(the reaper still finds a file left unprocessed; a text file left unindexed is found by "
         "its name only).",
     )
@@ -187,7 +186,6 @@ class FilesSettings(CommonSettings):
         doc="Extra content processors, `name=module:attribute` pairs, comma-separated; each "
         "result lands in the file's `extra` under its name (see services/files/processors.py).",
     )
-    NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
 
     def __init__(self, environ=None, **overrides) -> None:
         super().__init__(environ, **overrides)

@@ -1,8 +1,8 @@
-"""Reactions to events: start processing, index a text file for search, notify the owner, erase
-a deleted account's files, lease files to tasks as their input and release them (leases.py),
+"""Reactions to events: start processing, index a text file for search, erase a deleted
+account's files, lease files to tasks as their input and release them (leases.py),
 and keep the `users` replica from auth's user events (shared.user_replica).
 
-Processing, indexing and notifying send a Celery job by name (jobs.py) from the consumer's
+Processing and indexing send a Celery job by name (jobs.py) from the consumer's
 inbox transaction. The job is sent (and confirmed by the broker) before that transaction
 commits, so a crash in between sends it again on redelivery rather than never: jobs are
 idempotent, a lost one is not.
@@ -34,17 +34,6 @@ def on_file_processed(envelope: Envelope, _session: Session) -> None:
     results = envelope.payload.get("results") or {}
     if results.get("encoding") is not None:
         jobs.send_text_indexing(envelope.payload["file_id"])
-
-
-def on_processing_finished(envelope: Envelope, _session: Session) -> None:
-    """Queue the owner's notification that their file is PROCESSED or FAILED."""
-    payload = envelope.payload
-    jobs.send_status_notification(
-        owner_id=payload["owner_id"],
-        file_id=payload["file_id"],
-        filename=payload["filename"],
-        status=payload["status"],
-    )
 
 
 def on_task_outputs_ready(envelope: Envelope, _session: Session) -> None:
@@ -123,11 +112,6 @@ def on_input_no_longer_needed(envelope: Envelope, session: Session) -> None:
 SUBSCRIPTIONS = [
     Subscription("files.processing", ["files.FileUploaded"], on_file_uploaded),
     Subscription("files.search", ["files.FileProcessed"], on_file_processed),
-    Subscription(
-        "files.notifications",
-        ["files.FileProcessed", "files.FileProcessingFailed"],
-        on_processing_finished,
-    ),
     Subscription("files.users", list(USER_EVENTS), on_user_event),
     Subscription("files.task-outputs", ["tasks.TaskOutputsReady"], on_task_outputs_ready),
     Subscription(

@@ -3,8 +3,9 @@
 Only worker.py builds a Celery app (from the Flask app). Everything else, the event handlers in
 the consumer and the reaper in beat, sends by name through shared.celery.send_job, so it needs
 the broker, not the worker's app or its imports. The queues are files' own, so another service's
-worker never receives (and drops) a files job, and notifications and search indexing each have
-one apart from processing, so a queue of large files does not hold them up.
+worker never receives (and drops) a files job, and search indexing has one apart from
+processing, so a queue of large files does not hold it up. (Owners hear about their files from
+the tasks service's notifications, fed by FileProcessed / FileProcessingFailed.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from services.files.config import FilesSettings
 from shared.celery import send_job
 
 PROCESS_FILE = "files.process_file"
-NOTIFY_FILE_STATUS = "files.notify_file_status"
 INDEX_FILE_TEXT = "files.index_file_text"
 REQUEUE_STALLED_FILES = "files.requeue_stalled_files"
 SWEEP_INPUT_LEASES = "files.sweep_input_leases"
@@ -27,10 +27,9 @@ STORE_TASK_OUTPUTS = "files.store_task_outputs"
 
 @dataclass(frozen=True)
 class FilesQueues:
-    """Where files jobs go: processing, owners' notifications, and search indexing."""
+    """Where files jobs go: processing and search indexing."""
 
     processing: Queue
-    notifications: Queue
     search: Queue
 
 
@@ -40,9 +39,6 @@ def files_queues(settings: FilesSettings) -> FilesQueues:
     exchange = Exchange(f"{namespace}.files", type="direct")
     return FilesQueues(
         processing=Queue(f"{namespace}.files.processing", exchange, routing_key="processing"),
-        notifications=Queue(
-            f"{namespace}.files.notifications", exchange, routing_key="notifications"
-        ),
         search=Queue(f"{namespace}.files.search", exchange, routing_key="search"),
     )
 
@@ -57,24 +53,6 @@ def send_processing(file_id: str, *, settings: FilesSettings | None = None) -> N
     """Ask a worker to process the file (idempotent: a file already done is left alone)."""
     settings = settings or _settings()
     send_job(settings, PROCESS_FILE, args=[file_id], queue=files_queues(settings).processing)
-
-
-def send_status_notification(
-    *,
-    owner_id: str,
-    file_id: str,
-    filename: str,
-    status: str,
-    settings: FilesSettings | None = None,
-) -> None:
-    """Ask a worker to tell the file's owner it reached PROCESSED or FAILED."""
-    settings = settings or _settings()
-    send_job(
-        settings,
-        NOTIFY_FILE_STATUS,
-        args=[owner_id, file_id, filename, status],
-        queue=files_queues(settings).notifications,
-    )
 
 
 def send_text_indexing(file_id: str, *, settings: FilesSettings | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Files use cases: upload, list, read, download and delete files; notify their owners.
+"""Files use cases: upload, list, read, download and delete files.
 
 Naming rules live in naming.py, processing (the claim/lease state machine and the reaper) in
 processing.py, and the queries in repository.py.
@@ -19,7 +19,6 @@ from services.files.models import File
 from services.files.naming import clean_original_filename, normalize_content_type, sanitize_filename
 from services.files.repository import FilesUnitOfWork
 from services.files.storage import ObjectReader, Readable, Storage
-from shared.notifications import Notification, Notifier
 from shared.pagination import KeysetCursor, Page, RankCursor, page_of
 
 log = logging.getLogger(__name__)
@@ -357,18 +356,3 @@ def delete_file(
         uow.commit()
     # After the commit: a crash in between leaves an unreferenced object, never a dangling row.
     _discard(storage, deleted.storage_key)
-
-
-def notify_file_status(
-    notifier: Notifier, *, owner_id: str, file_id: str, filename: str, status: str
-) -> None:
-    """Tell a file's owner it reached PROCESSED or FAILED."""
-    notifier.send(
-        Notification(
-            user_id=owner_id,
-            subject_type="file",
-            subject_id=file_id,
-            subject_name=filename,
-            status=status,
-        )
-    )

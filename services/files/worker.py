@@ -2,8 +2,8 @@
 
 Run by `celery -A services.files.worker:celery_app worker`; the only module that builds the
 files Celery app. Processing starts from the FileUploaded event (services/files/handlers.py sends
-`files.process_file` by name, see jobs.py), a text file's search indexing from FileProcessed,
-notifications from FileProcessed / FileProcessingFailed, and the beat process runs
+`files.process_file` by name, see jobs.py), a text file's search indexing from FileProcessed, and
+the beat process runs
 `files.requeue_stalled_files`, the reaper, and `files.sweep_input_leases`, which drops the input
 leases of tasks that vanished.
 Every task is idempotent: they are acknowledged late and redelivered if a worker dies.
@@ -95,16 +95,6 @@ def index_file_text(file_id: str) -> str:
     )
     log.info("file %s search document: %s", file_id, outcome.value, extra={"file_id": file_id})
     return outcome.value
-
-
-@celery_app.task(
-    name=jobs.NOTIFY_FILE_STATUS, bind=True, autoretry_for=(Exception,), **RETRY_POLICY
-)
-def notify_file_status(self, owner_id: str, file_id: str, filename: str, status: str) -> None:
-    """Tell a file's owner it reached PROCESSED or FAILED (retried while the channel fails)."""
-    service.notify_file_status(
-        _ctx().notifier, owner_id=owner_id, file_id=file_id, filename=filename, status=status
-    )
 
 
 @celery_app.task(

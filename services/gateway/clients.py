@@ -713,8 +713,58 @@ class ScheduleCalls:
         return await self.request("GET", path, caller, params=params, with_token=True)
 
 
-class TasksClient(ScheduleCalls, ServiceClient):
-    """The tasks service: submit, list, read, cancel and delete tasks, read output; schedules."""
+class NotificationCalls:
+    """The tasks service's notification endpoints, part of TasksClient."""
+
+    request: Any
+
+    async def notification_rules(self, caller: Caller) -> list[dict[str, Any]]:
+        """Every kind of event with its channels."""
+        answer = await self.request("GET", "/v1/notification-settings", caller, with_token=True)
+        return answer["rules"]
+
+    async def update_notification_rules(
+        self, caller: Caller, *, rules: list[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Set the channels of the kinds named; every rule after."""
+        body = {"rules": [dict(rule) for rule in rules]}
+        answer = await self.request(
+            "PUT", "/v1/notification-settings", caller, json=body, with_token=True
+        )
+        return answer["rules"]
+
+    async def list_notifications(
+        self, caller: Caller, *, first: int | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the caller's notifications, newest first."""
+        params = _without_none({"first": first, "after": after})
+        return await self.request(
+            "GET", "/v1/notifications", caller, params=params, with_token=True
+        )
+
+    async def list_webhooks(self, caller: Caller) -> list[dict[str, Any]]:
+        """The caller's webhooks."""
+        answer = await self.request("GET", "/v1/webhooks", caller, with_token=True)
+        return answer["webhooks"]
+
+    async def create_webhook(
+        self, caller: Caller, *, url: str, events: list[str]
+    ) -> dict[str, Any]:
+        """Add a webhook: the webhook and its secret."""
+        body = {"url": url, "events": list(events)}
+        return await self.request("POST", "/v1/webhooks", caller, json=body, with_token=True)
+
+    async def delete_webhook(self, caller: Caller, *, webhook_id: str) -> None:
+        """Delete one of the caller's webhooks."""
+        try:
+            path = f"/v1/webhooks/{uuid.UUID(webhook_id)}"
+        except ValueError:
+            raise NotFound("Webhook not found.") from None
+        await self.request("DELETE", path, caller, with_token=True)
+
+
+class TasksClient(NotificationCalls, ScheduleCalls, ServiceClient):
+    """The tasks service: tasks, their output, schedules, notifications and webhooks."""
 
     service = "tasks"
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine as DatabaseEngine
 from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, messaging_tables, users
+from services.tasks.notification_api import blp as notifications_blp
 from services.tasks.output_api import blp as output_blp
 from services.tasks.sagas import tasks_sagas
 from services.tasks.schedule_api import blp as schedules_blp
@@ -96,4 +97,5 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
     api.register_blueprint(blp)
     api.register_blueprint(schedules_blp)
     api.register_blueprint(output_blp)
+    api.register_blueprint(notifications_blp)
     return app

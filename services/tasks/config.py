@@ -316,24 +316,90 @@ class TasksSettings(CommonSettings):
         doc="Times the task_input_file saga asks files for the lease before the task ends FAILED.",
     )
 
-    # Notifications of finished tasks (the worker's `tasks.notify` job).
+    # Notification deliveries (the worker's `tasks.deliver_notification` job).
     NOTIFICATION_CHANNELS = NOTIFICATION_CHANNELS
     NOTIFY_RETRY_BACKOFF_SECONDS = EnvVar(
         "TASKS_NOTIFY_RETRY_BACKOFF_SECONDS",
         parse_positive_int,
         default=2,
-        doc="First delay before a failed notification of a finished task is sent again "
-        "(seconds); it doubles with every retry, with full jitter.",
+        doc="First delay before a failed notification delivery is sent again (seconds); the "
+        "bound doubles with every retry and the delay is drawn below it (full jitter).",
     )
     NOTIFY_RETRY_BACKOFF_MAX_SECONDS = EnvVar(
         "TASKS_NOTIFY_RETRY_BACKOFF_MAX_SECONDS",
         parse_countdown,
         default=300.0,
-        doc="Longest delay between two retries of a notification (seconds, at most 900).",
+        doc="Longest delay between two tries of a notification delivery (seconds, at most 900).",
     )
     NOTIFY_MAX_RETRIES = EnvVar(
         "TASKS_NOTIFY_MAX_RETRIES",
         int,
         default=10,
-        doc="Retries of a notification whose channel fails before it is given up (logged).",
+        doc="Retries of a notification delivery whose channel fails before it ends FAILED.",
+    )
+
+    # User notifications (services/tasks/notifications/, docs/notifications.md).
+    NOTIFY_SWEEP_AFTER_SECONDS = EnvVar(
+        "TASKS_NOTIFY_SWEEP_AFTER_SECONDS",
+        float,
+        default=1800.0,
+        doc="A delivery still PENDING this long after its last change is sent again by the "
+        "monitor's reconcile pass (longer than the longest retry backoff).",
+    )
+    WEBHOOK_ALLOW_PRIVATE = EnvVar(
+        "TASKS_WEBHOOK_ALLOW_PRIVATE",
+        parse_bool,
+        default=False,
+        doc="Let webhook URLs resolve to loopback, private or link-local addresses (development "
+        "and tests only: in production it lets users reach internal services).",
+    )
+    WEBHOOK_PRIVATE_ALLOWLIST = EnvVar(
+        "TASKS_WEBHOOK_PRIVATE_ALLOWLIST",
+        parse_list,
+        default=[],
+        doc="Webhook hosts (`host`, `host:port`) and address ranges (CIDR) allowed although "
+        "they are not public, comma-separated.",
+    )
+    WEBHOOK_TIMEOUT_SECONDS = EnvVar(
+        "TASKS_WEBHOOK_TIMEOUT_SECONDS",
+        float,
+        default=10.0,
+        doc="Connect and read timeout of one webhook delivery.",
+    )
+    WEBHOOK_DISABLE_AFTER_FAILURES = EnvVar(
+        "TASKS_WEBHOOK_DISABLE_AFTER_FAILURES",
+        parse_positive_int,
+        default=20,
+        doc="Failed delivery attempts in a row after which a webhook is disabled (its owner is "
+        "told by log line and mail).",
+    )
+    MAX_WEBHOOKS = EnvVar(
+        "TASKS_MAX_WEBHOOKS", parse_positive_int, default=10, doc="Most webhooks one user may have."
+    )
+    SMTP_HOST = EnvVar(
+        "TASKS_SMTP_HOST", default="127.0.0.1", doc="SMTP server of notification mail."
+    )
+    SMTP_PORT = EnvVar("TASKS_SMTP_PORT", int, default=25, doc="Port of that SMTP server.")
+    SMTP_USERNAME = EnvVar(
+        "TASKS_SMTP_USERNAME", default="", doc="SMTP login user of notification mail (empty: none)."
+    )
+    SMTP_PASSWORD = EnvVar(
+        "TASKS_SMTP_PASSWORD",
+        default="",
+        doc="SMTP login password of notification mail.",
+        secret=True,
+    )
+    SMTP_FROM = EnvVar(
+        "TASKS_SMTP_FROM",
+        default="Dockyard <notifications@dockyard.localhost>",
+        doc="From address of notification mail; its domain also names the Message-IDs.",
+    )
+    SMTP_STARTTLS = EnvVar(
+        "TASKS_SMTP_STARTTLS",
+        parse_bool,
+        default=False,
+        doc="Upgrade the notification SMTP connection with STARTTLS before logging in.",
+    )
+    SMTP_TIMEOUT = EnvVar(
+        "TASKS_SMTP_TIMEOUT_SECONDS", float, default=30.0, doc="SMTP connect and command timeout."
     )

@@ -9,6 +9,8 @@ from shared.celery import send_job
 
 START_TASK = "tasks.start_task"
 NOTIFY = "tasks.notify"
+DELIVER_NOTIFICATION = "tasks.deliver_notification"
+ANNOUNCE_WEBHOOK_DISABLED = "tasks.announce_webhook_disabled"
 
 
 @lru_cache(maxsize=1)
@@ -21,7 +23,12 @@ def send_start(task_id: str, *, countdown: float = 0.0) -> None:
     send_job(_settings(), START_TASK, args=[str(task_id)], countdown=countdown)
 
 
-def send_notification(*, user_id: str, task_id: str, task_label: str, status: str) -> None:
-    """Ask a worker to tell the user their task finished."""
-    kwargs = {"user_id": user_id, "task_id": task_id, "task_label": task_label, "status": status}
-    send_job(_settings(), NOTIFY, kwargs=kwargs)
+def send_delivery(delivery_id: str) -> None:
+    """Ask a worker to send one notification delivery (idempotent: it is sent once)."""
+    send_job(_settings(), DELIVER_NOTIFICATION, args=[str(delivery_id)])
+
+
+def send_webhook_disabled_notice(*, webhook_id: str, owner_id: str, failures: int) -> None:
+    """Ask a worker to mail the owner that their webhook was disabled."""
+    kwargs = {"webhook_id": webhook_id, "owner_id": owner_id, "failures": failures}
+    send_job(_settings(), ANNOUNCE_WEBHOOK_DISABLED, kwargs=kwargs)

@@ -11,6 +11,8 @@ from services.tasks import outputs, schedules, service
 from services.tasks.events import TaskDeleted, UserTasksDeleted
 from services.tasks.lifecycle import is_finished
 from services.tasks.models import SCHEMA, Task
+from services.tasks.notifications.history import delete_user_notifications
+from services.tasks.notifications.rules import delete_user_rules
 from shared.db import UnitOfWork, add_events, session_factory
 
 
@@ -65,7 +67,8 @@ def delete_user_schedules(session: Session, *, user_id: str) -> int:
 
 
 def erase_user_tasks(session: Session, *, user_id: str, saga_id: str) -> int:
-    """Delete the user's schedules, cancel their tasks, and once all have ended delete them.
+    """Delete the user's schedules, cancel their tasks, and once all have ended delete them
+    with their notifications, webhooks and notification rules.
 
     Raises TasksStillRunning while a container is still being stopped: the consumer retries the
     request (with backoff), and the saga's timeout asks again if even that runs out.
@@ -85,6 +88,8 @@ def erase_user_tasks(session: Session, *, user_id: str, saga_id: str) -> int:
     for task_id, _ in rows:
         outputs.remove_task_dir(output_root, task_id)
     session.execute(delete(Task).where(Task.owner_id == owner_id))
+    delete_user_notifications(session, owner_id=owner_id)
+    delete_user_rules(session, owner_id=owner_id)
     events = [TaskDeleted(task_id=str(task_id), owner_id=user_id) for task_id, _ in rows]
     events.append(UserTasksDeleted(user_id=user_id, saga_id=saga_id, tasks_deleted=len(rows)))
     add_events(session, events, source=SCHEMA, schema=SCHEMA)

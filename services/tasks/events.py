@@ -245,3 +245,34 @@ class TaskOutputsReady(TaskEvent):
 
     saga_id: str
     outputs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class NotificationCreated(Event):
+    """A user is told about an event: the notification and one pending delivery per channel.
+
+    Keyed by the user, so a gateway can follow one user's notifications (notificationReceived);
+    tasks' own `tasks.notification-deliveries` consumer sends one delivery job per id.
+    """
+
+    aggregate_type = "user_notifications"
+    aggregate_field = "owner_id"
+
+    notification_id: str
+    owner_id: str
+    event: str
+    subject: str
+    subject_id: str
+    delivery_ids: list[str]
+
+
+@dataclass(frozen=True)
+class WebhookDisabled(Event):
+    """A webhook failed too many deliveries in a row (the setting) and was disabled."""
+
+    aggregate_type = "webhook"
+    aggregate_field = "webhook_id"
+
+    webhook_id: str
+    owner_id: str
+    failures: int

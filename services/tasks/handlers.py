@@ -1,5 +1,6 @@
-"""Reactions to events: notify the owners of finished tasks, erase a deleted account's tasks,
-and keep the `users` replica from auth's user events (shared.user_replica).
+"""Reactions to events: notify users (a notification and its deliveries per event that
+notifies, then one delivery job each), erase a deleted account's tasks, and keep the `users`
+replica from auth's user events (shared.user_replica).
 
 New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
 a task's start is one broker hop after its commit.
@@ -7,36 +8,48 @@ a task's start is one broker hop after its commit.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.orm import Session
 
 from services.tasks import dispatch, erasure
 from services.tasks.models import users
+from services.tasks.notifications.history import delete_user_notifications, record_notification
+from services.tasks.notifications.kinds import ROUTING_KEYS
+from services.tasks.notifications.rules import delete_user_rules
 from services.tasks.sagas import tasks_sagas
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
 
-_TERMINAL = {
-    "TaskSucceeded": "SUCCEEDED",
-    "TaskFailed": "FAILED",
-    "TaskTimedOut": "TIMED_OUT",
-    "TaskCancelled": "CANCELLED",
-}
+
+def on_notifying_event(envelope: Envelope, session: Session) -> None:
+    """Record the user's notification of a finished task, a processed file or a misfire."""
+    record_notification(session, envelope)
 
 
-def on_task_finished(envelope: Envelope, _session: Session) -> None:
-    """Enqueue the lifecycle notification of a task that reached a terminal state."""
+def on_notification_created(envelope: Envelope, _session: Session) -> None:
+    """Send one delivery job per channel of a new notification (each is sent once)."""
+    for delivery_id in envelope.payload["delivery_ids"]:
+        dispatch.send_delivery(delivery_id)
+
+
+def on_webhook_disabled(envelope: Envelope, _session: Session) -> None:
+    """Have the owner of a disabled webhook mailed."""
     payload = envelope.payload
-    dispatch.send_notification(
-        user_id=payload["owner_id"],
-        task_id=payload["task_id"],
-        task_label=payload.get("name") or payload["task_id"],
-        status=_TERMINAL[envelope.type],
+    dispatch.send_webhook_disabled_notice(
+        webhook_id=payload["webhook_id"], owner_id=payload["owner_id"], failures=payload["failures"]
     )
 
 
 def on_user_event(envelope: Envelope, session: Session) -> None:
     """Keep this service's replica of a user (registered, deleted) in step with auth."""
     apply_user_event(session, users, envelope)
+    if envelope.type == "UserDeleted":
+        # A notifying event handled after the account-deletion step (a file processed late)
+        # may have notified the user since; none is made once the replica says deleted.
+        owner_id = uuid.UUID(envelope.payload["user_id"])
+        delete_user_notifications(session, owner_id=owner_id)
+        delete_user_rules(session, owner_id=owner_id)
 
 
 def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
@@ -47,7 +60,11 @@ def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
 
 
 SUBSCRIPTIONS = [
-    Subscription("tasks.notify", [f"tasks.{name}" for name in _TERMINAL], on_task_finished),
+    Subscription("tasks.notifications", list(ROUTING_KEYS), on_notifying_event),
+    Subscription(
+        "tasks.notification-deliveries", ["tasks.NotificationCreated"], on_notification_created
+    ),
+    Subscription("tasks.webhook-disabled", ["tasks.WebhookDisabled"], on_webhook_disabled),
     Subscription("tasks.users", list(USER_EVENTS), on_user_event),
     # Retried every few seconds while the monitor stops the user's containers (TasksStillRunning).
     Subscription(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+from shared.address_policy import (
+    AddressAllowlist,
+    Resolver,
+    numeric_address,
+    resolve_addresses,
+    resolve_host,
+)
 
 #: Longest reference accepted as a whole (name, tag and digest together).
 MAX_REFERENCE_LENGTH = 512
@@ -110,38 +116,8 @@ def image_allowed(reference: str, patterns: list[str]) -> bool:
     return any(fnmatchcase(candidate, pattern) for pattern in patterns for candidate in candidates)
 
 
-#: Resolves a host name to addresses, as socket.getaddrinfo does (a parameter for tests).
-Resolver = Callable[[str], Iterable[str]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
 class RegistryRefused(ValueError):
     """The image's registry is a host a pull must not reach; the message says why, never more."""
-
-
-def resolve_host(host: str) -> list[str]:
-    """Every address the system resolver gives for a host name."""
-    return [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
-
-
-def _numeric_address(host: str) -> IPAddress | None:
-    """The address a host written as a number stands for (`127.0.0.1`, `[::1]`, `0x7f.1`)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
-    try:
-        # inet_aton reads the shorthand and hex forms the resolver (and the engine's) accept too.
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
-
-
-def _public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
 
 
 @dataclass(frozen=True)
@@ -152,21 +128,12 @@ class RegistryPolicy:
     link-local address would let a task's author make it reach services no user should see.
     """
 
-    #: `host` or `host:port` (lowercase) the operator trusts whatever they resolve to.
-    hosts: frozenset[str] = frozenset()
-    #: Address ranges the operator allows although they are not public.
-    networks: tuple[IPNetwork, ...] = ()
+    allowlist: AddressAllowlist = AddressAllowlist()
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> RegistryPolicy:
         """The policy of TASKS_REGISTRY_PRIVATE_ALLOWLIST: host names, `host:port` and CIDRs."""
-        hosts, networks = set(), []
-        for entry in entries:
-            try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                hosts.add(entry.lower())
-        return cls(hosts=frozenset(hosts), networks=tuple(networks))
+        return cls(allowlist=AddressAllowlist.parse(entries))
 
     def check(self, reference: ImageReference, *, resolve: Resolver = resolve_host) -> None:
         """Raise RegistryRefused unless a pull of the image may contact its registry."""
@@ -177,24 +144,18 @@ class RegistryPolicy:
             host = domain[: domain.index("]") + 1]
         else:
             host = domain.partition(":")[0]
-        if domain in self.hosts or host in self.hosts:
+        if domain in self.allowlist.hosts or host in self.allowlist.hosts:
             return
-        numeric = _numeric_address(host)
+        numeric = numeric_address(host)
         if numeric is not None:
-            if self._allowed(numeric):
+            if self.allowlist.lists(numeric):
                 return
             raise RegistryRefused("Image registry must be a host name, not an IP address.")
         if host == "localhost" or host.endswith(".localhost"):
             raise RegistryRefused(f"Image registry {host!r} is not allowed.")
-        try:
-            addresses = [ipaddress.ip_address(a.partition("%")[0]) for a in resolve(host)]
-        except (OSError, UnicodeError, ValueError):
-            addresses = []
+        addresses = resolve_addresses(host, resolve=resolve)
         if not addresses:
             raise RegistryRefused(f"Image registry {host!r} could not be resolved.")
-        if not all(_public(a) or self._allowed(a) for a in addresses):
+        if not all(self.allowlist.allows(a) for a in addresses):
             # Not which address: the answer must not map the server's network for the caller.
             raise RegistryRefused(f"Image registry {host!r} is not a public host.")
-
-    def _allowed(self, address: IPAddress) -> bool:
-        return any(address in network for network in self.networks)

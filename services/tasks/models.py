@@ -41,7 +41,7 @@ class Base(DeclarativeBase):
 
 messaging_tables = add_messaging_tables(Base.metadata)
 #: The users auth registered, as far as this service has heard (see shared.user_replica).
-users = add_user_replica_table(Base.metadata)
+users = add_user_replica_table(Base.metadata, with_email=True)
 #: The sagas tasks orchestrates (see sagas.py).
 saga_table = add_saga_table(Base.metadata)
 
@@ -281,3 +281,89 @@ Index(
     Task.id,
     postgresql_where=Task.schedule_id.isnot(None),
 )
+
+
+class NotificationRule(Base):
+    """Which channels tell a user about one kind of event (no row: LOG only)."""
+
+    __tablename__ = "notification_rules"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channels: Mapped[list] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Webhook(Base):
+    """A URL a user's notifications are POSTed to, signed with its secret."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID]
+    url: Mapped[str] = mapped_column(Text)
+    #: The events it wants; empty means every event.
+    events: Mapped[list] = mapped_column(JSONB)
+    #: Kept (not a hash): every delivery is signed with it. Never logged, shown once.
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Notification(Base):
+    """One event a user is told about; its id is derived from the event's, so it exists once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    owner_id: Mapped[uuid.UUID]
+    event: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    subject_id: Mapped[str] = mapped_column(String(64))
+    source_event_id: Mapped[uuid.UUID]
+    #: subject_type, subject_name and status: what the LOG channel's line says.
+    details: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NotificationDelivery(Base):
+    """One notification through one channel (one per webhook): its key makes it go out once."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('PENDING', 'DELIVERED', 'FAILED', 'SKIPPED')", name="delivery_status"
+        ),
+        Index("ix_notification_deliveries_notification", "notification_id"),
+        # The sweep's question: which deliveries have been pending for long.
+        Index(
+            "ix_notification_deliveries_pending",
+            "updated_at",
+            postgresql_where="status = 'PENDING'",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16))
+    webhook_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="SET NULL")
+    )
+    #: Sent as Dockyard-Idempotency-Key: the same on every try of this delivery.
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="PENDING", server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None]
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -7,7 +7,8 @@ task's watcher through LISTEN/NOTIFY (service.CANCEL_REQUESTED_CHANNEL). Two pas
 net: every TASKS_LOG_FLUSH_SECONDS it starts a watcher for any RUNNING task without one and
 passes cancel requests on, and at start and every TASKS_RECONCILE_SECONDS a reconciler removes
 labelled containers no task owns and the input directories of ended tasks, adopts containers a
-crashed start job left behind and re-dispatches QUEUED tasks no start job touched lately.
+crashed start job left behind and re-dispatches QUEUED tasks no start job touched lately (and
+notification deliveries pending for longer than TASKS_NOTIFY_SWEEP_AFTER_SECONDS).
 Everything it does is idempotent, so a monitor killed at any point is replaced by one that picks
 up where it stopped.
 """
@@ -36,6 +37,7 @@ from services.tasks.input_staging import InputStaging
 from services.tasks.launcher import Listener
 from services.tasks.lifecycle import is_finished
 from services.tasks.models import SCHEMA, TaskStatus
+from services.tasks.notifications.delivery import stuck_deliveries
 from services.tasks.service import CANCEL_REQUESTED_CHANNEL
 from services.tasks.watcher import Watcher
 from shared.db import UnitOfWork, make_engine, session_factory
@@ -229,7 +231,14 @@ class Monitor:
     # -- reconciler --------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Match labelled containers to tasks; re-dispatch QUEUED tasks whose job vanished."""
+        """Send stuck notification deliveries again; match labelled containers to tasks;
+        re-dispatch QUEUED tasks whose job vanished."""
+        # First: it needs no Docker engine, and an engine away must not strand deliveries.
+        for delivery_id in stuck_deliveries(
+            self.uow(), older_than=self.settings.NOTIFY_SWEEP_AFTER_SECONDS
+        ):
+            log.warning("notification delivery %s was stuck pending; sending again", delivery_id)
+            dispatch.send_delivery(delivery_id)
         engine = self.engine()
         containers = engine.task_containers()
         stale = datetime.now(UTC) - timedelta(seconds=self.settings.REDISPATCH_AFTER_SECONDS)

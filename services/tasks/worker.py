@@ -1,4 +1,4 @@
-"""The tasks Celery worker: thin jobs that start task containers and send notifications.
+"""The tasks Celery worker: thin jobs that start task containers and deliver notifications.
 
 Run: `celery -A services.tasks.worker:celery_app worker -c 8`. New tasks are started by the
 launcher (`python -m services.tasks.launcher`) straight from their TaskCreated events; the start
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import uuid
 from functools import lru_cache
 
@@ -24,8 +25,15 @@ from services.tasks.config import TasksSettings
 from services.tasks.containers import DockerEngine, EngineUnavailable
 from services.tasks.input_staging import InputStaging
 from services.tasks.launcher import Listener, start_when_free
+from services.tasks.notifications import webhooks
+from services.tasks.notifications.delivery import (
+    Channels,
+    announce_webhook_disabled,
+    deliver_notification,
+)
 from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
+from shared.mail import MailUnavailable, SmtpSettings
 from shared.notifications import notifier_from_settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,14 @@ NOTIFY_RETRY_POLICY = {
     "retry_jitter": True,
     "max_retries": settings.NOTIFY_MAX_RETRIES,
 }
+
+
+#: How a notification delivery is sent: the operator's log channels, SMTP, webhooks.
+channels = Channels(
+    notifier=notifier,
+    smtp=SmtpSettings.from_settings(settings),
+    webhook_policy=webhooks.WebhookPolicy.from_settings(settings),
+)
 
 
 @lru_cache(maxsize=1)
@@ -103,7 +119,11 @@ def start_task(self, task_id: str) -> str:
 
 @celery_app.task(name=dispatch.NOTIFY, autoretry_for=(Exception,), **NOTIFY_RETRY_POLICY)
 def notify(user_id: str, task_label: str, status: str, task_id: str | None = None) -> None:
-    """Tell a user their task reached a terminal state (retried while the channel fails)."""
+    """Tell a user their task reached a terminal state (retried while the channel fails).
+
+    Nothing sends this job any more (notification deliveries replaced it); it stays registered
+    so that jobs queued before an upgrade are still delivered, and can go in the next release.
+    """
     notify_task_finished(
         notifier,
         user_id=user_id,
@@ -111,6 +131,37 @@ def notify(user_id: str, task_label: str, status: str, task_id: str | None = Non
         task_id=task_id or task_label,
         task_label=task_label,
         status=status,
+    )
+
+
+@celery_app.task(name=dispatch.DELIVER_NOTIFICATION, bind=True, max_retries=None)
+def deliver_notification_job(self, delivery_id: str) -> str:
+    """Send one notification delivery once; retried with backoff and full jitter while it fails."""
+    outcome = deliver_notification(
+        _uow(),
+        delivery_id=uuid.UUID(delivery_id),
+        channels=channels,
+        max_attempts=settings.NOTIFY_MAX_RETRIES + 1,
+    )
+    if outcome.retry:
+        # Full jitter: a uniform delay up to the exponential bound, so retries spread out.
+        bound = min(
+            settings.NOTIFY_RETRY_BACKOFF_MAX_SECONDS,
+            settings.NOTIFY_RETRY_BACKOFF_SECONDS * 2**self.request.retries,
+        )
+        raise self.retry(countdown=random.uniform(0, bound))
+    return outcome.result
+
+
+@celery_app.task(
+    name=dispatch.ANNOUNCE_WEBHOOK_DISABLED,
+    autoretry_for=(MailUnavailable,),
+    **NOTIFY_RETRY_POLICY,
+)
+def announce_webhook_disabled_job(webhook_id: str, owner_id: str, failures: int) -> str:
+    """Mail a user that their webhook was disabled after failing too often."""
+    return announce_webhook_disabled(
+        _uow(), webhook_id=webhook_id, owner_id=owner_id, failures=failures, smtp=channels.smtp
     )
 
 

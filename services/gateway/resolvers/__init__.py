@@ -5,6 +5,7 @@ from services.gateway.resolvers import (  # noqa: F401
     accounts,
     auth,
     files,
+    notifications,
     oidc,
     schedules,
     subscriptions,

@@ -143,7 +143,7 @@ def stack(request, test_env, jwks_url, tmp_path_factory):
         wait_until(
             lambda: all(
                 queue_exists(test_env.amqp_url, f"{namespace}.consumer.files.{name}")
-                for name in ("processing", "search", "notifications")
+                for name in ("processing", "search")
             ),
             timeout=60,
             what="the consumer's queues",
@@ -174,15 +174,6 @@ def warm_up(stack: Stack, test_env) -> None:
 def fresh_logs(stack):
     """Offsets into each process's log, so a test reads only what it caused."""
     return {name: len(getattr(stack, name).logs()) for name in ("worker", "consumer", "relay")}
-
-
-def notifications(stack: Stack, since: int = 0) -> list[str]:
-    """Messages the worker logged on the notifications logger after offset `since`."""
-    return [
-        record["message"]
-        for record in stack.worker.log_records_since(since)
-        if record.get("logger") == "dockyard.notifications"
-    ]
 
 
 def pause(seconds: float) -> None:

@@ -54,22 +54,6 @@ def next_job(test_env, queue):
         return connection.default_channel.basic_get(queue.name, no_ack=True)
 
 
-def test_a_finished_file_queues_its_notification_by_name_without_loading_the_worker(test_env):
-    payload = {
-        "owner_id": str(uuid.uuid4()),
-        "file_id": str(uuid.uuid4()),
-        "filename": "notes.txt",
-        "status": "PROCESSED",
-    }
-    namespace = run_handler(test_env, "on_processing_finished", payload)
-    queue = jobs.files_queues(FilesSettings(NAMESPACE=namespace)).notifications
-    message = next_job(test_env, queue)
-    assert message is not None, "nothing in the notifications queue"
-    assert message.headers["task"] == jobs.NOTIFY_FILE_STATUS
-    args = json.loads(message.body)[0]
-    assert args == [payload["owner_id"], payload["file_id"], "notes.txt", "PROCESSED"]
-
-
 def test_a_processed_text_file_queues_its_search_indexing_and_a_binary_one_does_not(test_env):
     text_file = {"file_id": str(uuid.uuid4()), "results": {"encoding": "utf-8"}}
     namespace = run_handler(test_env, "on_file_processed", text_file)

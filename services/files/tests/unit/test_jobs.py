@@ -12,11 +12,9 @@ def test_jobs_go_to_the_queues_the_worker_consumes():
     overrides = app.celery_overrides(settings)
     assert [q.name for q in overrides["task_queues"]] == [
         "ns.files.processing",
-        "ns.files.notifications",
         "ns.files.search",
     ]
     assert overrides["task_default_queue"] == queues.processing.name
-    assert overrides["task_routes"][jobs.NOTIFY_FILE_STATUS]["queue"] == queues.notifications
     assert overrides["task_routes"][jobs.INDEX_FILE_TEXT]["queue"] == queues.search
     assert queues.search.exchange.name == queues.processing.exchange.name
-    assert queues.processing.exchange.name == queues.notifications.exchange.name == "ns.files"
+    assert queues.processing.exchange.name == "ns.files"

@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from services.auth.tests.mailbox import Mailbox, SmtpServer
 from services.registry import REGISTRY
 from services.tasks.containers import namespace_filter
 from shared import dbadmin, migrations
@@ -39,6 +40,10 @@ ENGINE_ENV = {
     "TASKS_ENGINE_RETRIES": "2",
     "TASKS_LOG_FLUSH_SECONDS": "0.3",
     "TASKS_USAGE_SAMPLE_SECONDS": "0.5",
+    # Webhook receivers of the tests listen on loopback.
+    "TASKS_WEBHOOK_ALLOW_PRIVATE": "true",
+    "TASKS_NOTIFY_RETRY_BACKOFF_SECONDS": "1",
+    "TASKS_NOTIFY_RETRY_BACKOFF_MAX_SECONDS": "2",
 }
 
 
@@ -173,12 +178,27 @@ def running_engine(test_env, auth_server, docker_client, **extra: str) -> Iterat
 
 
 @pytest.fixture(scope="package")
-def engine(test_env, auth_server, docker_client) -> Iterator[EngineProcesses]:
+def engine_smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback that the engine's worker mails notifications to."""
+    server = SmtpServer(Mailbox())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+def engine(test_env, auth_server, docker_client, engine_smtp) -> Iterator[EngineProcesses]:
     """The engine processes of this run, for this package.
 
     Package-scoped: other tests create tasks they expect to stay PENDING.
     """
-    with running_engine(test_env, auth_server, docker_client) as running:
+    with running_engine(
+        test_env,
+        auth_server,
+        docker_client,
+        TASKS_SMTP_HOST="127.0.0.1",
+        TASKS_SMTP_PORT=str(engine_smtp.port),
+    ) as running:
         yield running
 
 

@@ -1,13 +1,17 @@
-"""A task's owner hears how it ended, from a real Celery worker, even through a failing channel."""
+"""A task's owner hears how it ended, from a real Celery worker, even through a failing channel,
+and through every channel of their rule: log, a signed webhook and a mail."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC, datetime
 
 from celery import Celery
 
 from services.tasks.config import TasksSettings
 from services.tasks.dispatch import NOTIFY
+from services.tasks.models import users
 from services.tasks.tests.engine.conftest import (
     Process,
     engine_env,
@@ -15,7 +19,10 @@ from services.tasks.tests.engine.conftest import (
     worker_argv,
 )
 from services.tasks.tests.engine.test_execution import submit, wait_status
+from services.tasks.tests.webhook_receiver import Receiver, start_receiver
 from shared.celery import celery_config
+from shared.events import Envelope
+from shared.user_replica import apply_user_event
 
 
 def test_a_nameless_failed_task_is_announced_to_its_owner_by_its_id(client, alice, engine):
@@ -67,3 +74,68 @@ def test_a_notification_whose_channel_fails_is_retried_with_backoff_until_delive
         assert (tmp_path / "sends").read_text() == "3"
     finally:
         worker.stop()
+
+
+def test_a_failed_task_reaches_its_owner_by_signed_webhook_and_by_mail_once(
+    client, make_app, tasks_app, alice, engine, engine_smtp
+):
+    uow = tasks_app.extensions["tasks"].uow
+    # The replica learns the address from auth.UserRegistered; auth's relay is not part of the
+    # engine under test, so the event is applied as the tasks.users consumer would.
+    registered = Envelope(
+        id=str(uuid.uuid4()),
+        type="UserRegistered",
+        version=1,
+        source="auth",
+        occurred_at=datetime.now(UTC).isoformat(),
+        aggregate_type="user",
+        aggregate_id=alice.id,
+        sequence=1,
+        correlation_id=None,
+        payload={"user_id": alice.id, "email": alice.email},
+    )
+    with uow() as unit:
+        apply_user_event(unit.session, users, registered)
+        unit.commit()
+    receiver = Receiver()
+    server = start_receiver(receiver)
+    try:
+        rules = {"rules": [{"event": "TASK_FAILED", "channels": ["LOG", "EMAIL", "WEBHOOK"]}]}
+        response = client.put("/v1/notification-settings", json=rules, headers=alice.headers)
+        assert response.status_code == 200, response.json
+        created = (
+            make_app(WEBHOOK_ALLOW_PRIVATE=True)
+            .test_client()
+            .post(
+                "/v1/webhooks",
+                json={"url": receiver.url, "events": ["TASK_FAILED"]},
+                headers=alice.headers,
+            )
+        )
+        assert created.status_code == 201, created.json
+        receiver.secret = created.json["secret"]
+
+        task = submit(client, alice, ["false"], name="nightly-report")
+        assert wait_status(client, alice, task["id"])["status"] == "FAILED"
+
+        def delivered():
+            page = client.get("/v1/notifications", headers=alice.headers).json
+            nodes = [e["node"] for e in page["edges"] if e["node"]["subject_id"] == task["id"]]
+            return (
+                nodes and all(d["status"] == "DELIVERED" for d in nodes[0]["deliveries"]) and nodes
+            )
+
+        (notification,) = wait_for(delivered, timeout=60, message=engine["worker"].log()[-3000:])
+        assert notification["subject"] == "Task nightly-report failed"
+        assert sorted(d["channel"] for d in notification["deliveries"]) == [
+            "EMAIL",
+            "LOG",
+            "WEBHOOK",
+        ]
+        (post,) = receiver.received
+        assert post.signed
+        assert json.loads(post.body)["subjectId"] == task["id"]
+        (mail,) = engine_smtp.mailbox.wait_for(alice.email)
+        assert mail["Subject"] == "[Dockyard] Task nightly-report failed"
+    finally:
+        server.shutdown()

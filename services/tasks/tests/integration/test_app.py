@@ -25,7 +25,16 @@ def test_health_readiness_and_openapi(test_env):
         "/v1/schedules/{schedule_id}/next-runs",
         "/v1/schedules/{schedule_id}/runs",
         "/internal/v1/tasks/{task_id}/outputs/{path}",
+        "/v1/notification-settings",
+        "/v1/notifications",
+        "/v1/webhooks",
+        "/v1/webhooks/{webhook_id}",
     } <= set(openapi["paths"])
+    webhooks = openapi["paths"]["/v1/webhooks"]
+    assert {"201", "400", "409"} <= set(webhooks["post"]["responses"])
+    assert {"204", "404"} <= set(
+        openapi["paths"]["/v1/webhooks/{webhook_id}"]["delete"]["responses"]
+    )
     assert b"http_requests_total" in client.get("/metrics").data
 
 

@@ -1,4 +1,4 @@
-"""A finished task is announced to its owner through the shared notifier, named or by its id."""
+"""A finished task is announced to its owner (through the shared notifier), named or by its id."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.tasks import dispatch, handlers
+from services.tasks.notifications.kinds import ROUTING_KEYS, occurrence_of
 from services.tasks.notify import notify_task_finished
 from shared.events import Envelope
 from shared.notifications import Notification, build_notifier
@@ -68,37 +68,53 @@ def test_every_channel_receives_the_task_with_its_id_and_label():
 
 
 @pytest.mark.parametrize(
-    ("event_type", "status"),
+    ("event_type", "kind", "status", "words"),
     [
-        ("TaskSucceeded", "SUCCEEDED"),
-        ("TaskFailed", "FAILED"),
-        ("TaskTimedOut", "TIMED_OUT"),
-        ("TaskCancelled", "CANCELLED"),
+        ("TaskSucceeded", "TASK_SUCCEEDED", "SUCCEEDED", "succeeded"),
+        ("TaskFailed", "TASK_FAILED", "FAILED", "failed"),
+        ("TaskTimedOut", "TASK_FAILED", "TIMED_OUT", "timed out"),
     ],
 )
-def test_a_terminal_event_queues_the_owners_notification_under_the_tasks_name(
-    monkeypatch, event_type, status
+def test_a_terminal_event_is_told_to_the_owner_under_the_tasks_name(
+    event_type, kind, status, words
 ):
-    sent = []
-    monkeypatch.setattr(dispatch, "send_notification", lambda **kwargs: sent.append(kwargs))
     envelope = finished(event_type, name="nightly")
-    handlers.on_task_finished(envelope, None)
-    assert sent == [
-        {
-            "user_id": "u-1",
-            "task_id": envelope.aggregate_id,
-            "task_label": "nightly",
-            "status": status,
-        }
-    ]
+    occurrence = occurrence_of(envelope)
+    assert occurrence.event == kind
+    assert occurrence.owner_id == "u-1"
+    assert occurrence.subject == f"Task nightly {words}"
+    assert occurrence.subject_id == envelope.aggregate_id
+    assert occurrence.details == {
+        "subject_type": "task",
+        "subject_name": "nightly",
+        "status": status,
+    }
 
 
-def test_a_nameless_task_is_announced_by_its_id(monkeypatch):
-    sent = []
-    monkeypatch.setattr(dispatch, "send_notification", lambda **kwargs: sent.append(kwargs))
+def test_a_cancelled_task_notifies_nobody():
+    assert "tasks.TaskCancelled" not in ROUTING_KEYS
+
+
+def test_a_nameless_task_is_announced_by_its_id():
     envelope = finished("TaskFailed", name=None)
-    handlers.on_task_finished(envelope, None)
     task_id = envelope.aggregate_id
-    assert sent == [
-        {"user_id": "u-1", "task_id": task_id, "task_label": task_id, "status": "FAILED"}
-    ]
+    assert occurrence_of(envelope).subject == f"Task {task_id} failed"
+
+
+def test_files_and_schedule_events_notify_their_kinds():
+    assert ROUTING_KEYS["files.FileProcessed"] == "FILE_PROCESSED"
+    assert ROUTING_KEYS["files.FileProcessingFailed"] == "FILE_FAILED"
+    assert ROUTING_KEYS["tasks.ScheduleMisfired"] == "SCHEDULE_MISFIRED"
+    misfired = Envelope(
+        id=str(uuid.uuid4()),
+        type="ScheduleMisfired",
+        version=1,
+        source="tasks",
+        occurred_at="2026-11-22T12:00:00+00:00",
+        aggregate_type="schedule",
+        aggregate_id="s-1",
+        sequence=1,
+        correlation_id=None,
+        payload={"schedule_id": "s-1", "owner_id": "u-1", "missed": 3},
+    )
+    assert occurrence_of(misfired).subject == "Schedule s-1 missed 3 fire times"

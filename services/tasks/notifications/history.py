@@ -1,0 +1,174 @@
+"""Notifications: one per (event, user), made in the consumer's transaction with a pending
+delivery per channel; and the user's history with each delivery's outcome."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from services.tasks.events import NotificationCreated
+from services.tasks.models import SCHEMA, Notification, NotificationDelivery, Webhook, users
+from services.tasks.notifications.kinds import Channel, occurrence_of
+from services.tasks.notifications.rules import channels_of
+from shared.db import UnitOfWork, add_events
+from shared.events import Envelope
+from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
+
+#: Namespace of the ids derived from (event id, user) and (notification, channel, webhook).
+_IDS = uuid.UUID("3b7d1c9e-0f44-4c1e-9a55-1d2f6e8b7a10")
+
+
+def notification_id_of(event_id: str, owner_id: str) -> uuid.UUID:
+    """The id of an event's notification to one user: the same however often the event comes."""
+    return uuid.uuid5(_IDS, f"{uuid.UUID(event_id)}:{uuid.UUID(owner_id)}")
+
+
+def idempotency_key_of(notification_id: uuid.UUID, channel: str, target: str = "") -> str:
+    """The idempotency key of one delivery: (notification, channel[, webhook])."""
+    return str(uuid.uuid5(_IDS, f"{notification_id}:{channel}:{target}"))
+
+
+def _webhooks_for(session: Session, owner_id: uuid.UUID, event: str) -> list[uuid.UUID]:
+    rows = session.execute(
+        select(Webhook.id, Webhook.events).where(Webhook.owner_id == owner_id, Webhook.enabled)
+    ).all()
+    return [webhook_id for webhook_id, events in rows if not events or event in events]
+
+
+def record_notification(session: Session, envelope: Envelope) -> uuid.UUID | None:
+    """Make the envelope's notification and its deliveries, and raise NotificationCreated.
+
+    Nothing for a deleted user, and nothing again for an event handled before.
+    """
+    occurrence = occurrence_of(envelope)
+    owner_id = uuid.UUID(occurrence.owner_id)
+    deleted = session.execute(
+        select(users.c.deleted_at).where(users.c.id == owner_id)
+    ).scalar_one_or_none()
+    if deleted is not None:
+        return None
+    notification_id = notification_id_of(envelope.id, occurrence.owner_id)
+    created = session.execute(
+        insert(Notification)
+        .values(
+            id=notification_id,
+            owner_id=owner_id,
+            event=occurrence.event.value,
+            subject=occurrence.subject,
+            subject_id=occurrence.subject_id,
+            source_event_id=uuid.UUID(envelope.id),
+            details=occurrence.details,
+        )
+        .on_conflict_do_nothing()
+        .returning(Notification.id)
+    ).first()
+    if created is None:
+        return None
+    deliveries = []
+    for channel in channels_of(session, owner_id=owner_id, event=occurrence.event.value):
+        targets = (
+            _webhooks_for(session, owner_id, occurrence.event.value)
+            if channel is Channel.WEBHOOK
+            else [None]
+        )
+        for webhook_id in targets:
+            key = idempotency_key_of(notification_id, channel.value, str(webhook_id or ""))
+            deliveries.append(
+                NotificationDelivery(
+                    id=uuid.UUID(key),
+                    notification_id=notification_id,
+                    channel=channel.value,
+                    webhook_id=webhook_id,
+                    idempotency_key=key,
+                )
+            )
+    session.add_all(deliveries)
+    session.flush()
+    add_events(
+        session,
+        [
+            NotificationCreated(
+                notification_id=str(notification_id),
+                owner_id=occurrence.owner_id,
+                event=occurrence.event.value,
+                subject=occurrence.subject,
+                subject_id=occurrence.subject_id,
+                delivery_ids=[str(d.id) for d in deliveries],
+            )
+        ],
+        source=SCHEMA,
+        schema=SCHEMA,
+    )
+    return notification_id
+
+
+def _delivery_view(delivery: NotificationDelivery) -> dict:
+    return {
+        "channel": delivery.channel,
+        "webhook_id": str(delivery.webhook_id) if delivery.webhook_id else None,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "response_status": delivery.response_status,
+        "idempotency_key": delivery.idempotency_key,
+        "delivered_at": delivery.delivered_at,
+    }
+
+
+def notification_body(notification: Notification) -> dict:
+    """The notification as GraphQL's Notification shows it, without deliveries (webhook body)."""
+    return {
+        "id": str(notification.id),
+        "event": notification.event,
+        "subject": notification.subject,
+        "subjectId": notification.subject_id,
+        "createdAt": notification.created_at.isoformat(),
+    }
+
+
+def list_notifications(
+    uow: UnitOfWork, *, owner_id: uuid.UUID, first: int, after: KeysetCursor | None = None
+) -> Page[dict]:
+    """A page of the user's notifications with their deliveries, newest first."""
+    owned = Notification.owner_id == owner_id
+    query = newest_first_page(
+        select(Notification).where(owned),
+        Notification.created_at,
+        Notification.id,
+        first=first,
+        after=after,
+    )
+    with uow:
+        rows = uow.session.scalars(query).all()
+        total = uow.session.scalar(select(func.count()).select_from(Notification).where(owned))
+        ids = [row.id for row in rows]
+        by_notification: dict[uuid.UUID, list[dict]] = {}
+        for delivery in uow.session.scalars(
+            select(NotificationDelivery)
+            .where(NotificationDelivery.notification_id.in_(ids))
+            .order_by(NotificationDelivery.channel, NotificationDelivery.id)
+        ):
+            by_notification.setdefault(delivery.notification_id, []).append(
+                _delivery_view(delivery)
+            )
+
+        def node(row: Notification) -> dict:
+            return {
+                "id": str(row.id),
+                "event": row.event,
+                "subject": row.subject,
+                "subject_id": row.subject_id,
+                "created_at": row.created_at,
+                "deliveries": by_notification.get(row.id, []),
+            }
+
+        return page_of(rows, first=first, total_count=total or 0, node=node)
+
+
+def delete_user_notifications(session: Session, *, owner_id: uuid.UUID) -> None:
+    """Forget a deleted user's notifications (their deliveries go with them) and webhooks."""
+    session.execute(delete(Notification).where(Notification.owner_id == owner_id))
+    session.execute(delete(Webhook).where(Webhook.owner_id == owner_id))

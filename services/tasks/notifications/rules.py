@@ -1,0 +1,69 @@
+"""Which channels tell a user about each kind of event (LOG alone where they set nothing)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from services.tasks.models import NotificationRule
+from services.tasks.notifications.kinds import DEFAULT_CHANNELS, Channel, NotificationEvent
+from shared.db import UnitOfWork
+
+
+def channels_of(session: Session, *, owner_id: uuid.UUID, event: str) -> list[Channel]:
+    """The channels the user chose for `event`, or the default ones."""
+    chosen = session.scalar(
+        select(NotificationRule.channels).where(
+            NotificationRule.owner_id == owner_id, NotificationRule.event == event
+        )
+    )
+    return [Channel(c) for c in chosen] if chosen is not None else list(DEFAULT_CHANNELS)
+
+
+def _all_rules(session: Session, owner_id: uuid.UUID) -> list[dict]:
+    chosen = dict(
+        session.execute(
+            select(NotificationRule.event, NotificationRule.channels).where(
+                NotificationRule.owner_id == owner_id
+            )
+        ).all()
+    )
+    return [
+        {
+            "event": event.value,
+            "channels": chosen.get(event.value, [c.value for c in DEFAULT_CHANNELS]),
+        }
+        for event in NotificationEvent
+    ]
+
+
+def get_rules(uow: UnitOfWork, *, owner_id: uuid.UUID) -> list[dict]:
+    """Every event kind with the channels that tell the user about it."""
+    with uow:
+        return _all_rules(uow.session, owner_id)
+
+
+def update_rules(uow: UnitOfWork, *, owner_id: uuid.UUID, rules: list[dict]) -> list[dict]:
+    """Set the channels of the event kinds named (the others keep theirs); every rule after."""
+    with uow:
+        for rule in rules:
+            channels = sorted({Channel(c).value for c in rule["channels"]})
+            statement = insert(NotificationRule).values(
+                owner_id=owner_id, event=NotificationEvent(rule["event"]).value, channels=channels
+            )
+            uow.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[NotificationRule.owner_id, NotificationRule.event],
+                    set_={"channels": statement.excluded.channels},
+                )
+            )
+        uow.commit()
+        return _all_rules(uow.session, owner_id)
+
+
+def delete_user_rules(session: Session, *, owner_id: uuid.UUID) -> None:
+    """Forget a deleted user's rules."""
+    session.execute(delete(NotificationRule).where(NotificationRule.owner_id == owner_id))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import select
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import amqp
 from sqlalchemy.engine import Engine as DatabaseEngine
@@ -43,6 +42,7 @@ from shared.messaging.broker import close_quietly, connect, drain_available, wai
 from shared.messaging.runtime import Backoff, Stopper
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_from_message
+from shared.pg_listen import ChannelListener
 
 log = logging.getLogger(__name__)
 
@@ -166,25 +166,8 @@ def start_when_free(
         signalled = slots.wait(min(remaining, recheck))
 
 
-class Listener:
-    """Waits for a PostgreSQL NOTIFY on one channel, or until a timeout passes."""
-
-    def __init__(self, database: DatabaseEngine, channel: str) -> None:
-        self.database = database
-        self.channel = channel
-        self._connection: Any = None
-
-    def _listener(self) -> Any:
-        if self._connection is None:
-            pooled = self.database.raw_connection()
-            # It listens for as long as the process lives: take it out of the pool.
-            connection = pooled.driver_connection
-            pooled.detach()
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(f'LISTEN "{self.channel}"')
-            self._connection = connection
-        return self._connection
+class Listener(ChannelListener):
+    """A SlotSignal of its own: one listening connection per waiting start (Celery's jobs)."""
 
     def take_turn(self, timeout: float) -> bool:
         """Look at once: a listener of its own knows nothing of other starts' looks."""
@@ -192,38 +175,6 @@ class Listener:
 
     def looked(self, outcome: str, *, signalled: bool) -> None:
         """Nothing to remember."""
-
-    def forget(self) -> None:
-        """Drop what was signalled so far: call before looking, then `wait` if need be.
-
-        A signal sent between the look and the wait stays pending, so nothing is missed.
-        """
-        connection = self._listener()
-        connection.poll()
-        connection.notifies.clear()
-
-    def wait(self, timeout: float) -> bool:
-        """Block until the channel is signalled (True) or `timeout` seconds pass (False)."""
-        return bool(self.receive(timeout))
-
-    def receive(self, timeout: float) -> list[str]:
-        """The payloads signalled since the last call, waiting up to `timeout` s for the first."""
-        connection = self._listener()
-        connection.poll()
-        if not connection.notifies:
-            readable, _, _ = select.select([connection], [], [], timeout)
-            if not readable:
-                return []
-            connection.poll()
-        payloads = [notify.payload for notify in connection.notifies]
-        connection.notifies.clear()
-        return payloads
-
-    def close(self) -> None:
-        """Close the listening connection."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
 
 class SlotGate:

@@ -13,15 +13,11 @@ be lost with a connection.
 from __future__ import annotations
 
 import logging
-import select
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
-
-from sqlalchemy.engine import Engine as DatabaseEngine
 
 from services.tasks.config import TasksSettings
 from services.tasks.firing import fire_all_due, next_due_at
@@ -31,6 +27,7 @@ from services.tasks.service import TaskPolicy
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
 from shared.messaging.runtime import Backoff, Stopper
+from shared.pg_listen import ChannelListener
 
 log = logging.getLogger(__name__)
 
@@ -44,48 +41,6 @@ FAILED_RETRY_MAX_SECONDS = 300.0
 def utc_now() -> datetime:
     """The wall clock, in UTC (tests pass a clock of their own)."""
     return datetime.now(UTC)
-
-
-class Wakeups:
-    """A listening connection on SCHEDULES_CHANGED_CHANNEL; waits for a signal or a timeout."""
-
-    def __init__(self, database: DatabaseEngine) -> None:
-        self.database = database
-        self._connection: Any = None
-
-    def _listening(self) -> Any:
-        if self._connection is None:
-            pooled = self.database.raw_connection()
-            # It listens for as long as the process lives: take it out of the pool.
-            connection = pooled.driver_connection
-            pooled.detach()
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(f'LISTEN "{SCHEDULES_CHANGED_CHANNEL}"')
-            self._connection = connection
-        return self._connection
-
-    def forget(self) -> None:
-        """Drop the signals so far: call before looking, so one sent after the look still wakes."""
-        connection = self._listening()
-        connection.poll()
-        connection.notifies.clear()
-
-    def wait(self, timeout: float, stopper: Stopper) -> None:
-        """Return once signalled, stopped, or after `timeout` seconds."""
-        connection = self._listening()
-        connection.poll()
-        if connection.notifies or timeout <= 0:
-            return
-        select.select([connection, stopper.fileno()], [], [], timeout)
-
-    def close(self) -> None:
-        """Close the listening connection (it is opened again on the next use)."""
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            finally:
-                self._connection = None
 
 
 class Scheduler:
@@ -164,7 +119,7 @@ class Scheduler:
 
     def run(self) -> None:
         """Fire schedules until stopped, starting over after a lost database."""
-        wakeups = Wakeups(self.database)
+        wakeups = ChannelListener(self.database, SCHEDULES_CHANGED_CHANNEL)
         backoff = Backoff()
         log.info("scheduler started")
         while not self.stopper.is_set():
@@ -172,7 +127,7 @@ class Scheduler:
                 wakeups.forget()
                 delay = self.tick()
                 backoff.reset()
-                wakeups.wait(delay, self.stopper)
+                wakeups.wait(delay, also=[self.stopper.fileno()])
             except Exception:
                 log.exception("scheduler pass failed; trying again")
                 wakeups.close()

@@ -124,11 +124,11 @@ class FileView:
         return self.mime_type or self.content_type
 
 
-class _LimitReached(Exception):
-    pass
+class LimitReached(Exception):
+    """A LimitedReader's stream went past its limit."""
 
 
-class _LimitedReader:
+class LimitedReader:
     """Passes a stream through, failing as soon as it yields more than `limit` bytes."""
 
     def __init__(self, stream: Readable, limit: int) -> None:
@@ -139,7 +139,7 @@ class _LimitedReader:
         data = self._stream.read(size)
         self._left -= len(data)
         if self._left < 0:
-            raise _LimitReached()
+            raise LimitReached()
         return data
 
 
@@ -200,8 +200,8 @@ def upload_file(
             raise QuotaExceeded(quota=limits.quota_bytes, used=used)
     incoming = body.open_file()
     try:
-        stored = storage.put(_LimitedReader(incoming.stream, min(limits.max_bytes, remaining)))
-    except _LimitReached:
+        stored = storage.put(LimitedReader(incoming.stream, min(limits.max_bytes, remaining)))
+    except LimitReached:
         if limits.max_bytes <= remaining:
             raise UploadTooLarge(limits.max_bytes) from None
         raise QuotaExceeded(quota=limits.quota_bytes, used=used) from None

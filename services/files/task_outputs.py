@@ -27,6 +27,7 @@ from services.files.events import FileUploaded, TaskOutputsRefused, TaskOutputsS
 from services.files.models import File, users
 from services.files.naming import clean_original_filename, sanitize_filename
 from services.files.repository import FilesUnitOfWork
+from services.files.service import LimitedReader, LimitReached
 from services.files.storage import Storage
 from services.files.tasks_client import OutputMissing, TaskOutputSource
 
@@ -35,25 +36,6 @@ log = logging.getLogger(__name__)
 
 class _Refused(Exception):
     """The outputs will not be stored; the reason goes back to the saga."""
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Capped:
-    """Passes a stream through, failing once it yields more than `limit` bytes."""
-
-    def __init__(self, stream: Any, limit: int) -> None:
-        self._stream = stream
-        self._left = limit
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._stream.read(size)
-        self._left -= len(data)
-        if self._left < 0:
-            raise _TooLarge()
-        return data
 
 
 def _owner_deleted(uow: FilesUnitOfWork, owner_id: uuid.UUID) -> bool:
@@ -100,10 +82,10 @@ def _store_one(
             raise _Refused("the task's owner is deleted")
     try:
         with source.open(str(task_id), path) as stream:
-            stored = storage.put(_Capped(stream, max_bytes))
+            stored = storage.put(LimitedReader(stream, max_bytes))
     except OutputMissing:
         raise _Refused(f"output {path!r} is gone from the task") from None
-    except _TooLarge:
+    except LimitReached:
         raise _Refused(f"output {path!r} is larger than FILES_MAX_UPLOAD_BYTES") from None
     try:
         with uow_factory() as uow:

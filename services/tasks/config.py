@@ -60,6 +60,14 @@ class TasksSettings(CommonSettings):
         default=False,
         doc="Whether a task may ask for network access (`network: true`); off by default.",
     )
+    EXECUTORS = EnvVar(
+        "TASKS_EXECUTORS",
+        parse_list,
+        default=["docker"],
+        doc="Comma-separated executors a task may ask for (`executor`): `docker` (the engine at "
+        "DOCKER_HOST) and `swarm` (a replicated-job service on the Swarm that engine manages; "
+        "see docs/executors.md). The first is the default of a task that names none.",
+    )
     IMAGE_ALLOWLIST = EnvVar(
         "TASKS_IMAGE_ALLOWLIST",
         parse_list,

@@ -7,6 +7,7 @@ them they are skipped with the reason.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -192,3 +193,54 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout}s: {message}")
         time.sleep(0.1)
+
+
+def _swarm_state() -> str:
+    return subprocess.run(
+        ["docker", "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_client) -> Iterator[None]:
+    """The engine as a one-node swarm manager: made here if it was none, and left after.
+
+    A swarm that was there before is used as it is and never left: the engine is shared.
+    """
+    state = _swarm_state()
+    if state.startswith("active"):
+        if not state.endswith("true"):
+            pytest.skip("the Docker engine is a swarm worker, not a manager")
+        yield
+        return
+    if not state.startswith("inactive"):
+        pytest.fail(f"the Docker engine's swarm is {state!r}: neither active nor inactive")
+    subprocess.run(
+        ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+        capture_output=True,
+        check=True,
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, check=False)
+
+
+def swarm_services_of(docker_client, task_id: str) -> list:
+    """Every swarm service labelled with the task."""
+    return docker_client.services.list(filters={"label": f"dockyard.task-id={task_id}"})
+
+
+def remove_swarm_leftovers(docker_client, namespace: str) -> None:
+    """Remove the services and networks of this run's namespace (and nothing else)."""
+    label = {"label": f"dockyard.namespace={namespace}"}
+    for service in docker_client.services.list(filters=label):
+        service.remove()
+    for network in docker_client.networks.list(filters=label):
+        try:
+            network.remove()
+        except docker.errors.APIError:
+            pass

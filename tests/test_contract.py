@@ -211,8 +211,6 @@ NOT_YET_SERVED = {
     "Mutation.createWebhook is missing",
     "Mutation.deleteWebhook is missing",
     "Subscription.notificationReceived is missing",
-    "input CreateTaskInput(executor:) is missing",
-    "Task.executor is missing",
     "type NotificationEvent is missing",
     "type NotificationChannel is missing",
     "type NotificationRuleInput is missing",

@@ -65,6 +65,11 @@ _PRIVILEGES_API = "1.46"
 _PIECE_BYTES = 64 * 1024
 
 
+def _not_a_manager(exc: APIError) -> bool:
+    """Whether the engine answered that it is no swarm manager (not in a swarm, or a worker)."""
+    return exc.status_code == 503 and "not a swarm manager" in str(exc.explanation or exc)
+
+
 def _parse_time(raw: str | None) -> datetime | None:
     if not raw:
         return None
@@ -161,6 +166,7 @@ class SwarmEngine:
         #: Services this engine removed to stop them (a task on another node): their end.
         self._stopped: dict[str, dict[str, Any]] = {}
         self._stopped_lock = threading.Lock()
+        self._warned_not_a_manager = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> SwarmEngine:
@@ -351,14 +357,23 @@ class SwarmEngine:
         )
 
     def owns(self, name: str) -> bool:
-        """Whether `name` is a service of this swarm (or one this engine stopped)."""
+        """Whether `name` is a service of this swarm (or one this engine stopped).
+
+        Raises EngineUnavailable when the swarm cannot say (no leader, no engine).
+        """
         with self._stopped_lock:
             if name in self._stopped:
                 return True
         try:
-            self._call(self.client.api.inspect_service, name)
-        except APIError:
-            return False
+            self.client.api.inspect_service(name)
+        except APIError as exc:
+            if exc.status_code == 404 or _not_a_manager(exc):
+                return False
+            raise EngineUnavailable("ENGINE_ERROR", f"Docker swarm error: {exc}") from None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(
+                "ENGINE_UNREACHABLE", f"Docker swarm unreachable: {exc}"
+            ) from None
         return True
 
     # -- stopping ----------------------------------------------------------------------------
@@ -452,7 +467,23 @@ class SwarmEngine:
     # -- the deployment's services -----------------------------------------------------------
 
     def _services(self) -> list[dict[str, Any]]:
-        return self._call(self.client.api.services, filters=namespace_filter(self.limits.namespace))
+        """This deployment's services; none when the engine is no swarm manager (said once)."""
+        try:
+            services = self.client.api.services(filters=namespace_filter(self.limits.namespace))
+        except APIError as exc:
+            if not _not_a_manager(exc):
+                raise EngineUnavailable("ENGINE_ERROR", f"Docker swarm error: {exc}") from None
+            # The Docker executor carries on; swarm tasks fail to start, with the reason.
+            if not self._warned_not_a_manager:
+                log.warning("TASKS_EXECUTORS names swarm, but the engine is no swarm manager")
+                self._warned_not_a_manager = True
+            return []
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(
+                "ENGINE_UNREACHABLE", f"Docker swarm unreachable: {exc}"
+            ) from None
+        self._warned_not_a_manager = False
+        return services
 
     def _tasks_by_service(self, services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The newest task of each service, by service id (one call for all of them)."""

@@ -219,7 +219,9 @@ def test_a_swarm_task_reads_its_input_and_leaves_outputs_through_the_gateway(
         message=f"task {task_id} did not end",
     )
     assert (task["status"], task["exitCode"], task["executor"]) == ("SUCCEEDED", 0, "swarm"), task
-    assert task["logs"].split() == ["3", "input-read-only", "done"], task["logs"]
+    lines = task["logs"].splitlines()
+    assert {"3", "input-read-only", "done"} <= set(lines), task["logs"]
+    assert "INPUT-WRITABLE" not in task["logs"]
     assert task["inputFile"] == {"id": file_id}
     outputs = wait_for(
         lambda: (

@@ -132,7 +132,7 @@ class TaskCreateSchema(Schema):
     executor = fields.String(
         allow_none=True,
         load_default=None,
-        validate=validate.Length(min=1, max=32),
+        validate=validate.Length(max=32),
         metadata={
             "description": "Which executor runs the task: `docker` (the default) or `swarm`, "
             "if the operator enabled it (TASKS_EXECUTORS)."

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from services.tasks.config import KNOWN_EXECUTORS
 from services.tasks.containers import (
     ContainerEngine,
     ContainerEvent,
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 DOCKER = "docker"
 SWARM = "swarm"
 #: Every executor this build knows.
-KNOWN = (DOCKER, SWARM)
+KNOWN = KNOWN_EXECUTORS
 #: Names whose executor is remembered (most recent first out once full).
 _OWNERS_KEPT = 4096
 

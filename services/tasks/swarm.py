@@ -13,6 +13,7 @@ SWARM_POLL_SECONDS (a light list call each) and turns what changed into start an
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -167,6 +168,9 @@ class SwarmEngine:
         self._stopped: dict[str, dict[str, Any]] = {}
         self._stopped_lock = threading.Lock()
         self._warned_not_a_manager = False
+        #: Open follow streams of each service's output, for `remove` to end.
+        self._followers: dict[str, list[Any]] = {}
+        self._followers_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Any) -> SwarmEngine:
@@ -205,7 +209,14 @@ class SwarmEngine:
                     "START_FAILED", f"Swarm refused the task: {exc.explanation or exc}"
                 ) from None
             # A start job that crashed after creating it: this attempt's own service.
-        task = self._await_start(spec.name)
+        try:
+            task = self._await_start(spec.name)
+        except ContainerGone:
+            # Removed under us (a reconciler, a duplicate job finishing it): as on Docker,
+            # retrying re-reads the task.
+            raise EngineUnavailable(
+                "CONTAINER_LOST", f"Service {spec.name} vanished while being started"
+            ) from None
         if (
             task is not None
             and task["Status"]["State"] in ("rejected",)
@@ -290,8 +301,13 @@ class SwarmEngine:
             return ""
 
     def _task(self, name: str) -> dict[str, Any] | None:
-        """The newest task of the service (a job with restarts off has one)."""
-        tasks = self._call(self.client.api.tasks, filters={"service": name})
+        """The newest task of the service (a job with restarts off has one); ContainerGone."""
+        try:
+            tasks = self._call(self.client.api.tasks, filters={"service": name})
+        except APIError as exc:
+            if exc.status_code == 404:
+                raise ContainerGone(name) from None
+            raise EngineUnavailable("ENGINE_ERROR", f"Docker swarm error: {exc}") from None
         tasks = [t for t in tasks if (t.get("Spec") or {}).get("ContainerSpec")]
         return max(tasks, key=lambda t: t.get("CreatedAt", ""), default=None)
 
@@ -382,7 +398,7 @@ class SwarmEngine:
         """Kill the job's container: on this node directly, elsewhere by removing the service."""
         try:
             task = self._task(name)
-        except APIError:
+        except ContainerGone:
             return
         local = self._local_container(task)
         if local is not None:
@@ -399,6 +415,7 @@ class SwarmEngine:
     def remove(self, name: str) -> None:
         """Remove the service (killing its container) and its network (nothing if gone)."""
         self._remove_service(name)
+        self._end_followers(name)
         with self._stopped_lock:
             self._stopped.pop(name, None)
         # The network goes once the container has left it, a moment after the service.
@@ -425,24 +442,64 @@ class SwarmEngine:
         """One resource sample of the job's container when it runs on this node, else None."""
         try:
             local = self._local_container(self._task(name))
-        except (APIError, EngineUnavailable):
+        except (ContainerGone, EngineUnavailable):
             return None
         return self.docker.stats(local["Id"]) if local is not None else None
 
     def follow_output(self, name: str, stream: str) -> Iterator[bytes]:
-        """One stream of the job's output (service logs), from its start, as it is written."""
+        """One stream of the job's output (service logs), from its start, as it is written.
+
+        Swarm's follow stream outlives the job and even its service, so `remove` ends it.
+        """
+        api = self.client.api
         try:
-            yield from self.client.api.service_logs(
-                name,
-                stdout=stream == "stdout",
-                stderr=stream == "stderr",
-                follow=True,
-                is_tty=False,
+            response = api._get(
+                api._url("/services/{0}/logs", name),
+                params={
+                    "follow": 1,
+                    "stdout": int(stream == "stdout"),
+                    "stderr": int(stream == "stderr"),
+                    "timestamps": 0,
+                    "tail": "all",
+                },
+                stream=True,
             )
+            api._raise_for_status(response)
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise EngineUnavailable(
                 "ENGINE_UNREACHABLE", f"Docker swarm unreachable: {exc}"
             ) from None
+        with self._followers_lock:
+            self._followers.setdefault(name, []).append(response)
+        try:
+            yield from api._multiplexed_response_stream_helper(response)
+        except Exception as exc:
+            if not getattr(response, "_dockyard_ended", False):
+                raise EngineUnavailable(
+                    "ENGINE_UNREACHABLE", f"Docker swarm unreachable: {exc}"
+                ) from None
+        finally:
+            with self._followers_lock:
+                followers = self._followers.get(name, [])
+                if response in followers:
+                    followers.remove(response)
+                if not followers:
+                    self._followers.pop(name, None)
+            response.close()
+
+    def _end_followers(self, name: str) -> None:
+        """End the follow streams of a service's output (blocked readers wake up)."""
+        with self._followers_lock:
+            followers = self._followers.pop(name, [])
+        for response in followers:
+            response._dockyard_ended = True
+            try:
+                # A shutdown, not a close: only it wakes a thread blocked reading the socket.
+                raw = self.client.api._get_raw_response_socket(response)
+                # Over a unix socket the SDK hands out its SocketIO wrapper.
+                getattr(raw, "_sock", raw).shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
 
     def read_output(self, name: str, *, max_bytes: int) -> ContainerOutput:
         """The job's output so far, by stream: its last `max_bytes` and its total size."""

@@ -6,14 +6,19 @@ both, on the engine made a one-node swarm manager for the session (the `swarm` f
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
+from services.tasks.containers import ContainerLimits, ContainerSpec, DockerEngine
+from services.tasks.swarm import SwarmEngine
 from services.tasks.tests.engine.conftest import (
+    TEST_IMAGE,
     EngineProcesses,
     engine_env,
     own_environment,
@@ -218,3 +223,46 @@ def test_an_executor_the_operator_did_not_enable_is_bad_input(make_app, alice):
     assert response.json["fields"] == {
         "executor": "Must be one of this server's executors: docker."
     }
+
+
+def test_a_swarm_jobs_live_output_ends_when_its_service_is_removed(
+    swarm, executors_env, docker_client
+):
+    # Swarm's follow stream outlives the job and its service: a watcher's reader would hang on.
+    # A namespace no monitor reconciles: this module's would remove a service no task owns.
+    namespace = f"{executors_env.namespace}-direct"
+    limits = ContainerLimits(
+        pids_limit=64, tmpfs_size_mb=8, user="65534:65534", namespace=namespace
+    )
+    engine = SwarmEngine(DockerEngine(docker_host="", timeout=30, limits=limits))
+    task_id = uuid.uuid4()
+    spec = ContainerSpec(
+        task_id=task_id,
+        owner_id=uuid.uuid4(),
+        attempt=1,
+        name=f"dockyard-task-{task_id}-1",
+        image=TEST_IMAGE,
+        command=["sh", "-c", "echo one; sleep 1; echo two"],
+        env={},
+        cpu_limit=0.5,
+        memory_limit_mb=32,
+        network=False,
+        executor="swarm",
+    )
+    engine.run(spec)
+    received: list[bytes] = []
+    ended = threading.Event()
+
+    def follow() -> None:
+        received.extend(engine.follow_output(spec.name, "stdout"))
+        ended.set()
+
+    try:
+        threading.Thread(target=follow, daemon=True).start()
+        wait_for(lambda: b"".join(received) == b"one\ntwo\n", timeout=30, message="no output")
+        assert not ended.is_set()  # the job is over, its stream is not
+    finally:
+        engine.remove(spec.name)
+    assert ended.wait(10), "the follow stream outlived the service"
+    remove_swarm_leftovers(docker_client, namespace)
+    engine.close()

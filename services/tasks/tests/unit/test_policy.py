@@ -101,4 +101,4 @@ def test_executors_default_to_docker_and_unknown_ones_fail_at_start():
     both = TasksSettings({"TASKS_EXECUTORS": "swarm, docker"})
     assert TaskPolicy.from_settings(both).executors == ("swarm", "docker")
     with pytest.raises(ConfigError, match="TASKS_EXECUTORS"):
-        TasksSettings({"TASKS_EXECUTORS": "docker,kubernetes"}).EXECUTORS
+        _ = TasksSettings({"TASKS_EXECUTORS": "docker,kubernetes"}).EXECUTORS

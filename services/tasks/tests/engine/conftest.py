@@ -7,7 +7,6 @@ them they are skipped with the reason.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -195,38 +194,26 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -
         time.sleep(0.1)
 
 
-def _swarm_state() -> str:
-    return subprocess.run(
-        ["docker", "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 @pytest.fixture(scope="session")
 def swarm(docker_client) -> Iterator[None]:
     """The engine as a one-node swarm manager: made here if it was none, and left after.
 
     A swarm that was there before is used as it is and never left: the engine is shared.
     """
-    state = _swarm_state()
-    if state.startswith("active"):
-        if not state.endswith("true"):
+    info = docker_client.info().get("Swarm") or {}
+    state = info.get("LocalNodeState")
+    if state == "active":
+        if not info.get("ControlAvailable"):
             pytest.skip("the Docker engine is a swarm worker, not a manager")
         yield
         return
-    if not state.startswith("inactive"):
+    if state != "inactive":
         pytest.fail(f"the Docker engine's swarm is {state!r}: neither active nor inactive")
-    subprocess.run(
-        ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
-        capture_output=True,
-        check=True,
-    )
+    docker_client.swarm.init(advertise_addr="127.0.0.1")
     try:
         yield
     finally:
-        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, check=False)
+        docker_client.swarm.leave(force=True)
 
 
 def swarm_services_of(docker_client, task_id: str) -> list:

@@ -8,7 +8,7 @@ import pytest
 
 from services.tasks.containers import ContainerLimits, ContainerSpec, TaskRejected
 from services.tasks.executors import RoutedEngine
-from services.tasks.swarm import LABEL_SERVICE, service_options
+from services.tasks.swarm_spec import LABEL_SERVICE, service_options
 
 TASK = uuid.uuid4()
 SPEC = ContainerSpec(

@@ -203,9 +203,6 @@ NOT_YET_SERVED = {
     "type WorkflowConnection is missing",
     # Schedules serve tasks only until workflows exist.
     "input CreateScheduleInput(workflow:) is missing",
-    # Issue 12: plugins and Swarm.
-    "input CreateTaskInput(executor:) is missing",
-    "Task.executor is missing",
 }
 
 

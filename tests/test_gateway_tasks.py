@@ -499,3 +499,23 @@ def test_an_image_on_a_loopback_registry_is_bad_user_input_on_the_image_field(gq
     assert body["data"] is None
     assert set(bad_input_fields(body)) == {"image"}
     assert page(gql, alice)["totalCount"] == 0
+
+
+EXECUTOR = "mutation ($input: CreateTaskInput!) { createTask(input: $input) { id executor } }"
+
+
+def test_a_task_names_its_executor_and_docker_is_the_default(gql, alice):
+    body = gql(EXECUTOR, {"input": {"image": "busybox", "command": ["true"]}}, token=alice.token)
+    assert "errors" not in body, body
+    assert body["data"]["createTask"]["executor"] == "docker"
+    task_input = {"image": "busybox", "command": ["true"], "executor": "docker"}
+    body = gql(EXECUTOR, {"input": task_input}, token=alice.token)
+    assert body["data"]["createTask"]["executor"] == "docker"
+
+
+@pytest.mark.parametrize("executor", ["swarm", "kubernetes", ""])
+def test_an_executor_the_operator_did_not_enable_is_bad_user_input(gql, alice, executor):
+    task_input = {"image": "busybox", "command": ["true"], "executor": executor}
+    fields = bad_input_fields(gql(EXECUTOR, {"input": task_input}, token=alice.token))
+    assert fields == {"executor": "Must be one of this server's executors: docker."}
+    assert page(gql, alice)["totalCount"] == 0

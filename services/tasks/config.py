@@ -15,6 +15,18 @@ from shared.config import (
 from shared.notifications import NOTIFICATION_CHANNELS
 from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
 
+#: The executors this build has (services/tasks/executors.py).
+KNOWN_EXECUTORS = ("docker", "swarm")
+
+
+def parse_executors(raw: str) -> list[str]:
+    """A comma-separated list of known executors, at least one."""
+    names = parse_list(raw)
+    unknown = [name for name in names if name not in KNOWN_EXECUTORS]
+    if unknown or not names:
+        raise ValueError(f"must name one or more of {', '.join(KNOWN_EXECUTORS)} (got {raw!r})")
+    return names
+
 
 class TasksSettings(CommonSettings):
     """Everything the tasks service reads from its environment."""
@@ -59,6 +71,14 @@ class TasksSettings(CommonSettings):
         parse_bool,
         default=False,
         doc="Whether a task may ask for network access (`network: true`); off by default.",
+    )
+    EXECUTORS = EnvVar(
+        "TASKS_EXECUTORS",
+        parse_executors,
+        default=["docker"],
+        doc="Comma-separated executors a task may ask for (`executor`): `docker` (the engine at "
+        "DOCKER_HOST) and `swarm` (a replicated-job service on the Swarm that engine manages; "
+        "see docs/executors.md). The first is the default of a task that names none.",
     )
     IMAGE_ALLOWLIST = EnvVar(
         "TASKS_IMAGE_ALLOWLIST",

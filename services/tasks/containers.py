@@ -86,6 +86,8 @@ class ContainerSpec:
     input_filename: str | None = None
     #: The attempt's host directory mounted read-write at /output (outputs.py), if any.
     output_dir: str | None = None
+    #: Which executor runs it (executors.py): "docker" or "swarm".
+    executor: str = "docker"
 
 
 #: Where a task's input file directory is mounted in its container.

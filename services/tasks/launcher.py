@@ -30,10 +30,10 @@ from services.tasks import dispatch, outputs, transitions
 from services.tasks.config import TasksSettings
 from services.tasks.containers import (
     ContainerEngine,
-    DockerEngine,
     EngineUnavailable,
     TaskRejected,
 )
+from services.tasks.executors import engine_from_settings
 from services.tasks.input_staging import InputStaging
 from services.tasks.models import SCHEMA
 from shared.db import UnitOfWork, make_engine, session_factory
@@ -283,7 +283,7 @@ class Launcher:
         """The Docker engine adapter, shared by the threads (made again after it failed)."""
         with self._engine_lock:
             if self._engine is None:
-                self._engine = DockerEngine.from_settings(self.settings)
+                self._engine = engine_from_settings(self.settings)
             return self._engine
 
     def _forget_engine(self) -> None:

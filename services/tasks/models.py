@@ -105,6 +105,8 @@ class Task(Base):
     memory_limit_mb: Mapped[int]
     max_retries: Mapped[int]
     network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    #: Which executor runs the task (executors.py): "docker" or "swarm".
+    executor: Mapped[str] = mapped_column(String(32), default="docker", server_default="docker")
     #: The file to mount read-only at /input (the task_input_file saga leases it, input_files.py).
     input_file_id: Mapped[uuid.UUID | None]
     #: The leased file's name and size, set once files granted the lease: a task with an input

@@ -30,9 +30,9 @@ from services.tasks.containers import (
     ContainerEngine,
     ContainerEvent,
     ContainerInfo,
-    DockerEngine,
     EngineUnavailable,
 )
+from services.tasks.executors import engine_from_settings
 from services.tasks.input_staging import InputStaging
 from services.tasks.launcher import Listener
 from services.tasks.lifecycle import is_finished
@@ -71,7 +71,7 @@ class Monitor:
     def engine(self) -> ContainerEngine:
         """The Docker engine adapter (one per process, shared by every thread)."""
         if self._engine is None:
-            self._engine = DockerEngine.from_settings(self.settings)
+            self._engine = engine_from_settings(self.settings)
         return self._engine
 
     def _forget_engine(self) -> None:

@@ -129,6 +129,15 @@ class TaskCreateSchema(Schema):
     memory_limit_mb = StrictInteger(allow_none=True, validate=validate.Range(min=MIN_MEMORY_MB))
     max_retries = StrictInteger(allow_none=True, validate=validate.Range(min=0))
     network = fields.Boolean(truthy={True}, falsy={False}, load_default=False)
+    executor = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=32),
+        metadata={
+            "description": "Which executor runs the task: `docker` (the default) or `swarm`, "
+            "if the operator enabled it (TASKS_EXECUTORS)."
+        },
+    )
     depends_on = fields.List(
         fields.String(), allow_none=True, load_default=None, validate=_not_supported_yet
     )
@@ -231,6 +240,7 @@ class TaskSchema(Schema):
     schedule_id = fields.String(
         allow_none=True, metadata={"description": "The schedule that started the task, if any."}
     )
+    executor = fields.String(metadata={"description": "The executor that runs the task."})
     outputs_note = fields.String(
         allow_none=True,
         metadata={

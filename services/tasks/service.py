@@ -72,6 +72,8 @@ class TaskPolicy:
     max_retries: int
     default_retries: int
     allow_network: bool = False
+    #: The executors a task may name (TASKS_EXECUTORS), the first being the default.
+    executors: tuple[str, ...] = ("docker",)
     image_allowlist: tuple[str, ...] = ()
     #: Where images may be pulled from (public hosts, and the operator's exceptions).
     registry: RegistryPolicy = field(default_factory=RegistryPolicy)
@@ -102,6 +104,7 @@ class TaskPolicy:
             max_retries=settings.MAX_RETRIES,
             default_retries=settings.DEFAULT_RETRIES,
             allow_network=settings.ALLOW_NETWORK,
+            executors=tuple(settings.EXECUTORS) or ("docker",),
             image_allowlist=tuple(settings.IMAGE_ALLOWLIST),
             registry=RegistryPolicy.parse(settings.REGISTRY_PRIVATE_ALLOWLIST),
             max_active_tasks_per_user=settings.MAX_ACTIVE_TASKS_PER_USER,
@@ -146,6 +149,7 @@ class TaskView:
     #: The schedule that started the task, if one did (and still exists).
     schedule_id: str | None = None
     outputs_note: str | None = None
+    executor: str = "docker"
 
 
 def _view(task: Task) -> TaskView:
@@ -177,6 +181,7 @@ def _view(task: Task) -> TaskView:
         input_file_id=str(task.input_file_id) if task.input_file_id else None,
         schedule_id=str(task.schedule_id) if task.schedule_id else None,
         outputs_note=task.outputs_note,
+        executor=task.executor,
     )
 
 
@@ -194,6 +199,7 @@ def _policy_violations(
     memory_limit_mb: int,
     max_retries: int,
     network: bool,
+    executor: str | None = None,
 ) -> dict[str, str]:
     fields = {}
     try:
@@ -216,6 +222,9 @@ def _policy_violations(
         fields["max_retries"] = f"Must be at most {policy.max_retries}."
     if network and not policy.allow_network:
         fields["network"] = "Network access is not allowed on this server."
+    if executor is not None and executor not in policy.executors:
+        allowed = ", ".join(policy.executors)
+        fields["executor"] = f"Must be one of this server's executors: {allowed}."
     return fields
 
 
@@ -232,6 +241,7 @@ def task_policy_violations(
     memory_limit_mb: int | None = None,
     max_retries: int | None = None,
     network: bool = False,
+    executor: str | None = None,
     **_other_fields: Any,
 ) -> dict[str, str]:
     """What of a task spec the policy refuses, per field (empty: allowed); checks no quota."""
@@ -239,6 +249,7 @@ def task_policy_violations(
         policy,
         image=image,
         network=network,
+        executor=executor,
         timeout_seconds=_given_or(timeout_seconds, policy.default_timeout_seconds),
         cpu_limit=_given_or(cpu_limit, policy.default_cpu),
         memory_limit_mb=_given_or(memory_limit_mb, policy.default_memory_mb),
@@ -261,6 +272,7 @@ def create_task(
     max_retries: int | None = None,
     network: bool = False,
     input_file_id: uuid.UUID | None = None,
+    executor: str | None = None,
 ) -> TaskView:
     """Record a PENDING task with the policy's defaults filled in.
 
@@ -274,7 +286,9 @@ def create_task(
         "memory_limit_mb": _given_or(memory_limit_mb, policy.default_memory_mb),
         "max_retries": _given_or(max_retries, policy.default_retries),
     }
-    violations = _policy_violations(policy, image=image, network=network, **limits)
+    violations = _policy_violations(
+        policy, image=image, network=network, executor=executor, **limits
+    )
     if violations:
         raise PolicyViolation(violations)
     with uow:
@@ -288,6 +302,7 @@ def create_task(
             command=list(command),
             env=[{"name": item["name"], "value": item["value"]} for item in env],
             network=network,
+            executor=executor or policy.executors[0],
             status=TaskStatus.PENDING,
             input_file_id=input_file_id,
             **limits,

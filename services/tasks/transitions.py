@@ -142,7 +142,7 @@ _CLAIM = (
           AND status IN ('PENDING', 'QUEUED')
           AND (input_file_id IS NULL OR input_filename IS NOT NULL)
         RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network,
-            input_file_id, input_filename
+            input_file_id, input_filename, executor
         """
     )
     .bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
@@ -165,6 +165,7 @@ def _spec(task: Any, *, attempt: int, name: str) -> ContainerSpec:
         network=task.network,
         input_file_id=task.input_file_id,
         input_filename=task.input_filename,
+        executor=task.executor,
     )
 
 

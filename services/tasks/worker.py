@@ -22,7 +22,8 @@ from celery.signals import worker_ready
 from services.tasks import dispatch, transitions
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
-from services.tasks.containers import DockerEngine, EngineUnavailable
+from services.tasks.containers import ContainerEngine, DockerEngine, EngineUnavailable
+from services.tasks.executors import engine_from_settings
 from services.tasks.input_staging import InputStaging
 from services.tasks.launcher import Listener, start_when_free
 from services.tasks.notifications import webhooks
@@ -64,9 +65,9 @@ channels = Channels(
 
 
 @lru_cache(maxsize=1)
-def _engine() -> DockerEngine:
+def _engine() -> ContainerEngine:
     # Built lazily in each pool process: a client made before the fork would share its socket.
-    return DockerEngine.from_settings(settings)
+    return engine_from_settings(settings)
 
 
 @lru_cache(maxsize=1)

@@ -212,3 +212,42 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout}s: {message}")
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_client) -> Iterator[None]:
+    """The engine as a one-node swarm manager: made here if it was none, and left after.
+
+    A swarm that was there before is used as it is and never left: the engine is shared.
+    """
+    info = docker_client.info().get("Swarm") or {}
+    state = info.get("LocalNodeState")
+    if state == "active":
+        if not info.get("ControlAvailable"):
+            pytest.skip("the Docker engine is a swarm worker, not a manager")
+        yield
+        return
+    if state != "inactive":
+        pytest.fail(f"the Docker engine's swarm is {state!r}: neither active nor inactive")
+    docker_client.swarm.init(advertise_addr="127.0.0.1")
+    try:
+        yield
+    finally:
+        docker_client.swarm.leave(force=True)
+
+
+def swarm_services_of(docker_client, task_id: str) -> list:
+    """Every swarm service labelled with the task."""
+    return docker_client.services.list(filters={"label": f"dockyard.task-id={task_id}"})
+
+
+def remove_swarm_leftovers(docker_client, namespace: str) -> None:
+    """Remove the services and networks of this run's namespace (and nothing else)."""
+    label = {"label": f"dockyard.namespace={namespace}"}
+    for service in docker_client.services.list(filters=label):
+        service.remove()
+    for network in docker_client.networks.list(filters=label):
+        try:
+            network.remove()
+        except docker.errors.APIError:
+            pass

@@ -94,3 +94,11 @@ def test_the_app_refuses_to_start_with_inconsistent_limits():
     settings = TasksSettings({}, MAX_TIMEOUT_SECONDS=10, DEFAULT_TIMEOUT_SECONDS=20)
     with pytest.raises(ConfigError, match="timeout"):
         create_app(settings)
+
+
+def test_executors_default_to_docker_and_unknown_ones_fail_at_start():
+    assert TaskPolicy.from_settings(TasksSettings({})).executors == ("docker",)
+    both = TasksSettings({"TASKS_EXECUTORS": "swarm, docker"})
+    assert TaskPolicy.from_settings(both).executors == ("swarm", "docker")
+    with pytest.raises(ConfigError, match="TASKS_EXECUTORS"):
+        _ = TasksSettings({"TASKS_EXECUTORS": "docker,kubernetes"}).EXECUTORS

@@ -104,9 +104,9 @@ def peer_secret_var(caller: str, callee: str) -> EnvVar:
         f"{caller.upper()}_TO_{callee.upper()}_SECRET",
         parse_secret,
         default=f"development-only-{caller}-to-{callee}-secret-placeholder",
-        doc=f"Shared by the {callee} service and {PEER_CALLS[(caller, callee)]} only: signs "
-        f"those calls, which {callee} serves on its internal endpoints for {caller} alone; "
-        "different from every other secret (32+ characters, e.g. `openssl rand -hex 32`).",
+        doc=f"Held only by the {callee} service and {PEER_CALLS[(caller, callee)]}: signs "
+        f"those calls, which only the {callee} service's internal endpoints for {caller} serve. "
+        "Different from every other secret (32+ characters, e.g. `openssl rand -hex 32`).",
         secret=True,
         dev_only_default=True,
     )

@@ -1,28 +1,41 @@
-"""Service-to-service identity: the gateway signs each internal call, a service checks it.
+"""Service-to-service identity: each caller signs with a key of its own, each service checks it.
 
-Each REST service has a secret of its own (`<SERVICE>_SERVICE_SECRET`) which only it and the
-gateway hold. The gateway sends, with every call, a short-lived HS256 JWT signed with the
-called service's secret, naming the service (`aud`) and the client address it saw (`fwd`).
-A service takes the client address from that signed claim only: X-Forwarded-For from anyone
-is dropped, so without a valid credential the address is the socket peer's. A credential may
-also name a user the gateway acts for (`obo`, for a signed download link that carries no
-token); only views decorated with `shared.auth.authenticated_or_delegated` accept that.
-In production (or when SERVICE_CREDENTIAL_REQUIRED is on) a call without a credential is refused
-with 401.
+A credential is a short-lived HS256 JWT naming its caller (`iss`, `dockyard-<caller>`) and the
+called service (`aud`), signed with a secret only that (caller, callee) pair holds:
+
+- The gateway signs with the called service's `<SERVICE>_SERVICE_SECRET`, held by that service
+  and the gateway only. Its credential carries the client address the gateway saw (`fwd`) and
+  may name a user the gateway acts for (`obo`, for a signed download link that carries no
+  token; only views decorated with `shared.auth.authenticated_or_delegated` accept that).
+- A peer service signs with `<CALLER>_TO_<CALLEE>_SECRET` (PEER_CALLS), held by the callee and
+  the caller's processes that make the call only. Its credential carries neither `fwd` nor `obo`
+  (one that does is invalid): a peer acts for no client and no user.
+
+Which caller a view accepts is the view's to say: every view accepts the gateway's credential
+except those decorated with `service_credential_required(callers=...)`, which accept exactly the
+callers they name; a peer's credential is refused (403 SERVICE_CALLER_NOT_ALLOWED) on any view
+that does not name it. So a compromised peer can reach only the internal endpoints meant for it,
+never a public endpoint, and never as the gateway or for a user.
+
+A service takes the client address from the gateway's signed claim only: X-Forwarded-For from
+anyone is dropped, so otherwise the address is the socket peer's. In production (or when
+SERVICE_CREDENTIAL_REQUIRED is on) a call without a credential is refused with 401.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from shared.config import EnvVar, parse_bool
+from shared.config import ConfigError, EnvVar, parse_bool
 
 if TYPE_CHECKING:
     # Only the services' side needs Flask; the gateway imports this module for its settings.
@@ -33,7 +46,9 @@ log = logging.getLogger("dockyard.service_identity")
 #: The request header that carries the credential.
 HEADER = "X-Service-Token"
 _ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
-_ISSUER = "dockyard-gateway"
+#: The caller name of the gateway, the only caller that may forward a client or act for a user.
+GATEWAY = "gateway"
+_ISSUER_PREFIX = "dockyard-"
 _ALGORITHM = "HS256"
 #: Seconds a credential is valid; the gateway reuses one for half of that.
 TOKEN_TTL = 60
@@ -41,7 +56,7 @@ TOKEN_TTL = 60
 _LEEWAY = 10
 #: Where ServiceIdentityMiddleware leaves the user a valid credential acts for (WSGI environ).
 DELEGATED_USER_KEY = "dockyard.delegated_user"
-#: Set in the WSGI environ of a call that carried a valid credential.
+#: Set in the WSGI environ of a call that carried a valid credential: the caller's name.
 VERIFIED_KEY = "dockyard.service_credential"
 #: Paths served without a credential: probes, metrics, API docs and public signing keys.
 EXEMPT_PATHS = frozenset(
@@ -52,6 +67,8 @@ _MIN_SECRET_LENGTH = 32
 #: Error codes of a refused credential: the gateway's misconfiguration, never the client's fault.
 CREDENTIAL_REQUIRED = "SERVICE_CREDENTIAL_REQUIRED"
 CREDENTIAL_INVALID = "SERVICE_CREDENTIAL_INVALID"
+#: Error code of a valid credential whose caller the endpoint does not accept (403).
+CALLER_NOT_ALLOWED = "SERVICE_CALLER_NOT_ALLOWED"
 
 
 def parse_secret(raw: str) -> str:
@@ -61,22 +78,35 @@ def parse_secret(raw: str) -> str:
     return raw
 
 
-#: Who calls a service besides the gateway (they hold its secret too).
-_CALLERS = {
-    "files": "the gateway; the tasks launcher and worker, which fetch input files",
-    "tasks": "the gateway; the files worker, which pulls task outputs",
-}
-
-
 def service_secret_var(service: str) -> EnvVar:
     """The `<SERVICE>_SERVICE_SECRET` variable: the key the gateway signs calls to it with."""
     return EnvVar(
         f"{service.upper()}_SERVICE_SECRET",
         parse_secret,
         default=f"development-only-{service}-service-secret-placeholder",
-        doc=f"Shared by the {service} service and its callers only "
-        f"({_CALLERS.get(service, 'the gateway')}): signs their calls to it (32+ characters, "
-        "e.g. `openssl rand -hex 32`).",
+        doc=f"Shared by the {service} service and the gateway only: signs the gateway's calls to "
+        "it (32+ characters, e.g. `openssl rand -hex 32`).",
+        secret=True,
+        dev_only_default=True,
+    )
+
+
+#: The calls services make to each other, (caller, callee), with who makes them.
+PEER_CALLS = {
+    ("tasks", "files"): "the tasks launcher and worker, which fetch a task's input file",
+    ("files", "tasks"): "the files worker, which pulls a finished task's outputs",
+}
+
+
+def peer_secret_var(caller: str, callee: str) -> EnvVar:
+    """The `<CALLER>_TO_<CALLEE>_SECRET` variable: the key a peer signs its calls to callee with."""
+    return EnvVar(
+        f"{caller.upper()}_TO_{callee.upper()}_SECRET",
+        parse_secret,
+        default=f"development-only-{caller}-to-{callee}-secret-placeholder",
+        doc=f"Held only by the {callee} service and {PEER_CALLS[(caller, callee)]}: signs "
+        f"those calls, which only the {callee} service's internal endpoints for {caller} serve. "
+        "Different from every other secret (32+ characters, e.g. `openssl rand -hex 32`).",
         secret=True,
         dev_only_default=True,
     )
@@ -86,16 +116,22 @@ SERVICE_CREDENTIAL_REQUIRED = EnvVar(
     "SERVICE_CREDENTIAL_REQUIRED",
     parse_bool,
     default=None,
-    doc="REST services refuse (401) calls without the gateway's service credential; unset means "
+    doc="REST services refuse (401) calls without a service credential; unset means "
     "on when DOCKYARD_ENV=production. Probes, /metrics, docs and the JWKS stay open.",
 )
 
 
 class ServiceCredentials:
-    """The gateway's side: mints the credential for a call to a service, on behalf of a client."""
+    """A caller's side: mints its credential for a call to a service (the gateway's by default).
 
-    def __init__(self, secrets: Mapping[str, str], *, ttl: int = TOKEN_TTL) -> None:
+    `secrets` holds the key of each (this caller, service) pair, by service.
+    """
+
+    def __init__(
+        self, secrets: Mapping[str, str], *, caller: str = GATEWAY, ttl: int = TOKEN_TTL
+    ) -> None:
         self._secrets = dict(secrets)
+        self.caller = caller
         self._ttl = ttl
         self._cache: dict[tuple[str, str | None, str | None], tuple[str, float]] = {}
         self._lock = threading.Lock()
@@ -106,14 +142,17 @@ class ServiceCredentials:
         """A credential for `service` carrying `client_address`, reused for half its lifetime.
 
         `on_behalf_of` names the user the call acts for, when the gateway has no token of theirs.
+        Only the gateway forwards a client or acts for a user: a peer's credential carries neither.
         """
+        if self.caller != GATEWAY and (client_address or on_behalf_of):
+            raise ValueError(f"the {self.caller} service's credential names no client or user")
         key = (service, client_address, on_behalf_of)
         now = time.time()
         cached = self._cache.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
         claims: dict[str, Any] = {
-            "iss": _ISSUER,
+            "iss": _ISSUER_PREFIX + self.caller,
             "aud": service,
             "iat": int(now),
             "exp": int(now) + self._ttl,
@@ -135,50 +174,82 @@ class CredentialInvalid(Exception):
     """A service credential that is malformed, expired, or not signed for this service."""
 
 
-class CredentialCheck:
-    """A service's side: verifies the gateway's credential and yields the forwarded address."""
+@dataclass(frozen=True)
+class VerifiedCredential:
+    """What a valid credential says: who calls, for which client address and which user."""
 
-    def __init__(self, service: str, secret: str) -> None:
+    caller: str
+    address: str | None
+    user: str | None
+
+
+class CredentialCheck:
+    """A service's side: verifies a caller's credential with that caller's key."""
+
+    def __init__(
+        self, service: str, secret: str, *, peers: Mapping[str, str] | None = None
+    ) -> None:
+        """`secret` is the gateway's key for `service`; `peers` the key of each peer caller."""
         self.service = service
-        self._secret = secret
-        # The gateway reuses a credential per client address, so most arrive already checked;
+        self._secrets = {**(peers or {}), GATEWAY: secret}
+        if len(set(self._secrets.values())) < len(self._secrets):
+            # A peer holding the gateway's key (or another peer's) could sign as that caller.
+            raise ConfigError(f"each caller of the {service} service needs a secret of its own")
+        # Most credentials arrive already checked (a caller reuses one for half its lifetime);
         # an HMAC check costs about as much as a simple view does.
-        self._verified: dict[str, tuple[str | None, str | None, float]] = {}
+        self._verified: dict[str, tuple[VerifiedCredential, float]] = {}
 
     def forwarded_address(self, token: str) -> str | None:
         """The client address the credential carries (None if none); raise CredentialInvalid."""
-        return self.verified_claims(token)[0]
+        return self.verify(token).address
 
-    def verified_claims(self, token: str) -> tuple[str | None, str | None]:
-        """(client address, user acted for) the credential carries; raise CredentialInvalid."""
+    def verify(self, token: str) -> VerifiedCredential:
+        """The caller, client address and user of a valid credential; raise CredentialInvalid."""
         known = self._verified.get(token)
-        if known is not None and known[2] > time.time():
-            return known[0], known[1]
-        address, user, expires = self._verify(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        credential, expires = self._verify(token)
         if len(self._verified) >= 4096:
             self._verified.clear()
-        self._verified[token] = (address, user, expires)
-        return address, user
+        self._verified[token] = (credential, expires)
+        return credential
 
-    def _verify(self, token: str) -> tuple[str | None, str | None, float]:
+    def _caller(self, token: str) -> str:
+        # Only picks the key to check with: the signature check below binds the issuer to it.
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError as exc:
+            raise CredentialInvalid(str(exc)) from None
+        if not (isinstance(issuer, str) and issuer.startswith(_ISSUER_PREFIX)):
+            raise CredentialInvalid("no Dockyard issuer")
+        caller = issuer[len(_ISSUER_PREFIX) :]
+        if caller not in self._secrets:
+            raise CredentialInvalid(f"{issuer} is no caller of the {self.service} service")
+        return caller
+
+    def _verify(self, token: str) -> tuple[VerifiedCredential, float]:
+        caller = self._caller(token)
         try:
             claims = jwt.decode(
                 token,
-                self._secret,
+                self._secrets[caller],
                 algorithms=[_ALGORITHM],
                 audience=self.service,
-                issuer=_ISSUER,
+                issuer=_ISSUER_PREFIX + caller,
                 leeway=_LEEWAY,
                 options={"require": ["exp", "iat", "aud", "iss"]},
             )
         except jwt.PyJWTError as exc:
             raise CredentialInvalid(str(exc)) from None
+        if caller != GATEWAY and ("fwd" in claims or "obo" in claims):
+            raise CredentialInvalid(f"the {caller} service's credential names a client or user")
         address, user = claims.get("fwd"), claims.get("obo")
-        return (
-            address if isinstance(address, str) and address else None,
-            user if isinstance(user, str) and user else None,
-            claims["exp"] + _LEEWAY,
+        credential = VerifiedCredential(
+            caller=caller,
+            address=address if isinstance(address, str) and address else None,
+            user=user if isinstance(user, str) and user else None,
         )
+        return credential, claims["exp"] + _LEEWAY
 
 
 _REFUSALS = {
@@ -234,43 +305,85 @@ class ServiceIdentityMiddleware:
                 return self._refuse(environ, start_response, CREDENTIAL_REQUIRED, "missing")
             return self.wsgi_app(environ, start_response)
         try:
-            address, user = self.check.verified_claims(token)
+            credential = self.check.verify(token)
         except CredentialInvalid as exc:
             return self._refuse(environ, start_response, CREDENTIAL_INVALID, str(exc))
-        environ[VERIFIED_KEY] = True
-        if user is not None:
-            environ[DELEGATED_USER_KEY] = user
-        if address is not None:
+        environ[VERIFIED_KEY] = credential.caller
+        if credential.user is not None:
+            environ[DELEGATED_USER_KEY] = credential.user
+        if credential.address is not None:
             environ["dockyard.socket_peer"] = environ.get("REMOTE_ADDR")
-            environ["REMOTE_ADDR"] = address
+            environ["REMOTE_ADDR"] = credential.address
         return self.wsgi_app(environ, start_response)
 
 
-def init_service_identity(app: Flask, settings: Any, *, service: str) -> None:
-    """Check the gateway's credential on every call to `app` (the one-line hook of app.py)."""
+def init_service_identity(
+    app: Flask, settings: Any, *, service: str, peers: Mapping[str, str] | None = None
+) -> None:
+    """Check callers' credentials on every call to `app` (the one-line hook of app.py).
+
+    `peers` holds the key of each peer service that calls `app` (PEER_CALLS), by caller.
+    """
     required = settings.SERVICE_CREDENTIAL_REQUIRED
     if required is None:
         required = settings.environment == "production"
-    app.wsgi_app = ServiceIdentityMiddleware(
-        app.wsgi_app, CredentialCheck(service, settings.SERVICE_SECRET), required=required
+    check = CredentialCheck(service, settings.SERVICE_SECRET, peers=peers)
+    app.wsgi_app = ServiceIdentityMiddleware(app.wsgi_app, check, required=required)
+    # First of all hooks: a peer's call goes no further than this unless its view names it.
+    app.before_request_funcs.setdefault(None, []).insert(0, _refuse_undeclared_peer)
+
+
+def _accepted_callers(view: Callable | None) -> frozenset[str]:
+    return getattr(view, "service_callers", frozenset({GATEWAY}))
+
+
+def _refuse_caller(caller: str) -> None:
+    from flask_smorest import abort
+
+    abort(
+        403,
+        message=f"This endpoint does not accept the {caller} service's credential.",
+        code=CALLER_NOT_ALLOWED,
     )
 
 
-def service_credential_required(view: Callable) -> Callable:
-    """Serve `view` only to a call with a valid service credential (401 otherwise), always.
+def _refuse_undeclared_peer() -> None:
+    """Refuse a peer's credential on a view that does not name that peer (403)."""
+    from flask import current_app, request
+
+    caller = request.environ.get(VERIFIED_KEY)
+    if caller is None or caller == GATEWAY:
+        return
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is None or caller not in _accepted_callers(view):
+        _refuse_caller(caller)
+
+
+def service_credential_required(
+    view: Callable | None = None, *, callers: Iterable[str] = (GATEWAY,)
+) -> Callable:
+    """Serve a view only to a valid credential of one of `callers` (401 without, 403 another's).
 
     For internal endpoints that no client may reach whatever SERVICE_CREDENTIAL_REQUIRED says
-    (e.g. files serving a leased input file to the tasks service's start jobs).
+    (e.g. files serving a leased input file to the tasks service's start jobs). Used bare, it
+    accepts the gateway only; `callers={"tasks"}` accepts the tasks service's credential only.
     """
-    import functools
+    accepted = frozenset(callers)
 
-    from flask import request
-    from flask_smorest import abort
+    def decorate(view: Callable) -> Callable:
+        from flask import request
+        from flask_smorest import abort
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not request.environ.get(VERIFIED_KEY):
-            abort(401, message=_REFUSALS[CREDENTIAL_REQUIRED], code=CREDENTIAL_REQUIRED)
-        return view(*args, **kwargs)
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            caller = request.environ.get(VERIFIED_KEY)
+            if not caller:
+                abort(401, message=_REFUSALS[CREDENTIAL_REQUIRED], code=CREDENTIAL_REQUIRED)
+            if caller not in accepted:
+                _refuse_caller(caller)
+            return view(*args, **kwargs)
 
-    return wrapper
+        wrapper.service_callers = accepted  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate(view) if view is not None else decorate

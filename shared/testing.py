@@ -24,7 +24,12 @@ from werkzeug.serving import make_server
 from shared import dbadmin, migrations
 from shared.auth import RevocationList
 from shared.registry import ServiceRegistry
-from shared.service_identity import ServiceCredentials, service_secret_var
+from shared.service_identity import (
+    PEER_CALLS,
+    ServiceCredentials,
+    peer_secret_var,
+    service_secret_var,
+)
 
 
 def generate_private_key_pem() -> str:
@@ -86,6 +91,10 @@ class TestEnvironment:
             values[f"{service.schema.upper()}_SERVICE_SECRET"] = hashlib.sha256(
                 f"{self.secret_seed}:{service.schema}".encode()
             ).hexdigest()
+        for caller, callee in PEER_CALLS:
+            values[peer_secret_var(caller, callee).name] = hashlib.sha256(
+                f"{self.secret_seed}:{caller}-to-{callee}".encode()
+            ).hexdigest()
         return values
 
     def set_up(self) -> None:
@@ -130,6 +139,13 @@ def gateway_headers(service: str, client_address: str | None = None) -> dict[str
     return {"X-Service-Token": token}
 
 
+def peer_headers(caller: str, callee: str) -> dict[str, str]:
+    """The service credential `caller` would send `callee` (PEER_CALLS), from the environment."""
+    secret = peer_secret_var(caller, callee).read(os.environ, production=False)
+    token = ServiceCredentials({callee: secret}, caller=caller).token_for(callee, None)
+    return {"X-Service-Token": token}
+
+
 def production_environ(**overrides: str) -> dict[str, str]:
     """An environment every Dockyard process accepts with DOCKYARD_ENV=production."""
     environ = {
@@ -143,6 +159,8 @@ def production_environ(**overrides: str) -> dict[str, str]:
         environ[f"{service.upper()}_DATABASE_URL"] = (
             f"postgresql+psycopg2://dockyard_{service}:a-real-password@db:5432/dockyard"
         )
+    for caller, callee in PEER_CALLS:
+        environ[peer_secret_var(caller, callee).name] = secrets.token_hex(32)
     return {**environ, **overrides}
 
 

@@ -48,8 +48,9 @@ def test_only_the_tasks_launcher_worker_and_monitor_get_the_docker_socket():
 def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_services_env():
     tasks_env = dict(COMPOSE["tasks"]["environment"])
     del tasks_env["DOCKYARD_MIGRATE"]
-    # Only the service checks the gateway's calls; the engine processes never hold its secret.
+    # Only the service checks the gateway's and files' calls; the engine processes hold neither key.
     del tasks_env["TASKS_SERVICE_SECRET"]
+    del tasks_env["FILES_TO_TASKS_SECRET"]
     for name in ("tasks-launcher", "tasks-worker", "tasks-monitor"):
         service = COMPOSE[name]
         assert service["command"] == PROCFILE[name]
@@ -59,7 +60,8 @@ def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_servic
             # Input files: fetched from files, written where the engine bind-mounts them from.
             "TASKS_INPUT_DIR": INPUT_DIR,
             "FILES_SERVICE_URL": "http://files:8002",
-            "FILES_SERVICE_SECRET": "${FILES_SERVICE_SECRET:-}",
+            # The tasks service's own key for files, never files' gateway key.
+            "TASKS_TO_FILES_SECRET": "${TASKS_TO_FILES_SECRET:-}",
         }
         # The same host path inside as outside: the engine mounts what the launcher wrote.
         assert f"{INPUT_DIR}:{INPUT_DIR}" in service["volumes"]
@@ -104,6 +106,19 @@ def test_the_files_worker_reaches_the_tasks_service_for_task_outputs():
     environment = COMPOSE["files-worker"]["environment"]
     assert environment["TASKS_SERVICE_URL"] == "http://tasks:8003"
     assert (
-        environment["TASKS_SERVICE_SECRET"]
-        == COMPOSE["tasks"]["environment"]["TASKS_SERVICE_SECRET"]
+        environment["FILES_TO_TASKS_SECRET"]
+        == COMPOSE["tasks"]["environment"]["FILES_TO_TASKS_SECRET"]
     )
+
+
+def test_each_service_secret_goes_to_the_processes_of_its_caller_and_callee_only():
+    def holding(variable):
+        return {name for name, svc in COMPOSE.items() if variable in svc.get("environment", {})}
+
+    assert holding("FILES_SERVICE_SECRET") == {"files", "gateway"}
+    assert holding("TASKS_SERVICE_SECRET") == {"tasks", "gateway"}
+    # The monitor never fetches an input file, but it shares the engine processes' env: it holds
+    # the Docker socket, which is worth far more than this key.
+    engine = {"tasks-launcher", "tasks-worker", "tasks-monitor"}
+    assert holding("TASKS_TO_FILES_SECRET") == {"files", *engine}
+    assert holding("FILES_TO_TASKS_SECRET") == {"tasks", "files-worker"}

@@ -417,7 +417,8 @@ def test_the_internal_endpoint_wants_a_service_credential_and_follows_no_link(
     (attempt / "escape").symlink_to("/etc/passwd")
     (attempt / "up").symlink_to(attempt / "sub")
     url = f"{outputs_tasks_server.url}/internal/v1/tasks/{task_id}/outputs"
-    token = ServiceCredentials({"tasks": TasksSettings().SERVICE_SECRET}).token_for("tasks", None)
+    secret = TasksSettings().FILES_TO_TASKS_SECRET
+    token = ServiceCredentials({"tasks": secret}, caller="files").token_for("tasks", None)
     try:
         refused = requests.get(f"{url}/sub/ok.txt", timeout=10)
         assert refused.status_code == 401

@@ -86,7 +86,9 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             "storage": storage.check,
         },
     )
-    init_service_identity(app, settings, service="files")
+    init_service_identity(
+        app, settings, service="files", peers={"tasks": settings.TASKS_TO_FILES_SECRET}
+    )
     init_jwt(app, verifier_from_settings(settings))
     init_user_replica(app, engine, users)
     app.extensions["files"] = FilesContext(

@@ -12,7 +12,11 @@ from shared.config import (
     parse_positive_int,
     service_url_var,
 )
-from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
+from shared.service_identity import (
+    SERVICE_CREDENTIAL_REQUIRED,
+    peer_secret_var,
+    service_secret_var,
+)
 
 GIB = 1024**3
 STORAGE_BACKENDS = ("local", "s3")
@@ -62,10 +66,12 @@ class FilesSettings(CommonSettings):
     DATABASE_URL = database_url_var("files")
     SERVICE_SECRET = service_secret_var("files")
     SERVICE_CREDENTIAL_REQUIRED = SERVICE_CREDENTIAL_REQUIRED
+    # The tasks service's start jobs fetch input files here (internal_api.py), with this key.
+    TASKS_TO_FILES_SECRET = peer_secret_var("tasks", "files")
     # The worker pulls a finished task's outputs from the tasks service (task_outputs.py),
-    # signing its calls with the tasks service's secret as the gateway does.
+    # signing its calls with a key of the files worker's own, never as the gateway.
     TASKS_SERVICE_URL = service_url_var("tasks", 8003)
-    TASKS_SERVICE_SECRET = service_secret_var("tasks")
+    FILES_TO_TASKS_SECRET = peer_secret_var("files", "tasks")
     STORAGE_BACKEND = EnvVar(
         "FILES_STORAGE_BACKEND",
         parse_backend,

@@ -1,7 +1,8 @@
-"""Files' internal REST endpoints, for the other services only (a service credential, always).
+"""Files' internal REST endpoints, for the tasks service only (its own credential, always).
 
 The tasks service's start jobs fetch a task's input file here (input leases, leases.py): only
 while the file is leased to that task, so a credential alone reads no user's file at will.
+The gateway's credential is refused (403): no client request needs these endpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ blp = ServiceBlueprint(
     "files-internal",
     __name__,
     url_prefix="/internal/v1",
-    description="For other Dockyard services only: a service credential is always required",
+    description="For the tasks service only: its service credential is always required",
 )
 
 
@@ -43,11 +44,12 @@ def _ctx():
 class LeasedFileContent(MethodView):
     """A file's bytes, for the task it is leased to."""
 
-    decorators = [service_credential_required]
+    decorators = [service_credential_required(callers={"tasks"})]
 
     @blp.arguments(LeasedContentArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, content_type="application/octet-stream", description="The content")
     @blp.alt_response(401, description="No valid service credential")
+    @blp.alt_response(403, description="SERVICE_CALLER_NOT_ALLOWED: not the tasks service's")
     @blp.alt_response(404, description="No such file")
     @blp.alt_response(409, description="NOT_LEASED: the file is not leased to that task now")
     @blp.alt_response(410, description="The file's content is no longer in storage")

@@ -1,7 +1,7 @@
 """The files service's client of the tasks service: it pulls a finished task's /output files.
 
-Calls `GET /internal/v1/tasks/<id>/outputs/<path>` with a service credential signed with the
-tasks service's secret (TASKS_SERVICE_SECRET), as the gateway signs its own calls.
+Calls `GET /internal/v1/tasks/<id>/outputs/<path>` with the files service's own credential,
+signed with FILES_TO_TASKS_SECRET (shared/service_identity.py): never as the gateway.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class TaskOutputSource:
 
     def __init__(self, base_url: str, secret: str) -> None:
         self.base_url = base_url.rstrip("/")
-        self.credentials = ServiceCredentials({"tasks": secret})
+        self.credentials = ServiceCredentials({"tasks": secret}, caller="files")
         self.session = requests.Session()
 
     @contextmanager

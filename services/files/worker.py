@@ -120,7 +120,7 @@ def store_task_outputs(saga_id: str, task_id: str, owner_id: str, outputs: list)
 
 @lru_cache(maxsize=1)
 def _task_output_source() -> TaskOutputSource:
-    return TaskOutputSource(settings.TASKS_SERVICE_URL, settings.TASKS_SERVICE_SECRET)
+    return TaskOutputSource(settings.TASKS_SERVICE_URL, settings.FILES_TO_TASKS_SECRET)
 
 
 @celery_app.task(name=jobs.REQUEUE_STALLED_FILES)

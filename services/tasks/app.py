@@ -62,7 +62,9 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
             "broker": broker_check(settings.AMQP_URL),
         },
     )
-    init_service_identity(app, settings, service="tasks")
+    init_service_identity(
+        app, settings, service="tasks", peers={"files": settings.FILES_TO_TASKS_SECRET}
+    )
     init_jwt(app, verifier_from_settings(settings))
     init_user_replica(app, database, users)
     app.config.update(

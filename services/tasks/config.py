@@ -13,7 +13,11 @@ from shared.config import (
     service_url_var,
 )
 from shared.notifications import NOTIFICATION_CHANNELS
-from shared.service_identity import SERVICE_CREDENTIAL_REQUIRED, service_secret_var
+from shared.service_identity import (
+    SERVICE_CREDENTIAL_REQUIRED,
+    peer_secret_var,
+    service_secret_var,
+)
 
 #: The executors this build has (services/tasks/executors.py).
 KNOWN_EXECUTORS = ("docker", "swarm")
@@ -34,6 +38,8 @@ class TasksSettings(CommonSettings):
     DATABASE_URL = database_url_var("tasks")
     SERVICE_SECRET = service_secret_var("tasks")
     SERVICE_CREDENTIAL_REQUIRED = SERVICE_CREDENTIAL_REQUIRED
+    # The files worker pulls finished tasks' outputs here (output_api.py), with this key.
+    FILES_TO_TASKS_SECRET = peer_secret_var("files", "tasks")
     MAX_TIMEOUT_SECONDS = EnvVar(
         "TASKS_MAX_TIMEOUT_SECONDS",
         int,
@@ -315,7 +321,8 @@ class TasksSettings(CommonSettings):
         "missing.",
     )
     FILES_SERVICE_URL = service_url_var("files", 8002)
-    FILES_SERVICE_SECRET = service_secret_var("files")
+    # Signs the start jobs' calls to files as the tasks service's own, never as the gateway.
+    TASKS_TO_FILES_SECRET = peer_secret_var("tasks", "files")
     INPUT_FETCH_TIMEOUT_SECONDS = EnvVar(
         "TASKS_INPUT_FETCH_TIMEOUT_SECONDS",
         float,

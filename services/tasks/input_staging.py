@@ -1,12 +1,13 @@
 """A task's input file on the engine's host: fetched from files before the start, removed after.
 
 The start (launcher.start_attempt) fetches the leased file over files' internal REST endpoint,
-with a service credential signed by FILES_SERVICE_SECRET, into TASKS_INPUT_DIR/<task id>/ (the
-file 0444, the directory 0555), and the container gets that directory bind-mounted read-only at
-/input (containers.container_options). This assumes the processes that start containers and the
-Docker engine see TASKS_INPUT_DIR at the same path: the same host, or the same host path bind-
-mounted into their containers (docker-compose.yml). No shared disk with files is assumed. The
-monitor removes the directory once the task has ended, and any left behind on its reconcile.
+with the tasks service's own credential (TASKS_TO_FILES_SECRET, never the gateway's), into
+TASKS_INPUT_DIR/<task id>/ (the file 0444, the directory 0555), and the container gets that
+directory bind-mounted read-only at /input (containers.container_options). This assumes the
+processes that start containers and the Docker engine see TASKS_INPUT_DIR at the same path: the
+same host, or the same host path bind-mounted into their containers (docker-compose.yml). No
+shared disk with files is assumed. The monitor removes the directory once the task has ended,
+and any left behind on its reconcile.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class InputStaging:
     def __init__(self, *, root: str, files_url: str, files_secret: str, timeout: float) -> None:
         self.root = os.path.abspath(root)
         self.files_url = files_url.rstrip("/")
-        self.credentials = ServiceCredentials({"files": files_secret})
+        self.credentials = ServiceCredentials({"files": files_secret}, caller="tasks")
         self.timeout = timeout
 
     @classmethod
@@ -67,7 +68,7 @@ class InputStaging:
         return cls(
             root=settings.INPUT_DIR,
             files_url=settings.FILES_SERVICE_URL,
-            files_secret=settings.FILES_SERVICE_SECRET,
+            files_secret=settings.TASKS_TO_FILES_SECRET,
             timeout=settings.INPUT_FETCH_TIMEOUT_SECONDS,
         )
 

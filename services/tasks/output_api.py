@@ -1,7 +1,8 @@
 """Internal REST endpoint of the tasks service: a finished task's /output files, for files.
 
 Files pulls each output named in tasks.TaskOutputsReady from here (the task_outputs saga,
-output_saga.py). Only a caller with a valid service credential is served: this view has no user.
+output_saga.py). Only the files service's own credential is served (the gateway's is refused:
+no client request needs it): this view has no user.
 The tasks REST service reads TASKS_OUTPUT_DIR, the directory the monitor's containers wrote:
 both must see the same path (docker-compose.yml gives them the same volume).
 """
@@ -25,7 +26,7 @@ blp = ServiceBlueprint(
     "task-outputs",
     __name__,
     url_prefix="/internal/v1",
-    description="A finished task's output files (service credential required)",
+    description="A finished task's output files, for the files service only",
 )
 
 #: Bytes sent at a time.
@@ -60,11 +61,12 @@ def _stream(fd: int, size: int):
 class TaskOutput(MethodView):
     """One output file of a finished task's last attempt."""
 
-    decorators = [service_credential_required]
+    decorators = [service_credential_required(callers={"files"})]
 
     @blp.response(200, content_type="application/octet-stream", description="The file's bytes")
     @blp.alt_response(400, description="Not a task id")
     @blp.alt_response(401, description="No valid service credential")
+    @blp.alt_response(403, description="SERVICE_CALLER_NOT_ALLOWED: not the files service's")
     @blp.alt_response(404, description="No such task, not finished, or no such regular file")
     def get(self, task_id, path):
         """Stream one of a finished task's /output files (links are never followed)."""

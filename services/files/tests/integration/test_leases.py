@@ -56,8 +56,9 @@ def _in_session(app, work):
 def _content(client, app, file_id: str, task_id: str, *, credential: bool = True):
     headers = {}
     if credential:
-        secret = app.extensions["files"].settings.SERVICE_SECRET
-        headers[HEADER] = ServiceCredentials({"files": secret}).token_for("files", None)
+        secret = app.extensions["files"].settings.TASKS_TO_FILES_SECRET
+        peer = ServiceCredentials({"files": secret}, caller="tasks")
+        headers[HEADER] = peer.token_for("files", None)
     return client.get(f"/internal/v1/files/{file_id}/content?task={task_id}", headers=headers)
 
 

@@ -110,6 +110,11 @@ class TaskSkipped(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskReleased(TaskEvent):
+    """Every dependency of a waiting task allows it to run: the launcher starts it now."""
+
+
+@dataclass(frozen=True)
 class TaskDeleted(TaskEvent):
     """The owner deleted a finished task and its logs."""
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.tasks import service
+from services.tasks import dependencies, service
 from services.tasks.events import ScheduleFired, ScheduleFireSkipped, ScheduleMisfired
 from services.tasks.lifecycle import TERMINAL
 from services.tasks.models import (
@@ -203,7 +203,11 @@ def _fire(
             owner_id=schedule.owner_id,
             **_task_spec(schedule),
         )
-    except (service.PolicyViolation, service.ActiveTaskLimitReached) as exc:
+    except (
+        service.PolicyViolation,
+        service.ActiveTaskLimitReached,
+        dependencies.UnknownDependency,
+    ) as exc:
         return _skip(uow, schedule, fire, FireOutcome.REFUSED, "TASK_REFUSED", str(exc))
     task = uow.session.get(Task, uuid.UUID(run.id))
     task.schedule_id = schedule.id

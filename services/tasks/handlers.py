@@ -1,5 +1,6 @@
-"""Reactions to events: notify the owners of finished tasks, erase a deleted account's tasks,
-and keep the `users` replica from auth's user events (shared.user_replica).
+"""Reactions to events: notify the owners of finished tasks, run or skip the tasks that waited on
+them, erase a deleted account's tasks, and keep the `users` replica from auth's user events
+(shared.user_replica).
 
 New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
 a task's start is one broker hop after its commit.
@@ -7,11 +8,14 @@ a task's start is one broker hop after its commit.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.orm import Session
 
-from services.tasks import dispatch, erasure
-from services.tasks.models import users
+from services.tasks import dependencies, dispatch, erasure
+from services.tasks.models import SCHEMA, users
 from services.tasks.sagas import tasks_sagas
+from shared.db import add_events
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
 
@@ -34,6 +38,15 @@ def on_task_finished(envelope: Envelope, _session: Session) -> None:
     )
 
 
+def on_dependency_ended(envelope: Envelope, session: Session) -> None:
+    """Run or skip the tasks that waited on the task that ended (dependencies.py), once."""
+    events = dependencies.release_dependants(
+        session, task_id=uuid.UUID(envelope.payload["task_id"])
+    )
+    if events:
+        add_events(session, events, source=SCHEMA, schema=SCHEMA)
+
+
 def on_user_event(envelope: Envelope, session: Session) -> None:
     """Keep this service's replica of a user (registered, deleted) in step with auth."""
     apply_user_event(session, users, envelope)
@@ -49,6 +62,12 @@ def on_account_deletion_requested(envelope: Envelope, session: Session) -> None:
 SUBSCRIPTIONS = [
     Subscription("tasks.notify", [f"tasks.{name}" for name in _TERMINAL], on_task_finished),
     Subscription("tasks.users", list(USER_EVENTS), on_user_event),
+    # Decides in the inbox's transaction, under the dependants' row locks: exactly once.
+    Subscription(
+        "tasks.dependencies",
+        [f"tasks.{name}" for name in dependencies.TERMINAL_EVENTS],
+        on_dependency_ended,
+    ),
     # Retried every few seconds while the monitor stops the user's containers (TasksStillRunning).
     Subscription(
         "tasks.account-deletion",

@@ -66,6 +66,15 @@ class LogStream(enum.StrEnum):
     STDERR = "stderr"
 
 
+class TriggerRule(enum.StrEnum):
+    """When a task with dependencies runs (dependencies.py)."""
+
+    #: Once every dependency SUCCEEDED; SKIPPED as soon as one ends otherwise.
+    ALL_SUCCEEDED = "ALL_SUCCEEDED"
+    #: Once every dependency ended, whatever the outcome.
+    ALL_DONE = "ALL_DONE"
+
+
 def _in(values: type[enum.StrEnum]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
@@ -77,6 +86,7 @@ class Task(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({_in(TaskStatus)})", name="status"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint(f"trigger_rule IN ({_in(TriggerRule)})", name="trigger_rule"),
         # Keyset pagination, newest first, with and without the status filter.
         Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
         Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
@@ -111,6 +121,17 @@ class Task(Base):
     #: file and no input_filename yet is never started (transitions.claim_attempt).
     input_filename: Mapped[str | None] = mapped_column(String(255))
     input_size: Mapped[int | None] = mapped_column(BigInteger)
+
+    #: Dependencies (dependencies.py): the rule, and whether the task still waits on them; a
+    #: task awaiting its dependencies is never started (transitions.claim_attempt).
+    trigger_rule: Mapped[str] = mapped_column(
+        String(16), default=TriggerRule.ALL_SUCCEEDED, server_default=TriggerRule.ALL_SUCCEEDED
+    )
+    awaiting_dependencies: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
+    #: The exit codes a failed attempt is retried on; None: every non-zero code.
+    retry_on_exit_codes: Mapped[list[int] | None] = mapped_column(JSONB)
 
     # Outcome.
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
@@ -169,6 +190,22 @@ class Task(Base):
         """Record one stream's kept and dropped byte counts."""
         setattr(self, f"{stream}_bytes", kept)
         setattr(self, f"{stream}_dropped_bytes", dropped)
+
+
+class TaskDependency(Base):
+    """An edge: `task_id` waits on `depends_on_id` (both the same owner's)."""
+
+    __tablename__ = "task_dependencies"
+    __table_args__ = (Index("ix_task_dependencies_depends_on_id", "depends_on_id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The dependency's place in the list the owner gave.
+    position: Mapped[int]
 
 
 class TaskLogChunk(Base):

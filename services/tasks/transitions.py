@@ -96,7 +96,8 @@ class Claim:
 #: between owners), the caller's own among equals (its start job is the one running: no other
 #: needs to wake), then the oldest. A retry waiting out its backoff (heartbeat_at ahead) is not
 #: waiting yet, nor is a task whose input file is not leased yet (input_files.py: TaskInputReady
-#: asks again once it is). Slots are held by RUNNING tasks and by those between claim and RUNNING.
+#: asks again once it is), nor one awaiting its dependencies (dependencies.py: TaskReleased).
+#: Slots are held by RUNNING tasks and by those between claim and RUNNING.
 _LOOK = (
     text(
         """
@@ -107,6 +108,7 @@ _LOOK = (
         )
         SELECT own.status, own.container_name,
             own.input_file_id IS NOT NULL AND own.input_filename IS NULL AS awaits_input,
+            own.awaiting_dependencies AS awaits_dependencies,
             (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
             fairest.id AS fairest, fairest.attempts AS fairest_attempts
         FROM tasks AS own
@@ -115,6 +117,7 @@ _LOOK = (
             LEFT JOIN held ON held.owner_id = waiting.owner_id
             WHERE waiting.status IN ('PENDING', 'QUEUED') AND waiting.container_name IS NULL
               AND (waiting.input_file_id IS NULL OR waiting.input_filename IS NOT NULL)
+              AND NOT waiting.awaiting_dependencies
               AND (waiting.id = own.id OR waiting.heartbeat_at IS NULL
                    OR waiting.heartbeat_at <= :now)
             ORDER BY coalesce(held.slots, 0), waiting.id = own.id DESC, waiting.created_at,
@@ -141,6 +144,7 @@ _CLAIM = (
         WHERE id = :id AND attempts = :attempt - 1 AND container_name IS NULL
           AND status IN ('PENDING', 'QUEUED')
           AND (input_file_id IS NULL OR input_filename IS NOT NULL)
+          AND NOT awaiting_dependencies
         RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network,
             input_file_id, input_filename
         """
@@ -188,6 +192,8 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
                 return Claim("done")
             if look.awaits_input:
                 return Claim("done")  # started from its TaskInputReady, once files leased it
+            if look.awaits_dependencies:
+                return Claim("done")  # started from its TaskReleased (dependencies.py)
             if look.container_name is not None:
                 return _adopt(uow, task_id=task_id, now=now)
             if look.busy >= settings.concurrency or look.fairest is None:
@@ -426,7 +432,7 @@ def finish_attempt(
         retries_left = (
             task.attempts <= settings.engine_retries
             if outcome.engine_side
-            else task.attempts <= task.max_retries
+            else task.attempts <= task.max_retries and retries_exit_code(task, outcome.exit_code)
         )
         if outcome.status == TaskStatus.FAILED and retries_left:
             delay = settings.backoff(task.attempts)
@@ -456,6 +462,13 @@ def finish_attempt(
         collect_outputs(uow.session, task, settings=settings)
         uow.commit()
     return None
+
+
+def retries_exit_code(task: Task, exit_code: int | None) -> bool:
+    """Whether a failed attempt exiting `exit_code` is retried (retryOnExitCodes; all if unset)."""
+    if task.retry_on_exit_codes is None:
+        return True
+    return exit_code is not None and exit_code in task.retry_on_exit_codes
 
 
 def record_usage(
@@ -576,12 +589,13 @@ def attempt_states(uow: UnitOfWork, *, task_ids: set[uuid.UUID]) -> dict[uuid.UU
 
 
 def waiting_attempts(uow: UnitOfWork) -> list[AttemptState]:
-    """Every task not started yet (PENDING or QUEUED) and free to start (its input leased)."""
+    """Every PENDING or QUEUED task free to start (its input leased, its dependencies settled)."""
     with uow:
         tasks = uow.session.scalars(
             select(Task).where(
                 Task.status.in_([TaskStatus.PENDING, TaskStatus.QUEUED]),
                 (Task.input_file_id.is_(None)) | (Task.input_filename.is_not(None)),
+                Task.awaiting_dependencies.is_(False),
             )
         ).all()
         return [_state(task) for task in tasks]

@@ -184,19 +184,6 @@ NEXT_CONTRACT = CONTRACT.with_name("gateway-next.graphql")
 #: issue is not resolved while any of its parts is still listed.
 NOT_YET_SERVED = {
     # Issue 11: dependencies, workflows and schedules.
-    "Query.workflow is missing",
-    "Query.workflows is missing",
-    "Mutation.createWorkflow is missing",
-    "Mutation.cancelWorkflow is missing",
-    "Subscription.workflowUpdated is missing",
-    "Task.workflow is missing",
-    "type WorkflowStatus is missing",
-    "type CreateWorkflowInput is missing",
-    "type WorkflowStepInput is missing",
-    "type Workflow is missing",
-    "type WorkflowStep is missing",
-    "type WorkflowEdge is missing",
-    "type WorkflowConnection is missing",
     # Schedules serve tasks only until workflows exist.
     "input CreateScheduleInput(workflow:) is missing",
     # Issue 12: notifications, plugins and Swarm.

@@ -56,6 +56,8 @@ COST_MAP: dict[str, dict[str, dict[str, Any]]] = {
         # A call to the tasks service per dependency.
         "dependsOn": {"complexity": 5},
         "inputFile": {"complexity": 2},
+        # A call to the tasks service per task, answering the workflow with every step.
+        "workflow": {"complexity": 5},
     },
 }
 

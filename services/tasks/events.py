@@ -250,3 +250,36 @@ class TaskOutputsReady(TaskEvent):
 
     saga_id: str
     outputs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class WorkflowEvent(Event):
+    """Base of workflow events: keyed by workflow, and saying whose it is."""
+
+    aggregate_type = "workflow"
+    aggregate_field = "workflow_id"
+
+    workflow_id: str
+    owner_id: str
+
+
+@dataclass(frozen=True)
+class WorkflowCreated(WorkflowEvent):
+    """A user created a workflow: its steps are tasks, each with its own TaskCreated."""
+
+    name: str | None
+    steps: int
+
+
+@dataclass(frozen=True)
+class WorkflowCancelRequested(WorkflowEvent):
+    """The owner cancelled the workflow: its pending and running steps are cancelled."""
+
+
+@dataclass(frozen=True)
+class WorkflowFinished(WorkflowEvent):
+    """Every step of the workflow ended (raised once); `status` as Workflow.status says it."""
+
+    name: str | None
+    status: str
+    failed_step: str | None

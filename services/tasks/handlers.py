@@ -12,7 +12,7 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from services.tasks import dependencies, dispatch, erasure
+from services.tasks import dependencies, dispatch, erasure, workflows
 from services.tasks.models import SCHEMA, users
 from services.tasks.sagas import tasks_sagas
 from shared.db import add_events
@@ -39,10 +39,12 @@ def on_task_finished(envelope: Envelope, _session: Session) -> None:
 
 
 def on_dependency_ended(envelope: Envelope, session: Session) -> None:
-    """Run or skip the tasks that waited on the task that ended (dependencies.py), once."""
-    events = dependencies.release_dependants(
-        session, task_id=uuid.UUID(envelope.payload["task_id"])
-    )
+    """Run or skip the tasks that waited on the task that ended, finish its workflow; once."""
+    task_id = uuid.UUID(envelope.payload["task_id"])
+    events = [
+        *dependencies.release_dependants(session, task_id=task_id),
+        *workflows.finish_if_done(session, task_id=task_id),
+    ]
     if events:
         add_events(session, events, source=SCHEMA, schema=SCHEMA)
 

@@ -90,6 +90,7 @@ class Task(Base):
         # Keyset pagination, newest first, with and without the status filter.
         Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
         Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
+        Index("ix_tasks_workflow_id", "workflow_id"),
         # The engine's dispatcher and reconciler look for unfinished tasks only.
         Index(
             "ix_tasks_unfinished_status",
@@ -132,6 +133,11 @@ class Task(Base):
     )
     #: The exit codes a failed attempt is retried on; None: every non-zero code.
     retry_on_exit_codes: Mapped[list[int] | None] = mapped_column(JSONB)
+    #: The workflow this task is a step of (workflows.py), and the step's name.
+    workflow_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE")
+    )
+    workflow_step: Mapped[str | None] = mapped_column(String(100))
 
     # Outcome.
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
@@ -190,6 +196,22 @@ class Task(Base):
         """Record one stream's kept and dropped byte counts."""
         setattr(self, f"{stream}_bytes", kept)
         setattr(self, f"{stream}_dropped_bytes", dropped)
+
+
+class Workflow(Base):
+    """A DAG of one owner's tasks (its steps) created in one request; its status is theirs."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (Index("ix_workflows_owner_created", "owner_id", "created_at", "id"),)
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID]
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When its last step ended (WorkflowFinished was raised then, once).
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TaskDependency(Base):

@@ -252,6 +252,8 @@ class TaskSchema(Schema):
     depends_on = fields.List(fields.String(), metadata={"description": "Ids of its dependencies."})
     trigger_rule = fields.String()
     retry_on_exit_codes = fields.List(fields.Integer(), allow_none=True)
+    workflow_id = fields.String(allow_none=True)
+    workflow_step = fields.String(allow_none=True)
 
 
 #: One page of the caller's tasks, newest first.

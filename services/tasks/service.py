@@ -151,6 +151,9 @@ class TaskView:
     depends_on: list[str] = field(default_factory=list)
     trigger_rule: str = TriggerRule.ALL_SUCCEEDED
     retry_on_exit_codes: list[int] | None = None
+    #: The workflow the task is a step of (workflows.py), and the step's name.
+    workflow_id: str | None = None
+    workflow_step: str | None = None
 
 
 def _view(task: Task, depends_on: Sequence[str] = ()) -> TaskView:
@@ -185,6 +188,8 @@ def _view(task: Task, depends_on: Sequence[str] = ()) -> TaskView:
         depends_on=list(depends_on),
         trigger_rule=task.trigger_rule,
         retry_on_exit_codes=task.retry_on_exit_codes,
+        workflow_id=str(task.workflow_id) if task.workflow_id else None,
+        workflow_step=task.workflow_step,
     )
 
 
@@ -193,9 +198,9 @@ def _full_view(uow: UnitOfWork, task: Task) -> TaskView:
     return _view(task, dependencies.dependency_ids(uow.session, [task.id])[task.id])
 
 
-def task_view(task: Task) -> TaskView:
+def task_view(task: Task, depends_on: Sequence[str] = ()) -> TaskView:
     """What the owner may see of `task` (for other use cases that list tasks: a schedule's runs)."""
-    return _view(task)
+    return _view(task, depends_on)
 
 
 def _policy_violations(

@@ -116,10 +116,11 @@ def test_a_diamond_runs_each_step_after_its_dependencies_and_succeeds(gateway, u
     created = _create(
         gateway,
         user,
-        _step("join", "echo join", "left", "right"),
-        _step("left", "echo left", "start"),
-        _step("right", "echo right", "start"),
-        _step("start", "sleep 1"),
+        _step("join", "cat /input/left/left.txt && test -d /input/right", "left", "right"),
+        _step("left", "cat /input/start/greeting.txt | tee /output/left.txt", "start"),
+        # Read-only: the step cannot change what its dependency left.
+        _step("right", "test -r /input/start/greeting.txt && ! touch /input/start/x", "start"),
+        _step("start", "mkdir -p /output/deep && echo hello > /output/greeting.txt && sleep 1"),
         name="diamond",
     )
     assert (created["name"], created["status"], created["failedStep"]) == (
@@ -143,6 +144,10 @@ def test_a_diamond_runs_each_step_after_its_dependencies_and_succeeds(gateway, u
     for name, needs in {"left": ["start"], "right": ["start"], "join": ["left", "right"]}.items():
         for needed in needs:
             assert _at(steps[name]["task"]["startedAt"]) >= _at(steps[needed]["task"]["finishedAt"])
+    logs = "query ($id: ID!) { task(id: $id) { logs } }"
+    for name in ("left", "join"):
+        read = gateway(logs, {"id": steps[name]["task"]["id"]}, token=user.token)
+        assert read["data"]["task"]["logs"] == "hello\n", (name, read)
     listed = gateway(LIST, {"first": 1}, token=user.token)["data"]["workflows"]
     assert listed["totalCount"] == 1 and listed["edges"][0]["node"]["id"] == created["id"]
 
@@ -157,6 +162,7 @@ def test_a_diamond_runs_each_step_after_its_dependencies_and_succeeds(gateway, u
         ([{**_step("a", "true"), "task": {"image": TEST_IMAGE, "command": ["true"],
                                           "dependsOn": ["x"]}}], "dependsOn"),
         ([], "at least one step"),
+        ([_step("..", "true")], "Letters, digits"),
     ],
 )  # fmt: skip
 def test_an_invalid_dag_is_refused_naming_it_and_nothing_is_created(gateway, user, steps, says):

@@ -86,6 +86,9 @@ class ContainerSpec:
     input_filename: str | None = None
     #: The attempt's host directory mounted read-write at /output (outputs.py), if any.
     output_dir: str | None = None
+    #: A workflow step's dependencies' kept outputs: (step name, host directory), each mounted
+    #: read-only at /input/<step name>/ (step_inputs.py).
+    step_inputs: tuple[tuple[str, str], ...] = ()
 
 
 #: Where a task's input file directory is mounted in its container.
@@ -296,6 +299,8 @@ def container_options(
     if spec.output_dir:
         # A host directory, not a tmpfs: the outputs are collected after the container is gone.
         binds[spec.output_dir] = {"bind": "/output", "mode": "rw"}
+    for step, directory in spec.step_inputs:
+        binds[directory] = {"bind": f"{INPUT_MOUNT}/{step}", "mode": "ro"}
     if binds:
         host["binds"] = binds
     return container, host

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Uuid, bindparam, func, select, text
 
-from services.tasks import logs, outputs
+from services.tasks import logs, outputs, step_inputs
 from services.tasks.containers import ContainerInfo, ContainerSpec
 from services.tasks.events import TaskStarted
 from services.tasks.lifecycle import container_name, is_finished, transition
@@ -146,7 +146,7 @@ _CLAIM = (
           AND (input_file_id IS NULL OR input_filename IS NOT NULL)
           AND NOT awaiting_dependencies
         RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network,
-            input_file_id, input_filename
+            input_file_id, input_filename, workflow_id
         """
     )
     .bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
@@ -195,7 +195,7 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
             if look.awaits_dependencies:
                 return Claim("done")  # started from its TaskReleased (dependencies.py)
             if look.container_name is not None:
-                return _adopt(uow, task_id=task_id, now=now)
+                return _adopt(uow, task_id=task_id, now=now, settings=settings)
             if look.busy >= settings.concurrency or look.fairest is None:
                 _wait_queued(uow, task_id, now)
                 uow.commit()
@@ -209,18 +209,35 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
                 continue  # cancelled since the look (a cancel does not take the capacity lock)
             if look.fairest != task_id:
                 _wait_queued(uow, task_id, now)
+            spec = _with_step_inputs(
+                uow, _spec(claimed, attempt=attempt, name=name), claimed, settings
+            )
             uow.commit()
-            return Claim("start", _spec(claimed, attempt=attempt, name=name))
+            return Claim("start", spec)
     return Claim("busy")
 
 
-def _adopt(uow: UnitOfWork, *, task_id: uuid.UUID, now: datetime) -> Claim:
+def _with_step_inputs(
+    uow: UnitOfWork, spec: ContainerSpec, task: Any, settings: ExecutionSettings
+) -> ContainerSpec:
+    """The spec with the kept outputs of a workflow step's dependencies (step_inputs.py)."""
+    if task.workflow_id is None:
+        return spec
+    mounts = step_inputs.mounts_for(uow.session, task.id, output_root=settings.output_dir)
+    return replace(spec, step_inputs=mounts)
+
+
+def _adopt(
+    uow: UnitOfWork, *, task_id: uuid.UUID, now: datetime, settings: ExecutionSettings
+) -> Claim:
     """The claimed attempt of a task not running yet (its start crashed, say): start it again."""
     task = uow.session.get(Task, task_id, with_for_update=True)
     if task is None or task.status != TaskStatus.QUEUED or task.container_name is None:
         return Claim("done")
     task.heartbeat_at = now
-    spec = _spec(task, attempt=task.attempts, name=task.container_name)
+    spec = _with_step_inputs(
+        uow, _spec(task, attempt=task.attempts, name=task.container_name), task, settings
+    )
     uow.commit()
     return Claim("start", spec)
 
@@ -458,6 +475,13 @@ def finish_attempt(
                 error_code=outcome.error_code,
                 error=outcome.error,
             )
+        )
+        step_inputs.keep_for_dependants(
+            uow.session,
+            task,
+            output_root=settings.output_dir,
+            max_files=settings.output_max_files,
+            max_bytes=settings.output_max_bytes,
         )
         collect_outputs(uow.session, task, settings=settings)
         uow.commit()

@@ -14,12 +14,19 @@ from services.tasks.schemas import (
 from shared.pagination import CursorField, page_schema
 
 MAX_STEP_NAME_LENGTH = 100
+#: A step's name is a directory's in its dependants (/input/<step name>/): no "/", "." or "..".
+_STEP_NAME = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    error="Letters, digits, '.', '_' and '-', starting with a letter or digit.",
+)
 
 
 class WorkflowStepCreateSchema(Schema):
     """One named step: a task, and the names of the steps it depends on."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=MAX_STEP_NAME_LENGTH))
+    name = fields.String(
+        required=True, validate=[validate.Length(min=1, max=MAX_STEP_NAME_LENGTH), _STEP_NAME]
+    )
     task = fields.Nested(TaskCreateSchema, required=True)
     depends_on = fields.List(
         fields.String(validate=validate.Length(min=1, max=MAX_STEP_NAME_LENGTH)),

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from services.tasks import dependencies, service
+from services.tasks import dependencies, service, step_inputs
 from services.tasks.events import (
     WorkflowCancelRequested,
     WorkflowCreated,
@@ -293,6 +293,7 @@ def finish_if_done(session: Session, *, task_id: uuid.UUID) -> list[WorkflowEven
         datetime.now(UTC)
     )
     status, failed_step = status_of(workflow, steps)
+    step_inputs.remove(_output_root(), [task.id for task in steps])
     return [
         WorkflowFinished(
             workflow_id=str(workflow.id),
@@ -302,6 +303,12 @@ def finish_if_done(session: Session, *, task_id: uuid.UUID) -> list[WorkflowEven
             failed_step=failed_step,
         )
     ]
+
+
+def _output_root() -> str:
+    from services.tasks.output_saga import output_settings
+
+    return output_settings().OUTPUT_DIR
 
 
 def delete_user_workflows(session: Session, *, owner_id: uuid.UUID) -> None:

@@ -138,6 +138,8 @@ class Task(Base):
         ForeignKey("workflows.id", ondelete="CASCADE")
     )
     workflow_step: Mapped[str | None] = mapped_column(String(100))
+    #: The step's place in the request's list (the order Workflow.steps shows them in).
+    workflow_position: Mapped[int | None]
 
     # Outcome.
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)

@@ -147,6 +147,7 @@ def create_workflow(
                     {prefix + key: value for key, value in exc.fields.items()}
                 ) from None
             task.workflow_id, task.workflow_step = workflow.id, step["name"]
+            task.workflow_position = index_of[step["name"]]
             ids[step["name"]] = task.id
         uow.flush()
         uow.add_event(
@@ -165,7 +166,7 @@ def _steps(session: Session, workflow_ids: Sequence[uuid.UUID]) -> dict[uuid.UUI
         for task in session.scalars(
             select(Task)
             .where(Task.workflow_id.in_(workflow_ids))
-            .order_by(Task.created_at, Task.id)
+            .order_by(Task.workflow_position, Task.id)
             .execution_options(populate_existing=True)
         ):
             result[task.workflow_id].append(task)
@@ -219,7 +220,7 @@ def _view(
 def _owned(uow: UnitOfWork, owner_id: uuid.UUID, workflow_id: uuid.UUID, *, lock: bool) -> Workflow:
     query = select(Workflow).where(Workflow.id == workflow_id, Workflow.owner_id == owner_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     workflow = uow.session.scalar(query)
     if workflow is None:
         raise WorkflowNotFound(str(workflow_id))
@@ -263,15 +264,20 @@ def cancel_workflow(
     """Cancel every pending and running step (service.cancel_task); a finished one is unchanged."""
     now = datetime.now(UTC)
     with uow:
-        workflow = _owned(uow, owner_id, workflow_id, lock=True)
+        workflow = _owned(uow, owner_id, workflow_id, lock=False)
         if workflow.finished_at is None and workflow.cancel_requested_at is None:
-            workflow.cancel_requested_at = now
-            uow.add_event(
-                WorkflowCancelRequested(workflow_id=str(workflow.id), owner_id=str(owner_id))
-            )
-            for task in _steps(uow.session, [workflow.id])[workflow.id]:
+            # Steps first (by id), the workflow's row last: the order the consumer locks them in
+            # (dependencies.release_dependants, then finish_if_done), so neither waits on the other.
+            steps = sorted(_steps(uow.session, [workflow.id])[workflow.id], key=lambda t: t.id)
+            for task in steps:
                 if task.status not in TERMINAL:
                     service.cancel_task(NestedUnitOfWork(uow), owner_id=owner_id, task_id=task.id)
+            workflow = _owned(uow, owner_id, workflow_id, lock=True)
+            if workflow.cancel_requested_at is None:
+                workflow.cancel_requested_at = now
+                uow.add_event(
+                    WorkflowCancelRequested(workflow_id=str(workflow.id), owner_id=str(owner_id))
+                )
         uow.flush()
         view = _view(uow.session, workflow)
         uow.commit()

@@ -43,6 +43,9 @@ def upgrade() -> None:
     op.add_column(
         "tasks", sa.Column("workflow_step", sa.String(length=100), nullable=True), schema="tasks"
     )
+    op.add_column(
+        "tasks", sa.Column("workflow_position", sa.Integer(), nullable=True), schema="tasks"
+    )
     op.create_foreign_key(
         op.f("fk_tasks_workflow_id_workflows"),
         "tasks",
@@ -62,6 +65,7 @@ def downgrade() -> None:
     op.drop_constraint(
         "fk_tasks_workflow_id_workflows", "tasks", schema="tasks", type_="foreignkey"
     )
+    op.drop_column("tasks", "workflow_position", schema="tasks")
     op.drop_column("tasks", "workflow_step", schema="tasks")
     op.drop_column("tasks", "workflow_id", schema="tasks")
     op.drop_index("ix_workflows_owner_created", table_name="workflows", schema="tasks")

@@ -647,6 +647,8 @@ class ScheduleCalls:
         body = _without_none(spec)
         if isinstance(body.get("task"), Mapping):
             body["task"] = _without_none(body["task"])
+        if isinstance(body.get("workflow"), Mapping):
+            body["workflow"] = _workflow_body(body["workflow"])
         return await self.request("POST", "/v1/schedules", caller, json=body, with_token=True)
 
     async def list_schedules(

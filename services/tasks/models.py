@@ -298,7 +298,9 @@ class Schedule(Base):
     interval_seconds: Mapped[int | None]
     timezone: Mapped[str] = mapped_column(String(64))
     #: The createTask body each run is created from, as validated; env values may be secrets.
-    task_spec: Mapped[dict] = mapped_column(JSONB)
+    task_spec: Mapped[dict | None] = mapped_column(JSONB)
+    #: A scheduled workflow's createWorkflow spec instead of a task's (workflows.py).
+    workflow_spec: Mapped[dict | None] = mapped_column(JSONB)
     misfire_policy: Mapped[str] = mapped_column(String(16))
     overlap_policy: Mapped[str] = mapped_column(String(16))
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")

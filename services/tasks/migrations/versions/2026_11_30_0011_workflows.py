@@ -1,4 +1,4 @@
-"""workflows: a DAG of one owner's tasks created in one request
+"""workflows: a DAG of one owner's tasks created in one request; a schedule may start one
 
 Revision ID: 0011_workflows
 Revises: 0010_dependencies
@@ -7,6 +7,7 @@ Create Date: 2026-11-30 18:00:00
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0011_workflows"
 down_revision = "0010_dependencies"
@@ -57,10 +58,19 @@ def upgrade() -> None:
         ondelete="CASCADE",
     )
     op.create_index("ix_tasks_workflow_id", "tasks", ["workflow_id"], unique=False, schema="tasks")
+    op.add_column(
+        "schedules",
+        sa.Column("workflow_spec", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        schema="tasks",
+    )
+    op.alter_column("schedules", "task_spec", nullable=True, schema="tasks")
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.execute("DELETE FROM tasks.schedules WHERE task_spec IS NULL")
+    op.alter_column("schedules", "task_spec", nullable=False, schema="tasks")
+    op.drop_column("schedules", "workflow_spec", schema="tasks")
     op.drop_index("ix_tasks_workflow_id", table_name="tasks", schema="tasks")
     op.drop_constraint(
         "fk_tasks_workflow_id_workflows", "tasks", schema="tasks", type_="foreignkey"

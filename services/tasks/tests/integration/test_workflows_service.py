@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from services.tasks import erasure, workflows
+from services.tasks import erasure, firing, schedules, workflows
 from services.tasks.models import Task, Workflow
-from services.tasks.tests.schedule_support import TASK_POLICY, schedule_database
+from services.tasks.tests.schedule_support import TASK_POLICY, policy, schedule_database
+
+T0 = datetime(2030, 3, 4, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,45 @@ def test_erasing_a_user_deletes_their_workflows_and_steps(db):
         uow.session.commit()
     assert (_count(db, Workflow, leaving), _count(db, Task, leaving)) == (0, 0)
     assert (_count(db, Workflow, staying), _count(db, Task, staying)) == (1, 2)
+
+
+def test_a_scheduled_workflow_creates_the_workflow_at_each_fire_and_lists_its_first_step(db):
+    owner = uuid.uuid4()
+    created = schedules.create_schedule(
+        db.uow(),
+        policy=policy(),
+        task_policy=TASK_POLICY,
+        owner_id=owner,
+        workflow={"name": "nightly", "steps": [_step("load", "extract"), _step("extract")]},
+        interval_seconds=60,
+        now=T0,
+    )
+    assert created.task is None
+    firing.fire_all_due(
+        db.uow, now=T0 + timedelta(minutes=1), policy=policy(), task_policy=TASK_POLICY
+    )
+    with db.uow() as uow:
+        (workflow,) = uow.session.scalars(select(Workflow).where(Workflow.owner_id == owner))
+        steps = {
+            t.workflow_step: (t.id, t.schedule_id)
+            for t in uow.session.scalars(select(Task).where(Task.owner_id == owner))
+        }
+        assert workflow.name == "nightly" and set(steps) == {"load", "extract"}
+    assert steps["extract"][1] == uuid.UUID(created.id)
+    assert steps["load"][1] is None
+    runs = schedules.list_runs(db.uow(), owner_id=owner, schedule_id=uuid.UUID(created.id), first=5)
+    assert [edge.node.id for edge in runs.edges] == [str(steps["extract"][0])]
+
+
+def test_a_scheduled_workflow_with_a_cycle_is_refused_naming_it(db):
+    with pytest.raises(schedules.InvalidSchedule) as raised:
+        schedules.create_schedule(
+            db.uow(),
+            policy=policy(),
+            task_policy=TASK_POLICY,
+            owner_id=uuid.uuid4(),
+            workflow={"steps": [_step("a", "b"), _step("b", "a")]},
+            interval_seconds=60,
+            now=T0,
+        )
+    assert "a → b → a" in raised.value.fields["workflow.steps"]

@@ -12,7 +12,7 @@ from shared.events import Event
 
 CATALOGUE = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text()
 #: Bases that are never published themselves.
-BASES = {"TaskEvent", "ScheduleEvent", "FileStatusChanged"}
+BASES = {"TaskEvent", "ScheduleEvent", "WorkflowEvent", "FileStatusChanged"}
 
 
 def _published() -> list[str]:

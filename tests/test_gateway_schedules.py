@@ -170,3 +170,39 @@ def test_runs_are_the_tasks_the_schedule_started_and_each_knows_its_schedule(gql
     assert read["schedule"] == {"id": schedule["id"], "cron": None}
     gql(DELETE, {"id": schedule["id"]}, token=alice)
     assert gql(TASK_SCHEDULE, {"id": run}, token=alice)["data"]["task"]["schedule"] is None
+
+
+WORKFLOW = {
+    "name": "nightly",
+    "steps": [
+        {"name": "extract", "task": TASK},
+        {"name": "load", "task": TASK, "dependsOn": ["extract"]},
+    ],
+}
+
+
+def test_a_schedule_may_start_a_workflow_instead_of_a_task(gql):
+    alice = token(gql)
+    body = gql(
+        CREATE,
+        {"input": {"intervalSeconds": 3600, "workflow": WORKFLOW}},
+        token=alice,
+    )
+    assert "errors" not in body, body
+    assert body["data"]["createSchedule"]["intervalSeconds"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("unit", "field"),
+    [
+        ({"task": TASK, "workflow": WORKFLOW}, "task"),
+        ({}, "task"),
+        (
+            {"workflow": {"steps": [{"name": "a", "task": TASK, "dependsOn": ["a"]}]}},
+            "workflow.steps",
+        ),
+    ],
+)
+def test_a_schedule_needs_exactly_one_valid_task_or_workflow(gql, unit, field):
+    body = gql(CREATE, {"input": {"intervalSeconds": 3600, **unit}}, token=token(gql))
+    assert field in bad_input_fields(body), body

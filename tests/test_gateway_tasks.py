@@ -365,10 +365,11 @@ def test_limits_over_the_servers_maximums_are_bad_user_input(gql, alice, tasks_a
     assert fields["memoryLimitMb"] == f"Must be at most {policy.max_memory_mb} MiB."
 
 
-def test_dependencies_are_not_supported_yet(gql, alice):
-    task_input = {"image": "busybox", "command": ["true"], "dependsOn": [str(uuid.uuid4())]}
+def test_an_unknown_dependency_is_bad_user_input_naming_it(gql, alice):
+    unknown = str(uuid.uuid4())
+    task_input = {"image": "busybox", "command": ["true"], "dependsOn": [unknown]}
     fields = bad_input_fields(gql(CREATE, {"input": task_input}, token=alice.token))
-    assert fields == {"dependsOn": "Not supported yet."}
+    assert list(fields) == ["dependsOn"] and unknown in fields["dependsOn"]
     assert page(gql, alice)["totalCount"] == 0
 
 

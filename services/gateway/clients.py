@@ -647,6 +647,8 @@ class ScheduleCalls:
         body = _without_none(spec)
         if isinstance(body.get("task"), Mapping):
             body["task"] = _without_none(body["task"])
+        if isinstance(body.get("workflow"), Mapping):
+            body["workflow"] = _workflow_body(body["workflow"])
         return await self.request("POST", "/v1/schedules", caller, json=body, with_token=True)
 
     async def list_schedules(
@@ -763,8 +765,61 @@ class NotificationCalls:
         await self.request("DELETE", path, caller, with_token=True)
 
 
-class TasksClient(NotificationCalls, ScheduleCalls, ServiceClient):
-    """The tasks service: tasks, their output, schedules, notifications and webhooks."""
+def _workflow_path(workflow_id: str, suffix: str = "") -> str | None:
+    try:
+        return f"/v1/workflows/{uuid.UUID(workflow_id)}{suffix}"
+    except ValueError:
+        return None
+
+
+def _workflow_body(spec: Mapping[str, Any]) -> dict[str, Any]:
+    body = _without_none(spec)
+    body["steps"] = [
+        {**_without_none(step), "task": _without_none(step["task"])}
+        for step in spec.get("steps") or []
+    ]
+    return body
+
+
+class WorkflowCalls:
+    """The tasks service's workflow endpoints, part of TasksClient (one client per service)."""
+
+    request: Any
+
+    async def create_workflow(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a workflow; `spec` holds the REST fields, a None value meaning "not given"."""
+        body = _workflow_body(spec)
+        return await self.request("POST", "/v1/workflows", caller, json=body, with_token=True)
+
+    async def list_workflows(
+        self, caller: Caller, *, first: int | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the caller's workflows, newest first."""
+        params = _without_none({"first": first, "after": after})
+        return await self.request("GET", "/v1/workflows", caller, params=params, with_token=True)
+
+    async def get_workflow(self, caller: Caller, *, workflow_id: str) -> dict[str, Any] | None:
+        """One of the caller's workflows; None when absent or not theirs."""
+        path = _workflow_path(workflow_id)
+        if path is None:
+            return None
+        try:
+            return await self.request("GET", path, caller, with_token=True)
+        except GatewayError as exc:
+            if exc.code == NotFound.code:
+                return None
+            raise
+
+    async def cancel_workflow(self, caller: Caller, *, workflow_id: str) -> dict[str, Any]:
+        """Cancel one of the caller's workflows (a finished one comes back unchanged)."""
+        path = _workflow_path(workflow_id, "/cancel")
+        if path is None:
+            raise NotFound("Workflow not found.")
+        return await self.request("POST", path, caller, with_token=True)
+
+
+class TasksClient(NotificationCalls, WorkflowCalls, ScheduleCalls, ServiceClient):
+    """The tasks service: tasks, their output, workflows, schedules, notifications, webhooks."""
 
     service = "tasks"
 

@@ -53,9 +53,11 @@ COST_MAP: dict[str, dict[str, dict[str, Any]]] = {
         # A call to the tasks service per task, answering up to TASKS_LOG_MAX_BYTES per stream:
         # at the default cost limit a page of 20 tasks with their logs passes, 40 do not.
         "logs": {"complexity": 25},
-        # A list of tasks each; until dependencies land it is always empty.
+        # A call to the tasks service per dependency.
         "dependsOn": {"complexity": 5},
         "inputFile": {"complexity": 2},
+        # A call to the tasks service per task, answering the workflow with every step.
+        "workflow": {"complexity": 5},
     },
 }
 

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_limiter import Limiter
 from flask_smorest import abort
 
-from services.tasks import logs, service
+from services.tasks import dependencies, logs, service
 from services.tasks.schemas import (
     LogChunkPageSchema,
     TaskCreateSchema,
@@ -77,6 +77,8 @@ class Tasks(MethodView):
             return service.create_task(ctx.uow(), policy=ctx.policy, owner_id=caller_id(), **body)
         except service.PolicyViolation as exc:
             abort(400, messages=exc.fields)
+        except dependencies.UnknownDependency as exc:
+            abort(400, message=str(exc), messages={"depends_on": [str(exc)]})
         except service.ActiveTaskLimitReached as exc:
             abort(
                 409,
@@ -103,7 +105,7 @@ class TaskById(MethodView):
 
     @blp.response(204)
     @blp.alt_response(404, description="No such task, or not yours")
-    @blp.alt_response(409, description="The task has not finished")
+    @blp.alt_response(409, description="The task has not finished, or tasks still wait on it")
     def delete(self, task_id):
         """Delete a finished task and its logs."""
         try:
@@ -112,6 +114,8 @@ class TaskById(MethodView):
             _not_found()
         except service.TaskNotFinished as exc:
             abort(409, message=f"Only a finished task can be deleted; this one is {exc.status}.")
+        except dependencies.TaskHasDependants as exc:
+            abort(409, message=str(exc))
 
 
 @blp.route("/tasks/<task_id>/cancel")

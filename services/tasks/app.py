@@ -17,6 +17,7 @@ from services.tasks.output_api import blp as output_blp
 from services.tasks.sagas import tasks_sagas
 from services.tasks.schedule_api import blp as schedules_blp
 from services.tasks.service import TaskPolicy
+from services.tasks.workflow_api import blp as workflows_blp
 from shared.auth import init_jwt, verifier_from_settings
 from shared.config import ConfigError
 from shared.db import UnitOfWork, make_engine, session_factory
@@ -100,4 +101,5 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
     api.register_blueprint(schedules_blp)
     api.register_blueprint(output_blp)
     api.register_blueprint(notifications_blp)
+    api.register_blueprint(workflows_blp)
     return app

@@ -148,6 +148,14 @@ class TasksSettings(CommonSettings):
         "keep it below GUNICORN_THREADS); more are answered 503 with Retry-After.",
     )
 
+    # Workflows (workflows.py).
+    WORKFLOW_MAX_STEPS = EnvVar(
+        "TASKS_WORKFLOW_MAX_STEPS",
+        parse_positive_int,
+        default=200,
+        doc="Steps one workflow may have; `createWorkflow` with more is BAD_USER_INPUT.",
+    )
+
     # Recurring schedules (schedules.py; fired by `python -m services.tasks.scheduler`).
     SCHEDULES_MAX_PER_USER = EnvVar(
         "TASKS_SCHEDULES_MAX_PER_USER",

@@ -88,6 +88,9 @@ class ContainerSpec:
     output_dir: str | None = None
     #: Which executor runs it (executors.py): "docker" or "swarm".
     executor: str = "docker"
+    #: A workflow step's dependencies' kept outputs: (step name, host directory), each mounted
+    #: read-only at /input/<step name>/ (step_inputs.py).
+    step_inputs: tuple[tuple[str, str], ...] = ()
 
 
 #: Where a task's input file directory is mounted in its container.
@@ -298,6 +301,8 @@ def container_options(
     if spec.output_dir:
         # A host directory, not a tmpfs: the outputs are collected after the container is gone.
         binds[spec.output_dir] = {"bind": "/output", "mode": "rw"}
+    for step, directory in spec.step_inputs:
+        binds[directory] = {"bind": f"{INPUT_MOUNT}/{step}", "mode": "ro"}
     if binds:
         host["binds"] = binds
     return container, host

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.tasks import outputs, schedules, service
+from services.tasks import outputs, schedules, service, step_inputs, workflows
 from services.tasks.events import TaskDeleted, UserTasksDeleted
 from services.tasks.lifecycle import is_finished
 from services.tasks.models import SCHEMA, Task
@@ -87,9 +87,11 @@ def erase_user_tasks(session: Session, *, user_id: str, saga_id: str) -> int:
     output_root = _output_root()
     for task_id, _ in rows:
         outputs.remove_task_dir(output_root, task_id)
+    step_inputs.remove(output_root, [task_id for task_id, _ in rows])
     session.execute(delete(Task).where(Task.owner_id == owner_id))
     delete_user_notifications(session, owner_id=owner_id)
     delete_user_rules(session, owner_id=owner_id)
+    workflows.delete_user_workflows(session, owner_id=owner_id)
     events = [TaskDeleted(task_id=str(task_id), owner_id=user_id) for task_id, _ in rows]
     events.append(UserTasksDeleted(user_id=user_id, saga_id=saga_id, tasks_deleted=len(rows)))
     add_events(session, events, source=SCHEMA, schema=SCHEMA)

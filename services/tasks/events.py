@@ -110,6 +110,11 @@ class TaskSkipped(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskReleased(TaskEvent):
+    """Every dependency of a waiting task allows it to run: the launcher starts it now."""
+
+
+@dataclass(frozen=True)
 class TaskDeleted(TaskEvent):
     """The owner deleted a finished task and its logs."""
 
@@ -276,3 +281,36 @@ class WebhookDisabled(Event):
     webhook_id: str
     owner_id: str
     failures: int
+
+
+@dataclass(frozen=True)
+class WorkflowEvent(Event):
+    """Base of workflow events: keyed by workflow, and saying whose it is."""
+
+    aggregate_type = "workflow"
+    aggregate_field = "workflow_id"
+
+    workflow_id: str
+    owner_id: str
+
+
+@dataclass(frozen=True)
+class WorkflowCreated(WorkflowEvent):
+    """A user created a workflow: its steps are tasks, each with its own TaskCreated."""
+
+    name: str | None
+    steps: int
+
+
+@dataclass(frozen=True)
+class WorkflowCancelRequested(WorkflowEvent):
+    """The owner cancelled the workflow: its pending and running steps are cancelled."""
+
+
+@dataclass(frozen=True)
+class WorkflowFinished(WorkflowEvent):
+    """Every step of the workflow ended (raised once); `status` as Workflow.status says it."""
+
+    name: str | None
+    status: str
+    failed_step: str | None

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.tasks import service
+from services.tasks import dependencies, service, workflows
 from services.tasks.events import ScheduleFired, ScheduleFireSkipped, ScheduleMisfired
 from services.tasks.lifecycle import TERMINAL
 from services.tasks.models import (
@@ -197,13 +197,13 @@ def _fire(
         for task_id in previous:
             service.cancel_task(NestedUnitOfWork(uow), owner_id=schedule.owner_id, task_id=task_id)
     try:
-        run = service.create_task(
-            NestedUnitOfWork(uow),
-            policy=task_policy,
-            owner_id=schedule.owner_id,
-            **_task_spec(schedule),
-        )
-    except (service.PolicyViolation, service.ActiveTaskLimitReached) as exc:
+        run = _start_run(uow, schedule, task_policy)
+    except (
+        service.PolicyViolation,
+        service.ActiveTaskLimitReached,
+        dependencies.UnknownDependency,
+        workflows.InvalidWorkflow,
+    ) as exc:
         return _skip(uow, schedule, fire, FireOutcome.REFUSED, "TASK_REFUSED", str(exc))
     task = uow.session.get(Task, uuid.UUID(run.id))
     task.schedule_id = schedule.id
@@ -217,6 +217,35 @@ def _fire(
         )
     )
     return FireOutcome.STARTED
+
+
+def _start_run(uow: UnitOfWork, schedule: Schedule, task_policy: TaskPolicy) -> service.TaskView:
+    """Create the fire's task, or its workflow (the run is then the workflow's first step)."""
+    if schedule.workflow_spec is None:
+        return service.create_task(
+            NestedUnitOfWork(uow),
+            policy=task_policy,
+            owner_id=schedule.owner_id,
+            **_task_spec(schedule),
+        )
+    spec = schedule.workflow_spec
+    steps = [{**step, "task": _unstored(step["task"])} for step in spec["steps"]]
+    created = workflows.create_workflow(
+        NestedUnitOfWork(uow),
+        policy=task_policy,
+        owner_id=schedule.owner_id,
+        steps=steps,
+        max_steps=len(steps),
+        name=spec.get("name"),
+    )
+    return next(step.task for step in created.steps if not step.depends_on)
+
+
+def _unstored(spec: dict) -> dict:
+    spec = dict(spec)
+    if spec.get("input_file_id") is not None:
+        spec["input_file_id"] = uuid.UUID(spec["input_file_id"])
+    return spec
 
 
 def _task_spec(schedule: Schedule) -> dict:

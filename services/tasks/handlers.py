@@ -1,6 +1,7 @@
 """Reactions to events: notify users (a notification and its deliveries per event that
-notifies, then one delivery job each), erase a deleted account's tasks, and keep the `users`
-replica from auth's user events (shared.user_replica).
+notifies, then one delivery job each), run or skip the tasks that waited on a finished one,
+erase a deleted account's tasks, and keep the `users` replica from auth's user events
+(shared.user_replica).
 
 New tasks are not dispatched here: the launcher (launcher.py) consumes TaskCreated itself, so
 a task's start is one broker hop after its commit.
@@ -12,12 +13,13 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from services.tasks import dispatch, erasure
-from services.tasks.models import users
+from services.tasks import dependencies, dispatch, erasure, workflows
+from services.tasks.models import SCHEMA, users
 from services.tasks.notifications.history import delete_user_notifications, record_notification
 from services.tasks.notifications.kinds import ROUTING_KEYS
 from services.tasks.notifications.rules import delete_user_rules
 from services.tasks.sagas import tasks_sagas
+from shared.db import add_events
 from shared.messaging import Envelope, Subscription
 from shared.user_replica import USER_EVENTS, apply_user_event
 
@@ -39,6 +41,17 @@ def on_webhook_disabled(envelope: Envelope, _session: Session) -> None:
     dispatch.send_webhook_disabled_notice(
         webhook_id=payload["webhook_id"], owner_id=payload["owner_id"], failures=payload["failures"]
     )
+
+
+def on_dependency_ended(envelope: Envelope, session: Session) -> None:
+    """Run or skip the tasks that waited on the task that ended, finish its workflow; once."""
+    task_id = uuid.UUID(envelope.payload["task_id"])
+    events = [
+        *dependencies.release_dependants(session, task_id=task_id),
+        *workflows.finish_if_done(session, task_id=task_id),
+    ]
+    if events:
+        add_events(session, events, source=SCHEMA, schema=SCHEMA)
 
 
 def on_user_event(envelope: Envelope, session: Session) -> None:
@@ -66,6 +79,12 @@ SUBSCRIPTIONS = [
     ),
     Subscription("tasks.webhook-disabled", ["tasks.WebhookDisabled"], on_webhook_disabled),
     Subscription("tasks.users", list(USER_EVENTS), on_user_event),
+    # Decides in the inbox's transaction, under the dependants' row locks: exactly once.
+    Subscription(
+        "tasks.dependencies",
+        [f"tasks.{name}" for name in dependencies.TERMINAL_EVENTS],
+        on_dependency_ended,
+    ),
     # Retried every few seconds while the monitor stops the user's containers (TasksStillRunning).
     Subscription(
         "tasks.account-deletion",

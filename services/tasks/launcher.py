@@ -55,8 +55,9 @@ GATED_RECHECK_SECONDS = 5.0
 #: The queue of TaskCreated events the launcher consumes (once the event consumer's, so a
 #: deployment that upgrades keeps its queue, bindings and waiting events).
 LAUNCH_QUEUE = "tasks.dispatch"
-#: TaskInputReady: a task with an input file starts once files leased it (input_files.py).
-LAUNCH_BINDINGS = ("tasks.TaskCreated", "tasks.TaskInputReady")
+#: TaskInputReady: a task with an input file starts once files leased it (input_files.py);
+#: TaskReleased: a task with dependencies starts once they allow it (dependencies.py).
+LAUNCH_BINDINGS = ("tasks.TaskCreated", "tasks.TaskInputReady", "tasks.TaskReleased")
 
 
 def start_attempt(

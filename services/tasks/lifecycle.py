@@ -87,6 +87,8 @@ def transition(
         return TaskStarted(**ids, attempt=task.attempts, container_name=container)
     task.finished_at = now
     task.heartbeat_at = None
+    # An ended task waits on nothing (dependencies.py: its dependencies may then be deleted).
+    task.awaiting_dependencies = False
     task.exit_code = exit_code
     task.error_code = error_code
     task.error = error

@@ -66,6 +66,15 @@ class LogStream(enum.StrEnum):
     STDERR = "stderr"
 
 
+class TriggerRule(enum.StrEnum):
+    """When a task with dependencies runs (dependencies.py)."""
+
+    #: Once every dependency SUCCEEDED; SKIPPED as soon as one ends otherwise.
+    ALL_SUCCEEDED = "ALL_SUCCEEDED"
+    #: Once every dependency ended, whatever the outcome.
+    ALL_DONE = "ALL_DONE"
+
+
 def _in(values: type[enum.StrEnum]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
@@ -77,9 +86,11 @@ class Task(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({_in(TaskStatus)})", name="status"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint(f"trigger_rule IN ({_in(TriggerRule)})", name="trigger_rule"),
         # Keyset pagination, newest first, with and without the status filter.
         Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
         Index("ix_tasks_owner_status_created", "owner_id", "status", "created_at", "id"),
+        Index("ix_tasks_workflow_id", "workflow_id"),
         # The engine's dispatcher and reconciler look for unfinished tasks only.
         Index(
             "ix_tasks_unfinished_status",
@@ -113,6 +124,24 @@ class Task(Base):
     #: file and no input_filename yet is never started (transitions.claim_attempt).
     input_filename: Mapped[str | None] = mapped_column(String(255))
     input_size: Mapped[int | None] = mapped_column(BigInteger)
+
+    #: Dependencies (dependencies.py): the rule, and whether the task still waits on them; a
+    #: task awaiting its dependencies is never started (transitions.claim_attempt).
+    trigger_rule: Mapped[str] = mapped_column(
+        String(16), default=TriggerRule.ALL_SUCCEEDED, server_default=TriggerRule.ALL_SUCCEEDED
+    )
+    awaiting_dependencies: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
+    #: The exit codes a failed attempt is retried on; None: every non-zero code.
+    retry_on_exit_codes: Mapped[list[int] | None] = mapped_column(JSONB)
+    #: The workflow this task is a step of (workflows.py), and the step's name.
+    workflow_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE")
+    )
+    workflow_step: Mapped[str | None] = mapped_column(String(100))
+    #: The step's place in the request's list (the order Workflow.steps shows them in).
+    workflow_position: Mapped[int | None]
 
     # Outcome.
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
@@ -171,6 +200,38 @@ class Task(Base):
         """Record one stream's kept and dropped byte counts."""
         setattr(self, f"{stream}_bytes", kept)
         setattr(self, f"{stream}_dropped_bytes", dropped)
+
+
+class Workflow(Base):
+    """A DAG of one owner's tasks (its steps) created in one request; its status is theirs."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (Index("ix_workflows_owner_created", "owner_id", "created_at", "id"),)
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID]
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When its last step ended (WorkflowFinished was raised then, once).
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TaskDependency(Base):
+    """An edge: `task_id` waits on `depends_on_id` (both the same owner's)."""
+
+    __tablename__ = "task_dependencies"
+    __table_args__ = (Index("ix_task_dependencies_depends_on_id", "depends_on_id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    depends_on_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The dependency's place in the list the owner gave.
+    position: Mapped[int]
 
 
 class TaskLogChunk(Base):
@@ -239,7 +300,9 @@ class Schedule(Base):
     interval_seconds: Mapped[int | None]
     timezone: Mapped[str] = mapped_column(String(64))
     #: The createTask body each run is created from, as validated; env values may be secrets.
-    task_spec: Mapped[dict] = mapped_column(JSONB)
+    task_spec: Mapped[dict | None] = mapped_column(JSONB)
+    #: A scheduled workflow's createWorkflow spec instead of a task's (workflows.py).
+    workflow_spec: Mapped[dict | None] = mapped_column(JSONB)
     misfire_policy: Mapped[str] = mapped_column(String(16))
     overlap_policy: Mapped[str] = mapped_column(String(16))
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")

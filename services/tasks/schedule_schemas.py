@@ -13,6 +13,7 @@ from services.tasks.schemas import (
     StrictInteger,
     TaskCreateSchema,
 )
+from services.tasks.workflow_schemas import WorkflowCreateSchema
 from shared.pagination import CursorField, page_schema
 
 MAX_CRON_LENGTH = 200
@@ -45,7 +46,13 @@ class ScheduleCreateSchema(Schema):
         validate=validate.Length(min=1, max=MAX_TIMEZONE_LENGTH),
         metadata={"description": "IANA name the cron expression is read in (e.g. Europe/Berlin)."},
     )
-    task = fields.Nested(TaskCreateSchema, required=True)
+    task = fields.Nested(TaskCreateSchema, allow_none=True, load_default=None)
+    workflow = fields.Nested(
+        WorkflowCreateSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "A workflow to create at each fire time instead of a task."},
+    )
     misfire_policy = fields.String(
         load_default=MisfirePolicy.SKIP.value,
         validate=validate.OneOf([p.value for p in MisfirePolicy]),
@@ -54,6 +61,12 @@ class ScheduleCreateSchema(Schema):
         load_default=OverlapPolicy.ALLOW.value,
         validate=validate.OneOf([p.value for p in OverlapPolicy]),
     )
+
+    @validates_schema
+    def one_unit(self, data, **_kwargs):
+        """Exactly one of task and workflow."""
+        if (data.get("task") is None) == (data.get("workflow") is None):
+            raise ValidationError("Give exactly one of task and workflow.", "task")
 
     @validates_schema
     def one_recurrence(self, data, **_kwargs):
@@ -110,7 +123,7 @@ class ScheduleSchema(Schema):
         metadata={"description": "The next fire time, with the timezone's offset; null if paused."},
     )
     last_fire_at = fields.DateTime(allow_none=True)
-    task = fields.Nested(ScheduledTaskSchema)
+    task = fields.Nested(ScheduledTaskSchema, allow_none=True)
     created_at = fields.DateTime()
 
 

@@ -87,7 +87,7 @@ class ScheduleView:
     overlap_policy: str
     next_run_at: datetime | None
     last_fire_at: datetime | None
-    task: dict[str, Any]
+    task: dict[str, Any] | None
     created_at: datetime
 
 
@@ -107,6 +107,27 @@ def _stored_spec(task: Mapping[str, Any]) -> dict[str, Any]:
     if stored.get("input_file_id") is not None:
         stored["input_file_id"] = str(stored["input_file_id"])
     return stored
+
+
+def _stored_workflow(workflow: Mapping[str, Any]) -> dict[str, Any]:
+    steps = [{**step, "task": _stored_spec(step["task"])} for step in workflow["steps"]]
+    return {"name": workflow.get("name"), "steps": steps}
+
+
+def _workflow_problems(workflow: Mapping[str, Any], task_policy: TaskPolicy) -> dict[str, str]:
+    """What of a scheduled workflow is refused, per field (its DAG, its steps' tasks)."""
+    from services.tasks.workflows import InvalidWorkflow, ordered_steps
+
+    steps = workflow.get("steps") or []
+    try:
+        ordered_steps(steps, max_steps=max(len(steps), 1))
+    except InvalidWorkflow as exc:
+        return {f"workflow.{exc.field}": str(exc)}
+    problems = {}
+    for index, step in enumerate(steps):
+        for field, message in task_policy_violations(task_policy, **step["task"]).items():
+            problems[f"workflow.steps.{index}.task.{field}"] = message
+    return problems
 
 
 def _shown_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,7 +152,7 @@ def _view(schedule: Schedule) -> ScheduleView:
         overlap_policy=schedule.overlap_policy,
         next_run_at=next_run_at,
         last_fire_at=schedule.last_fire_at,
-        task=_shown_spec(schedule.task_spec),
+        task=None if schedule.task_spec is None else _shown_spec(schedule.task_spec),
         created_at=schedule.created_at,
     )
 
@@ -169,7 +190,8 @@ def create_schedule(
     policy: SchedulePolicy,
     task_policy: TaskPolicy,
     owner_id: uuid.UUID,
-    task: Mapping[str, Any],
+    task: Mapping[str, Any] | None = None,
+    workflow: Mapping[str, Any] | None = None,
     cron: str | None = None,
     interval_seconds: int | None = None,
     timezone: str = "UTC",
@@ -178,7 +200,8 @@ def create_schedule(
     overlap_policy: str = OverlapPolicy.ALLOW,
     now: datetime | None = None,
 ) -> ScheduleView:
-    """Record a schedule of `task` (a createTask spec); it first fires at its next fire time.
+    """Record a schedule of `task` (a createTask spec) or `workflow` (a createWorkflow spec); it
+    first fires at its next fire time.
 
     Raises InvalidSchedule (cron, interval, timezone or task spec refused, per field) or
     ScheduleLimitReached.
@@ -191,8 +214,11 @@ def create_schedule(
     problems = _recurrence_problems(policy, recurrence, now)
     # The spec is checked now, so a schedule the operator's policy refuses is never created; it
     # is checked again at every fire (the policy may change meanwhile).
-    for field, message in task_policy_violations(task_policy, **task).items():
-        problems[f"task.{field}"] = message
+    if task is not None:
+        for field, message in task_policy_violations(task_policy, **task).items():
+            problems[f"task.{field}"] = message
+    else:
+        problems.update(_workflow_problems(workflow or {}, task_policy))
     if problems:
         raise InvalidSchedule(problems)
     with uow:
@@ -204,7 +230,8 @@ def create_schedule(
             cron=cron,
             interval_seconds=interval_seconds,
             timezone=timezone,
-            task_spec=_stored_spec(task),
+            task_spec=None if task is None else _stored_spec(task),
+            workflow_spec=None if workflow is None else _stored_workflow(workflow),
             misfire_policy=MisfirePolicy(misfire_policy),
             overlap_policy=OverlapPolicy(overlap_policy),
             paused=False,

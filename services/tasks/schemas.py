@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from services.tasks.images import InvalidImageReference, parse_image_reference
-from services.tasks.models import LogStream, TaskStatus
+from services.tasks.models import LogStream, TaskStatus, TriggerRule
 from shared.pagination import CursorField, page_schema
 
 MAX_NAME_LENGTH = 200
@@ -26,6 +26,8 @@ MAX_PAGE_SIZE = 100
 MAX_TAIL_LINES = 100_000
 DEFAULT_CHUNK_PAGE = 100
 MAX_CHUNK_PAGE = 1000
+#: Tasks one task may depend on.
+MAX_DEPENDENCIES = 100
 #: Names the engine sets in every container (e.g. DOCKYARD_INPUT_FILE).
 RESERVED_ENV_PREFIX = "DOCKYARD_"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -90,11 +92,6 @@ def _valid_env(env: list[dict[str, str]]) -> None:
         raise ValidationError(f"Names and values must total at most {MAX_ENV_CHARS} characters.")
 
 
-def _not_supported_yet(value: Any) -> None:
-    if value:
-        raise ValidationError("Not supported yet.")
-
-
 class EnvVarSchema(Schema):
     """One environment variable of a task's container."""
 
@@ -139,7 +136,27 @@ class TaskCreateSchema(Schema):
         },
     )
     depends_on = fields.List(
-        fields.String(), allow_none=True, load_default=None, validate=_not_supported_yet
+        fields.String(validate=validate.Length(max=64)),
+        load_default=list,
+        validate=validate.Length(max=MAX_DEPENDENCIES),
+        metadata={"description": "Ids of your tasks this one waits on (see trigger_rule)."},
+    )
+    trigger_rule = fields.String(
+        load_default=TriggerRule.ALL_SUCCEEDED,
+        validate=validate.OneOf([rule.value for rule in TriggerRule]),
+        metadata={
+            "description": "ALL_SUCCEEDED: run once every dependency succeeded, else end "
+            "SKIPPED; ALL_DONE: run once every dependency ended."
+        },
+    )
+    retry_on_exit_codes = fields.List(
+        StrictInteger(validate=validate.Range(min=1, max=255)),
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(min=1, max=256),
+        metadata={
+            "description": "Retry a failed attempt only on these exit codes (all if absent)."
+        },
     )
     input_file_id = fields.UUID(
         allow_none=True,
@@ -149,12 +166,6 @@ class TaskCreateSchema(Schema):
             "(its path in DOCKYARD_INPUT_FILE); the task stays PENDING until it is leased to it."
         },
     )
-
-    @post_load
-    def drop_later_features(self, data, **_kwargs):
-        """depends_on is accepted by name only until it is supported."""
-        data.pop("depends_on", None)
-        return data
 
 
 class TaskListArgsSchema(Schema):
@@ -248,6 +259,11 @@ class TaskSchema(Schema):
             "or why no outputs were stored."
         },
     )
+    depends_on = fields.List(fields.String(), metadata={"description": "Ids of its dependencies."})
+    trigger_rule = fields.String()
+    retry_on_exit_codes = fields.List(fields.Integer(), allow_none=True)
+    workflow_id = fields.String(allow_none=True)
+    workflow_step = fields.String(allow_none=True)
 
 
 #: One page of the caller's tasks, newest first.

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
+from services.tasks import dependencies
 from services.tasks.events import TaskCancelRequested, TaskCreated, TaskDeleted
 from services.tasks.images import (
     InvalidImageReference,
@@ -20,7 +21,7 @@ from services.tasks.images import (
 )
 from services.tasks.input_files import start_input_file_saga
 from services.tasks.lifecycle import TERMINAL, is_finished, transition
-from services.tasks.models import Task, TaskStatus
+from services.tasks.models import Task, TaskStatus, TriggerRule
 from services.tasks.sagas import tasks_sagas
 from shared.db import UnitOfWork
 from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
@@ -150,9 +151,16 @@ class TaskView:
     schedule_id: str | None = None
     outputs_note: str | None = None
     executor: str = "docker"
+    #: The ids of the tasks this one depends on, in the order given (dependencies.py).
+    depends_on: list[str] = field(default_factory=list)
+    trigger_rule: str = TriggerRule.ALL_SUCCEEDED
+    retry_on_exit_codes: list[int] | None = None
+    #: The workflow the task is a step of (workflows.py), and the step's name.
+    workflow_id: str | None = None
+    workflow_step: str | None = None
 
 
-def _view(task: Task) -> TaskView:
+def _view(task: Task, depends_on: Sequence[str] = ()) -> TaskView:
     usage = None
     if task.usage_sampled_at is not None:
         usage = UsageView(task.cpu_percent, task.memory_bytes, task.usage_sampled_at)
@@ -182,12 +190,22 @@ def _view(task: Task) -> TaskView:
         schedule_id=str(task.schedule_id) if task.schedule_id else None,
         outputs_note=task.outputs_note,
         executor=task.executor,
+        depends_on=list(depends_on),
+        trigger_rule=task.trigger_rule,
+        retry_on_exit_codes=task.retry_on_exit_codes,
+        workflow_id=str(task.workflow_id) if task.workflow_id else None,
+        workflow_step=task.workflow_step,
     )
 
 
-def task_view(task: Task) -> TaskView:
+def _full_view(uow: UnitOfWork, task: Task) -> TaskView:
+    """The view of one task, its dependencies included."""
+    return _view(task, dependencies.dependency_ids(uow.session, [task.id])[task.id])
+
+
+def task_view(task: Task, depends_on: Sequence[str] = ()) -> TaskView:
     """What the owner may see of `task` (for other use cases that list tasks: a schedule's runs)."""
-    return _view(task)
+    return _view(task, depends_on)
 
 
 def _policy_violations(
@@ -273,12 +291,67 @@ def create_task(
     network: bool = False,
     input_file_id: uuid.UUID | None = None,
     executor: str | None = None,
+    depends_on: Sequence[str] = (),
+    trigger_rule: str = TriggerRule.ALL_SUCCEEDED,
+    retry_on_exit_codes: Sequence[int] | None = None,
 ) -> TaskView:
     """Record a PENDING task with the policy's defaults filled in.
 
     With `input_file_id`, the task_input_file saga starts in the same transaction: the task
-    stays PENDING until files has leased it the file (input_files.py).
-    Raises PolicyViolation, or ActiveTaskLimitReached when the owner has too many unfinished.
+    stays PENDING until files has leased it the file (input_files.py). With `depends_on` (ids of
+    the owner's tasks) it stays PENDING until they allow it by `trigger_rule` (dependencies.py).
+    Raises PolicyViolation, UnknownDependency, or ActiveTaskLimitReached when the owner has too
+    many unfinished.
+    """
+    dependency_ids = dependencies.parse_dependency_ids(depends_on)
+    with uow:
+        task = add_task(
+            uow,
+            policy=policy,
+            owner_id=owner_id,
+            image=image,
+            command=command,
+            name=name,
+            env=env,
+            timeout_seconds=timeout_seconds,
+            cpu_limit=cpu_limit,
+            memory_limit_mb=memory_limit_mb,
+            max_retries=max_retries,
+            network=network,
+            input_file_id=input_file_id,
+            depends_on=dependency_ids,
+            trigger_rule=trigger_rule,
+            retry_on_exit_codes=retry_on_exit_codes,
+            executor=executor,
+        )
+        view = _view(task, [str(d) for d in dependency_ids])
+        uow.commit()
+        return view
+
+
+def add_task(
+    uow: UnitOfWork,
+    *,
+    policy: TaskPolicy,
+    owner_id: uuid.UUID,
+    image: str,
+    command: Sequence[str],
+    name: str | None = None,
+    env: Iterable[dict[str, str]] = (),
+    timeout_seconds: int | None = None,
+    cpu_limit: float | None = None,
+    memory_limit_mb: int | None = None,
+    max_retries: int | None = None,
+    network: bool = False,
+    input_file_id: uuid.UUID | None = None,
+    depends_on: Sequence[uuid.UUID] = (),
+    trigger_rule: str = TriggerRule.ALL_SUCCEEDED,
+    retry_on_exit_codes: Sequence[int] | None = None,
+    executor: str | None = None,
+) -> Task:
+    """Add a PENDING task and its events to the open unit of work (create_task, workflows).
+
+    Raises PolicyViolation, UnknownDependency, or ActiveTaskLimitReached.
     """
     limits = {
         "timeout_seconds": _given_or(timeout_seconds, policy.default_timeout_seconds),
@@ -291,38 +364,47 @@ def create_task(
     )
     if violations:
         raise PolicyViolation(violations)
-    with uow:
-        if policy.max_active_tasks_per_user is not None:
-            _check_active_tasks(uow, owner_id, policy.max_active_tasks_per_user)
-        task = Task(
-            id=uuid.uuid4(),
-            owner_id=owner_id,
+    if policy.max_active_tasks_per_user is not None:
+        _check_active_tasks(uow, owner_id, policy.max_active_tasks_per_user)
+    locked = dependencies.lock_dependencies(
+        uow.session, owner_id=owner_id, dependency_ids=depends_on
+    )
+    task = Task(
+        id=uuid.uuid4(),
+        owner_id=owner_id,
+        name=name,
+        image=image,
+        command=list(command),
+        env=[{"name": item["name"], "value": item["value"]} for item in env],
+        network=network,
+        executor=executor or policy.executors[0],
+        status=TaskStatus.PENDING,
+        input_file_id=input_file_id,
+        trigger_rule=TriggerRule(trigger_rule),
+        retry_on_exit_codes=None if retry_on_exit_codes is None else list(retry_on_exit_codes),
+        **limits,
+    )
+    uow.session.add(task)
+    uow.add_event(
+        TaskCreated(
+            task_id=str(task.id),
+            owner_id=str(owner_id),
             name=name,
             image=image,
-            command=list(command),
-            env=[{"name": item["name"], "value": item["value"]} for item in env],
             network=network,
-            executor=executor or policy.executors[0],
-            status=TaskStatus.PENDING,
-            input_file_id=input_file_id,
             **limits,
         )
-        uow.session.add(task)
-        uow.add_event(
-            TaskCreated(
-                task_id=str(task.id),
-                owner_id=str(owner_id),
-                name=name,
-                image=image,
-                network=network,
-                **limits,
-            )
+    )
+    uow.flush()
+    if locked:
+        skipped = dependencies.attach_dependencies(
+            uow.session, task=task, dependencies=locked, now=datetime.now(UTC)
         )
-        if input_file_id is not None:
-            uow.flush()
-            start_input_file_saga(uow.session, tasks_sagas(), task=task)
-        uow.commit()
-        return _view(task)
+        if skipped is not None:
+            uow.add_event(skipped)
+    if input_file_id is not None and task.status == TaskStatus.PENDING:
+        start_input_file_saga(uow.session, tasks_sagas(), task=task)
+    return task
 
 
 def _check_active_tasks(uow: UnitOfWork, owner_id: uuid.UUID, limit: int) -> None:
@@ -362,7 +444,13 @@ def list_tasks(
     with uow:
         rows = uow.session.scalars(query).all()
         total = uow.session.scalar(select(func.count()).select_from(Task).where(*filters))
-        return page_of(rows, first=first, total_count=total or 0, node=_view)
+        depends_on = dependencies.dependency_ids(uow.session, [row.id for row in rows])
+        return page_of(
+            rows,
+            first=first,
+            total_count=total or 0,
+            node=lambda task: _view(task, depends_on.get(task.id, ())),
+        )
 
 
 def owned_task(uow: UnitOfWork, owner_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool) -> Task:
@@ -379,7 +467,7 @@ def owned_task(uow: UnitOfWork, owner_id: uuid.UUID, task_id: uuid.UUID, *, lock
 def get_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskView:
     """One of the owner's tasks; raises TaskNotFound."""
     with uow:
-        return _view(owned_task(uow, owner_id, task_id, lock=False))
+        return _full_view(uow, owned_task(uow, owner_id, task_id, lock=False))
 
 
 def cancel_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> TaskView:
@@ -403,15 +491,17 @@ def cancel_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> 
                 {"channel": CANCEL_REQUESTED_CHANNEL, "task_id": str(task.id)},
             )
             uow.commit()
-        return _view(task)
+        return _full_view(uow, task)
 
 
 def delete_task(uow: UnitOfWork, *, owner_id: uuid.UUID, task_id: uuid.UUID) -> None:
-    """Delete a finished task and its logs; raises TaskNotFound or TaskNotFinished."""
+    """Delete a finished task and its logs; raises TaskNotFound, TaskNotFinished or
+    TaskHasDependants (tasks still wait on it: deleting it would strand them)."""
     with uow:
         task = owned_task(uow, owner_id, task_id, lock=True)
         if not is_finished(task.status):
             raise TaskNotFinished(task.status)
+        dependencies.check_no_waiting_dependants(uow.session, task_id=task.id)
         uow.session.execute(delete(Task).where(Task.id == task.id))
         uow.add_event(TaskDeleted(task_id=str(task.id), owner_id=str(owner_id)))
         uow.commit()

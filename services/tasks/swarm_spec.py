@@ -60,6 +60,15 @@ def service_options(
         env[INPUT_FILE_VARIABLE] = f"{INPUT_MOUNT}/{spec.input_filename}"
     if spec.output_dir:
         mounts.append({"Type": "bind", "Source": spec.output_dir, "Target": "/output"})
+    for step, directory in spec.step_inputs:
+        mounts.append(
+            {
+                "Type": "bind",
+                "Source": directory,
+                "Target": f"{INPUT_MOUNT}/{step}",
+                "ReadOnly": True,
+            }
+        )
     container: dict[str, Any] = {
         "Image": spec.image,
         # Args, not Command: like the Docker executor's command, it keeps the image's entrypoint.

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Uuid, bindparam, func, select, text
 
-from services.tasks import logs, outputs
+from services.tasks import logs, outputs, step_inputs
 from services.tasks.containers import ContainerInfo, ContainerSpec
 from services.tasks.events import TaskStarted
 from services.tasks.lifecycle import container_name, is_finished, transition
@@ -96,7 +96,8 @@ class Claim:
 #: between owners), the caller's own among equals (its start job is the one running: no other
 #: needs to wake), then the oldest. A retry waiting out its backoff (heartbeat_at ahead) is not
 #: waiting yet, nor is a task whose input file is not leased yet (input_files.py: TaskInputReady
-#: asks again once it is). Slots are held by RUNNING tasks and by those between claim and RUNNING.
+#: asks again once it is), nor one awaiting its dependencies (dependencies.py: TaskReleased).
+#: Slots are held by RUNNING tasks and by those between claim and RUNNING.
 _LOOK = (
     text(
         """
@@ -107,6 +108,7 @@ _LOOK = (
         )
         SELECT own.status, own.container_name,
             own.input_file_id IS NOT NULL AND own.input_filename IS NULL AS awaits_input,
+            own.awaiting_dependencies AS awaits_dependencies,
             (SELECT coalesce(sum(slots), 0) FROM held) AS busy,
             fairest.id AS fairest, fairest.attempts AS fairest_attempts
         FROM tasks AS own
@@ -115,6 +117,7 @@ _LOOK = (
             LEFT JOIN held ON held.owner_id = waiting.owner_id
             WHERE waiting.status IN ('PENDING', 'QUEUED') AND waiting.container_name IS NULL
               AND (waiting.input_file_id IS NULL OR waiting.input_filename IS NOT NULL)
+              AND NOT waiting.awaiting_dependencies
               AND (waiting.id = own.id OR waiting.heartbeat_at IS NULL
                    OR waiting.heartbeat_at <= :now)
             ORDER BY coalesce(held.slots, 0), waiting.id = own.id DESC, waiting.created_at,
@@ -141,8 +144,9 @@ _CLAIM = (
         WHERE id = :id AND attempts = :attempt - 1 AND container_name IS NULL
           AND status IN ('PENDING', 'QUEUED')
           AND (input_file_id IS NULL OR input_filename IS NOT NULL)
+          AND NOT awaiting_dependencies
         RETURNING id, owner_id, image, command, env, cpu_limit, memory_limit_mb, network,
-            input_file_id, input_filename, executor
+            input_file_id, input_filename, executor, workflow_id
         """
     )
     .bindparams(bindparam("id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True)))
@@ -189,8 +193,10 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
                 return Claim("done")
             if look.awaits_input:
                 return Claim("done")  # started from its TaskInputReady, once files leased it
+            if look.awaits_dependencies:
+                return Claim("done")  # started from its TaskReleased (dependencies.py)
             if look.container_name is not None:
-                return _adopt(uow, task_id=task_id, now=now)
+                return _adopt(uow, task_id=task_id, now=now, settings=settings)
             if look.busy >= settings.concurrency or look.fairest is None:
                 _wait_queued(uow, task_id, now)
                 uow.commit()
@@ -204,18 +210,35 @@ def claim_attempt(uow: UnitOfWork, *, task_id: uuid.UUID, settings: ExecutionSet
                 continue  # cancelled since the look (a cancel does not take the capacity lock)
             if look.fairest != task_id:
                 _wait_queued(uow, task_id, now)
+            spec = _with_step_inputs(
+                uow, _spec(claimed, attempt=attempt, name=name), claimed, settings
+            )
             uow.commit()
-            return Claim("start", _spec(claimed, attempt=attempt, name=name))
+            return Claim("start", spec)
     return Claim("busy")
 
 
-def _adopt(uow: UnitOfWork, *, task_id: uuid.UUID, now: datetime) -> Claim:
+def _with_step_inputs(
+    uow: UnitOfWork, spec: ContainerSpec, task: Any, settings: ExecutionSettings
+) -> ContainerSpec:
+    """The spec with the kept outputs of a workflow step's dependencies (step_inputs.py)."""
+    if task.workflow_id is None:
+        return spec
+    mounts = step_inputs.mounts_for(uow.session, task.id, output_root=settings.output_dir)
+    return replace(spec, step_inputs=mounts)
+
+
+def _adopt(
+    uow: UnitOfWork, *, task_id: uuid.UUID, now: datetime, settings: ExecutionSettings
+) -> Claim:
     """The claimed attempt of a task not running yet (its start crashed, say): start it again."""
     task = uow.session.get(Task, task_id, with_for_update=True)
     if task is None or task.status != TaskStatus.QUEUED or task.container_name is None:
         return Claim("done")
     task.heartbeat_at = now
-    spec = _spec(task, attempt=task.attempts, name=task.container_name)
+    spec = _with_step_inputs(
+        uow, _spec(task, attempt=task.attempts, name=task.container_name), task, settings
+    )
     uow.commit()
     return Claim("start", spec)
 
@@ -427,7 +450,7 @@ def finish_attempt(
         retries_left = (
             task.attempts <= settings.engine_retries
             if outcome.engine_side
-            else task.attempts <= task.max_retries
+            else task.attempts <= task.max_retries and retries_exit_code(task, outcome.exit_code)
         )
         if outcome.status == TaskStatus.FAILED and retries_left:
             delay = settings.backoff(task.attempts)
@@ -454,9 +477,23 @@ def finish_attempt(
                 error=outcome.error,
             )
         )
+        step_inputs.keep_for_dependants(
+            uow.session,
+            task,
+            output_root=settings.output_dir,
+            max_files=settings.output_max_files,
+            max_bytes=settings.output_max_bytes,
+        )
         collect_outputs(uow.session, task, settings=settings)
         uow.commit()
     return None
+
+
+def retries_exit_code(task: Task, exit_code: int | None) -> bool:
+    """Whether a failed attempt exiting `exit_code` is retried (retryOnExitCodes; all if unset)."""
+    if task.retry_on_exit_codes is None:
+        return True
+    return exit_code is not None and exit_code in task.retry_on_exit_codes
 
 
 def record_usage(
@@ -577,12 +614,13 @@ def attempt_states(uow: UnitOfWork, *, task_ids: set[uuid.UUID]) -> dict[uuid.UU
 
 
 def waiting_attempts(uow: UnitOfWork) -> list[AttemptState]:
-    """Every task not started yet (PENDING or QUEUED) and free to start (its input leased)."""
+    """Every PENDING or QUEUED task free to start (its input leased, its dependencies settled)."""
     with uow:
         tasks = uow.session.scalars(
             select(Task).where(
                 Task.status.in_([TaskStatus.PENDING, TaskStatus.QUEUED]),
                 (Task.input_file_id.is_(None)) | (Task.input_filename.is_not(None)),
+                Task.awaiting_dependencies.is_(False),
             )
         ).all()
         return [_state(task) for task in tasks]

@@ -11,12 +11,14 @@ from services.gateway.resolvers import (  # noqa: F401
     subscriptions,
     tasks,
     users,
+    workflows,
 )
 from services.gateway.resolvers.files import file_type
 from services.gateway.resolvers.root import mutation, query, subscription
 from services.gateway.resolvers.scalars import bigint_scalar, datetime_scalar, upload_scalar
 from services.gateway.resolvers.schedules import schedule_type
 from services.gateway.resolvers.tasks import task_type
+from services.gateway.resolvers.workflows import workflow_type
 
 bindables = [
     query,
@@ -24,6 +26,7 @@ bindables = [
     subscription,
     task_type,
     schedule_type,
+    workflow_type,
     file_type,
     datetime_scalar,
     bigint_scalar,

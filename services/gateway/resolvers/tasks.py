@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ariadne import ObjectType
@@ -41,7 +42,7 @@ async def resolve_tasks(
 async def resolve_create_task(
     _obj: Any, info: GraphQLResolveInfo, *, input: dict[str, Any]
 ) -> dict[str, Any]:
-    """Submit a task; the tasks service validates it (dependsOn not supported yet).
+    """Submit a task; the tasks service validates it (dependsOn: ids of the caller's tasks).
 
     With inputFileId the task stays PENDING until files has leased it the file; a file that is
     missing, not the caller's or not PROCESSED ends it FAILED with the reason.
@@ -79,9 +80,24 @@ async def resolve_logs(
 
 
 @task_type.field("dependsOn")
-def resolve_depends_on(_task: dict[str, Any], _info: GraphQLResolveInfo) -> list[dict[str, Any]]:
-    """No task has dependencies until they are supported."""
-    return []
+async def resolve_depends_on(
+    task: dict[str, Any], info: GraphQLResolveInfo
+) -> list[dict[str, Any]]:
+    """The tasks this one waits on, read when selected; one deleted since is left out."""
+    ids = task.get("depends_on") or []
+    if not ids:
+        return []
+    context = info.context
+    found = await asyncio.gather(
+        *(context.clients.tasks.get_task(context.caller, task_id=task_id) for task_id in ids)
+    )
+    return [dependency for dependency in found if dependency is not None]
+
+
+@task_type.field("triggerRule")
+def resolve_trigger_rule(task: dict[str, Any], _info: GraphQLResolveInfo) -> str:
+    """The task's trigger rule (ALL_SUCCEEDED for one read before rules existed)."""
+    return task.get("trigger_rule") or "ALL_SUCCEEDED"
 
 
 @task_type.field("inputFile")

@@ -13,7 +13,6 @@ class NotificationEvent(enum.StrEnum):
 
     TASK_SUCCEEDED = "TASK_SUCCEEDED"
     TASK_FAILED = "TASK_FAILED"
-    #: Fires once workflows exist (issue 11): no event announces a finished workflow yet.
     WORKFLOW_FINISHED = "WORKFLOW_FINISHED"
     FILE_PROCESSED = "FILE_PROCESSED"
     FILE_FAILED = "FILE_FAILED"
@@ -52,6 +51,7 @@ ROUTING_KEYS = {
     "files.FileProcessed": NotificationEvent.FILE_PROCESSED,
     "files.FileProcessingFailed": NotificationEvent.FILE_FAILED,
     "tasks.ScheduleMisfired": NotificationEvent.SCHEDULE_MISFIRED,
+    "tasks.WorkflowFinished": NotificationEvent.WORKFLOW_FINISHED,
 }
 
 _TASK_STATUS = {"TaskSucceeded": "SUCCEEDED", "TaskFailed": "FAILED", "TaskTimedOut": "TIMED_OUT"}
@@ -82,6 +82,17 @@ def occurrence_of(envelope: Envelope) -> Occurrence:
             f"File {payload['filename']} {verb}",
             payload["file_id"],
             {"subject_type": "file", "subject_name": payload["filename"], "status": status},
+        )
+    if envelope.type == "WorkflowFinished":
+        status = payload["status"]
+        label = payload.get("name") or payload["workflow_id"]
+        failed = f" at step {payload['failed_step']}" if payload.get("failed_step") else ""
+        return Occurrence(
+            event,
+            owner_id,
+            f"Workflow {label} {status.lower()}{failed}",
+            payload["workflow_id"],
+            {"subject_type": "workflow", "subject_name": label, "status": status},
         )
     missed = payload["missed"]
     return Occurrence(

@@ -46,6 +46,7 @@ def test_create_task_sends_the_input_with_rest_field_names(client, fake_tasks):
         "memory_limit_mb": 64,
         "max_retries": 1,
         "depends_on": None,
+        "trigger_rule": "ALL_SUCCEEDED",
     }
 
 

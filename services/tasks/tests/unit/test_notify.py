@@ -118,3 +118,29 @@ def test_files_and_schedule_events_notify_their_kinds():
         payload={"schedule_id": "s-1", "owner_id": "u-1", "missed": 3},
     )
     assert occurrence_of(misfired).subject == "Schedule s-1 missed 3 fire times"
+
+
+def test_a_finished_workflow_notifies_workflow_finished_naming_its_failed_step():
+    assert ROUTING_KEYS["tasks.WorkflowFinished"] == "WORKFLOW_FINISHED"
+    finished = Envelope(
+        id=str(uuid.uuid4()),
+        type="WorkflowFinished",
+        version=1,
+        source="tasks",
+        occurred_at="2026-11-22T12:00:00+00:00",
+        aggregate_type="workflow",
+        aggregate_id="w-1",
+        sequence=1,
+        correlation_id=None,
+        payload={
+            "workflow_id": "w-1",
+            "owner_id": "u-1",
+            "name": "nightly",
+            "status": "FAILED",
+            "failed_step": "build",
+        },
+    )
+    occurrence = occurrence_of(finished)
+    assert (occurrence.event, occurrence.subject_id) == ("WORKFLOW_FINISHED", "w-1")
+    assert occurrence.subject == "Workflow nightly failed at step build"
+    assert occurrence.details["subject_type"] == "workflow"

@@ -86,6 +86,20 @@ def test_the_input_is_read_only_at_input_and_the_output_writable_at_output():
     assert "DOCKYARD_INPUT_FILE=/input/a.txt" in container["Env"]
 
 
+def test_a_workflow_step_gets_each_dependencys_outputs_read_only_at_input_step():
+    spec = ContainerSpec(
+        **{**SPEC.__dict__, "step_inputs": (("build", "/srv/out/.step-outputs/b"),)}
+    )
+    container = _container(service_options(spec, LIMITS, api_version="1.41"))
+    binds = {m["Target"]: m for m in container["Mounts"] if m["Type"] == "bind"}
+    assert binds["/input/build"] == {
+        "Type": "bind",
+        "Source": "/srv/out/.step-outputs/b",
+        "Target": "/input/build",
+        "ReadOnly": True,
+    }
+
+
 def test_the_service_carries_the_task_labels_and_its_container_does_not():
     options = service_options(SPEC, LIMITS, api_version="1.41")
     assert options["labels"] == {

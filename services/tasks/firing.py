@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.tasks import dependencies, service, workflows
@@ -44,6 +44,7 @@ from services.tasks.models import (
     ScheduleFire,
     Task,
     TaskStatus,
+    Workflow,
 )
 from services.tasks.schedules import SCHEDULES_CHANGED_CHANNEL, SchedulePolicy, recurrence_of
 from services.tasks.service import TaskPolicy
@@ -191,11 +192,11 @@ def _fire(
     fire = uow.session.get(ScheduleFire, (schedule.id, fire_time))
     previous = _unfinished_runs(uow, schedule.id)
     if previous and schedule.overlap_policy == OverlapPolicy.SKIP:
-        detail = f"The previous run {previous[-1]} is still going."
+        detail = f"The previous run {previous[-1].id} is still going."
         return _skip(uow, schedule, fire, FireOutcome.SKIPPED, "OVERLAP", detail)
     if previous and schedule.overlap_policy == OverlapPolicy.CANCEL_PREVIOUS:
-        for task_id in previous:
-            service.cancel_task(NestedUnitOfWork(uow), owner_id=schedule.owner_id, task_id=task_id)
+        for run in previous:
+            _cancel_run(uow, schedule.owner_id, run)
     try:
         run = _start_run(uow, schedule, task_policy)
     except (
@@ -226,7 +227,7 @@ def _start_run(uow: UnitOfWork, schedule: Schedule, task_policy: TaskPolicy) -> 
             NestedUnitOfWork(uow),
             policy=task_policy,
             owner_id=schedule.owner_id,
-            **_task_spec(schedule),
+            **_unstored(schedule.task_spec),
         )
     spec = schedule.workflow_spec
     steps = [{**step, "task": _unstored(step["task"])} for step in spec["steps"]]
@@ -242,27 +243,43 @@ def _start_run(uow: UnitOfWork, schedule: Schedule, task_policy: TaskPolicy) -> 
 
 
 def _unstored(spec: dict) -> dict:
+    # A stored spec is JSON (schedules.py keeps the input file's id as text).
     spec = dict(spec)
     if spec.get("input_file_id") is not None:
         spec["input_file_id"] = uuid.UUID(spec["input_file_id"])
     return spec
 
 
-def _task_spec(schedule: Schedule) -> dict:
-    spec = dict(schedule.task_spec)
-    if spec.get("input_file_id") is not None:
-        spec["input_file_id"] = uuid.UUID(spec["input_file_id"])
-    return spec
+def _unfinished_runs(uow: UnitOfWork, schedule_id: uuid.UUID) -> list[Task]:
+    """The schedule's runs still going: a task not ended, or a workflow not finished.
 
-
-def _unfinished_runs(uow: UnitOfWork, schedule_id: uuid.UUID) -> list[uuid.UUID]:
+    A workflow's run is its first step (the task that carries the schedule), but the run goes
+    on until every step ended.
+    """
     return list(
         uow.session.scalars(
-            select(Task.id)
-            .where(Task.schedule_id == schedule_id, Task.status.in_(_UNFINISHED))
+            select(Task)
+            .outerjoin(Workflow, Workflow.id == Task.workflow_id)
+            .where(
+                Task.schedule_id == schedule_id,
+                or_(
+                    and_(Task.workflow_id.is_(None), Task.status.in_(_UNFINISHED)),
+                    and_(Task.workflow_id.is_not(None), Workflow.finished_at.is_(None)),
+                ),
+            )
             .order_by(Task.created_at, Task.id)
         )
     )
+
+
+def _cancel_run(uow: UnitOfWork, owner_id: uuid.UUID, run: Task) -> None:
+    """Cancel a previous run: its task, or every pending and running step of its workflow."""
+    if run.workflow_id is None:
+        service.cancel_task(NestedUnitOfWork(uow), owner_id=owner_id, task_id=run.id)
+    else:
+        workflows.cancel_workflow(
+            NestedUnitOfWork(uow), owner_id=owner_id, workflow_id=run.workflow_id
+        )
 
 
 def _skip(

@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
-from services.tasks import firing, service
+from services.tasks import firing, schedules, service
 from services.tasks.config import TasksSettings
 from services.tasks.lifecycle import transition
 from services.tasks.models import Schedule, Task, TaskStatus
 from services.tasks.scheduler import Scheduler
 from services.tasks.tests.schedule_support import (
+    TASK,
     TASK_POLICY,
     Clock,
     create,
@@ -373,3 +374,48 @@ def test_a_schedule_that_fails_to_fire_does_not_stop_the_others_and_fires_once_m
         assert [f.fire_time for f in fires(schedule_db, broken.id)] == [T0 + MINUTE]
     finally:
         scheduler.database.dispose()
+
+
+def _workflow_schedule(db, overlap_policy: str):
+    """A schedule of a two-step workflow (first → second), fired once at T0 + a minute."""
+    steps = [
+        {"name": "first", "task": TASK},
+        {"name": "second", "task": TASK, "depends_on": ["first"]},
+    ]
+    schedule = schedules.create_schedule(
+        db.uow(),
+        policy=policy(),
+        task_policy=TASK_POLICY,
+        owner_id=uuid.uuid4(),
+        workflow={"name": "nightly", "steps": steps},
+        interval_seconds=60,
+        overlap_policy=overlap_policy,
+        now=T0,
+    )
+    fire_all(db, T0 + MINUTE)
+    (first,) = runs(db, schedule.id)
+    return schedule, first
+
+
+def _steps_of(db, workflow_id) -> dict[str, str]:
+    with db.uow() as uow:
+        tasks = uow.session.scalars(select(Task).where(Task.workflow_id == workflow_id))
+        return {t.workflow_step: t.status for t in tasks}
+
+
+def test_overlap_skip_waits_for_a_scheduled_workflow_to_finish_not_its_first_step(schedule_db):
+    schedule, first = _workflow_schedule(schedule_db, "SKIP")
+    # The first step ended; the workflow still runs its second step.
+    _move(schedule_db, first.id, TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.SUCCEEDED)
+    fire_all(schedule_db, T0 + 2 * MINUTE)
+    assert [f.outcome for f in fires(schedule_db, schedule.id)] == ["STARTED", "SKIPPED"]
+
+
+def test_overlap_cancel_previous_cancels_every_step_of_a_scheduled_workflow(schedule_db):
+    schedule, first = _workflow_schedule(schedule_db, "CANCEL_PREVIOUS")
+    with schedule_db.uow() as uow:
+        workflow_id = uow.session.get(Task, first.id).workflow_id
+    _move(schedule_db, first.id, TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.SUCCEEDED)
+    fire_all(schedule_db, T0 + 2 * MINUTE)
+    assert _steps_of(schedule_db, workflow_id) == {"first": "SUCCEEDED", "second": "CANCELLED"}
+    assert [f.outcome for f in fires(schedule_db, schedule.id)] == ["STARTED", "STARTED"]

@@ -90,6 +90,13 @@ def ordered_steps(steps: Sequence[Mapping[str, Any]], *, max_steps: int) -> list
         for needed in step.get("depends_on") or ():
             if needed not in by_name:
                 raise InvalidWorkflow(f"steps.{index}.depends_on", f"Unknown step name {needed!r}.")
+        if step.get("depends_on") and step["task"].get("input_file_id") is not None:
+            # Both would be mounted at /input: the dependencies' outputs as /input/<step>/.
+            raise InvalidWorkflow(
+                f"steps.{index}.task.input_file_id",
+                "A step that depends on other steps reads their outputs under /input; "
+                "only a step without dependencies may take an input file.",
+            )
     order: list[Mapping[str, Any]] = []
     state: dict[str, str] = {}  # "visiting" or "done"
 

@@ -53,6 +53,14 @@ def test_steps_are_ordered_after_their_dependencies():
         ([_step("a", "zz")], "steps.0.depends_on", "'zz'"),
         ([_step("a"), _step("b"), _step("a")], "steps.2.name", "Duplicate step name 'a'"),
         ([_step(str(n)) for n in range(4)], "steps", "at most 3 steps"),
+        (
+            [
+                _step("a"),
+                {**_step("b", "a"), "task": {"image": "busybox", "input_file_id": uuid.uuid4()}},
+            ],
+            "steps.1.task.input_file_id",
+            "only a step without dependencies may take an input file",
+        ),
     ],
 )
 def test_an_invalid_dag_names_what_is_wrong(steps, field, says):

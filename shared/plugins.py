@@ -99,7 +99,8 @@ def require(kind: str, name: str, *, setting: str) -> Any:
         available = ", ".join(sorted(found)) or "none"
         raise ConfigError(
             f"{setting} names the {kind} {name!r}, which is not installed "
-            f"(entry-point group {GROUPS[kind]}; installed: {available})"
+            f"(entry-point group {GROUPS[kind]}; installed: {available}; entry points are read "
+            "from installed metadata: after a pyproject.toml changes, reinstall with make venv)"
         )
     if plugin.status != OK:
         raise ConfigError(

@@ -6,8 +6,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Written after a successful install; older than requirements.lock or pyproject.toml = reinstall.
+# Written after a successful install; older than requirements.lock or a pyproject.toml = reinstall
+# (which also rewrites the installed entry points, what the plugin registry reads).
 STAMP := $(VENV)/.dockyard-installed
+# The example plugin package (docs/plugins.md), installed so the tests exercise a third-party plugin.
+EXAMPLE_PLUGINS := examples/dockyard-example-plugins
 ENV_FILE ?= .env
 # Runs a command with $(ENV_FILE) loaded as `make up` loads it (.env wins over the shell).
 WITH_ENV := $(BIN)/honcho run -e $(ENV_FILE)
@@ -20,12 +23,13 @@ PROCS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## Create .venv and install requirements.lock plus Dockyard itself (only when they changed)
+venv: $(STAMP) ## Create .venv and install requirements.lock, Dockyard and the example plugins (only when they changed)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml $(EXAMPLE_PLUGINS)/pyproject.toml
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.lock
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e $(EXAMPLE_PLUGINS)
 	@touch $@
 
 # The files services never create their local storage directory (a missing one is an outage, an

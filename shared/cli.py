@@ -1,4 +1,4 @@
-"""The `dockyard` command: provisioning, migrations, relays, consumers and dead letters.
+"""The `dockyard` command: provisioning, migrations, relays, consumers, dead letters, plugins.
 
 `main` runs it for the services of a registry (shared.registry) it is handed: the console
 script is services.registry:main, which hands it Dockyard's.
@@ -7,6 +7,7 @@ script is services.registry:main, which hands it Dockyard's.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -86,6 +87,26 @@ def cmd_dev_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List the installed plugins of every kind; exit 1 when one failed to load."""
+    from shared import plugins
+
+    listed = plugins.listing()
+    if args.json:
+        print(json.dumps(listed, indent=2))
+    else:
+        columns = ("kind", "name", "version", "status", "error")
+        rows = [[str(item[c] or "") for c in columns] for item in listed]
+        widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
+        for row in [list(columns), *rows]:
+            print(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
+    return 1 if any(item["status"] != plugins.OK for item in listed) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `dockyard`."""
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__)
@@ -103,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config-table", help="print the config table").set_defaults(
         func=cmd_config_table
     )
+    plug = sub.add_parser("plugins", help="list installed plugins: kind, name, version, status")
+    plug.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plug.set_defaults(func=cmd_plugins)
     dev = sub.add_parser("dev-env", help="write development secrets to an env file")
     dev.add_argument("--path", default=".env")
     dev.set_defaults(func=cmd_dev_env)

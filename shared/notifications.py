@@ -2,9 +2,10 @@
 
 A service builds one notifier at start-up with `notifier_from_settings(settings)` and hands it
 `Notification`s, from a task that retries on failure (so a channel may be called more than
-once for one notification: delivery is at-least-once). Channels other than `log` (e-mail,
-webhooks, push) register a factory with `register_channel(name, factory)` before that, and are
-switched on by listing them in NOTIFICATION_CHANNELS.
+once for one notification: delivery is at-least-once). Channels come from the entry-point
+group `dockyard.notifiers` (`log` below is declared there, in Dockyard's pyproject.toml) and
+from `register_channel(name, factory)` calls made before that; NOTIFICATION_CHANNELS switches
+them on. A channel plugin that fails to load is listed as failed; naming it fails start-up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared import plugins
 from shared.config import ConfigError, EnvVar, parse_list
 
 log = logging.getLogger("dockyard.notifications")
@@ -24,7 +26,8 @@ NOTIFICATION_CHANNELS = EnvVar(
     parse_list,
     default=["log"],
     doc="Channels that deliver user notifications, comma-separated (`log` writes one log line "
-    "per notification; others register in shared/notifications.py).",
+    "per notification; others are `dockyard.notifiers` plugins, docs/plugins.md). They deliver "
+    "what a user's rules send to LOG.",
 )
 
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -88,7 +91,7 @@ class FanOutNotifier:
             channel.send(notification)
 
 
-_channels: dict[str, Callable[[], Notifier]] = {"log": LogNotifier}
+_channels: dict[str, Callable[[], Notifier]] = {}
 
 
 def register_channel(name: str, factory: Callable[[], Notifier]) -> None:
@@ -98,14 +101,26 @@ def register_channel(name: str, factory: Callable[[], Notifier]) -> None:
     _channels[name] = factory
 
 
+def _all_channels() -> dict[str, Callable[[], Notifier]]:
+    return {**plugins.loaded("notifier"), **_channels}
+
+
 def available_channels() -> list[str]:
     """The names NOTIFICATION_CHANNELS may list."""
-    return sorted(_channels)
+    return sorted(_all_channels())
 
 
 def build_notifier(names: Sequence[str]) -> Notifier:
     """A notifier sending through the named channels; ConfigError names an unknown one."""
-    unknown = [name for name in names if name not in _channels]
+    found = _all_channels()
+    failed = {p.name: p.error for p in plugins.plugins("notifier") if p.status != plugins.OK}
+    broken = [name for name in names if name in failed and name not in found]
+    if broken:
+        raise ConfigError(
+            "NOTIFICATION_CHANNELS names channels whose plugin failed to load: "
+            + "; ".join(f"{name}: {failed[name]}" for name in broken)
+        )
+    unknown = [name for name in names if name not in found]
     if unknown:
         raise ConfigError(
             f"NOTIFICATION_CHANNELS names unknown channels {unknown}; "
@@ -113,7 +128,7 @@ def build_notifier(names: Sequence[str]) -> Notifier:
         )
     if not names:
         raise ConfigError("NOTIFICATION_CHANNELS lists no channel")
-    channels = [_channels[name]() for name in names]
+    channels = [found[name]() for name in names]
     return channels[0] if len(channels) == 1 else FanOutNotifier(channels)
 
 

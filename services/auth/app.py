@@ -27,6 +27,7 @@ from shared.auth import StaticKeys, TokenVerifier, init_jwt
 from shared.db import UnitOfWork, make_engine, make_read_engine, session_factory
 from shared.health import broker_check, database_check, redis_check
 from shared.outbox.metrics import OutboxCollector
+from shared.plugins_api import plugins_blueprint
 from shared.sagas.metrics import SagaCollector
 from shared.service_identity import init_service_identity
 from shared.web import create_service_app, error_response
@@ -147,6 +148,8 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
     api.register_blueprint(blp)
     api.register_blueprint(oidc_blp)
     api.register_blueprint(accounts_blp)
+    # Auth loads no plugin kind of its own: its list is empty, answered like the others'.
+    api.register_blueprint(plugins_blueprint(()))
     return app
 
 

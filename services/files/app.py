@@ -28,6 +28,7 @@ from shared.celery import celery_init_app
 from shared.db import make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.outbox.metrics import OutboxCollector
+from shared.plugins_api import plugins_blueprint
 from shared.service_identity import init_service_identity
 from shared.user_replica import init_user_replica
 from shared.web import create_service_app
@@ -106,4 +107,5 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
     celery_init_app(app, settings)
     api.register_blueprint(blp)
     api.register_blueprint(internal_blp)
+    api.register_blueprint(plugins_blueprint(("processor", "storage")))
     return app

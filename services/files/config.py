@@ -20,14 +20,16 @@ from shared.service_identity import (
 
 GIB = 1024**3
 STORAGE_BACKENDS = ("local", "s3")
+_BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _PROCESSOR_ENTRY = re.compile(r"^([a-z][a-z0-9_.-]{0,63})=([\w.]+:[\w.]+)$")
 
 
 def parse_backend(raw: str) -> str:
-    """`local` or `s3`."""
+    """A storage plugin's name: `local`, `s3` or an installed `dockyard.storage` plugin's."""
     backend = raw.strip().lower()
-    if backend not in STORAGE_BACKENDS:
-        raise ValueError(f"expected one of {', '.join(STORAGE_BACKENDS)}")
+    # Whether it is installed is checked when the backend is built (shared.plugins.require).
+    if not _BACKEND_NAME.match(backend):
+        raise ValueError(f"expected a storage plugin's name, e.g. {', '.join(STORAGE_BACKENDS)}")
     return backend
 
 
@@ -76,7 +78,8 @@ class FilesSettings(CommonSettings):
         "FILES_STORAGE_BACKEND",
         parse_backend,
         default="local",
-        doc="Where uploaded content is stored: `local` (a directory) or `s3` (S3-compatible).",
+        doc="Where uploaded content is stored: `local` (a directory), `s3` (S3-compatible) or "
+        "the name of an installed `dockyard.storage` plugin (docs/plugins.md).",
     )
     STORAGE_DIR = EnvVar(
         "FILES_STORAGE_DIR",

@@ -4,8 +4,9 @@ A processor factory takes the FileFacts of one file and returns a streaming Proc
 `finish`) or None when the file is not its kind; its result lands in the file's `extra` under
 the name it was registered with. Processors come from, in this order:
 
-* the built-ins below;
-* the entry point group `dockyard.files.processors` of installed packages (name = factory);
+* the entry-point group `dockyard.files.processors` of installed packages (name = factory),
+  loaded by shared.plugins; the built-in `image` below is declared there too, in Dockyard's
+  pyproject.toml;
 * `register_processor(name, factory)` calls made before the service starts;
 * FILES_PROCESSORS: `name=module:attribute` pairs, comma-separated.
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from typing import Any
 
 from services.files.analysis import FileFacts, Processor, ProcessorFactory
+from shared import plugins
 
-ENTRY_POINT_GROUP = "dockyard.files.processors"
+ENTRY_POINT_GROUP = plugins.GROUPS["processor"]
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _registered: dict[str, ProcessorFactory] = {}
 
@@ -55,10 +56,10 @@ def _import(path: str) -> ProcessorFactory:
 
 
 def available_processors(configured: Iterable[tuple[str, str]] = ()) -> dict[str, ProcessorFactory]:
-    """Every processor by name: built-ins, entry points, registered ones, then `configured`."""
-    found: dict[str, ProcessorFactory] = {"image": image_dimensions}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        found[entry.name] = entry.load()
+    """Every processor by name: entry points that loaded, registered ones, then `configured`."""
+    # A processor plugin that failed to load is listed (GET /v1/plugins), not fatal: no
+    # operator setting asked for it.
+    found: dict[str, ProcessorFactory] = dict(plugins.loaded("processor"))
     found.update(_registered)
     for name, path in configured:
         found[name] = _import(path)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from shared import plugins
+
 log = logging.getLogger(__name__)
 
 #: Bytes read from an upload stream per call; bounds what one read holds in memory.
@@ -372,8 +374,12 @@ def _error_code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def storage_from_settings(settings: Any) -> Storage:
-    """The backend FILES_STORAGE_BACKEND names."""
-    if settings.STORAGE_BACKEND == "s3":
-        return S3Storage.from_settings(settings)
+def local_storage(settings: Any) -> LocalStorage:
+    """The `local` backend: the directory FILES_STORAGE_DIR."""
     return LocalStorage(settings.STORAGE_DIR)
+
+
+def storage_from_settings(settings: Any) -> Storage:
+    """The backend FILES_STORAGE_BACKEND names, from the `dockyard.storage` plugins."""
+    factory = plugins.require("storage", settings.STORAGE_BACKEND, setting="FILES_STORAGE_BACKEND")
+    return factory(settings)

@@ -23,6 +23,7 @@ from shared.config import ConfigError
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.outbox.metrics import OutboxCollector
+from shared.plugins_api import plugins_blueprint
 from shared.sagas.metrics import SagaCollector
 from shared.service_identity import init_service_identity
 from shared.user_replica import init_user_replica
@@ -102,4 +103,5 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
     api.register_blueprint(output_blp)
     api.register_blueprint(notifications_blp)
     api.register_blueprint(workflows_blp)
+    api.register_blueprint(plugins_blueprint(("executor", "notifier")))
     return app

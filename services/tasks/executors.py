@@ -1,6 +1,8 @@
 """Executor selection: which ContainerEngine runs a task, by its `executor` (TASKS_EXECUTORS).
 
-`docker` is DockerEngine (containers.py), `swarm` is SwarmEngine (swarm.py). With both enabled,
+`docker` is DockerEngine (containers.py), `swarm` is SwarmEngine (swarm.py), both declared in the
+entry-point group `dockyard.executors` (shared.plugins): an executor TASKS_EXECUTORS names that is
+not installed, or whose plugin failed to load, fails start-up. With both enabled,
 `RoutedEngine` is the one engine the launcher, the worker and the monitor hold: it starts each
 attempt on its task's executor and sends every later call to the executor that owns the name.
 """
@@ -24,6 +26,7 @@ from services.tasks.containers import (
     TaskRejected,
 )
 from services.tasks.swarm import SwarmEngine
+from shared import plugins
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ _OWNERS_KEPT = 4096
 
 def engine_from_settings(settings: Any) -> ContainerEngine:
     """The engine for the operator's TASKS_EXECUTORS: Docker alone, or Docker and Swarm."""
+    for name in settings.EXECUTORS:
+        plugins.require("executor", name, setting="TASKS_EXECUTORS")
     docker = DockerEngine.from_settings(settings)
     if SWARM not in settings.EXECUTORS:
         return docker

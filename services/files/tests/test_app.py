@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import pytest
 
 from services.files.app import create_app
@@ -17,7 +19,12 @@ def test_health_readiness_and_openapi(test_env, tmp_path):
     assert ready.json["checks"] == ["broker", "database", "storage"]
     spec = client.get("/openapi.json").json
     assert spec["info"]["title"] == "Dockyard files"
-    assert set(spec["paths"]) >= {"/v1/files", "/v1/files/{file_id}", "/v1/files/{file_id}/content"}
+    assert set(spec["paths"]) >= {
+        "/v1/files",
+        "/v1/files/{file_id}",
+        "/v1/files/{file_id}/content",
+        "/v1/plugins",
+    }
     upload = spec["paths"]["/v1/files"]["post"]
     assert "multipart/form-data" in upload["requestBody"]["content"]
     assert b"http_requests_total" in client.get("/metrics").data
@@ -46,3 +53,36 @@ def test_the_app_never_creates_a_missing_storage_directory_and_is_not_ready_with
     assert not root.exists()
     root.mkdir()
     assert client.get("/readyz").status_code == 200
+
+
+def test_plugins_lists_processors_and_storage_backends_as_the_openapi_says(test_env, tmp_path):
+    client = create_app(FilesSettings(STORAGE_DIR=str(tmp_path))).test_client()
+    response = client.get("/v1/plugins")
+    assert response.status_code == 200
+    spec = client.get("/openapi.json").json
+    assert "200" in spec["paths"]["/v1/plugins"]["get"]["responses"]
+    item = spec["components"]["schemas"]["Plugin"]["properties"]
+    assert set(response.json) == set(spec["components"]["schemas"]["PluginList"]["properties"])
+    listed = {(p["kind"], p["name"]): p for p in response.json["plugins"]}
+    assert all(set(p) == set(item) for p in listed.values())
+    assert {
+        ("processor", "image"),
+        ("processor", "tsv"),
+        ("storage", "local"),
+        ("storage", "s3"),
+    } <= set(listed)
+    assert listed[("processor", "tsv")] == {
+        "kind": "processor",
+        "name": "tsv",
+        "distribution": "dockyard-example-plugins",
+        "version": version("dockyard-example-plugins"),
+        "status": "ok",
+        "error": None,
+    }
+    assert listed[("storage", "local")]["version"] == version("dockyard")
+    assert {kind for kind, _ in listed} == {"processor", "storage"}
+
+
+def test_a_storage_backend_that_is_not_installed_fails_start_up(test_env, tmp_path):
+    with pytest.raises(ConfigError, match="FILES_STORAGE_BACKEND names the storage 'ftp'"):
+        create_app(FilesSettings(STORAGE_DIR=str(tmp_path), STORAGE_BACKEND="ftp"))

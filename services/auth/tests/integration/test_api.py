@@ -387,3 +387,12 @@ def test_health_readiness_metrics_and_docs(client):
     spec = client.get("/openapi.json").json
     assert "/v1/auth/login" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_plugins_is_an_empty_list_auth_loading_no_plugin_kind(client):
+    spec = client.get("/openapi.json").json
+    assert "200" in spec["paths"]["/v1/plugins"]["get"]["responses"]
+    response = client.get("/v1/plugins")
+    assert response.status_code == 200
+    assert set(response.json) == set(spec["components"]["schemas"]["PluginList"]["properties"])
+    assert response.json == {"plugins": []}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from services.tasks.app import create_app
 
 
@@ -29,6 +31,7 @@ def test_health_readiness_and_openapi(test_env):
         "/v1/notifications",
         "/v1/webhooks",
         "/v1/webhooks/{webhook_id}",
+        "/v1/plugins",
     } <= set(openapi["paths"])
     webhooks = openapi["paths"]["/v1/webhooks"]
     assert {"201", "400", "409"} <= set(webhooks["post"]["responses"])
@@ -36,6 +39,27 @@ def test_health_readiness_and_openapi(test_env):
         openapi["paths"]["/v1/webhooks/{webhook_id}"]["delete"]["responses"]
     )
     assert b"http_requests_total" in client.get("/metrics").data
+
+
+def test_plugins_lists_executors_and_notifier_channels_as_the_openapi_says(test_env):
+    client = create_app().test_client()
+    response = client.get("/v1/plugins")
+    assert response.status_code == 200
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    assert set(response.json) == set(schemas["PluginList"]["properties"])
+    assert all(set(p) == set(schemas["Plugin"]["properties"]) for p in response.json["plugins"])
+    listed = {(p["kind"], p["name"]): p for p in response.json["plugins"]}
+    assert {("executor", "docker"), ("executor", "swarm"), ("notifier", "log")} <= set(listed)
+    assert listed[("executor", "docker")]["version"] == version("dockyard")
+    assert listed[("notifier", "jsonl")] == {
+        "kind": "notifier",
+        "name": "jsonl",
+        "distribution": "dockyard-example-plugins",
+        "version": version("dockyard-example-plugins"),
+        "status": "ok",
+        "error": None,
+    }
+    assert {kind for kind, _ in listed} == {"executor", "notifier"}
 
 
 def test_unknown_routes_answer_in_the_shared_error_shape(test_env):

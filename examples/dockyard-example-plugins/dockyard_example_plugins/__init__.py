@@ -1,0 +1,1 @@
+"""Example Dockyard plugins: the `jsonl` notifier channel and the `tsv` file processor."""

@@ -177,6 +177,17 @@ class ServiceClient:
                 return answer
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    async def get_or_none(self, path: str | None, caller: Caller) -> dict[str, Any] | None:
+        """GET one of the caller's resources; None for a malformed id (no path) or NOT_FOUND."""
+        if path is None:
+            return None
+        try:
+            return await self.request("GET", path, caller, with_token=True)
+        except GatewayError as exc:
+            if exc.code == NotFound.code:
+                return None
+            raise
+
     async def request(
         self,
         method: str,
@@ -536,15 +547,7 @@ class FilesClient(ServiceClient):
 
     async def get_file(self, caller: Caller, *, file_id: str) -> dict[str, Any] | None:
         """One of the caller's files; None when absent, not theirs, or not a file id."""
-        path = _file_path(file_id)
-        if path is None:
-            return None
-        try:
-            return await self.request("GET", path, caller, with_token=True)
-        except GatewayError as exc:
-            if exc.code == NotFound.code:
-                return None
-            raise
+        return await self.get_or_none(_file_path(file_id), caller)
 
     @contextlib.asynccontextmanager
     async def open_content(
@@ -641,6 +644,7 @@ class ScheduleCalls:
     """The tasks service's schedule endpoints, part of TasksClient (one client per service)."""
 
     request: Any
+    get_or_none: Any
 
     async def create_schedule(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Create a schedule; `spec` holds the REST fields, a None value meaning "not given"."""
@@ -660,15 +664,7 @@ class ScheduleCalls:
 
     async def get_schedule(self, caller: Caller, *, schedule_id: str) -> dict[str, Any] | None:
         """One of the caller's schedules; None when absent or not theirs."""
-        path = _schedule_path(schedule_id)
-        if path is None:
-            return None
-        try:
-            return await self.request("GET", path, caller, with_token=True)
-        except GatewayError as exc:
-            if exc.code == NotFound.code:
-                return None
-            raise
+        return await self.get_or_none(_schedule_path(schedule_id), caller)
 
     async def pause_schedule(self, caller: Caller, *, schedule_id: str) -> dict[str, Any]:
         """Pause one of the caller's schedules."""
@@ -785,6 +781,7 @@ class WorkflowCalls:
     """The tasks service's workflow endpoints, part of TasksClient (one client per service)."""
 
     request: Any
+    get_or_none: Any
 
     async def create_workflow(self, caller: Caller, *, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Create a workflow; `spec` holds the REST fields, a None value meaning "not given"."""
@@ -800,15 +797,7 @@ class WorkflowCalls:
 
     async def get_workflow(self, caller: Caller, *, workflow_id: str) -> dict[str, Any] | None:
         """One of the caller's workflows; None when absent or not theirs."""
-        path = _workflow_path(workflow_id)
-        if path is None:
-            return None
-        try:
-            return await self.request("GET", path, caller, with_token=True)
-        except GatewayError as exc:
-            if exc.code == NotFound.code:
-                return None
-            raise
+        return await self.get_or_none(_workflow_path(workflow_id), caller)
 
     async def cancel_workflow(self, caller: Caller, *, workflow_id: str) -> dict[str, Any]:
         """Cancel one of the caller's workflows (a finished one comes back unchanged)."""
@@ -843,15 +832,7 @@ class TasksClient(NotificationCalls, WorkflowCalls, ScheduleCalls, ServiceClient
 
     async def get_task(self, caller: Caller, *, task_id: str) -> dict[str, Any] | None:
         """One of the caller's tasks; None when absent or not theirs."""
-        path = _task_path(task_id)
-        if path is None:
-            return None
-        try:
-            return await self.request("GET", path, caller, with_token=True)
-        except GatewayError as exc:
-            if exc.code == NotFound.code:
-                return None
-            raise
+        return await self.get_or_none(_task_path(task_id), caller)
 
     async def cancel_task(self, caller: Caller, *, task_id: str) -> dict[str, Any]:
         """Cancel one of the caller's tasks (a finished one comes back unchanged)."""

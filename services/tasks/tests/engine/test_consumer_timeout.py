@@ -9,17 +9,14 @@ database and namespace, so the suite's other engine processes can neither lead n
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import amqp
@@ -38,7 +35,7 @@ from services.tasks.tests.engine.conftest import (
 )
 from services.tasks.tests.engine.test_execution import logs_of, submit, task_of, wait_status
 from shared import testing
-from shared.processes import ManagedProcess
+from shared.throwaway import RabbitNode
 
 CONSUMER_TIMEOUT_SECONDS = 3
 #: How often a channel checks its oldest unacked message (RabbitMQ's default is 60 s).
@@ -49,153 +46,6 @@ LONG_TASK_SECONDS = 20
 TIMED_OUT = "timed out waiting for delivery acknowledgement"
 
 
-#: Where rabbitmqctl's own Erlang node listens (every node's CLI calls share it).
-CLI_DIST_PORTS = range(35672, 35683)
-
-
-def _free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    sockets = []
-    try:
-        # All held open at once, so no two of them are the same port.
-        while len(ports) < count:
-            sock = socket.socket()
-            sockets.append(sock)
-            sock.bind(("127.0.0.1", 0))
-            if (port := sock.getsockname()[1]) not in CLI_DIST_PORTS:
-                ports.append(port)
-    finally:
-        for sock in sockets:
-            sock.close()
-    return ports
-
-
-@dataclass
-class RabbitNode:
-    """A throwaway RabbitMQ node on loopback ports, own data, logs and cookie; a ManagedProcess."""
-
-    root: Path
-    name: str
-    port: int
-    scripts: Path
-    env: dict[str, str]
-    process: ManagedProcess
-
-    @classmethod
-    def configure(cls, root: Path) -> RabbitNode:
-        """Write the node's config files under `root`; nothing runs yet."""
-        # A non-root PATH often lacks /usr/sbin, where Debian puts it.
-        server = shutil.which("rabbitmq-server") or shutil.which(
-            "rabbitmq-server", path="/usr/sbin:/usr/lib/rabbitmq/bin"
-        )
-        if server is None:
-            raise RuntimeError("rabbitmq-server is not installed")
-        # Debian's /usr/sbin wrappers re-run everything as the rabbitmq user in /var/lib/rabbitmq
-        # with its cookie; the real scripts sit beside the wrapper's target and run as anyone.
-        scripts = Path(os.path.realpath(server)).parent
-        name = f"dockyard-ct-{uuid.uuid4().hex[:8]}@localhost"
-        port, dist_port = _free_ports(2)
-        home = root / "home"
-        home.mkdir()
-        cookie = os.open(home / ".erlang.cookie", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-        os.write(cookie, uuid.uuid4().hex.upper().encode())
-        os.close(cookie)
-        (root / "enabled_plugins").write_text("[].\n")
-        (root / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{port}\n"
-            f"consumer_timeout = {CONSUMER_TIMEOUT_SECONDS * 1000}\n"
-        )
-        (root / "advanced.config").write_text(
-            f"[{{rabbit, [{{channel_tick_interval, {CHANNEL_TICK_MS}}}]}}].\n"
-        )
-        (root / "rabbitmq-env.conf").write_text("")
-        inherited = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RABBITMQ_", "ERL_")) and key != "HOME"
-        }
-        env = {
-            **inherited,
-            "HOME": str(home),
-            # An empty env file: the system's one names the shared node (rabbit@localhost).
-            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
-            "RABBITMQ_NODENAME": name,
-            "RABBITMQ_DIST_PORT": str(dist_port),
-            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(root / "log"),
-            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
-            # No plugins: the management plugin's fixed port may be the shared node's.
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
-            "RABBITMQ_PLUGINS_EXPAND_DIR": str(root / "plugins-expand"),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-        }
-        # The server script's own output (start-up errors land there) is the process's log.
-        process = ManagedProcess(
-            "rabbitmq-server",
-            [scripts / "rabbitmq-server"],
-            env=env,
-            log=root / "server.out",
-            cwd=root,
-        )
-        return cls(root=root, name=name, port=port, scripts=scripts, env=env, process=process)
-
-    @property
-    def url(self) -> str:
-        """The node's AMQP URL."""
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
-
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        """Run rabbitmqctl against this node (not checked)."""
-        return subprocess.run(
-            [str(self.scripts / "rabbitmqctl"), "-n", self.name, "-q", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def rows(self, kind: str, *columns: str) -> list[dict]:
-        """`rabbitmqctl list_<kind> <columns>` as dicts."""
-        result = self.ctl(f"list_{kind}", *columns, "--formatter", "json")
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    def start(self, timeout: float = 90) -> None:
-        """Boot the node and wait until RabbitMQ runs on it; raises RuntimeError otherwise."""
-        self.process.start()
-        # await_startup fails at once while the node is not yet registered with epmd, and
-        # then blocks until the broker has booted.
-        self.process.wait_ready(
-            until=lambda: self.ctl("await_startup", timeout=timeout).returncode == 0,
-            timeout=timeout,
-        )
-
-    def timeouts(self) -> str:
-        """The consumer_timeout and channel_tick_interval the running node uses, as Erlang."""
-        return self.ctl(
-            "eval",
-            "{application:get_env(rabbit, consumer_timeout),"
-            " application:get_env(rabbit, channel_tick_interval)}.",
-        ).stdout.strip()
-
-    def stop(self) -> None:
-        """Stop the node politely (rabbitmqctl), then as the harness stops any process."""
-        if self.process.running:
-            try:
-                self.ctl("stop", timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        self.process.stop(timeout=30)
-
-    def log(self) -> str:
-        """The node's own log file."""
-        path = self.root / "log" / f"{self.name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-
 @pytest.fixture(scope="module")
 def short_timeout_broker() -> Iterator[RabbitNode]:
     """A RabbitMQ node of this module only, with a consumer_timeout of a few seconds."""
@@ -203,7 +53,11 @@ def short_timeout_broker() -> Iterator[RabbitNode]:
     node = None
     try:
         try:
-            node = RabbitNode.configure(root)
+            node = RabbitNode.configure(
+                root,
+                consumer_timeout_ms=CONSUMER_TIMEOUT_SECONDS * 1000,
+                channel_tick_ms=CHANNEL_TICK_MS,
+            )
             node.start()
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             reason = f"cannot run a throwaway RabbitMQ node with a short consumer_timeout: {exc}"

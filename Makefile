@@ -18,10 +18,18 @@ PYTEST_ARGS ?=
 # Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
 PROCS ?=
 
-.PHONY: help venv up test lint fmt migrate bench docs clean distclean
+.PHONY: help provision venv up status test lint fmt migrate bench docs clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# What deploy/provision.sh must bring up: `make test` needs the Docker engine, `make up` sets it up
+# as root and otherwise only warns (tasks then fail ENGINE_UNREACHABLE).
+PROVISION ?= --docker-if-root
+test: PROVISION := --docker
+
+provision: ## Install and start PostgreSQL, Redis, RabbitMQ (and, as root, a Docker engine) where missing
+	bash deploy/provision.sh $(PROVISION)
 
 venv: $(STAMP) ## Create .venv and install requirements.lock, Dockyard and the example plugins (only when they changed)
 
@@ -34,14 +42,17 @@ $(STAMP): requirements.lock pyproject.toml $(EXAMPLE_PLUGINS)/pyproject.toml
 
 # The files services never create their local storage directory (a missing one is an outage, an
 # unmounted volume say), so provisioning does; the default repeats FILES_STORAGE_DIR's.
-up: venv ## Provision the storage directory and the database, migrate, then run every process in the foreground (Ctrl-C stops all)
+up: provision venv ## Provision what is missing, the storage directory and the database, migrate, then run every process under supervisord (Ctrl-C stops all)
 	$(BIN)/dockyard dev-env --path $(ENV_FILE)
 	$(WITH_ENV) sh -c 'mkdir -p "$${FILES_STORAGE_DIR:-./var/files}"'
 	$(WITH_ENV) $(BIN)/dockyard db bootstrap
 	$(WITH_ENV) $(BIN)/dockyard db migrate
-	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start -e $(ENV_FILE) $(PROCS)
+	PATH="$(abspath $(BIN)):$$PATH" exec $(WITH_ENV) $(BIN)/dockyard supervise $(PROCS)
 
-test: venv ## Run the whole test suite (it provisions and drops its own database)
+status: venv ## Show each process `make up` runs: state, pid, uptime (supervisorctl)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dockyard supervise --status
+
+test: provision venv ## Provision what is missing, then run the whole test suite (it creates and drops its own database)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff check, ruff format --check, and README/.env.example up to date (all run)

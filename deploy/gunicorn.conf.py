@@ -15,7 +15,7 @@ keepalive = 15
 timeout = 30
 graceful_timeout = 10
 # gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), which
-# the three services would fight over; they are managed by signals (honcho, docker) instead.
+# the three services would fight over; they are managed by signals (supervisord, docker) instead.
 control_socket_disable = True
 
 # HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set (the gateway then trusts TLS_CA_FILE).

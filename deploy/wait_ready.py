@@ -1,11 +1,11 @@
 """Poll each process's health URL until all answer or a deadline passes, and say which did not.
 
-The Procfile's `ready` process. honcho stops every process as soon as one exits, so by default
-this stays idle after reporting, until honcho stops it. `--exit` makes it a one-shot check
-(exit status 0 when all answered) for scripts and container healthchecks. `--docker` also
-checks that the Docker engine the tasks worker and monitor use (DOCKER_HOST) answers, and warns
-if not: everything else still runs, so this only tells. Standard library only, except the Docker
-SDK that `--docker` imports.
+The Procfile's `ready` process (with `--exit`: a one-shot check, exit status 0 when all answered,
+as `make up`'s supervisord runs it; also for scripts and container healthchecks). Without
+`--exit` it stays idle after reporting, for runners that stop everything when one process exits.
+`--docker` also checks that the Docker engine the tasks worker and monitor use (DOCKER_HOST)
+answers, and warns if not: everything else still runs, so this only tells. Standard library
+only, except the Docker SDK that `--docker` imports.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def docker_engine_warning(docker_host: str, *, timeout: float = 5.0) -> str | No
         finally:
             client.close()
     # Whatever went wrong, the developer needs the same advice, and this process must not die:
-    # honcho would stop every other process with it.
+    # it is one process of `make up` and only reports.
     except Exception as exc:
         where = (
             f"DOCKER_HOST={docker_host}"
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    # honcho ends a process with SIGTERM; leave quietly rather than with a traceback.
+    # supervisord ends a process with SIGTERM; leave quietly rather than with a traceback.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     targets = dict(args.targets)
     failures = wait_until_ready(targets, deadline=args.deadline)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from shared import dbadmin, migrations
 from shared.config import ConfigError, Settings, database_url_var, markdown_table
@@ -107,6 +108,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 1 if any(item["status"] != plugins.OK for item in listed) else 0
 
 
+def cmd_supervise(args: argparse.Namespace) -> int:
+    """Run the Procfile's processes (those named, or all) under supervisord in the foreground."""
+    from shared import supervise
+
+    run_dir = Path(args.run_dir)
+    if args.status:
+        socket = run_dir.resolve() / "supervisor.sock"
+        command = ["supervisorctl", "-s", f"unix://{socket}", "status", *args.names]
+        os.execvp(command[0], command)
+    try:
+        config = supervise.write_config(Path(args.procfile), args.names, run_dir=run_dir)
+    except ValueError as exc:
+        print(f"dockyard supervise: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    os.execvp("supervisord", ["supervisord", "-c", str(config)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `dockyard`."""
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__)
@@ -130,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev-env", help="write development secrets to an env file")
     dev.add_argument("--path", default=".env")
     dev.set_defaults(func=cmd_dev_env)
+
+    sup = sub.add_parser(
+        "supervise", help="run the Procfile under supervisord: crashed processes restart"
+    )
+    sup.add_argument("names", nargs="*", help="Procfile entries to run (default: all)")
+    sup.add_argument("--procfile", default="Procfile")
+    sup.add_argument("--run-dir", default="var/run", help="config, pid file and control socket")
+    sup.add_argument(
+        "--status", action="store_true", help="show the running processes (supervisorctl)"
+    )
+    sup.set_defaults(func=cmd_supervise)
 
     for name, text in (
         ("relay", "publish a service's outbox to RabbitMQ"),

@@ -164,4 +164,4 @@ def test_the_procfile_ready_process_checks_the_engine():
     ready = next(
         line for line in (REPO / "Procfile").read_text().splitlines() if line.startswith("ready:")
     )
-    assert "deploy/wait_ready.py --docker" in ready
+    assert "deploy/wait_ready.py --exit --docker" in ready

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Make what Dockyard needs answer on this machine: PostgreSQL, Redis and RabbitMQ on loopback (and,
+# with --docker, a Docker engine and the registry-free test image). The one provisioning script:
+# `.ci/run`, `make up` and `make test` all call it.
+#
+#   deploy/provision.sh [--docker | --docker-if-root]
+#
+# --docker: the Docker engine is required (make test); --docker-if-root: set it up when running
+# as root, otherwise only warn when it is missing (make up: tasks then fail ENGINE_UNREACHABLE).
+#
+# Every step checks before it acts, so on a machine where everything answers it only says so.
+# Installing or starting what is missing needs root (apt-get, pg_ctlcluster, no systemd needed);
+# without root it names what is missing and how to start it, and fails.
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+with_docker=
+for arg in "$@"; do
+  case $arg in
+  --docker) with_docker=1 ;;
+  --docker-if-root)
+    if [ "$(id -u)" = 0 ]; then
+      with_docker=1
+    elif ! docker info >/dev/null 2>&1; then
+      echo "warning: no Docker engine answers; tasks will fail ENGINE_UNREACHABLE until one does" >&2
+    fi
+    ;;
+  *)
+    echo "usage: $0 [--docker | --docker-if-root]" >&2
+    exit 2
+    ;;
+  esac
+done
+
+export DEBIAN_FRONTEND=noninteractive
+
+step() { printf '\n==> %s\n' "$*"; }
+run() {
+  printf '+'
+  printf ' %q' "$@"
+  printf '\n'
+  "$@"
+}
+
+# wait_for NAME SECONDS COMMAND...: poll COMMAND once a second until it succeeds or time runs out.
+wait_for() {
+  local name=$1 seconds=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      echo "$name did not answer within ${seconds}s (last check: $*)" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  echo "$name answers"
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
+# The engine answers and has the test image .ci/docker-engine.sh builds.
+docker_ready() { docker image inspect "${DOCKYARD_TEST_IMAGE:-dockyard/busybox:test}" >/dev/null 2>&1; }
+amqp_port_open() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+
+missing=()
+command -v make >/dev/null || missing+=(make)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
+{ command -v pg_ctlcluster && command -v pg_isready && command -v psql; } >/dev/null ||
+  missing+=(postgresql)
+compgen -G '/etc/postgresql/*/main' >/dev/null || missing+=(postgresql)
+{ command -v redis-server && command -v redis-cli; } >/dev/null || missing+=(redis-server)
+{ command -v rabbitmq-server && command -v rabbitmqctl; } >/dev/null || missing+=(rabbitmq-server)
+# python-magic (the files service's MIME detection) loads libmagic at run time.
+ldconfig -p | grep 'libmagic\.so\.1 ' >/dev/null || missing+=(libmagic1)  # not -q: SIGPIPE + pipefail
+if ((${#missing[@]} == 0)) && pg_up && redis_up && amqp_port_open && { [ -z "$with_docker" ] || docker_ready; }; then
+  echo "PostgreSQL, Redis and RabbitMQ answer on loopback${with_docker:+, and so does a Docker engine}"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "Missing: ${missing[*]:-none}; not all of PostgreSQL (127.0.0.1:5432), Redis (:6379)" \
+    "and RabbitMQ (:5672)${with_docker:+ and a Docker engine} answer; only root can install or start them." >&2
+  echo "Run this as root once (sudo $0 ${with_docker:+--docker}), or start them yourself." >&2
+  exit 1
+fi
+
+step "Installing what is missing"
+if ((${#missing[@]})); then
+  run apt-get update -q
+  run apt-get install -y -q "${missing[@]}" </dev/null
+else
+  echo "all installed"
+fi
+
+step "PostgreSQL"
+# shellcheck disable=SC2012  # the entries are version numbers such as 15
+pg_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+if pg_up; then
+  echo "already accepting connections on 127.0.0.1:5432"
+elif pg_ctlcluster "$pg_version" main status >/dev/null 2>&1; then
+  echo "cluster $pg_version/main is running; waiting for it to accept connections"
+else
+  run pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
+fi
+wait_for PostgreSQL 60 pg_up
+
+# The test suite connects over 127.0.0.1 as postgres (to provision) and as each service's role,
+# which it creates without a password: loopback TCP must be trusted for all roles. A fresh
+# Debian cluster asks for scram-sha-256 there, so put trust lines first (development and CI
+# machines only; docs/operations.md has what production does).
+hba=$(cd / && runuser -u postgres -- psql -XtAc 'SHOW hba_file')
+first_loopback_rule=$(awk '$1 ~ /^host/ && $4 == "127.0.0.1/32" { print $2, $3, $5; exit }' "$hba")
+if [ "$first_loopback_rule" = "all all trust" ]; then
+  echo "$hba already trusts loopback TCP connections"
+else
+  echo "making $hba trust loopback TCP connections"
+  tmp=$(mktemp)
+  {
+    echo "# Added by .ci/run: the test suite's roles have no passwords."
+    echo "host all all 127.0.0.1/32 trust"
+    echo "host all all ::1/128 trust"
+    cat "$hba"
+  } >"$tmp"
+  cat "$tmp" >"$hba"
+  rm -f "$tmp"
+  run pg_ctlcluster --skip-systemctl-redirect "$pg_version" main reload
+  sleep 1
+fi
+run psql -X -w -h 127.0.0.1 -U postgres -d postgres -tAc 'SELECT version()'
+
+step "Redis"
+if redis_up; then
+  echo "already answers PING on 127.0.0.1:6379"
+else
+  mkdir -p /var/lib/redis /var/log/redis
+  run redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+wait_for Redis 30 redis_up
+
+step "RabbitMQ"
+if amqp_port_open; then
+  echo "already listening on 127.0.0.1:5672"
+elif rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+  echo "node is running; waiting for it to listen on 5672"
+else
+  run rabbitmq-server -detached
+fi
+wait_for "RabbitMQ (port 5672)" 180 amqp_port_open
+run timeout 180 rabbitmqctl await_startup
+
+if [ -n "$with_docker" ]; then
+  step "Docker engine and the registry-free test image (tasks run in containers)"
+  run bash .ci/docker-engine.sh
+fi

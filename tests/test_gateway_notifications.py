@@ -66,7 +66,7 @@ NOTIFICATIONS = """
 }
 """
 #: Long enough that neither held send times out before the kill, on a loaded machine.
-SEND_TIMEOUTS = {"TASKS_WEBHOOK_TIMEOUT_SECONDS": "120", "TASKS_SMTP_TIMEOUT_SECONDS": "120"}
+SEND_TIMEOUTS = {"TASKS_WEBHOOK_TIMEOUT_SECONDS": "300", "TASKS_SMTP_TIMEOUT_SECONDS": "300"}
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_a_webhook_and_a_mail_arrive_signed_and_once_though_the_worker_dies_mid_
 
     # The receiver holds the first POST open, the mailbox the first message's DATA: both sends
     # are in flight when the worker is killed.
-    receiver = Receiver(hold_first=True)
+    receiver = Receiver(hold_first=True, hold_seconds=300)
     server = start_receiver(receiver)
     smtp.mailbox.holding = True
     try:

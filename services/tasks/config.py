@@ -21,6 +21,9 @@ from shared.service_identity import (
     service_secret_var,
 )
 
+#: Longest executor name: a task keeps its executor's name in 32 characters (models.Task).
+MAX_EXECUTOR_NAME = 32
+
 
 def parse_executors(raw: str) -> list[str]:
     """A comma-separated list of installed executors (`dockyard.executors` plugins), at least one.
@@ -32,6 +35,9 @@ def parse_executors(raw: str) -> list[str]:
         raise ValueError("must name at least one executor, e.g. docker")
     if len(set(names)) != len(names):
         raise ValueError("names an executor twice")
+    too_long = [name for name in names if len(name) > MAX_EXECUTOR_NAME]
+    if too_long:
+        raise ValueError(f"executor names must be at most {MAX_EXECUTOR_NAME} characters")
     for name in names:
         try:
             plugins.require("executor", name, setting="TASKS_EXECUTORS")

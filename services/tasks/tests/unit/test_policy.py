@@ -104,6 +104,8 @@ def test_executors_default_to_docker_and_unknown_ones_fail_at_start():
         _ = TasksSettings({"TASKS_EXECUTORS": "docker,kubernetes"}).EXECUTORS
     with pytest.raises(ConfigError, match="twice"):
         _ = TasksSettings({"TASKS_EXECUTORS": "docker,docker"}).EXECUTORS
+    with pytest.raises(ConfigError, match="at most 32 characters"):
+        _ = TasksSettings({"TASKS_EXECUTORS": "docker," + "x" * 33}).EXECUTORS
 
 
 def test_an_installed_executor_plugin_may_be_enabled_and_named_by_tasks():

@@ -71,9 +71,14 @@ def _ended(gateway: Gateway, user: Account, task_id: str) -> dict:
     return wait_for(ended, timeout=120, message=f"task {task_id} did not end")
 
 
-def _container_labels(docker_client, task_id: str) -> dict[str, str] | None:  # noqa: F811
-    found = docker_client.containers.list(all=True, filters={"label": f"{LABEL_TASK}={task_id}"})
-    return dict(found[0].labels) if found else None
+def _labels_by_task(docker_client, task_ids: list[str], seen: dict) -> dict | None:  # noqa: F811
+    """Record the labels of each task's container as the engine lists them; all once seen."""
+    for task_id in task_ids:
+        # The list call carries the labels: nothing to inspect, which a removal could race.
+        found = docker_client.api.containers(all=True, filters={"label": f"{LABEL_TASK}={task_id}"})
+        if found:
+            seen[task_id] = found[0]["Labels"]
+    return seen if len(seen) == len(task_ids) else None
 
 
 def test_a_task_naming_the_plugin_executor_runs_through_it_and_a_docker_one_does_not(
@@ -82,19 +87,17 @@ def test_a_task_naming_the_plugin_executor_runs_through_it_and_a_docker_one_does
 ):
     user = gateway.sign_up()
     # Long enough to be seen running: the container is removed once the task's end is recorded.
-    script = "sleep 4; echo ran-here"
+    script = "sleep 8; echo ran-here"
     plugged = _create(gateway, user, script, executor=NAME)
     plain = _create(gateway, user, script, executor="docker")
     assert (plugged["executor"], plain["executor"]) == (NAME, "docker")
 
-    labels = {
-        task["id"]: wait_for(
-            lambda task=task: _container_labels(docker_client, task["id"]),
-            timeout=90,
-            message=f"task {task['id']} never got a container",
-        )
-        for task in (plugged, plain)
-    }
+    seen: dict[str, dict[str, str]] = {}
+    labels = wait_for(
+        lambda: _labels_by_task(docker_client, [plugged["id"], plain["id"]], seen),
+        timeout=90,
+        message="not every task got a container (or its container was never seen)",
+    )
     assert labels[plugged["id"]][LABEL] == NAME
     assert LABEL not in labels[plain["id"]]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from shared import plugins
 from shared.celery import parse_countdown
 from shared.config import (
     CommonSettings,
+    ConfigError,
     EnvVar,
     database_url_var,
     parse_bool,
@@ -19,16 +21,28 @@ from shared.service_identity import (
     service_secret_var,
 )
 
-#: The executors this build has (services/tasks/executors.py).
-KNOWN_EXECUTORS = ("docker", "swarm")
+#: Longest executor name: a task keeps its executor's name in 32 characters (models.Task).
+MAX_EXECUTOR_NAME = 32
 
 
 def parse_executors(raw: str) -> list[str]:
-    """A comma-separated list of known executors, at least one."""
+    """A comma-separated list of installed executors (`dockyard.executors` plugins), at least one.
+
+    Checked against what is installed, so a name nothing provides stops start-up.
+    """
     names = parse_list(raw)
-    unknown = [name for name in names if name not in KNOWN_EXECUTORS]
-    if unknown or not names:
-        raise ValueError(f"must name one or more of {', '.join(KNOWN_EXECUTORS)} (got {raw!r})")
+    if not names:
+        raise ValueError("must name at least one executor, e.g. docker")
+    if len(set(names)) != len(names):
+        raise ValueError("names an executor twice")
+    too_long = [name for name in names if len(name) > MAX_EXECUTOR_NAME]
+    if too_long:
+        raise ValueError(f"executor names must be at most {MAX_EXECUTOR_NAME} characters")
+    for name in names:
+        try:
+            plugins.require("executor", name, setting="TASKS_EXECUTORS")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
     return names
 
 
@@ -83,8 +97,10 @@ class TasksSettings(CommonSettings):
         parse_executors,
         default=["docker"],
         doc="Comma-separated executors a task may ask for (`executor`): `docker` (the engine at "
-        "DOCKER_HOST) and `swarm` (a replicated-job service on the Swarm that engine manages; "
-        "see docs/executors.md). The first is the default of a task that names none.",
+        "DOCKER_HOST), `swarm` (a replicated-job service on the Swarm that engine manages) or "
+        "any installed `dockyard.executors` plugin (docs/executors.md, docs/plugins.md); a name "
+        "that is not installed stops start-up. The first is the default of a task that names "
+        "none.",
     )
     IMAGE_ALLOWLIST = EnvVar(
         "TASKS_IMAGE_ALLOWLIST",

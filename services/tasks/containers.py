@@ -7,11 +7,12 @@ SDK. No database here: transitions.py records what these calls did.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -86,7 +87,7 @@ class ContainerSpec:
     input_filename: str | None = None
     #: The attempt's host directory mounted read-write at /output (outputs.py), if any.
     output_dir: str | None = None
-    #: Which executor runs it (executors.py): "docker" or "swarm".
+    #: Which executor runs it (executors.py): "docker", "swarm" or a plugin's name.
     executor: str = "docker"
     #: A workflow step's dependencies' kept outputs: (step name, host directory), each mounted
     #: read-only at /input/<step name>/ (step_inputs.py).
@@ -116,6 +117,8 @@ class ContainerLimits:
     log_max_bytes: int = 1024 * 1024
     #: TASKS_INPUT_DIR: the host directory of the tasks' input file directories.
     input_root: str = ""
+    #: Labels every container also carries (an executor wrapping Docker marks its own).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def engine_log_file_bytes(self) -> int:
@@ -259,6 +262,7 @@ def container_options(
         "name": spec.name,
         "environment": spec.env,
         "labels": {
+            **limits.labels,
             LABEL_TASK: str(spec.task_id),
             LABEL_OWNER: str(spec.owner_id),
             LABEL_ATTEMPT: str(spec.attempt),
@@ -425,6 +429,12 @@ class DockerEngine:
             limits=ContainerLimits.from_settings(settings),
             registry=RegistryPolicy.parse(settings.REGISTRY_PRIVATE_ALLOWLIST),
         )
+
+    def labelled(self, labels: Mapping[str, str]) -> DockerEngine:
+        """This engine (the same client) whose containers also carry `labels`."""
+        engine = copy.copy(self)
+        engine.limits = replace(self.limits, labels={**self.limits.labels, **labels})
+        return engine
 
     def run(self, spec: ContainerSpec) -> ContainerInfo:
         """Pull the image if needed, create (or adopt) the attempt's container and start it."""

@@ -1,21 +1,26 @@
 """Executor selection: which ContainerEngine runs a task, by its `executor` (TASKS_EXECUTORS).
 
-`docker` is DockerEngine (containers.py), `swarm` is SwarmEngine (swarm.py), both declared in the
-entry-point group `dockyard.executors` (shared.plugins): an executor TASKS_EXECUTORS names that is
-not installed, or whose plugin failed to load, fails start-up. With both enabled,
-`RoutedEngine` is the one engine the launcher, the worker and the monitor hold: it starts each
-attempt on its task's executor and sends every later call to the executor that owns the name.
+Every executor is an entry point of the group `dockyard.executors` (shared.plugins): Dockyard's
+own `docker` (DockerEngine, containers.py) and `swarm` (SwarmEngine, swarm.py), and any a third
+party installs (docs/plugins.md). TASKS_EXECUTORS names the enabled ones; one that is not
+installed, or whose plugin failed to load, fails start-up (config.py). An executor other than
+`docker` is built by its entry point's `from_settings(settings, docker)`, `docker` being the
+process's one DockerEngine, which it may wrap (swarm does) or leave alone.
+
+With any executor besides `docker` enabled, `RoutedEngine` is the one engine the launcher, the
+worker and the monitor hold: it starts each attempt on its task's executor and sends every later
+call for an attempt to the executor that owns it.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from services.tasks.config import KNOWN_EXECUTORS
 from services.tasks.containers import (
     ContainerEngine,
     ContainerEvent,
@@ -25,37 +30,65 @@ from services.tasks.containers import (
     DockerEngine,
     TaskRejected,
 )
-from services.tasks.swarm import SwarmEngine
 from shared import plugins
 
 log = logging.getLogger(__name__)
 
 DOCKER = "docker"
 SWARM = "swarm"
-#: Every executor this build knows.
-KNOWN = KNOWN_EXECUTORS
 #: Names whose executor is remembered (most recent first out once full).
 _OWNERS_KEPT = 4096
 
 
+def build_executor(factory: Any, settings: Any, docker: DockerEngine) -> ContainerEngine:
+    """An executor from its entry point: `factory.from_settings(settings, docker)`, or the
+    entry point itself called so when it is a plain function."""
+    make = getattr(factory, "from_settings", factory)
+    return make(settings, docker)
+
+
 def engine_from_settings(settings: Any) -> ContainerEngine:
-    """The engine for the operator's TASKS_EXECUTORS: Docker alone, or Docker and Swarm."""
-    for name in settings.EXECUTORS:
-        plugins.require("executor", name, setting="TASKS_EXECUTORS")
+    """The engine for the operator's TASKS_EXECUTORS: Docker alone, or a RoutedEngine."""
+    factories = {
+        name: plugins.require("executor", name, setting="TASKS_EXECUTORS")
+        for name in settings.EXECUTORS
+    }
     docker = DockerEngine.from_settings(settings)
-    if SWARM not in settings.EXECUTORS:
+    if set(factories) == {DOCKER}:
         return docker
-    return RoutedEngine(docker=docker, swarm=SwarmEngine(docker))
+    executors: dict[str, ContainerEngine] = {
+        name: build_executor(factory, settings, docker)
+        for name, factory in factories.items()
+        if name != DOCKER
+    }
+    return RoutedEngine(executors, docker=docker)
+
+
+def _events_of(engine: ContainerEngine, stop: threading.Event) -> Iterator[ContainerEvent]:
+    # An executor that polls (swarm) takes the event that ends it; a stream ends at its next event.
+    if "stop" in inspect.signature(engine.events).parameters:
+        return engine.events(stop=stop)  # type: ignore[call-arg]
+    return engine.events()
 
 
 class RoutedEngine:
-    """ContainerEngine over the Docker and Swarm executors, routing each call by name."""
+    """ContainerEngine over several executors, routing each call by its attempt's name.
 
-    def __init__(self, *, docker: DockerEngine, swarm: SwarmEngine) -> None:
+    `docker` is always among them: the default owner of an attempt no other executor claims.
+    """
+
+    def __init__(self, executors: Mapping[str, ContainerEngine], *, docker: ContainerEngine):
+        #: The executors by name, those besides docker first (they are asked before it).
+        self.executors: dict[str, ContainerEngine] = {
+            **{name: e for name, e in executors.items() if name != DOCKER},
+            DOCKER: docker,
+        }
         self.docker = docker
-        self.swarm = swarm
         self._owners: dict[str, ContainerEngine] = {}
         self._lock = threading.Lock()
+
+    def _others(self) -> list[ContainerEngine]:
+        return [engine for engine in self.executors.values() if engine is not self.docker]
 
     def _remember(self, name: str, engine: ContainerEngine) -> ContainerEngine:
         with self._lock:
@@ -65,19 +98,24 @@ class RoutedEngine:
         return engine
 
     def _owner(self, name: str) -> ContainerEngine:
-        """The executor of the attempt `name`: remembered, else the swarm's if it has it."""
+        """The executor of the attempt `name`: remembered, else the first that owns it, else
+        docker."""
         with self._lock:
             engine = self._owners.get(name)
         if engine is not None:
             return engine
-        # Not remembered (another process started it): a swarm service of that name says swarm.
-        return self._remember(name, self.swarm if self.swarm.owns(name) else self.docker)
+        # Not remembered (another process started it): each executor that can tell is asked.
+        for candidate in self._others():
+            owns = getattr(candidate, "owns", None)
+            if owns is not None and owns(name):
+                return self._remember(name, candidate)
+        return self._remember(name, self.docker)
 
     def run(self, spec: ContainerSpec) -> ContainerInfo:
         """Start the attempt on its task's executor."""
-        if spec.executor not in KNOWN:
+        engine = self.executors.get(spec.executor)
+        if engine is None:
             raise TaskRejected("START_FAILED", f"No executor named {spec.executor!r}.")
-        engine = self.swarm if spec.executor == SWARM else self.docker
         return self._remember(spec.name, engine).run(spec)
 
     def inspect(self, name: str) -> ContainerInfo:
@@ -105,29 +143,33 @@ class RoutedEngine:
         return self._owner(name).read_output(name, max_bytes=max_bytes)
 
     def task_containers(self) -> list[ContainerInfo]:
-        """Every task container and task service of this deployment."""
-        containers = self.docker.task_containers()
-        services = self.swarm.task_containers()
-        for service in services:
-            self._remember(service.name, self.swarm)
-        return containers + services
+        """Every attempt of this deployment on any executor, each once (its owner's view)."""
+        found: dict[str, ContainerInfo] = {}
+        # Docker last: an executor wrapping it lists (and claims) its own containers first.
+        for engine in self._others():
+            for info in engine.task_containers():
+                if info.name not in found:
+                    found[info.name] = info
+                    self._remember(info.name, engine)
+        for info in self.docker.task_containers():
+            found.setdefault(info.name, info)
+        return list(found.values())
 
     def events(self) -> Iterator[ContainerEvent]:
-        """Both executors' start and die events, merged as they come (blocks)."""
+        """Every executor's start and die events, merged as they come (blocks)."""
         merged: queue.Queue[ContainerEvent | BaseException] = queue.Queue()
         stop = threading.Event()
 
         def pump(engine: ContainerEngine) -> None:
             try:
-                events = self.swarm.events(stop) if engine is self.swarm else engine.events()
-                for event in events:
+                for event in _events_of(engine, stop):
                     if stop.is_set():
                         return
                     merged.put(event)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 merged.put(exc)
 
-        for engine in (self.docker, self.swarm):
+        for engine in self.executors.values():
             threading.Thread(target=pump, args=(engine,), daemon=True).start()
         try:
             while True:
@@ -140,5 +182,7 @@ class RoutedEngine:
             stop.set()
 
     def close(self) -> None:
-        """Release the connection (one client serves both)."""
+        """Release every executor's connection (docker's last: others may share its client)."""
+        for engine in self._others():
+            engine.close()
         self.docker.close()

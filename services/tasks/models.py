@@ -116,7 +116,7 @@ class Task(Base):
     memory_limit_mb: Mapped[int]
     max_retries: Mapped[int]
     network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    #: Which executor runs the task (executors.py): "docker" or "swarm".
+    #: Which executor runs the task (executors.py): "docker", "swarm" or a plugin's name.
     executor: Mapped[str] = mapped_column(String(32), default="docker", server_default="docker")
     #: The file to mount read-only at /input (the task_input_file saga leases it, input_files.py).
     input_file_id: Mapped[uuid.UUID | None]

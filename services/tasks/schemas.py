@@ -131,8 +131,8 @@ class TaskCreateSchema(Schema):
         load_default=None,
         validate=validate.Length(max=32),
         metadata={
-            "description": "Which executor runs the task: `docker` (the default) or `swarm`, "
-            "if the operator enabled it (TASKS_EXECUTORS)."
+            "description": "Which executor runs the task: `docker` (the default), `swarm` or an "
+            "executor plugin's name, if the operator enabled it (TASKS_EXECUTORS)."
         },
     )
     depends_on = fields.List(

@@ -86,9 +86,9 @@ class SwarmEngine:
         self._followers_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SwarmEngine:
-        """The swarm managed by the engine at DOCKER_HOST, with the operator's limits."""
-        return cls(DockerEngine.from_settings(settings))
+    def from_settings(cls, settings: Any, docker: DockerEngine | None = None) -> SwarmEngine:
+        """The swarm managed by `docker` (else the engine at DOCKER_HOST), with its limits."""
+        return cls(docker or DockerEngine.from_settings(settings))
 
     def _call(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -1,1 +1,2 @@
-"""Example Dockyard plugins: the `jsonl` notifier channel and the `tsv` file processor."""
+"""Example Dockyard plugins: the `jsonl` notifier channel, the `tsv` file processor and the
+`labelled-docker` executor."""

@@ -38,6 +38,8 @@ class Receiver:
     location: str | None = None
     #: Set: the first request waits until `release` is set, then gets no answer.
     hold_first: bool = False
+    #: Longest a held request waits for `release`.
+    hold_seconds: float = 60
     release: threading.Event = field(default_factory=threading.Event)
     holding: threading.Event = field(default_factory=threading.Event)
     received: list[Received] = field(default_factory=list)
@@ -66,7 +68,7 @@ def start_receiver(receiver: Receiver) -> ThreadingHTTPServer:
                 first = len(receiver.received) == 1
             if receiver.hold_first and first:
                 receiver.holding.set()
-                receiver.release.wait(60)
+                receiver.release.wait(receiver.hold_seconds)
                 self.close_connection = True
                 return
             key = headers.get("Dockyard-Idempotency-Key", "")

@@ -100,5 +100,15 @@ def test_executors_default_to_docker_and_unknown_ones_fail_at_start():
     assert TaskPolicy.from_settings(TasksSettings({})).executors == ("docker",)
     both = TasksSettings({"TASKS_EXECUTORS": "swarm, docker"})
     assert TaskPolicy.from_settings(both).executors == ("swarm", "docker")
-    with pytest.raises(ConfigError, match="TASKS_EXECUTORS"):
+    with pytest.raises(ConfigError, match="executor 'kubernetes', which is not installed"):
         _ = TasksSettings({"TASKS_EXECUTORS": "docker,kubernetes"}).EXECUTORS
+    with pytest.raises(ConfigError, match="twice"):
+        _ = TasksSettings({"TASKS_EXECUTORS": "docker,docker"}).EXECUTORS
+    with pytest.raises(ConfigError, match="at most 32 characters"):
+        _ = TasksSettings({"TASKS_EXECUTORS": "docker," + "x" * 33}).EXECUTORS
+
+
+def test_an_installed_executor_plugin_may_be_enabled_and_named_by_tasks():
+    # The example package's executor (installed with Dockyard by make venv).
+    plugged = TasksSettings({"TASKS_EXECUTORS": "docker,labelled-docker"})
+    assert TaskPolicy.from_settings(plugged).executors == ("docker", "labelled-docker")

@@ -115,6 +115,6 @@ def test_the_service_carries_the_task_labels_and_its_container_does_not():
 
 def test_an_unknown_executor_is_refused_at_start():
     # Refused before either engine is asked: none is needed here.
-    engine = RoutedEngine(docker=None, swarm=None)  # type: ignore[arg-type]
+    engine = RoutedEngine({"swarm": None}, docker=None)  # type: ignore[dict-item,arg-type]
     with pytest.raises(TaskRejected):
         engine.run(ContainerSpec(**{**SPEC.__dict__, "executor": "kubernetes"}))

@@ -235,7 +235,9 @@ class ServiceClient:
             log.warning(
                 "%s service failed: %s %s answered %s", self.service, method, path, answer.status
             )
-            raise self.unavailable()
+            # A service slowing its intake says when to come back; the client hears the same.
+            retry_after = answer.headers.get("Retry-After") if answer.status == 503 else None
+            raise self.unavailable(retry_after=_retry_after(retry_after))
         if answer.status == 204:
             return None
         try:
@@ -249,9 +251,11 @@ class ServiceClient:
             raise GatewayError("Internal server error.")
         return body
 
-    def unavailable(self) -> ServiceUnavailable:
-        """The error clients see when this service cannot answer."""
-        return ServiceUnavailable(f"The {self.service} service is unavailable. Try again later.")
+    def unavailable(self, *, retry_after: int | None = None) -> ServiceUnavailable:
+        """The error clients see when this service cannot answer (in `retry_after` s, if known)."""
+        return ServiceUnavailable(
+            f"The {self.service} service is unavailable. Try again later.", retry_after=retry_after
+        )
 
     def translate_error(self, answer: Answer, body: Any) -> GatewayError:
         """Turn the shared REST error shape into a GatewayError with the same code."""

@@ -137,6 +137,12 @@ class FilesSettings(CommonSettings):
         default=5,
         doc="Retry-After of an upload refused because processing is behind.",
     )
+    PROCESSING_RATE_LIMIT = EnvVar(
+        "FILES_PROCESSING_RATE_LIMIT",
+        default="",
+        doc="Celery rate limit of file processing per worker process, e.g. `280/s` (a throttle, "
+        "as bench/overload.py uses to process at half the upload rate); empty means none.",
+    )
     PROCESSING_LEASE_SECONDS = EnvVar(
         "FILES_PROCESSING_LEASE_SECONDS",
         parse_seconds,

@@ -33,6 +33,8 @@ _RETRY_BACKOFF = 0.05
 _KEEPALIVE_SECONDS = 10.0
 #: What a call can fail with before the service answered: it cannot be reached or is too slow.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+#: Retry-After (seconds) of a call that got no connection to its service in time.
+SATURATED_RETRY_AFTER = 1
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,10 @@ class ServiceClient:
             if cause is not None:
                 raise cause from None
             log.warning("%s service unreachable: %s %s: %r", self.service, method, path, exc)
-            raise self.unavailable() from None
+            # No connection in time (every pooled one busy, or the service's backlog full): it
+            # is there but saturated, so the client is told to slow down, not just to fail.
+            busy = isinstance(exc, aiohttp.ConnectionTimeoutError)
+            raise self.unavailable(retry_after=SATURATED_RETRY_AFTER if busy else None) from None
         if answer.status >= 500:
             log.warning(
                 "%s service failed: %s %s answered %s", self.service, method, path, answer.status

@@ -135,6 +135,26 @@ def test_a_503_with_retry_after_is_service_unavailable_carrying_it(auth, run):
     assert error.extensions() == {"code": "SERVICE_UNAVAILABLE", "retryAfter": 7}
 
 
+def test_a_call_that_gets_no_connection_in_time_is_told_to_slow_down(stub, run):
+    client = AuthClient(stub.url, connect_timeout=0.2, read_timeout=5, retries=0, pool_size=1)
+
+    async def two_at_once():
+        # The only pooled connection is busy for a second; the second call waits for it.
+        return await asyncio.gather(
+            client.request("POST", "/slow", Caller()),
+            client.request("POST", "/slow", Caller()),
+            return_exceptions=True,
+        )
+
+    try:
+        answers = run(two_at_once())
+    finally:
+        run(client.close())
+    refused = [a for a in answers if isinstance(a, GatewayError)]
+    assert len(refused) == 1
+    assert refused[0].extensions() == {"code": "SERVICE_UNAVAILABLE", "retryAfter": 1}
+
+
 def test_gets_are_retried_on_503_and_posts_never(auth, run):
     hits.clear()
     _fails(run, lambda: auth.request("GET", "/status/503", Caller()))

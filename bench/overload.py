@@ -12,6 +12,8 @@ submission rate with FILES_PROCESSING_RATE_LIMIT. Everything runs for real as su
 loopback: auth and files under gunicorn, the gateway under uvicorn, the files relay, event
 consumer and Celery worker, on a throwaway TestEnvironment (database schemas, namespace).
 
+The uploads come from `--users` users in turn (64): one user's uploads serialize on their storage
+quota row, which each upload's transaction charges, and the brief's traffic is many users'.
 The load generator is an asyncio client (aiohttp) with an open model: it sends on schedule
 whatever the answers, at most `--max-in-flight` at once (a send the schedule could not make
 because that many were outstanding is counted as missed, so a slow gateway shows). A refusal
@@ -130,12 +132,12 @@ async def send_one(
 
 
 async def generate_load(
-    url: str, token: str, *, rate: float, duration: float, max_in_flight: int, tally: Tally
+    url: str, tokens: list[str], *, rate: float, duration: float, max_in_flight: int, tally: Tally
 ) -> float:
-    """Send uploads on a fixed schedule for `duration` s; return the monotonic start time."""
+    """Send uploads on a fixed schedule for `duration` s, the users in turn; return the start."""
     request = apollo_upload("blob.bin", file_type="application/octet-stream")
     body = request.body(os.urandom(256))
-    headers = request.headers(token)
+    headers = [request.headers(token) for token in tokens]
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=max_in_flight)
     in_flight: set[asyncio.Task] = set()
@@ -150,7 +152,8 @@ async def generate_load(
                 tally.missed += 1
                 continue
             tally.sent += 1
-            task = asyncio.create_task(send_one(session, url, body, headers, tally, t0))
+            own = headers[n % len(headers)]
+            task = asyncio.create_task(send_one(session, url, body, own, tally, t0))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
         if in_flight:
@@ -158,23 +161,26 @@ async def generate_load(
     return t0
 
 
-async def closed_loop_capacity(url: str, token: str, *, concurrency: int, seconds: float) -> Tally:
+async def closed_loop_capacity(
+    url: str, tokens: list[str], *, concurrency: int, seconds: float
+) -> Tally:
     """Uploads back to back from `concurrency` senders for `seconds`: what the gateway can take."""
     request = apollo_upload("blob.bin", file_type="application/octet-stream")
     body = request.body(os.urandom(256))
-    headers = request.headers(token)
+    headers = [request.headers(token) for token in tokens]
     tally = Tally()
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         t0 = time.monotonic()
 
-        async def sender() -> None:
+        async def sender(index: int) -> None:
+            own = headers[index % len(headers)]
             while time.monotonic() - t0 < seconds:
                 tally.sent += 1
-                await send_one(session, url, body, headers, tally, t0)
+                await send_one(session, url, body, own, tally, t0)
 
-        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        await asyncio.gather(*(sender(i) for i in range(concurrency)))
     return tally
 
 
@@ -342,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--process-rate", type=float, default=None, help="processing throttle (default rate/2)"
     )
+    parser.add_argument("--users", type=int, default=64, help="users the uploads come from")
     parser.add_argument("--max-in-flight", type=int, default=512, help="outstanding uploads")
     parser.add_argument("--gateway-workers", type=int, default=2, help="uvicorn processes")
     parser.add_argument("--files-workers", type=int, default=2, help="gunicorn processes")
@@ -414,16 +421,21 @@ def main(argv: list[str] | None = None) -> int:
         gateway = [*gateway_command(gateway_port), "--workers", str(args.gateway_workers)]
         try:
             with (
-                serve("auth", gunicorn("auth", auth_port), env, auth_port),
-                serve("files", gunicorn("files", files_port), env, files_port),
-                serve("gateway", gateway, env, gateway_port),
+                serve("auth", gunicorn("auth", auth_port), env, auth_port, ready_timeout=120),
+                serve("files", gunicorn("files", files_port), env, files_port, ready_timeout=120),
+                serve("gateway", gateway, env, gateway_port, ready_timeout=120),
             ):
-                token = register(gateway_port)
+                # Many users, as the brief's traffic comes from: one user's uploads serialize on
+                # their storage quota row (charged in each upload's transaction).
+                tokens = [register(gateway_port) for _ in range(args.users)]
                 url = f"http://127.0.0.1:{gateway_port}/graphql"
                 started = time.monotonic()
                 capacity = asyncio.run(
                     closed_loop_capacity(
-                        url, token, concurrency=args.capacity_senders, seconds=args.capacity_seconds
+                        url,
+                        tokens,
+                        concurrency=args.capacity_senders,
+                        seconds=args.capacity_seconds,
                     )
                 )
                 capacity_rate = len(capacity.accepted_ids) / (time.monotonic() - started)
@@ -448,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(
                     generate_load(
                         url,
-                        token,
+                        tokens,
                         rate=args.rate,
                         duration=args.duration,
                         max_in_flight=args.max_in_flight,

@@ -141,3 +141,26 @@ def test_a_work_queue_declared_with_other_bounds_keeps_them_with_a_warning(test_
     finally:
         close_quietly(connection)
         _delete(test_env.amqp_url, queue, topology.dead_letter_queue("test.older"))
+
+
+def test_a_replay_into_a_full_queue_leaves_the_dead_letters_where_they_are(test_env, capsys):
+    from shared.messaging import dlq
+
+    name = f"test.full-replay-{uuid.uuid4().hex[:8]}"
+    topology = Topology(test_env.namespace, consumer_max_length=1)
+    queue, dead = topology.consumer_queue(name), topology.dead_letter_queue(name)
+    connection = connect(test_env.amqp_url, name="test-full-replay")
+    try:
+        channel = connection.channel()
+        topology.declare_consumer(channel, name, bindings=[], retry_delays_ms=[])
+        ConfirmingPublisher(connection).publish(
+            [("", queue, amqp.Message("waiting")), ("", dead, amqp.Message("d1"))]
+            + [("", dead, amqp.Message("d2"))]
+        )
+        assert dlq.main(["replay", name]) == 1
+        assert "refused a replay" in capsys.readouterr().err
+        assert channel.queue_declare(dead, passive=True)[1] == 2
+        assert channel.queue_declare(queue, passive=True)[1] == 1
+    finally:
+        close_quietly(connection)
+        _delete(test_env.amqp_url, queue, dead)

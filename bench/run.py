@@ -86,9 +86,14 @@ def write_results(rows: list[Result], failed: list[str], results_dir: Path) -> P
     return path
 
 
+def selected(names: list[str]) -> list[Path]:
+    """The benchmarks `names` asks for: those named, or without names all but NAMED_ONLY."""
+    return [p for p in BENCHMARKS if p.stem in names or (not names and p.stem not in NAMED_ONLY)]
+
+
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (file stems), or all but NAMED_ONLY; print and store the table."""
-    chosen = [p for p in BENCHMARKS if p.stem in argv or (not argv and p.stem not in NAMED_ONLY)]
+    chosen = selected(argv)
     unknown = set(argv) - {p.stem for p in BENCHMARKS}
     if unknown:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}", file=sys.stderr)

@@ -421,15 +421,26 @@ def main(argv: list[str] | None = None) -> int:
         gateway = [*gateway_command(gateway_port), "--workers", str(args.gateway_workers)]
         try:
             with (
-                serve("auth", gunicorn("auth", auth_port), env, auth_port, ready_timeout=120),
-                serve("files", gunicorn("files", files_port), env, files_port, ready_timeout=120),
-                serve("gateway", gateway, env, gateway_port, ready_timeout=120),
+                serve(
+                    "auth", gunicorn("auth", auth_port), env, auth_port, ready_timeout=120
+                ) as auth_pid,
+                serve(
+                    "files", gunicorn("files", files_port), env, files_port, ready_timeout=120
+                ) as files_pid,
+                serve("gateway", gateway, env, gateway_port, ready_timeout=120) as gateway_pid,
             ):
+                roots = {
+                    "gateway": [gateway_pid],
+                    "files": [files_pid],
+                    "auth": [auth_pid],
+                    "relay, consumer, worker": [helper.pid for helper in helpers],
+                }
                 # Many users, as the brief's traffic comes from: one user's uploads serialize on
                 # their storage quota row (charged in each upload's transaction).
                 tokens = [register(gateway_port) for _ in range(args.users)]
                 url = f"http://127.0.0.1:{gateway_port}/graphql"
                 started = time.monotonic()
+                cpu_before = {name: cpu_seconds(pids) for name, pids in roots.items()}
                 capacity = asyncio.run(
                     closed_loop_capacity(
                         url,
@@ -439,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 capacity_rate = len(capacity.accepted_ids) / (time.monotonic() - started)
+                cpu_used = {n: cpu_seconds(pids) - cpu_before[n] for n, pids in roots.items()}
                 print(
                     f"capacity: {capacity_rate:,.1f} uploads/s accepted back to back by "
                     f"{args.capacity_senders} senders in {args.capacity_seconds:g} s "
@@ -485,7 +497,52 @@ def main(argv: list[str] | None = None) -> int:
     report(
         args, process_rate, tally, sampler.samples, load_end, drain, statuses, events, capacity_rate
     )
+    print_cpu(cpu_used, len(capacity.accepted_ids) + capacity.refused)
     return 0
+
+
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (gunicorn and uvicorn workers, Celery's pool)."""
+    found = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += tree(int(child))
+    except OSError:
+        pass
+    return found
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User plus system CPU seconds of the processes under `roots` so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in (p for root in roots for p in tree(root)):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def print_cpu(used: dict[str, float], answered: int) -> None:
+    """CPU each part spent per upload of the closed-loop baseline: what bounds the rate.
+
+    Unlike the rates, nearly independent of what else runs on the machine, so it says what an
+    idle machine could take: its CPUs over the CPU seconds one upload costs. PostgreSQL's and
+    RabbitMQ's share is not in it (they serve other work too), nor the load generator's.
+    """
+    answered = max(answered, 1)
+    print(f"CPU per upload of the closed-loop baseline ({answered:,} answered):")
+    for name, seconds in used.items():
+        print(f"  {name:<24} {seconds:8.1f} s  {1000 * seconds / answered:6.2f} ms")
+    per_upload = sum(used.values()) / answered
+    ceiling = (os.cpu_count() or 1) / per_upload if per_upload else float("inf")
+    print(
+        f"  {'total':<24} {sum(used.values()):8.1f} s  {1000 * per_upload:6.2f} ms -> at most "
+        f"{ceiling:,.0f} uploads/s on {os.cpu_count()} idle CPUs, before PostgreSQL's share"
+    )
 
 
 def file_statuses(database_url: str) -> dict[str, str]:

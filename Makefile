@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
 PROCS ?=
 
-.PHONY: help provision venv up status test lint fmt migrate bench docs clean distclean
+.PHONY: help provision venv up status test lint fmt migrate bench overload docs clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ migrate: venv ## Create the database, roles and schemas if missing, then run eve
 
 bench: venv ## Run every benchmark in bench/ (or some: make bench BENCH="gateway_me")
 	$(BIN)/python bench/run.py $(BENCH)
+
+overload: venv ## The overload scenario: 560 uploads/s for 10 minutes, processing at half (README "Reliability")
+	$(BIN)/python bench/run.py overload
 
 docs: venv ## Regenerate the README configuration table and .env.example from the settings registry
 	$(BIN)/python deploy/update_readme_config.py

@@ -23,6 +23,8 @@ RESULTS_DIR = HERE / "results"
 #: Modules here that are not benchmarks: this runner and the helpers the benchmarks share.
 NOT_BENCHMARKS = {"run.py", "support.py", "results.py", "__init__.py"}
 BENCHMARKS = sorted(p for p in HERE.glob("*.py") if p.name not in NOT_BENCHMARKS)
+#: Benchmarks run only when named (`make overload`, `make bench BENCH=overload`): they take long.
+NAMED_ONLY = {"overload"}
 
 
 def read_rows(path: Path) -> list[Result]:
@@ -84,9 +86,14 @@ def write_results(rows: list[Result], failed: list[str], results_dir: Path) -> P
     return path
 
 
+def selected(names: list[str]) -> list[Path]:
+    """The benchmarks `names` asks for: those named, or without names all but NAMED_ONLY."""
+    return [p for p in BENCHMARKS if p.stem in names or (not names and p.stem not in NAMED_ONLY)]
+
+
 def main(argv: list[str]) -> int:
-    """Run the named benchmarks (file stems), or all of them; print and store the table."""
-    chosen = [p for p in BENCHMARKS if not argv or p.stem in argv]
+    """Run the named benchmarks (file stems), or all but NAMED_ONLY; print and store the table."""
+    chosen = selected(argv)
     unknown = set(argv) - {p.stem for p in BENCHMARKS}
     if unknown:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}", file=sys.stderr)

@@ -45,10 +45,12 @@ def stop(*processes: ManagedProcess, timeout: float = 30) -> None:
 
 
 @contextmanager
-def serve(name: str, argv: list[str], env: dict[str, str], port: int) -> Iterator[int]:
+def serve(
+    name: str, argv: list[str], env: dict[str, str], port: int, *, ready_timeout: float = 30
+) -> Iterator[int]:
     """Run a server subprocess until GET /healthz on `port` answers 200; yield its pid; stop it."""
     with ManagedProcess(name, argv, env=env, cwd=ROOT) as server:
-        server.wait_ready(url=f"http://127.0.0.1:{port}/healthz")
+        server.wait_ready(url=f"http://127.0.0.1:{port}/healthz", timeout=ready_timeout)
         yield server.pid
 
 

@@ -207,6 +207,14 @@ class CommonSettings(Settings):
         default="dockyard",
         doc="Prefix of every exchange, queue and Redis key (tests use a fresh one per run).",
     )
+    EVENT_QUEUE_MAX_LENGTH = EnvVar(
+        "EVENT_QUEUE_MAX_LENGTH",
+        parse_positive_int,
+        default=1_000_000,
+        doc="Messages a subscription's event queue holds; beyond, the broker refuses publishes "
+        "(the relay keeps the events in its outbox and retries), never drops. A queue declared "
+        "with another bound keeps it (a warning says how to change it).",
+    )
     JWKS_URL = EnvVar(
         "AUTH_JWKS_URL",
         default="http://127.0.0.1:8001/v1/.well-known/jwks.json",

@@ -60,3 +60,9 @@ def test_results_are_written_and_compared_with_the_previous_run(tmp_path):
     header, _rule, line = table.splitlines()
     assert header.split()[:3] == ["benchmark", "metric", "figure"]
     assert "6,000.0 events/s" in line and "yes" in line and line.rstrip().endswith("6000.00")
+
+
+def test_the_overload_scenario_runs_only_when_named():
+    assert "overload" not in {p.stem for p in run.selected([])}
+    assert "gateway_me" in {p.stem for p in run.selected([])}
+    assert [p.stem for p in run.selected(["overload"])] == ["overload"]

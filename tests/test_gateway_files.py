@@ -316,3 +316,26 @@ def test_a_full_quota_is_payload_too_large_with_the_files_services_message(small
     assert error["message"].startswith("Storage quota exceeded")
     assert small(LIST, token=user.token)["data"]["files"]["totalCount"] == 1
     assert small_files.stored() == stored_before
+
+
+def test_an_upload_while_processing_is_far_behind_is_refused_with_retry_after(
+    gateway, alice, files_backend
+):
+    upload(gateway, alice)  # nothing processes it here: at least one file waits
+    intake = files_backend.app.extensions["files"].intake
+    limit = intake.max_backlog
+    intake.max_backlog, intake._counted_at = 1, float("-inf")
+    try:
+        response = gateway.upload(b"one too many\n", token=alice.token)
+    finally:
+        intake.max_backlog, intake._counted_at = limit, float("-inf")
+    # Executed, so 200 by the contract; the pause is in the error and in Retry-After.
+    assert response.status_code == 200
+    assert response.headers["Retry-After"] == str(intake.retry_after)
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {
+        "code": "SERVICE_UNAVAILABLE",
+        "retryAfter": intake.retry_after,
+    }
+    assert upload(gateway, alice)["status"] == "UPLOADED"  # taken again once under the limit

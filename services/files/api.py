@@ -160,10 +160,20 @@ class Files(MethodView):
     @blp.response(201, FileSchema, headers={"Location": {"schema": {"type": "string"}}})
     @blp.alt_response(400, description="Not multipart/form-data with one `file` part")
     @blp.alt_response(413, description="PAYLOAD_TOO_LARGE or QUOTA_EXCEEDED")
-    @blp.alt_response(503, description="Storage unavailable; nothing was stored")
+    @blp.alt_response(
+        503,
+        description="Storage unavailable, or processing is behind (Retry-After); nothing stored",
+    )
     def post(self):
         """Upload a file (multipart/form-data, field `file`), streamed into storage."""
         ctx = _ctx()
+        if ctx.intake.must_slow():
+            # Refused before reading the body: back-pressure, not an error to retry at once.
+            abort(
+                503,
+                message="Too many files are waiting for processing. Try again later.",
+                headers={"Retry-After": str(ctx.intake.retry_after)},
+            )
         limits = service.UploadLimits(
             max_bytes=ctx.settings.MAX_UPLOAD_BYTES, quota_bytes=ctx.settings.USER_QUOTA_BYTES
         )

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from services.files.api import blp
 from services.files.config import FilesSettings
+from services.files.intake import IntakeGuard
 from services.files.internal_api import blp as internal_blp
 from services.files.jobs import (
     INDEX_FILE_TEXT,
@@ -43,6 +44,7 @@ class FilesContext:
     uow: partial
     storage: Storage
     processing: ProcessingPolicy
+    intake: IntakeGuard
 
 
 def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
@@ -101,6 +103,11 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
             lease_seconds=settings.PROCESSING_LEASE_SECONDS,
             max_attempts=settings.PROCESSING_MAX_ATTEMPTS,
             processors=available_processors(settings.PROCESSORS),
+        ),
+        intake=IntakeGuard(
+            engine,
+            max_backlog=settings.INTAKE_MAX_BACKLOG,
+            retry_after=settings.INTAKE_RETRY_AFTER_SECONDS,
         ),
     )
     app.config["CELERY"] = celery_overrides(settings)

@@ -124,6 +124,25 @@ class FilesSettings(CommonSettings):
         doc="Bytes of stored files each user may hold in total (413 QUOTA_EXCEEDED above).",
     )
 
+    INTAKE_MAX_BACKLOG = EnvVar(
+        "FILES_INTAKE_MAX_BACKLOG",
+        int,
+        default=200_000,
+        doc="Uploads are refused (503 SERVICE_UNAVAILABLE with Retry-After) while this many files "
+        "wait for processing (plus events wait in the outbox); 0 never refuses.",
+    )
+    INTAKE_RETRY_AFTER_SECONDS = EnvVar(
+        "FILES_INTAKE_RETRY_AFTER_SECONDS",
+        parse_positive_int,
+        default=5,
+        doc="Retry-After of an upload refused because processing is behind.",
+    )
+    PROCESSING_RATE_LIMIT = EnvVar(
+        "FILES_PROCESSING_RATE_LIMIT",
+        default="",
+        doc="Celery rate limit of file processing per worker process, e.g. `280/s` (a throttle, "
+        "as bench/overload.py uses to process at half the upload rate); empty means none.",
+    )
     PROCESSING_LEASE_SECONDS = EnvVar(
         "FILES_PROCESSING_LEASE_SECONDS",
         parse_seconds,

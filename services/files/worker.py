@@ -60,6 +60,7 @@ def _ctx():
     name=jobs.PROCESS_FILE,
     bind=True,
     autoretry_for=(processing.ProcessingUnavailable,),
+    rate_limit=settings.PROCESSING_RATE_LIMIT or None,
     **RETRY_POLICY,
 )
 def process_file(self, file_id: str) -> str:

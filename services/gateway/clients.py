@@ -33,6 +33,8 @@ _RETRY_BACKOFF = 0.05
 _KEEPALIVE_SECONDS = 10.0
 #: What a call can fail with before the service answered: it cannot be reached or is too slow.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+#: Retry-After (seconds) of a call that got no connection to its service in time.
+SATURATED_RETRY_AFTER = 1
 
 
 @dataclass(frozen=True)
@@ -230,12 +232,17 @@ class ServiceClient:
             if cause is not None:
                 raise cause from None
             log.warning("%s service unreachable: %s %s: %r", self.service, method, path, exc)
-            raise self.unavailable() from None
+            # No connection in time (every pooled one busy, or the service's backlog full): it
+            # is there but saturated, so the client is told to slow down, not just to fail.
+            busy = isinstance(exc, aiohttp.ConnectionTimeoutError)
+            raise self.unavailable(retry_after=SATURATED_RETRY_AFTER if busy else None) from None
         if answer.status >= 500:
             log.warning(
                 "%s service failed: %s %s answered %s", self.service, method, path, answer.status
             )
-            raise self.unavailable()
+            # A service slowing its intake says when to come back; the client hears the same.
+            retry_after = answer.headers.get("Retry-After") if answer.status == 503 else None
+            raise self.unavailable(retry_after=_retry_after(retry_after))
         if answer.status == 204:
             return None
         try:
@@ -249,9 +256,11 @@ class ServiceClient:
             raise GatewayError("Internal server error.")
         return body
 
-    def unavailable(self) -> ServiceUnavailable:
-        """The error clients see when this service cannot answer."""
-        return ServiceUnavailable(f"The {self.service} service is unavailable. Try again later.")
+    def unavailable(self, *, retry_after: int | None = None) -> ServiceUnavailable:
+        """The error clients see when this service cannot answer (in `retry_after` s, if known)."""
+        return ServiceUnavailable(
+            f"The {self.service} service is unavailable. Try again later.", retry_after=retry_after
+        )
 
     def translate_error(self, answer: Answer, body: Any) -> GatewayError:
         """Turn the shared REST error shape into a GatewayError with the same code."""

@@ -71,7 +71,25 @@ def _json_response(
 ) -> Response:
     # Not starlette's JSONResponse: the GraphQL response follows the query's field order, and
     # plain json.dumps is what the services (and the contract's examples) use.
-    return Response(json.dumps(body), status, {"Cache-Control": cache_control}, media_type)
+    headers = {"Cache-Control": cache_control}
+    retry_after = retry_after_of(body)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Response(json.dumps(body), status, headers, media_type)
+
+
+def retry_after_of(result: dict[str, Any]) -> int | None:
+    """The longest `extensions.retryAfter` among a result's errors, None when none has one.
+
+    An executed operation answers 200 (the contract), so a service that asked for a pause
+    (503 or 429 with Retry-After) is heard through this header as well as through the error.
+    """
+    delays = [
+        error["extensions"]["retryAfter"]
+        for error in result.get("errors") or ()
+        if isinstance(error.get("extensions"), dict) and "retryAfter" in error["extensions"]
+    ]
+    return max(delays) if delays else None
 
 
 def _error_response(message: str, code: str, status: int, media_type: str) -> Response:

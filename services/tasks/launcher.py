@@ -270,7 +270,9 @@ class Launcher:
         self.uow = partial(
             UnitOfWork, session_factory(self.database), schema=SCHEMA, source="tasks"
         )
-        self.topology = Topology(settings.NAMESPACE)
+        self.topology = Topology(
+            settings.NAMESPACE, consumer_max_length=settings.EVENT_QUEUE_MAX_LENGTH
+        )
         self._engine: ContainerEngine | None = None
         self._engine_lock = threading.Lock()
         self.slots = SlotGate(self.database, transitions.SLOT_FREED_CHANNEL, waiters=self.threads)

@@ -51,6 +51,7 @@ def main(argv: list[str] | None, *, registry: ServiceRegistry) -> int:
         prefetch=args.prefetch,
         batch_size=args.batch_size,
         inbox_retention_days=args.inbox_retention_days,
+        queue_max_length=runtime.settings.EVENT_QUEUE_MAX_LENGTH,
         stopper=runtime.stopper,
     )
     consumer.run()

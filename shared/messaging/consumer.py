@@ -80,7 +80,7 @@ from shared.messaging.runtime import (
     Backoff,
     Stopper,
 )
-from shared.messaging.topology import Topology
+from shared.messaging.topology import CONSUMER_MAX_LENGTH, Topology
 from shared.messaging.wire import (
     ATTEMPTS_HEADER,
     CONSUMER_HEADER,
@@ -236,13 +236,14 @@ class Consumer:
         prefetch: int = 1000,
         batch_size: int = 500,
         inbox_retention_days: float = 7.0,
+        queue_max_length: int = CONSUMER_MAX_LENGTH,
         stopper: Stopper | None = None,
         after_ack: Callable[[str, list[Envelope]], None] | None = None,
     ) -> None:
         names = [s.name for s in subscriptions]
         if len(set(names)) != len(names):
             raise ValueError(f"subscription names repeat: {names}")
-        self.topology = Topology(namespace)
+        self.topology = Topology(namespace, consumer_max_length=queue_max_length)
         self.lanes = [_Lane(s, self.topology.consumer_queue(s.name)) for s in subscriptions]
         self.engine = engine
         self.sessions = session_factory(engine)

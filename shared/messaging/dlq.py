@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import amqp
 
 from shared.config import CommonSettings
-from shared.messaging.broker import ConfirmingPublisher, close_quietly, connect
+from shared.messaging.broker import ConfirmingPublisher, PublishError, close_quietly, connect
 from shared.messaging.topology import Topology
 from shared.messaging.wire import (
     ATTEMPTS_HEADER,
@@ -231,4 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except QueueMissing as missing:
         print(f"dockyard dlq: no queue {missing} (has the subscription run?)", file=sys.stderr)
+        return 1
+    except PublishError as refused:
+        # A full target queue (EVENT_QUEUE_MAX_LENGTH) nacks; the refused chunk was not acked.
+        print(
+            f"dockyard dlq: the broker refused a replay ({refused}); the messages not moved stay "
+            f"in {queue}: replay again once the target has drained",
+            file=sys.stderr,
+        )
         return 1

@@ -7,7 +7,9 @@
     <ns>.events.unroutable.tally      a copy of each, which relays read only to count and log
     <ns>.events.unroutable.dropped    exchange and queue of the events the unroutable queue
                                       dropped (its oldest, once full); relays count and log them
-    <ns>.consumer.<name>              one durable queue per subscription, bound to its keys
+    <ns>.consumer.<name>              one durable queue per subscription, bound to its keys;
+                                      at most consumer_max_length messages, beyond which the
+                                      broker nacks a publish (reject-publish), never drops
     <ns>.consumer.<name>.retry.<N>ms  wait queues: messages expire after N ms back into the queue
     <ns>.consumer.<name>.dlq          dead letters of the subscription
 
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: How many unroutable copies wait to be counted before the oldest are dropped (counting only).
 TALLY_MAX_LENGTH = 100_000
+#: How many messages a subscription's work queue holds; beyond, the broker refuses (nacks) a
+#: publish rather than dropping anything, so the relay keeps the event in its outbox and retries.
+CONSUMER_MAX_LENGTH = 1_000_000
 #: How many unroutable events are kept for `dockyard dlq replay --unroutable`; beyond, the oldest
 #: is dropped (and counted): a publisher nobody listens to must not fill the broker's disk.
 UNROUTABLE_MAX_LENGTH = 100_000
@@ -39,6 +44,7 @@ class Topology:
 
     namespace: str
     unroutable_max_length: int = UNROUTABLE_MAX_LENGTH
+    consumer_max_length: int = CONSUMER_MAX_LENGTH
 
     @property
     def events_exchange(self) -> str:
@@ -120,21 +126,12 @@ class Topology:
             "x-overflow": "drop-head",
             "x-dead-letter-exchange": self.unroutable_dropped_exchange,
         }
-        # On a channel of its own: a queue declared before it had a bound (an older release)
-        # refuses different arguments by closing the channel, and the caller's must survive.
-        probe = channel.connection.channel()
-        try:
-            probe.queue_declare(
-                self.unroutable_queue, durable=True, auto_delete=False, arguments=arguments
-            )
-        except amqp.exceptions.PreconditionFailed:
+        if not _declare_bounded(channel, self.unroutable_queue, arguments):
             log.warning(
                 "%s was declared without a length bound and may grow without limit; replay it "
                 "(dockyard dlq replay --unroutable), delete it, and restart a relay to bound it",
                 self.unroutable_queue,
             )
-        else:
-            probe.close()
 
     def declare_consumer(
         self,
@@ -147,7 +144,15 @@ class Topology:
         """Declare a subscription's queue and bindings, its wait queues and its dead letters."""
         self.declare_events(channel)
         queue = self.consumer_queue(consumer)
-        channel.queue_declare(queue, durable=True, auto_delete=False)
+        bound = {"x-max-length": self.consumer_max_length, "x-overflow": "reject-publish"}
+        if not _declare_bounded(channel, queue, bound):
+            log.warning(
+                "%s was declared with other length arguments (unbounded, by an older release, or "
+                "another limit) and keeps them; to apply x-max-length %d, stop its consumers and "
+                "relays, let it drain, delete it and restart the consumer",
+                queue,
+                self.consumer_max_length,
+            )
         for routing_key in bindings:
             channel.queue_bind(queue, self.events_exchange, routing_key)
         for delay_ms in sorted(set(retry_delays_ms)):
@@ -163,3 +168,18 @@ class Topology:
                 },
             )
         channel.queue_declare(self.dead_letter_queue(consumer), durable=True, auto_delete=False)
+
+
+def _declare_bounded(channel: amqp.Channel, queue: str, arguments: dict) -> bool:
+    """Declare a durable queue with length arguments; False if it exists with other ones.
+
+    On a channel of its own: a queue declared earlier with other arguments (by an older
+    release) refuses the declaration by closing the channel, and the caller's must survive.
+    """
+    probe = channel.connection.channel()
+    try:
+        probe.queue_declare(queue, durable=True, auto_delete=False, arguments=arguments)
+    except amqp.exceptions.PreconditionFailed:
+        return False
+    probe.close()
+    return True

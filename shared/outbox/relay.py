@@ -13,7 +13,9 @@ One batch is one PostgreSQL transaction:
    puts back rows that were already published, which is the at-least-once case below.
 
 Any failure before the commit (nack, confirm timeout, lost connection, SIGKILL) leaves the rows
-in place and the next batch, by this relay or another, publishes them again: delivery is
+in place and the next batch, by this relay or another, publishes them again after a backoff
+(0.5 s doubling to 15 s). A subscription's queue at its length bound nacks (reject-publish, see
+topology): that is back-pressure, not loss; the outbox grows until the queue drains. Delivery is
 at-least-once and consumers drop duplicates by event id. Rows are deleted, not flagged, so
 published events do not bloat the table.
 
@@ -62,6 +64,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.db import outbox_channel
 from shared.messaging.broker import (
     ConfirmingPublisher,
+    PublishError,
     close_quietly,
     connect,
     drain_available,
@@ -202,6 +205,13 @@ class OutboxRelay:
             try:
                 self._open()
                 self._serve()
+            except PublishError as exc:
+                # A full work queue (reject-publish) nacks: the rows stay and go out once it drains.
+                failed = True
+                RELAY_ERRORS.labels(self.schema).inc()
+                log.warning(
+                    "broker refused a batch: %s; will retry", exc, extra={"schema": self.schema}
+                )
             except Exception:
                 failed = True
                 RELAY_ERRORS.labels(self.schema).inc()

@@ -30,6 +30,11 @@ def _stub() -> Flask:
         headers = {"Retry-After": "17"} if status == 429 else {}
         return jsonify(body), status, headers
 
+    @app.post("/busy")
+    def busy():
+        body = {"status": 503, "code": "SERVICE_UNAVAILABLE", "message": "Slow down."}
+        return jsonify(body), 503, {"Retry-After": "7"}
+
     @app.post("/fields")
     def fields():
         body = {
@@ -122,6 +127,32 @@ def test_a_5xx_answer_is_service_unavailable(auth, status, run):
     error = _fails(run, lambda: auth.request("POST", f"/status/{status}", Caller()))
     assert isinstance(error, ServiceUnavailable)
     assert error.message == "The auth service is unavailable. Try again later."
+
+
+def test_a_503_with_retry_after_is_service_unavailable_carrying_it(auth, run):
+    error = _fails(run, lambda: auth.request("POST", "/busy", Caller()))
+    assert isinstance(error, ServiceUnavailable)
+    assert error.extensions() == {"code": "SERVICE_UNAVAILABLE", "retryAfter": 7}
+
+
+def test_a_call_that_gets_no_connection_in_time_is_told_to_slow_down(stub, run):
+    client = AuthClient(stub.url, connect_timeout=0.2, read_timeout=5, retries=0, pool_size=1)
+
+    async def two_at_once():
+        # The only pooled connection is busy for a second; the second call waits for it.
+        return await asyncio.gather(
+            client.request("POST", "/slow", Caller()),
+            client.request("POST", "/slow", Caller()),
+            return_exceptions=True,
+        )
+
+    try:
+        answers = run(two_at_once())
+    finally:
+        run(client.close())
+    refused = [a for a in answers if isinstance(a, GatewayError)]
+    assert len(refused) == 1
+    assert refused[0].extensions() == {"code": "SERVICE_UNAVAILABLE", "retryAfter": 1}
 
 
 def test_gets_are_retried_on_503_and_posts_never(auth, run):

@@ -12,7 +12,7 @@ from typing import Any
 
 import flask
 from flask import Flask, Response, g, jsonify, request
-from flask_smorest import Api, Blueprint
+from flask_smorest import Blueprint
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -21,27 +21,14 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from shared.config import CommonSettings
+from shared.error_codes import ERROR_CODES, FALLBACK_CODE
 from shared.events import reset_correlation_id, set_correlation_id
 from shared.logging import configure_logging
+from shared.openapi import ErrorSchema, LivenessSchema, ReadinessSchema, ServiceApi
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("dockyard.access")
 
-#: HTTP status -> the error code clients switch on (the gateway passes these through).
-ERROR_CODES = {
-    400: "BAD_USER_INPUT",
-    401: "UNAUTHENTICATED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    410: "GONE",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "BAD_USER_INPUT",
-    422: "BAD_USER_INPUT",
-    429: "RATE_LIMITED",
-    503: "SERVICE_UNAVAILABLE",
-}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Where the Swagger UI page's scripts and styles are served from: this process, from the pinned
 #: swagger-ui-bundle package, not a CDN (no third party runs code on the docs page).
@@ -54,7 +41,7 @@ def error_body(
     """The one JSON error shape of every service."""
     body: dict[str, Any] = {
         "status": status,
-        "code": code or ERROR_CODES.get(status, "INTERNAL_SERVER_ERROR"),
+        "code": code or ERROR_CODES.get(status, FALLBACK_CODE),
         "message": message,
     }
     if fields:
@@ -148,7 +135,7 @@ def create_service_app(
     title: str,
     readiness_checks: dict[str, Callable[[], None]] | None = None,
     collectors: list[Any] | None = None,
-) -> tuple[Flask, Api]:
+) -> tuple[Flask, ServiceApi]:
     """Build a Flask app with the shared plumbing and an OpenAPI-publishing Api."""
     configure_logging(name, settings.LOG_LEVEL)
     app = ServiceFlask(name)
@@ -164,7 +151,7 @@ def create_service_app(
         JSON_SORT_KEYS=False,
     )
     app.extensions["dockyard_settings"] = settings
-    api = Api(app)
+    api = ServiceApi(app)
     app.register_blueprint(
         flask.Blueprint(
             "swagger_ui_assets",
@@ -263,12 +250,19 @@ def create_service_app(
 
     @health.route("/healthz")
     @health.doc(summary="Liveness: the process answers.")
+    @health.response(200, LivenessSchema)
     def healthz():
         """Liveness: the process answers."""
         return {"status": "ok"}
 
     @health.route("/readyz")
     @health.doc(summary="Readiness: database and broker reachable.")
+    @health.response(200, ReadinessSchema)
+    @health.alt_response(
+        503,
+        schema=ErrorSchema,
+        description="Not ready: `fields` names each failed check with the error it raised.",
+    )
     def readyz():
         """Readiness: every dependency answers."""
         failures = {}
@@ -282,7 +276,15 @@ def create_service_app(
         return {"status": "ready", "checks": sorted(readiness_checks or {})}
 
     @health.route("/metrics")
-    @health.doc(summary="Prometheus metrics.")
+    @health.doc(
+        summary="Prometheus metrics.",
+        responses={
+            "200": {
+                "description": "Prometheus text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def metrics():
         """Prometheus metrics of this process."""
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -38,6 +38,8 @@ UPLOAD_REQUEST_BODY = {
         }
     },
 }
+#: A download's documented answer: the bytes, in the file's own media type.
+FILE_BYTES = {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
 FILE_ID_PARAMETER = {
     "in": "path",
     "name": "file_id",
@@ -241,6 +243,8 @@ class FileContent(MethodView):
         description="The content (206 with one byte range, 304 when If-None-Match matches)",
     )
     @blp.alt_response(206, description="Partial content")
+    # Answered in the file's own media type (File.media_type), whatever it is.
+    @blp.doc(responses={200: FILE_BYTES, 206: FILE_BYTES})
     @blp.alt_response(304, description="Not modified")
     @blp.alt_response(404, description="No such file (or not the caller's)")
     @blp.alt_response(410, description="The file's content is no longer in storage")

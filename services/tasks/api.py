@@ -147,6 +147,8 @@ class TaskLogs(MethodView):
     @blp.alt_response(304, description="Not modified: If-None-Match matched the logs' ETag")
     @blp.alt_response(404, description="No such task, or not yours")
     @blp.alt_response(503, description="follow: too many log streams are open; retry later")
+    # With follow=true the 200 is the output itself, streamed as text/plain.
+    @blp.doc(responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def get(self, args, task_id):
         """Read a task's stored output: stdout, stderr or both interleaved, optionally a tail.
 

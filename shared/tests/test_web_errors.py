@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask_smorest import abort
 
 from shared.config import CommonSettings
-from shared.web import create_service_app, flatten_field_errors
+from shared.error_codes import ALL_CODES, ERROR_CODES
+from shared.openapi import ErrorSchema
+from shared.web import create_service_app, error_body, flatten_field_errors
 
 
 def test_marshmallow_messages_flatten_to_field_names():
@@ -50,3 +52,17 @@ def test_readiness_names_the_failing_dependency():
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["fields"] == {"database": "ConnectionError"}
+
+
+def test_the_documented_error_schema_is_the_shape_errors_are_answered_in():
+    app, _api = create_service_app("example", CommonSettings({}), title="x")
+    document = app.test_client().get("/openapi.json").json
+    error = document["components"]["schemas"]["Error"]
+    assert error["properties"]["status"]["type"] == "integer"
+    assert error["properties"]["code"]["type"] == "string"
+    assert set(error["properties"]["code"]["enum"]) == set(ALL_CODES)
+    assert error["additionalProperties"] is False
+    assert set(error["required"]) == {"status", "code", "message"}
+    for status in (*ERROR_CODES, 500):
+        assert ErrorSchema().validate(error_body(status, "Why.", fields={"name": "Bad."})) == {}
+    assert ErrorSchema().validate({**error_body(400, "Why."), "errors": {}}) != {}

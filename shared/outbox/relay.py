@@ -68,7 +68,6 @@ from shared.messaging.broker import (
     wait_readable,
 )
 from shared.messaging.runtime import (
-    Backoff,
     Stopper,
     start_metrics_server,
     start_runtime,
@@ -76,6 +75,7 @@ from shared.messaging.runtime import (
 from shared.messaging.topology import Topology
 from shared.messaging.wire import stored_envelope_message
 from shared.outbox.metrics import OutboxCollector
+from shared.reconnect import Reconnects
 from shared.registry import ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class OutboxRelay:
         self._listener = None
         self._database: Connection | None = None
         self._next_tally = 0.0
-        self._backoff = Backoff()
+        self._reconnects = Reconnects("relay", log, extra={"schema": self.schema})
 
     def stop(self) -> None:
         """Finish the current batch, then make run() return."""
@@ -198,18 +198,17 @@ class OutboxRelay:
             extra={"schema": self.schema, "batch_size": self.batch_size, "pid": os.getpid()},
         )
         while not self.stopper.is_set():
-            failed = False
+            delay = None
             try:
                 self._open()
                 self._serve()
-            except Exception:
-                failed = True
+            except Exception as exc:
                 RELAY_ERRORS.labels(self.schema).inc()
-                log.exception("relay failed; will retry", extra={"schema": self.schema})
+                delay = self._reconnects.failed(exc)
             finally:
                 self._close()
-            if failed:
-                self.stopper.wait(self._backoff.next())
+            if delay is not None:
+                self.stopper.wait(delay)
         log.info("relay stopped", extra={"schema": self.schema})
 
     def _open(self) -> None:
@@ -248,7 +247,7 @@ class OutboxRelay:
     def _serve(self) -> None:
         while not self.stopper.is_set():
             published = self.relay_batch()
-            self._backoff.reset()
+            self._reconnects.succeeded()
             if time.monotonic() >= self._next_tally:
                 self._tally_unroutable()
             if published is None:

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,9 +26,12 @@ import pytest
 
 from services.auth.models import messaging_tables
 from services.gateway.feed import EventFeed, EventListener
+from shared.celery import send_job
+from shared.config import CommonSettings
 from shared.db import make_engine
 from shared.messaging.consumer import Consumer, Subscription
 from shared.outbox.relay import OutboxRelay
+from shared.processes import ManagedProcess
 from shared.reconnect import RECONNECT_MAX_DELAY, Backoff, Reconnects
 from shared.tests.messaging_support import (
     ReconnectProbed,
@@ -37,6 +41,7 @@ from shared.tests.messaging_support import (
     scalar,
     wait_until,
 )
+from shared.tests.probe_celery import RECORD, runs
 from shared.throwaway import RabbitNode, TcpProxy
 
 #: Longest the work may take to resume after the broker or database is back (the target is
@@ -45,6 +50,9 @@ RESUME_BOUND_SECONDS = 5.0
 #: Failed attempts each process must have made before the outage ends: with the old backoff
 #: (0.5 s doubling to 15 s) the next delay after these would have been 8 s.
 ATTEMPTS_BEFORE_RETURN = 5
+CELERY = str(Path(sys.executable).with_name("celery"))
+#: How often the probe's beat entry falls due: short, so a tick falls due during the outage.
+BEAT_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +244,98 @@ def test_an_unexpected_error_keeps_its_traceback_and_an_outage_is_one_line(caplo
     assert bug.levelno == logging.ERROR and bug.exc_info is not None
     assert back.levelno == logging.INFO
     assert back.getMessage().startswith("probe: reconnected after ")
+
+
+def test_a_celery_worker_and_beat_resume_within_seconds_and_beat_loses_no_tick(
+    broker, test_env, tmp_path
+):
+    probe = tmp_path / "runs"
+    env = {
+        **os.environ,
+        "AMQP_URL": broker.url,
+        "DOCKYARD_NAMESPACE": test_env.namespace,
+        "PROBE_FILE": str(probe),
+        "PROBE_BEAT_SECONDS": str(BEAT_SECONDS),
+    }
+    app = ["-A", "shared.tests.probe_celery:app"]
+    worker = ManagedProcess(
+        "probe-worker",
+        [
+            CELERY,
+            *app,
+            "worker",
+            "-c",
+            "1",
+            "-n",
+            f"probe-{test_env.run_id}@%h",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env=env,
+        log=tmp_path / "worker.log",
+    )
+    beat = ManagedProcess(
+        "probe-beat",
+        [CELERY, *app, "beat", "--scheduler", "celery.beat:Scheduler", "-l", "INFO"],
+        env=env,
+        log=tmp_path / "beat.log",
+    )
+    sender = CommonSettings({"AMQP_URL": broker.url, "DOCKYARD_NAMESPACE": test_env.namespace})
+
+    def tagged(tag: str, *, after: float = 0.0) -> list[float]:
+        return [at for t, at in runs(str(probe)) if t == tag and at > after]
+
+    def broker_attempts() -> int:
+        return worker.logs().count("celery worker: broker: ")
+
+    with worker, beat:
+        worker.wait_ready(log_line="ready.", timeout=60)
+        send_job(sender, RECORD, args=["before"])
+        wait_until(lambda: tagged("before"), timeout=30, what="a job before the outage")
+        wait_until(lambda: tagged("beat"), timeout=BEAT_SECONDS + 30, what="a first beat tick")
+
+        def sent() -> int:
+            return beat.logs().count("Sending due task")
+
+        sent_before = sent()
+        broker.stop()
+        stopped = time.time()
+        # Long enough that a beat tick falls due while the broker is away.
+        wait_until(
+            lambda: (
+                broker_attempts() >= ATTEMPTS_BEFORE_RETURN
+                and time.time() > stopped + BEAT_SECONDS + 1
+            ),
+            timeout=60,
+            what="the worker to retry the broker and a beat tick to fall due",
+        )
+        assert sent() > sent_before, "no beat tick fell due during the outage"
+        assert not tagged("beat", after=stopped)
+        broker.start()
+        back, back_at = time.monotonic(), time.time()
+        send_job(sender, RECORD, args=["after"])
+        wait_until(lambda: tagged("after"), timeout=30, what="a job after the outage")
+        worker_resumed = time.monotonic() - back
+        wait_until(
+            lambda: tagged("beat", after=stopped), timeout=30, what="the tick due in the outage"
+        )
+        beat_resumed = tagged("beat", after=stopped)[0] - back_at
+        # No tick lost: every one beat sent ran (it sends none while it waits for the broker).
+        wait_until(
+            lambda: len(tagged("beat")) >= sent(), timeout=30, what="every tick beat sent to run"
+        )
+        worker_log, beat_log = worker.logs(), beat.logs()
+    print(
+        f"after the broker came back: a Celery job ran in {worker_resumed:.2f} s, the beat tick"
+        f" due during the outage ran {beat_resumed:.2f} s after it"
+    )
+    assert worker_resumed < RESUME_BOUND_SECONDS
+    assert beat_resumed < RESUME_BOUND_SECONDS
+    # The tick was sent late, not dropped with a "Message Error".
+    assert "Couldn't apply scheduled task" not in beat_log, beat_log[-3000:]
+    # One WARNING line per failed attempt, no traceback, and one line once back.
+    assert "celery worker: broker: reconnected after" in worker_log, worker_log[-3000:]
+    assert "Cannot connect to" not in worker_log and "Traceback" not in worker_log

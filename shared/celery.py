@@ -17,14 +17,19 @@ default), so a task that may run longer needs that raised on the broker.
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
+from celery.worker.consumer import Consumer
 from flask import Flask
 from kombu import Queue
 
 from shared.config import CommonSettings
+from shared.reconnect import RECONNECT_INITIAL_DELAY, RECONNECT_MAX_DELAY, Reconnects
+
+log = logging.getLogger(__name__)
 
 #: Longest delay a retry or countdown may ask for. A worker keeps a message with a countdown
 #: unacked until it is due, and RabbitMQ's consumer_timeout (30 minutes by default) then closes
@@ -43,20 +48,84 @@ def parse_countdown(raw: str) -> float:
     return value
 
 
+#: How kombu retries a broker connection (a worker's consumer, a publish's retry policy): at
+#: once, then after 0.1 s, 0.4 s, 0.7 s and every second, so work resumes within about a second
+#: of the broker's return (shared.reconnect's answer). Kombu's own default for a worker waits 2 s
+#: more on each attempt, up to 30 s.
+RECONNECT_INTERVALS = {
+    "interval_start": RECONNECT_INITIAL_DELAY,
+    "interval_step": 0.3,
+    "interval_max": RECONNECT_MAX_DELAY,
+}
+#: The publish retry policy of a beat entry: retried about once a second for some two minutes,
+#: so a tick that falls due while the broker is away is sent once it is back, not dropped.
+BEAT_PUBLISH_RETRY_POLICY = {"max_retries": 120, **RECONNECT_INTERVALS}
+
+
+class ReconnectingConsumer(Consumer):
+    """Celery's worker consumer, reconnecting to a returned broker within about a second.
+
+    Celery calls kombu's `ensure_connection` with kombu's default intervals, which no setting
+    changes; this passes RECONNECT_INTERVALS and logs the attempts as every Dockyard process
+    does (a WARNING line each, an INFO line once reconnected).
+    """
+
+    def ensure_connected(self, conn):
+        """Connect (retrying as RECONNECT_INTERVALS says) and return the connection."""
+        reconnects = Reconnects("celery worker: broker", log)
+        ensure = conn.ensure_connection
+
+        def ensure_quickly(errback, max_retries=None, **kwargs):
+            def failed(exc: BaseException, interval: float) -> None:
+                reconnects.failed(exc, delay=interval)
+
+            ensure(failed, max_retries, **RECONNECT_INTERVALS, **kwargs)
+            reconnects.succeeded()
+            return conn
+
+        conn.ensure_connection = ensure_quickly
+        try:
+            return super().ensure_connected(conn)
+        finally:
+            conn.ensure_connection = ensure
+
+
+def beat_entry(
+    task: str, schedule: float, *, args: tuple[Any, ...] = (), **options: Any
+) -> dict[str, Any]:
+    """A beat_schedule entry whose publish retries through a short broker outage.
+
+    Beat marks an entry run before it publishes it, so a publish that fails loses that tick;
+    with this policy beat waits for the broker instead (and sends the tick late, once).
+    """
+    return {
+        "task": task,
+        "schedule": schedule,
+        "args": args,
+        "options": {"retry": True, "retry_policy": BEAT_PUBLISH_RETRY_POLICY, **options},
+    }
+
+
 def celery_config(settings: CommonSettings) -> dict[str, Any]:
     """Celery settings for tasks that must survive worker crashes (they must be idempotent)."""
     namespace = settings.NAMESPACE
     return {
         "broker_url": settings.AMQP_URL,
         # Sending a task waits for the broker's confirm, so a task the caller saw as sent exists.
-        "broker_transport_options": {"confirm_publish": True},
+        # The intervals also pace a sender's connect (kombu reads them from here for that).
+        "broker_transport_options": {"confirm_publish": True, **RECONNECT_INTERVALS},
         "broker_connection_retry_on_startup": True,
+        # A worker retries the broker for as long as it is away (about once a second): the
+        # default, 100 attempts, would shut it down after a two-minute outage.
+        "broker_connection_max_retries": None,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         # A connection loss returns the unacked tasks to the queue; without this the worker
         # would keep running them too, so they would run twice at once.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Reconnect within about a second of the broker's return (see ReconnectingConsumer).
+        "worker_consumer": f"{__name__}:ReconnectingConsumer",
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

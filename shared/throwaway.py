@@ -1,7 +1,9 @@
-"""Throwaway infrastructure for tests and drills: a RabbitMQ node of its own on loopback ports.
+"""Throwaway infrastructure for tests and drills: a RabbitMQ node of its own, a cuttable proxy.
 
-A test that must restart or reconfigure the broker (a short consumer_timeout, say) starts one of
-these instead of touching the machine's shared node, which the rest of the suite keeps using.
+A test that must restart or reconfigure the broker (a short consumer_timeout, say) starts a
+`RabbitNode` instead of touching the machine's shared node, which the rest of the suite keeps
+using. A test of a database outage puts a `TcpProxy` between its processes and PostgreSQL and
+cuts it, rather than restarting the shared server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,3 +172,110 @@ class RabbitNode:
         """The node's own log file."""
         path = self.root / "log" / f"{self.name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of a server (PostgreSQL, say) that a test can cut and restore.
+
+    `cut()` closes every proxied connection and stops listening, as a restarting server does:
+    connections in use break and new ones are refused. `restore()` listens again on the same
+    port. Each connection is two threads copying bytes; meant for a handful of connections.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        (self.port,) = free_ports(1)
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+
+    def url_for(self, url: str) -> str:
+        """`url` (a database URL, say) with its host and port replaced by the proxy's."""
+        parts = urllib.parse.urlsplit(url)
+        userinfo, _, _ = parts.netloc.rpartition("@")
+        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def start(self) -> TcpProxy:
+        """Listen and forward (again after `cut`)."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        self._acceptor = threading.Thread(
+            target=self._accept, args=(listener,), name="proxy-accept", daemon=True
+        )
+        self._acceptor.start()
+        return self
+
+    restore = start
+
+    def cut(self) -> None:
+        """Stop listening and break every proxied connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # shutdown() wakes the accept() blocked in the other thread; close() alone may not.
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+            self._acceptor = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    stop = cut
+
+    def connections(self) -> int:
+        """Proxied connections open now (each counted once)."""
+        with self._lock:
+            return len(self._sockets) // 2
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    server.close()
+                    return
+                self._sockets |= {client, server}
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(
+                    target=self._pipe, args=(source, sink), name="proxy-pipe", daemon=True
+                ).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._sockets -= {source, sink}
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()

@@ -25,7 +25,7 @@ from services.files.processors import available_processors
 from services.files.repository import FilesUnitOfWork
 from services.files.storage import Storage, storage_from_settings
 from shared.auth import init_jwt, verifier_from_settings
-from shared.celery import celery_init_app
+from shared.celery import beat_entry, celery_init_app
 from shared.db import make_engine, session_factory
 from shared.health import broker_check, database_check
 from shared.outbox.metrics import OutboxCollector
@@ -59,16 +59,17 @@ def celery_overrides(settings: FilesSettings) -> dict[str, Any]:
         "task_routes": {
             INDEX_FILE_TEXT: {"queue": queues.search},
         },
+        # A tick due while the broker is away is sent once it is back (beat_entry's retry
+        # policy); the reapers work from the database's state, so a tick lost to a longer
+        # outage is made up by the next one.
         "beat_schedule": {
-            "files.requeue-stalled": {
-                "task": REQUEUE_STALLED_FILES,
-                "schedule": settings.REAPER_INTERVAL_SECONDS,
-            },
+            "files.requeue-stalled": beat_entry(
+                REQUEUE_STALLED_FILES, settings.REAPER_INTERVAL_SECONDS
+            ),
             # Drops the input leases of tasks that vanished (leases.py), on the same beat.
-            "files.sweep-input-leases": {
-                "task": SWEEP_INPUT_LEASES,
-                "schedule": settings.REAPER_INTERVAL_SECONDS,
-            },
+            "files.sweep-input-leases": beat_entry(
+                SWEEP_INPUT_LEASES, settings.REAPER_INTERVAL_SECONDS
+            ),
         },
     }
 

@@ -25,9 +25,10 @@ import amqp
 
 from shared.events import Envelope
 from shared.messaging.broker import close_quietly, connect, drain_available, wait_readable
-from shared.messaging.runtime import Backoff, Stopper
+from shared.messaging.runtime import Stopper
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_from_message
+from shared.reconnect import Reconnects
 
 log = logging.getLogger("dockyard.gateway.feed")
 
@@ -144,21 +145,22 @@ class EventListener:
         self._stopper.close()
 
     def run(self) -> None:
-        """Consume until stopped; after a failure reconnect with exponential backoff."""
-        backoff = Backoff()
+        """Consume until stopped; after a failure reconnect (shared.reconnect's backoff)."""
+        reconnects = Reconnects("event listener", log)
         while not self._stopper.is_set():
+            delay = 0.0
             try:
                 self._open()
-                backoff.reset()
+                reconnects.succeeded()
                 self._serve()
-            except Exception:  # noqa: BLE001 - any broker failure means: reconnect
-                log.warning("event listener lost RabbitMQ; reconnecting", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - any broker failure means: reconnect
+                delay = reconnects.failed(exc)
             finally:
                 self.connected.clear()
                 close_quietly(self._connection)
                 self._connection = None
             if not self._stopper.is_set():
-                self._stopper.wait(backoff.next())
+                self._stopper.wait(delay)
 
     def _open(self) -> None:
         self._connection = connection = connect(self.amqp_url, name=f"gateway-{os.getpid()}")

@@ -39,10 +39,11 @@ from services.tasks.models import SCHEMA
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
 from shared.messaging.broker import close_quietly, connect, drain_available, wait_readable
-from shared.messaging.runtime import Backoff, Stopper
+from shared.messaging.runtime import Stopper
 from shared.messaging.topology import Topology
 from shared.messaging.wire import envelope_from_message
 from shared.pg_listen import ChannelListener
+from shared.reconnect import Reconnects, is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ LAUNCH_QUEUE = "tasks.dispatch"
 #: TaskInputReady: a task with an input file starts once files leased it (input_files.py);
 #: TaskReleased: a task with dependencies starts once they allow it (dependencies.py).
 LAUNCH_BINDINGS = ("tasks.TaskCreated", "tasks.TaskInputReady", "tasks.TaskReleased")
+#: How long a launcher thread retries a start through a database outage before it hands the
+#: task to the Celery start job (which retries on); a start adopts its attempt, so it is safe.
+OUTAGE_RETRY_SECONDS = 30.0
 
 
 def start_attempt(
@@ -214,17 +218,17 @@ class SlotGate:
 
     def follow(self, stopper: Stopper) -> None:
         """Turn signals into tickets until stopped (run it in a thread of its own)."""
-        backoff = Backoff()
+        reconnects = Reconnects("slot signals", log)
         while not stopper.is_set():
             try:
                 self._issue(len(self.listener.receive(timeout=1.0)))
-                backoff.reset()
-            except Exception:
-                log.exception("slot signals: listening again")
+                reconnects.succeeded()
+            except Exception as exc:
+                delay = reconnects.failed(exc)
                 self.listener.close()
                 # Signals may have been missed meanwhile: every waiter looks again.
                 self._issue(self.waiters)
-                stopper.wait(backoff.next())
+                stopper.wait(delay)
         self.listener.close()
         # Stopping: every waiter looks once more and gives up.
         self._issue(self.waiters)
@@ -295,7 +299,7 @@ class Launcher:
 
     def run(self) -> None:
         """Consume and start until stopped, reconnecting to the broker after failures."""
-        backoff = Backoff()
+        reconnects = Reconnects("launcher", log)
         threading.Thread(
             target=self.slots.follow, args=(self.stopper,), name="slot-signals", daemon=True
         ).start()
@@ -316,14 +320,13 @@ class Launcher:
                         callback=partial(self._received, pool, channel),
                     )
                     log.info("launcher started", extra={"threads": self.threads})
-                    backoff.reset()
+                    reconnects.succeeded()
                     self._serve(connection)
                     # Stopping: the starts under way end soon (slot waits give up), then ack.
                     pool.shutdown(wait=True)
                     self._ack_settled()
-                except Exception:
-                    log.exception("launcher lost the broker; reconnecting")
-                    self.stopper.wait(backoff.next())
+                except Exception as exc:
+                    self.stopper.wait(reconnects.failed(exc))
                 finally:
                     # Unacked messages go back to the queue (a start under way settles anyway).
                     close_quietly(connection)
@@ -366,16 +369,7 @@ class Launcher:
     def _launch(self, channel: amqp.Channel, tag: int, task_id: uuid.UUID) -> None:
         """Start one task and settle its message (left unacked if the start did not settle)."""
         try:
-            outcome = start_when_free(
-                self.uow,
-                task_id=task_id,
-                engine=self.engine(),
-                settings=self.execution,
-                slots=self.slots,
-                stopping=self.stopper.is_set,
-                recheck=GATED_RECHECK_SECONDS,
-                inputs=self.inputs,
-            )
+            outcome = self._start_through_outages(task_id)
             if outcome == "busy":
                 if self.stopper.is_set():
                     return  # redelivered to the next launcher
@@ -386,16 +380,45 @@ class Launcher:
             delay = self.execution.backoff(1)
             log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
             dispatch.send_start(str(task_id), countdown=delay)
-        except Exception:
-            # E.g. the database away: the Celery start job retries it later (or, if the broker
-            # is away too, the message stays unacked and comes back with the next connection).
-            log.exception("task %s: start failed; handing it to the start job", task_id)
+        except Exception as exc:
+            # The database away for longer than OUTAGE_RETRY_SECONDS, or a bug: the Celery start
+            # job retries it (or, if the broker is away too, the message stays unacked and comes
+            # back with the next connection).
+            if is_database_outage(exc):
+                log.warning("task %s: database still away; handing it to the start job", task_id)
+            else:
+                log.exception("task %s: start failed; handing it to the start job", task_id)
             dispatch.send_start(str(task_id), countdown=self.execution.backoff(1))
         self._settled.put((channel, tag))
         try:
             os.write(self._wake_write, b"\0")
         except BlockingIOError:
             pass
+
+    def _start_through_outages(self, task_id: uuid.UUID) -> str:
+        """start_when_free, retried promptly while the database is away (OUTAGE_RETRY_SECONDS)."""
+        reconnects = Reconnects(f"task {task_id}: start", log, extra={"task_id": str(task_id)})
+        deadline = time.monotonic() + OUTAGE_RETRY_SECONDS
+        while True:
+            try:
+                outcome = start_when_free(
+                    self.uow,
+                    task_id=task_id,
+                    engine=self.engine(),
+                    settings=self.execution,
+                    slots=self.slots,
+                    stopping=self.stopper.is_set,
+                    recheck=GATED_RECHECK_SECONDS,
+                    inputs=self.inputs,
+                )
+            except Exception as exc:
+                if not is_database_outage(exc) or time.monotonic() >= deadline:
+                    raise
+                if self.stopper.wait(reconnects.failed(exc)):
+                    return "busy"  # stopping: redelivered to the next launcher
+                continue
+            reconnects.succeeded()
+            return outcome
 
 
 def main() -> int:

@@ -42,7 +42,8 @@ from services.tasks.service import CANCEL_REQUESTED_CHANNEL
 from services.tasks.watcher import Watcher
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
-from shared.messaging.runtime import Backoff, Stopper
+from shared.messaging.runtime import Stopper
+from shared.reconnect import Backoff, Reconnects
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Monitor:
             next_reconcile = 0.0
             # An engine that stays away is retried ever less often (and logged as often).
             backoff = Backoff(initial=self.settings.LOG_FLUSH_SECONDS, maximum=30.0)
+            # The database's outages are retried as every process retries them (shared.reconnect).
+            reconnects = Reconnects("monitor pass", log)
             while not self.stopper.is_set():
                 pause = self.settings.LOG_FLUSH_SECONDS
                 try:
@@ -102,12 +105,13 @@ class Monitor:
                         next_reconcile = time.monotonic() + self.settings.RECONCILE_SECONDS
                     self.watch_running()
                     backoff.reset()
+                    reconnects.succeeded()
                 except EngineUnavailable as exc:
                     pause = backoff.next()
                     log.warning("%s; retrying in %.1fs", exc, pause)
                     self._forget_engine()
-                except Exception:
-                    log.exception("monitor pass failed; retrying")
+                except Exception as exc:
+                    pause = min(pause, reconnects.failed(exc))
                 self.stopper.wait(pause)
 
     # -- events ------------------------------------------------------------------------------
@@ -130,17 +134,17 @@ class Monitor:
     def follow_cancel_requests(self) -> None:
         """Pass each cancel request on to its task's watcher as the request commits."""
         listener = Listener(self.database, CANCEL_REQUESTED_CHANNEL)
-        backoff = Backoff(initial=self.settings.LOG_FLUSH_SECONDS, maximum=30.0)
+        reconnects = Reconnects("cancel requests", log)
         while not self.stopper.is_set():
             try:
                 for payload in listener.receive(timeout=1.0):
                     self.on_cancel_request(payload)
-                backoff.reset()
-            except Exception:
+                reconnects.succeeded()
+            except Exception as exc:
                 # What was asked meanwhile, the watch pass finds (cancel_requested_at is stored).
-                log.exception("cancel requests: listening again")
+                delay = reconnects.failed(exc)
                 listener.close()
-                self.stopper.wait(backoff.next())
+                self.stopper.wait(delay)
         listener.close()
 
     def on_cancel_request(self, payload: str) -> None:

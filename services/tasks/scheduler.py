@@ -26,8 +26,9 @@ from services.tasks.schedules import SCHEDULES_CHANGED_CHANNEL, SchedulePolicy
 from services.tasks.service import TaskPolicy
 from shared.db import UnitOfWork, make_engine, session_factory
 from shared.logging import configure_logging
-from shared.messaging.runtime import Backoff, Stopper
+from shared.messaging.runtime import Stopper
 from shared.pg_listen import ChannelListener
+from shared.reconnect import Reconnects
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +121,18 @@ class Scheduler:
     def run(self) -> None:
         """Fire schedules until stopped, starting over after a lost database."""
         wakeups = ChannelListener(self.database, SCHEDULES_CHANGED_CHANNEL)
-        backoff = Backoff()
+        reconnects = Reconnects("scheduler pass", log)
         log.info("scheduler started")
         while not self.stopper.is_set():
             try:
                 wakeups.forget()
                 delay = self.tick()
-                backoff.reset()
+                reconnects.succeeded()
                 wakeups.wait(delay, also=[self.stopper.fileno()])
-            except Exception:
-                log.exception("scheduler pass failed; trying again")
+            except Exception as exc:
+                pause = reconnects.failed(exc)
                 wakeups.close()
-                self.stopper.wait(backoff.next())
+                self.stopper.wait(pause)
         wakeups.close()
         self.database.dispose()
         log.info("scheduler stopped")

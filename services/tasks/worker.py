@@ -36,6 +36,7 @@ from services.tasks.notify import notify_task_finished
 from shared.celery import celery_init_app
 from shared.mail import MailUnavailable, SmtpSettings
 from shared.notifications import notifier_from_settings
+from shared.reconnect import is_database_outage, reconnect_delay, summary
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,18 @@ def _uow():
     return flask_app.extensions["tasks"].uow()
 
 
+#: Retries of a start through a database outage (about a second apart: some five minutes);
+#: after them the monitor's reconciler re-dispatches the task once the database is back.
+OUTAGE_RETRIES = 300
+
+
 @celery_app.task(name=dispatch.START_TASK, bind=True)
-def start_task(self, task_id: str) -> str:
-    """Start (or adopt) the task's current attempt, waiting a while for a free slot."""
+def start_task(self, task_id: str, outages: int = 0) -> str:
+    """Start (or adopt) the task's current attempt, waiting a while for a free slot.
+
+    `outages`: how many of this job's retries were for a database outage (the rest, for the
+    engine, count against ENGINE_RETRIES).
+    """
     try:
         outcome = start_when_free(
             _uow,
@@ -99,7 +109,8 @@ def start_task(self, task_id: str) -> str:
         )
     except EngineUnavailable as exc:
         _engine.cache_clear()
-        if self.request.retries >= settings.ENGINE_RETRIES:
+        engine_failures = self.request.retries - outages
+        if engine_failures >= settings.ENGINE_RETRIES:
             log.warning("task %s: giving up on the engine: %s", task_id, exc)
             transitions.fail_start(
                 _uow(),
@@ -109,9 +120,34 @@ def start_task(self, task_id: str) -> str:
                 output_dir=execution_settings.output_dir,
             )
             return "failed"
-        delay = execution_settings.backoff(self.request.retries + 1)
+        delay = execution_settings.backoff(engine_failures + 1)
         log.warning("task %s: engine unavailable, retrying in %.1fs: %s", task_id, delay, exc)
-        raise self.retry(countdown=delay, max_retries=settings.ENGINE_RETRIES) from None
+        raise self.retry(
+            args=[task_id],
+            kwargs={"outages": outages},
+            countdown=delay,
+            max_retries=settings.ENGINE_RETRIES + outages,
+        ) from None
+    except Exception as exc:
+        if not is_database_outage(exc) or outages >= OUTAGE_RETRIES:
+            raise
+        # Retried promptly: the start adopts its claimed attempt and container, so a start the
+        # outage interrupted is not run twice.
+        _slots().close()
+        delay = reconnect_delay(outages + 1)
+        log.warning(
+            "task %s: database unavailable (%s, attempt %d); retrying in %.1f s",
+            task_id,
+            summary(exc),
+            outages + 1,
+            delay,
+            extra={"task_id": task_id},
+        )
+        raise self.retry(
+            args=[task_id], kwargs={"outages": outages + 1}, countdown=delay, max_retries=None
+        ) from None
+    if outages:
+        log.info("task %s: database back after %d retries", task_id, outages)
     if outcome == "busy":
         # Still no slot: hand the task to a fresh message so this one is acked now.
         dispatch.send_start(task_id)

@@ -76,10 +76,7 @@ from shared.messaging.broker import (
     wait_readable,
 )
 from shared.messaging.inbox import Inbox
-from shared.messaging.runtime import (
-    Backoff,
-    Stopper,
-)
+from shared.messaging.runtime import Stopper
 from shared.messaging.topology import CONSUMER_MAX_LENGTH, Topology
 from shared.messaging.wire import (
     ATTEMPTS_HEADER,
@@ -94,6 +91,7 @@ from shared.messaging.wire import (
     routing_key_of,
 )
 from shared.outbox.tables import MessagingTables
+from shared.reconnect import Reconnects
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +257,7 @@ class Consumer:
         self._connection: amqp.Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._database: Connection | None = None
-        self._backoff = Backoff()
+        self._reconnects = Reconnects("consumer", log)
         self._next_prune = 0.0
 
     def stop(self) -> None:
@@ -270,17 +268,16 @@ class Consumer:
         """Consume until stopped, reconnecting after failures."""
         log.info("consumer started", extra={"subscriptions": [lane.queue for lane in self.lanes]})
         while not self.stopper.is_set():
-            failed = False
+            delay = None
             try:
                 self._open()
                 self._serve()
-            except Exception:
-                failed = True
-                log.exception("consumer failed; will reconnect")
+            except Exception as exc:
+                delay = self._reconnects.failed(exc)
             finally:
                 self._close()
-            if failed:
-                self.stopper.wait(self._backoff.next())
+            if delay is not None:
+                self.stopper.wait(delay)
         log.info("consumer stopped")
 
     def _open(self) -> None:
@@ -301,6 +298,7 @@ class Consumer:
                 lane.queue, callback=lane.buffer.append, no_ack=False, on_cancel=self._cancelled
             )
             lane.channel = channel
+        self._reconnects.succeeded()
         self.ready.set()
 
     def _cancelled(self, consumer_tag: str) -> None:
@@ -347,7 +345,6 @@ class Consumer:
         results = self._settle(lane, decoded)
         assert lane.channel is not None
         lane.channel.basic_ack(batch[-1].delivery_tag, multiple=True)
-        self._backoff.reset()
         self._account(lane.subscription, results)
         if self.after_ack is not None:
             self.after_ack(lane.subscription.name, [r.envelope for r in results])

@@ -110,25 +110,6 @@ class Stopper:
                 pass
 
 
-class Backoff:
-    """Exponential delays for reconnecting: 0.5 s, 1 s, 2 s ... up to `maximum`."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 15.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        """The delay to wait now; the following one doubles."""
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        """Start again from the initial delay (after a success)."""
-        self._next = self.initial
-
-
 def start_metrics_server(port: int | None) -> None:
     """Serve this process's Prometheus metrics on `port` (all interfaces) when one is given."""
     if port:

@@ -64,14 +64,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.db import outbox_channel
 from shared.messaging.broker import (
     ConfirmingPublisher,
-    PublishError,
     close_quietly,
     connect,
     drain_available,
     wait_readable,
 )
 from shared.messaging.runtime import (
-    Backoff,
     Stopper,
     start_metrics_server,
     start_runtime,
@@ -79,6 +77,7 @@ from shared.messaging.runtime import (
 from shared.messaging.topology import Topology
 from shared.messaging.wire import stored_envelope_message
 from shared.outbox.metrics import OutboxCollector
+from shared.reconnect import Reconnects
 from shared.registry import ServiceRegistry
 
 log = logging.getLogger(__name__)
@@ -188,7 +187,7 @@ class OutboxRelay:
         self._listener = None
         self._database: Connection | None = None
         self._next_tally = 0.0
-        self._backoff = Backoff()
+        self._reconnects = Reconnects("relay", log, extra={"schema": self.schema})
 
     def stop(self) -> None:
         """Finish the current batch, then make run() return."""
@@ -201,25 +200,19 @@ class OutboxRelay:
             extra={"schema": self.schema, "batch_size": self.batch_size, "pid": os.getpid()},
         )
         while not self.stopper.is_set():
-            failed = False
+            delay = None
             try:
                 self._open()
                 self._serve()
-            except PublishError as exc:
-                # A full work queue (reject-publish) nacks: the rows stay and go out once it drains.
-                failed = True
+            # A full work queue (reject-publish) nacks (PublishError, an outage to Reconnects):
+            # the rows stay unsent and go out once it drains.
+            except Exception as exc:
                 RELAY_ERRORS.labels(self.schema).inc()
-                log.warning(
-                    "broker refused a batch: %s; will retry", exc, extra={"schema": self.schema}
-                )
-            except Exception:
-                failed = True
-                RELAY_ERRORS.labels(self.schema).inc()
-                log.exception("relay failed; will retry", extra={"schema": self.schema})
+                delay = self._reconnects.failed(exc)
             finally:
                 self._close()
-            if failed:
-                self.stopper.wait(self._backoff.next())
+            if delay is not None:
+                self.stopper.wait(delay)
         log.info("relay stopped", extra={"schema": self.schema})
 
     def _open(self) -> None:
@@ -258,7 +251,7 @@ class OutboxRelay:
     def _serve(self) -> None:
         while not self.stopper.is_set():
             published = self.relay_batch()
-            self._backoff.reset()
+            self._reconnects.succeeded()
             if time.monotonic() >= self._next_tally:
                 self._tally_unroutable()
             if published is None:

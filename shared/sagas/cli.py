@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from shared.config import ConfigError
 from shared.db import make_engine
 from shared.messaging.runtime import service_settings, start_metrics_server, start_runtime
+from shared.reconnect import Reconnects
 from shared.registry import Service, ServiceRegistry
 from shared.sagas.machine import SagaNotRetryable
 from shared.sagas.metrics import SagaCollector
@@ -128,14 +129,17 @@ def cmd_sweep(args: argparse.Namespace, registry: ServiceRegistry) -> int:
         REGISTRY.register(SagaCollector(runtime.engine, sagas))
         start_metrics_server(args.metrics_port)
     log.info("sweeping %s's sagas every %ss", args.service, args.interval)
+    reconnects = Reconnects("saga sweep", log)
     while True:
+        pause = args.interval
         try:
             swept = sagas.sweep(runtime.engine)
+            reconnects.succeeded()
             if swept:
                 log.info("applied %d saga deadlines", len(swept))
-        except Exception:  # noqa: BLE001 - a lost database must not end the sweeper
-            log.exception("saga sweep failed; trying again")
-        if args.once or runtime.stopper.wait(args.interval):
+        except Exception as exc:  # noqa: BLE001 - a lost database must not end the sweeper
+            pause = min(pause, reconnects.failed(exc))
+        if args.once or runtime.stopper.wait(pause):
             break
     runtime.engine.dispose()
     return 0

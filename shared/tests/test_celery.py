@@ -28,7 +28,7 @@ def test_tasks_are_acknowledged_late_and_requeued_if_the_worker_dies():
     assert conf.task_serializer == "json"
     assert conf.result_serializer == "json"
     assert conf.accept_content == ["json"]
-    assert conf.broker_transport_options == {"confirm_publish": True}
+    assert conf.broker_transport_options["confirm_publish"] is True
     assert conf.task_default_queue == "ns1.celery"
     assert conf.event_exchange.startswith("ns1.")
     assert conf.event_queue_prefix.startswith("ns1.")

@@ -13,9 +13,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.tasks.events import NotificationCreated
-from services.tasks.models import SCHEMA, Notification, NotificationDelivery, Webhook, users
+from services.tasks.models import SCHEMA, Notification, NotificationDelivery, Webhook
 from services.tasks.notifications.kinds import Channel, occurrence_of
-from services.tasks.notifications.rules import channels_of
+from services.tasks.notifications.rules import recipient_of
 from shared.db import UnitOfWork, add_events
 from shared.events import Envelope
 from shared.notifications import Notification as LogNotification
@@ -79,10 +79,8 @@ def record_notification(
     """
     occurrence = occurrence_of(envelope)
     owner_id = uuid.UUID(occurrence.owner_id)
-    deleted = session.execute(
-        select(users.c.deleted_at).where(users.c.id == owner_id)
-    ).scalar_one_or_none()
-    if deleted is not None:
+    deleted, channels = recipient_of(session, owner_id=owner_id, event=occurrence.event.value)
+    if deleted:
         return None
     notification_id = notification_id_of(envelope.id, occurrence.owner_id)
     created = session.execute(
@@ -102,7 +100,7 @@ def record_notification(
     if created is None:
         return None
     deliveries = []
-    for channel in channels_of(session, owner_id=owner_id, event=occurrence.event.value):
+    for channel in channels:
         targets = (
             _webhooks_for(session, owner_id, occurrence.event.value)
             if channel is Channel.WEBHOOK

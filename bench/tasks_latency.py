@@ -320,9 +320,13 @@ def cpu_by_process(ours: dict[str, int]) -> dict[str, float]:
     for pid, (_name, parent, _cpu) in stats.items():
         children[parent].append(pid)
 
+    listed = set(ours.values())
+
     def tree(pid: int) -> float:
         own = stats[pid][2] if pid in stats else 0.0
-        return own + sum(tree(child) for child in children[pid])
+        # Another of `ours` below this one (the engine processes are the bench's children) is
+        # counted under its own name only.
+        return own + sum(tree(child) for child in children[pid] if child not in listed)
 
     totals = {name: tree(pid) for name, pid in ours.items()}
     for name in SYSTEM_PROCESSES:

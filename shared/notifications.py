@@ -6,6 +6,10 @@ once for one notification: delivery is at-least-once). Channels come from the en
 group `dockyard.notifiers` (`log` below is declared there, in Dockyard's pyproject.toml) and
 from `register_channel(name, factory)` calls made before that; NOTIFICATION_CHANNELS switches
 them on. A channel plugin that fails to load is listed as failed; naming it fails start-up.
+
+A notifier whose `inline` attribute is true only writes locally and cannot block (`log`): a
+caller may then send through it inside a database transaction instead of from a retried task.
+Plugins leave it unset, so their channels always go through the task.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ class Notifier(Protocol):
 class LogNotifier:
     """Delivers a notification as one INFO line on the `dockyard.notifications` logger."""
 
+    #: A log line: local, cheap, never blocks (see the module's note on `inline`).
+    inline = True
+
     def send(self, notification: Notification) -> None:
         """Log the notification's summary."""
         log.info(
@@ -84,6 +91,7 @@ class FanOutNotifier:
 
     def __init__(self, channels: Sequence[Notifier]) -> None:
         self.channels = list(channels)
+        self.inline = all(getattr(channel, "inline", False) for channel in self.channels)
 
     def send(self, notification: Notification) -> None:
         """Deliver through every channel; the first failure propagates (a retry resends all)."""
@@ -130,6 +138,11 @@ def build_notifier(names: Sequence[str]) -> Notifier:
         raise ConfigError("NOTIFICATION_CHANNELS lists no channel")
     channels = [found[name]() for name in names]
     return channels[0] if len(channels) == 1 else FanOutNotifier(channels)
+
+
+def is_inline(notifier: Notifier) -> bool:
+    """Whether the notifier may send inside a caller's transaction (local, never blocks)."""
+    return bool(getattr(notifier, "inline", False))
 
 
 def notifier_from_settings(settings: Any) -> Notifier:

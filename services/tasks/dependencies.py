@@ -98,6 +98,8 @@ def lock_dependencies(
     session: Session, *, owner_id: uuid.UUID, dependency_ids: Sequence[uuid.UUID]
 ) -> list[Task]:
     """The owner's tasks with these ids, locked FOR SHARE; raises UnknownDependency."""
+    if not dependency_ids:
+        return []  # most tasks: no round trip for an empty IN list
     found = {
         task.id: task
         for task in session.scalars(

@@ -1,5 +1,6 @@
 """Reactions to events: notify users (a notification and its deliveries per event that
-notifies, then one delivery job each), run or skip the tasks that waited on a finished one,
+notifies, LOG sent at once when the operator's notifier is inline, then one delivery job for
+each other), run or skip the tasks that waited on a finished one,
 erase a deleted account's tasks, and keep the `users` replica from auth's user events
 (shared.user_replica).
 
@@ -10,23 +11,40 @@ a task's start is one broker hop after its commit.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
 from services.tasks import dependencies, dispatch, erasure, workflows
+from services.tasks.config import TasksSettings
 from services.tasks.models import SCHEMA, users
 from services.tasks.notifications.history import delete_user_notifications, record_notification
 from services.tasks.notifications.kinds import ROUTING_KEYS
 from services.tasks.notifications.rules import delete_user_rules
 from services.tasks.sagas import tasks_sagas
+from shared.config import ConfigError
 from shared.db import add_events
 from shared.messaging import Envelope, Subscription
+from shared.notifications import Notifier, is_inline, notifier_from_settings
 from shared.user_replica import USER_EVENTS, apply_user_event
+
+
+@lru_cache(maxsize=1)
+def inline_notifier() -> Notifier | None:
+    """The operator's notifier when LOG deliveries may be sent in the consumer (else None)."""
+    try:
+        notifier = notifier_from_settings(TasksSettings())
+    except ConfigError:
+        # The worker refuses to start on it and says why; its delivery jobs send them all.
+        return None
+    return notifier if is_inline(notifier) else None
 
 
 def on_notifying_event(envelope: Envelope, session: Session) -> None:
     """Record the user's notification of a finished task, a processed file or a misfire."""
-    record_notification(session, envelope)
+    # LOG inline: most users keep the default rule, and a delivery job per finished task (a
+    # relay hop, a consumer hop and a Celery round trip) cost more than the task's own start.
+    record_notification(session, envelope, inline=inline_notifier())
 
 
 def on_notification_created(envelope: Envelope, _session: Session) -> None:

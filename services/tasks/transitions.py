@@ -444,7 +444,9 @@ def finish_attempt(
         if not current:
             uow.commit()
             return None
-        _slot_freed(uow)
+        # The slot's signal goes just before each commit below (it is delivered at commit
+        # anyway): a statement here would flush the log counters in an UPDATE of their own,
+        # ahead of the status's.
         if task.cancel_requested_at is not None and outcome.status != TaskStatus.SUCCEEDED:
             outcome = Outcome(TaskStatus.CANCELLED, outcome.exit_code)
         retries_left = (
@@ -463,6 +465,7 @@ def finish_attempt(
             # heartbeat_at in the future: the reconciler leaves the task alone while it waits.
             task.heartbeat_at = now + timedelta(seconds=delay)
             attempt = task.attempts
+            _slot_freed(uow)
             uow.commit()
             # Only the last attempt's outputs are stored: a failed one's go now.
             outputs.remove_attempt_dir(settings.output_dir, task_id, attempt)
@@ -485,6 +488,7 @@ def finish_attempt(
             max_bytes=settings.output_max_bytes,
         )
         collect_outputs(uow.session, task, settings=settings)
+        _slot_freed(uow)
         uow.commit()
     return None
 

@@ -24,12 +24,11 @@ from sqlalchemy import select, update
 from services.tasks.events import WebhookDisabled
 from services.tasks.models import Notification, NotificationDelivery, Webhook, users
 from services.tasks.notifications import webhooks
-from services.tasks.notifications.history import notification_body
+from services.tasks.notifications.history import log_notification_of, notification_body
 from services.tasks.notifications.kinds import Channel
 from services.tasks.notifications.mail import compose_notification_mail, compose_webhook_disabled
 from shared.db import UnitOfWork
 from shared.mail import MailRefused, MailUnavailable, SmtpSettings, deliver
-from shared.notifications import Notification as LogNotification
 from shared.notifications import Notifier
 
 log = logging.getLogger("dockyard.notifications")
@@ -66,15 +65,12 @@ class _Failed(Exception):
 
 
 def _send_log(notification: Notification, channels: Channels) -> None:
-    details = notification.details
     try:
         channels.notifier.send(
-            LogNotification(
-                user_id=str(notification.owner_id),
-                subject_type=details["subject_type"],
+            log_notification_of(
+                owner_id=notification.owner_id,
                 subject_id=notification.subject_id,
-                subject_name=details["subject_name"],
-                status=details["status"],
+                details=notification.details,
             )
         )
     except Exception as exc:  # noqa: BLE001 - an operator's channel may fail any way: retry it

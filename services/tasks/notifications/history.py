@@ -1,21 +1,28 @@
-"""Notifications: one per (event, user), made in the consumer's transaction with a pending
-delivery per channel; and the user's history with each delivery's outcome."""
+"""Notifications: one per (event, user), made in the consumer's transaction with a delivery per
+channel (LOG sent there and then when the operator's notifier is inline, the others pending for
+a delivery job); and the user's history with each delivery's outcome."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.tasks.events import NotificationCreated
-from services.tasks.models import SCHEMA, Notification, NotificationDelivery, Webhook, users
+from services.tasks.models import SCHEMA, Notification, NotificationDelivery, Webhook
 from services.tasks.notifications.kinds import Channel, occurrence_of
-from services.tasks.notifications.rules import channels_of
+from services.tasks.notifications.rules import recipient_of
 from shared.db import UnitOfWork, add_events
 from shared.events import Envelope
+from shared.notifications import Notification as LogNotification
+from shared.notifications import Notifier
 from shared.pagination import KeysetCursor, Page, newest_first_page, page_of
+
+log = logging.getLogger("dockyard.notifications")
 
 #: Namespace of the ids derived from (event id, user) and (notification, channel, webhook).
 _IDS = uuid.UUID("3b7d1c9e-0f44-4c1e-9a55-1d2f6e8b7a10")
@@ -38,17 +45,42 @@ def _webhooks_for(session: Session, owner_id: uuid.UUID, event: str) -> list[uui
     return [webhook_id for webhook_id, events in rows if not events or event in events]
 
 
-def record_notification(session: Session, envelope: Envelope) -> uuid.UUID | None:
+def log_notification_of(
+    *, owner_id: uuid.UUID | str, subject_id: str, details: dict
+) -> LogNotification:
+    """What the LOG channel tells the operator's notifier of a notification."""
+    return LogNotification(
+        user_id=str(owner_id),
+        subject_type=details["subject_type"],
+        subject_id=subject_id,
+        subject_name=details["subject_name"],
+        status=details["status"],
+    )
+
+
+def _sent_inline(notifier: Notifier, notification: LogNotification) -> bool:
+    try:
+        notifier.send(notification)
+    except Exception:  # noqa: BLE001 - an operator's channel may fail any way: the job retries
+        log.warning("inline LOG delivery failed; leaving it to a delivery job", exc_info=True)
+        return False
+    return True
+
+
+def record_notification(
+    session: Session, envelope: Envelope, *, inline: Notifier | None = None
+) -> uuid.UUID | None:
     """Make the envelope's notification and its deliveries, and raise NotificationCreated.
 
-    Nothing for a deleted user, and nothing again for an event handled before.
+    Nothing for a deleted user, and nothing again for an event handled before. With `inline`
+    (a notifier that is local and cannot block: shared.notifications.is_inline), the LOG
+    delivery is sent here and recorded DELIVERED in the caller's transaction, so it costs no
+    delivery job; NotificationCreated lists only the deliveries still PENDING.
     """
     occurrence = occurrence_of(envelope)
     owner_id = uuid.UUID(occurrence.owner_id)
-    deleted = session.execute(
-        select(users.c.deleted_at).where(users.c.id == owner_id)
-    ).scalar_one_or_none()
-    if deleted is not None:
+    deleted, channels = recipient_of(session, owner_id=owner_id, event=occurrence.event.value)
+    if deleted:
         return None
     notification_id = notification_id_of(envelope.id, occurrence.owner_id)
     created = session.execute(
@@ -68,7 +100,7 @@ def record_notification(session: Session, envelope: Envelope) -> uuid.UUID | Non
     if created is None:
         return None
     deliveries = []
-    for channel in channels_of(session, owner_id=owner_id, event=occurrence.event.value):
+    for channel in channels:
         targets = (
             _webhooks_for(session, owner_id, occurrence.event.value)
             if channel is Channel.WEBHOOK
@@ -76,15 +108,30 @@ def record_notification(session: Session, envelope: Envelope) -> uuid.UUID | Non
         )
         for webhook_id in targets:
             key = idempotency_key_of(notification_id, channel.value, str(webhook_id or ""))
-            deliveries.append(
-                NotificationDelivery(
-                    id=uuid.UUID(key),
-                    notification_id=notification_id,
-                    channel=channel.value,
-                    webhook_id=webhook_id,
-                    idempotency_key=key,
-                )
+            delivery = NotificationDelivery(
+                id=uuid.UUID(key),
+                notification_id=notification_id,
+                channel=channel.value,
+                webhook_id=webhook_id,
+                idempotency_key=key,
             )
+            # A rolled-back transaction (the event comes again) logs the line again: a LOG
+            # delivery is at least once, as a delivery job's is.
+            if (
+                channel is Channel.LOG
+                and inline is not None
+                and _sent_inline(
+                    inline,
+                    log_notification_of(
+                        owner_id=owner_id,
+                        subject_id=occurrence.subject_id,
+                        details=occurrence.details,
+                    ),
+                )
+            ):
+                delivery.status, delivery.attempts = "DELIVERED", 1
+                delivery.delivered_at = datetime.now(UTC)
+            deliveries.append(delivery)
     session.add_all(deliveries)
     session.flush()
     add_events(
@@ -96,7 +143,7 @@ def record_notification(session: Session, envelope: Envelope) -> uuid.UUID | Non
                 event=occurrence.event.value,
                 subject=occurrence.subject,
                 subject_id=occurrence.subject_id,
-                delivery_ids=[str(d.id) for d in deliveries],
+                delivery_ids=[str(d.id) for d in deliveries if d.status != "DELIVERED"],
             )
         ],
         source=SCHEMA,

@@ -8,19 +8,25 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from services.tasks.models import NotificationRule
+from services.tasks.models import NotificationRule, users
 from services.tasks.notifications.kinds import DEFAULT_CHANNELS, Channel, NotificationEvent
 from shared.db import UnitOfWork
 
 
-def channels_of(session: Session, *, owner_id: uuid.UUID, event: str) -> list[Channel]:
-    """The channels the user chose for `event`, or the default ones."""
-    chosen = session.scalar(
-        select(NotificationRule.channels).where(
-            NotificationRule.owner_id == owner_id, NotificationRule.event == event
+def recipient_of(
+    session: Session, *, owner_id: uuid.UUID, event: str
+) -> tuple[bool, list[Channel]]:
+    """Whether the user is known deleted, and their channels for `event` (one round trip)."""
+    deleted_at, chosen = session.execute(
+        select(
+            select(users.c.deleted_at).where(users.c.id == owner_id).scalar_subquery(),
+            select(NotificationRule.channels)
+            .where(NotificationRule.owner_id == owner_id, NotificationRule.event == event)
+            .scalar_subquery(),
         )
-    )
-    return [Channel(c) for c in chosen] if chosen is not None else list(DEFAULT_CHANNELS)
+    ).one()
+    channels = [Channel(c) for c in chosen] if chosen is not None else list(DEFAULT_CHANNELS)
+    return deleted_at is not None, channels
 
 
 def _all_rules(session: Session, owner_id: uuid.UUID) -> list[dict]:

@@ -251,8 +251,9 @@ def test_finished_tasks_notify_their_owner(client, alice, engine):
     wait_for(
         lambda: (
             f"Notification sent to user {alice.id} about task notify-me: SUCCEEDED"
-            in engine["worker"].log()
+            in engine["consume"].log()
         ),
         timeout=15,
-        message="no notification line in the worker's log",
+        # The default LOG channel is inline: the consumer that records the notification sends it.
+        message="no notification line in the consumer's log",
     )

@@ -19,7 +19,7 @@ from services.tasks.notifications.history import record_notification
 from services.tasks.tests.webhook_receiver import Receiver, start_receiver
 from shared.events import Envelope
 from shared.mail import SmtpSettings
-from shared.notifications import LogNotifier
+from shared.notifications import FanOutNotifier, LogNotifier, is_inline
 from shared.user_replica import apply_user_event
 
 ALLOW_LOOPBACK = webhooks.WebhookPolicy(allow_private=True, timeout=5, disable_after=3)
@@ -396,6 +396,56 @@ def test_a_failing_log_channel_leaves_the_delivery_pending_for_a_retry(uow, alic
         ).result
         == "delivered"
     )
+
+
+def created_event_of(uow, notification_id) -> dict:
+    """The payload of the NotificationCreated that announced the notification."""
+    with uow() as unit:
+        return unit.session.execute(
+            text(
+                "SELECT payload FROM outbox WHERE event_type = 'NotificationCreated'"
+                " AND payload->>'notification_id' = :id"
+            ),
+            {"id": str(notification_id)},
+        ).scalar_one()
+
+
+def record_inline(uow, env: Envelope, notifier) -> uuid.UUID | None:
+    """Handle the event as the consumer does with an inline notifier, in one transaction."""
+    with uow() as unit:
+        notification_id = record_notification(unit.session, env, inline=notifier)
+        unit.commit()
+    return notification_id
+
+
+def test_an_inline_log_channel_is_delivered_in_the_consumers_transaction(
+    uow, client, loopback_client, alice, caplog
+):
+    set_rule(client, alice, "TASK_FAILED", ["LOG", "WEBHOOK"])
+    add_webhook(loopback_client, alice, "http://127.0.0.1:9/failed")
+    with caplog.at_level("INFO", logger="dockyard.notifications"):
+        notification_id = record_inline(uow, envelope("TaskFailed", alice.id), LogNotifier())
+    assert caplog.text.count(f"Notification sent to user {alice.id} about task nightly") == 1
+    by_channel = {d.channel: d for d in deliveries_of(uow, notification_id)}
+    assert (by_channel["LOG"].status, by_channel["LOG"].attempts) == ("DELIVERED", 1)
+    assert by_channel["LOG"].delivered_at is not None
+    assert by_channel["WEBHOOK"].status == "PENDING"
+    # Only what is left to send gets a delivery job.
+    assert created_event_of(uow, notification_id)["delivery_ids"] == [str(by_channel["WEBHOOK"].id)]
+
+
+def test_an_inline_log_channel_that_fails_leaves_the_delivery_to_a_job(uow, alice):
+    notification_id = record_inline(uow, envelope("TaskSucceeded", alice.id), Broken())
+    (delivery,) = deliveries_of(uow, notification_id)
+    assert (delivery.status, delivery.attempts) == ("PENDING", 0)
+    assert created_event_of(uow, notification_id)["delivery_ids"] == [str(delivery.id)]
+
+
+def test_only_the_built_in_log_channel_is_inline():
+    assert is_inline(LogNotifier())
+    assert is_inline(FanOutNotifier([LogNotifier(), LogNotifier()]))
+    assert not is_inline(Broken())
+    assert not is_inline(FanOutNotifier([LogNotifier(), Broken()]))
 
 
 def test_a_delivery_to_a_deleted_webhook_is_skipped(uow, client, loopback_client, alice):

@@ -28,6 +28,9 @@ root=$(mktemp -d /var/tmp/dockyard-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "debootstrap $SUITE (minbase + $PACKAGES) into $root"
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR"
+# The image trusts what this host trusts: a TLS-inspecting proxy's CA on the way to PyPI, say
+# (the build stage installs requirements.lock from the index this host reaches).
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 # Smaller and reproducible: no package lists, caches or logs in the image.
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/log/* "$root"/tmp/*
 tar --numeric-owner -C "$root" -c . |

@@ -21,8 +21,6 @@ import kombu.exceptions
 import psycopg2
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
-from shared.messaging.broker import PublishError
-
 #: First delay before reconnecting; it doubles on each failure.
 RECONNECT_INITIAL_DELAY = 0.1
 #: Longest delay between two attempts: an outage's end is noticed within about this long.
@@ -37,8 +35,6 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
     kombu.exceptions.OperationalError,
     # Refused, reset, broken pipe, timed out, "Server unexpectedly closed connection".
     OSError,
-    # A nack (a full queue that rejects publishes), a return or a confirm that did not come.
-    PublishError,
 )
 #: Errors that mean PostgreSQL is away or dropped the connection (psycopg2's own for raw
 #: connections such as LISTEN ones; SQLAlchemy wraps the same in OperationalError).
@@ -60,7 +56,11 @@ def is_database_outage(exc: BaseException) -> bool:
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the broker or the database is unreachable (expected, retried)."""
-    return is_database_outage(exc) or isinstance(exc, BROKER_ERRORS)
+    # Imported here: shared.messaging imports this module. A PublishError is a nack (a full
+    # queue that rejects publishes), a return or a confirm that did not come: retried too.
+    from shared.messaging.broker import PublishError
+
+    return is_database_outage(exc) or isinstance(exc, BROKER_ERRORS + (PublishError,))
 
 
 def summary(exc: BaseException) -> str:

@@ -17,8 +17,10 @@ WITH_ENV := $(BIN)/honcho run -e $(ENV_FILE)
 PYTEST_ARGS ?=
 # Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
 PROCS ?=
+# `make chaos` profile: full (by hand, under 15 minutes) or ci (what .ci/run runs, under 6).
+PROFILE ?= full
 
-.PHONY: help venv up test lint fmt migrate bench docs clean distclean
+.PHONY: help venv up test lint fmt migrate bench chaos docs clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +63,9 @@ migrate: venv ## Create the database, roles and schemas if missing, then run eve
 
 bench: venv ## Run every benchmark in bench/ (or some: make bench BENCH="gateway_me")
 	$(BIN)/python bench/run.py $(BENCH)
+
+chaos: venv ## Faults under traffic on a throwaway stack of its own; one table, JSON in chaos/results (PROFILE=ci|full)
+	$(BIN)/python -m chaos --profile $(PROFILE)
 
 docs: venv ## Regenerate the README configuration table and .env.example from the settings registry
 	$(BIN)/python deploy/update_readme_config.py

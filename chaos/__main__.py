@@ -34,6 +34,7 @@ from chaos.traffic import (
     GatewayClient,
     Traffic,
     User,
+    Work,
     data,
     error_codes,
 )
@@ -108,7 +109,9 @@ class Drill:
         self.client = GatewayClient(stack.gateway_url)
         self.traffic = Traffic(self.client, threads=profile.threads, pause=profile.pause)
         self.db = Database(stack.environment.admin_url, stack.environment.database)
-        self.duplicates = DuplicateTally(stack.metrics, stack.names("consume-"))
+        self.duplicates = DuplicateTally(
+            lambda: [stack.processes[name].logs() for name in stack.names("consume-")]
+        )
 
     def row(self, row: str, fault: str, inject: Callable[[RowResult], Probe | None]) -> RowResult:
         """Inject a fault under traffic, then wait for the row's work to settle; the result."""
@@ -122,44 +125,55 @@ class Drill:
             result.problems.append(f"the fault's script failed: {exc!r}")
             probe = None
         recovered = time.monotonic()
-        time.sleep(self.profile.settle_seconds)
+        deadline = recovered + self.profile.converge_timeout
+        # Converged: everything accepted before the fault ended is final (and the row's own
+        # events consumed), timed from the end of the fault while the traffic goes on.
+        _, during = self.traffic.since(started, recovered)
+        while not self._settled(during, probe):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        else:
+            result.converge_seconds = time.monotonic() - recovered
+        # Then the work accepted just after the fault must end too (it is counted as well).
+        time.sleep(max(0.0, recovered + self.profile.settle_seconds - time.monotonic()))
         answers, work = self.traffic.since(started, time.monotonic())
+        while not self._settled(work, probe) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        outcome = self.db.outcome(work)
+        arrived = probe.arrived() if probe else 0
         result.submitted += len(work)
+        result.completed += outcome.completed
         result.client_5xx = sum(answer.server_error for answer in answers)
         result.client_503 = sum(answer.unavailable for answer in answers)
         if result.client_5xx:
             result.problems.append(f"{result.client_5xx} answers were a 500, not a 503")
-        deadline = recovered + self.profile.converge_timeout
-        while True:
-            outcome = self.db.outcome(work)
-            arrived = probe.arrived() if probe else 0
-            if outcome.finished == len(work) and (probe is None or arrived >= probe.total):
-                result.converge_seconds = time.monotonic() - recovered
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        result.completed += outcome.completed
         if probe is not None:
             probe.finish()
             result.submitted += probe.total
             result.completed += min(arrived, probe.total)
             result.problems += probe.check()
         result.lost = result.submitted - result.completed
-        if result.converge_seconds is None:
+        if outcome.finished < len(work) or (probe is not None and arrived < probe.total):
+            result.converge_seconds = None
             result.problems.append(
                 f"{len(work) - outcome.finished} items not final and "
                 f"{probe.total - arrived if probe else 0} events not consumed after "
                 f"{self.profile.converge_timeout:g} s"
             )
             result.problems += [f"not done: {item}" for item in self.db.unfinished(work)]
-        self.duplicates.sample()
         result.duplicates = self.duplicates.total() - duplicates_before
         for name in self.stack.dead():
             result.problems.append(f"{name} exited by itself; restarted")
             self.stack.restart(name)
         print(f"    {result}", flush=True)
         return result
+
+    def _settled(self, work: list[Work], probe: Probe | None) -> bool:
+        """Whether all this work reached a final state and the probe's events all arrived."""
+        if self.db.outcome(work).finished < len(work):
+            return False
+        return probe is None or probe.arrived() >= probe.total
 
     def kill(self, name: str, pause: float = 1.0) -> None:
         """SIGKILL a process (its whole group), then start it again as a supervisor would."""
@@ -375,7 +389,6 @@ def run(profile: Profile, results_dir: Path, keep_logs: bool) -> int:
     drill = Drill(stack, profile)
     try:
         drill.traffic.register(profile.users)
-        drill.duplicates.start()
         drill.traffic.start()
         time.sleep(5)
         rows.append(drill.row("R5", "poison event -> DLQ -> dlq replay", drill.poison))
@@ -400,7 +413,6 @@ def run(profile: Profile, results_dir: Path, keep_logs: bool) -> int:
             )
     finally:
         drill.traffic.stop()
-        drill.duplicates.stop()
         stop_stack(stack, keep_logs=keep_logs or failed(rows))
     for row, (fault, reason) in NOT_BUILT.items():
         rows.append(RowResult(row, fault, skipped=reason))

@@ -2,15 +2,13 @@
 
 Final states: a file PROCESSED or FAILED, a task in a terminal status, a workflow finished.
 Completed means the good end (PROCESSED, SUCCEEDED, every step SUCCEEDED); anything else that
-ended, or nothing that ended, is lost. Duplicates are the consumers' own count of redeliveries
-their inbox dropped (dockyard_consumer_duplicates_total), summed over restarts by DuplicateTally.
+ended, or nothing that ended, is lost. Duplicates are the redeliveries the consumers' inboxes
+dropped, as each consumer logged them (DuplicateTally).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -22,7 +20,7 @@ from services.tasks.containers import LABEL_NAMESPACE
 
 FILE_FINAL = {"PROCESSED", "FAILED"}
 TASK_FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"}
-DUPLICATES = re.compile(r"^dockyard_consumer_duplicates_total\{[^}]*\} (\S+)$", re.M)
+DROPPED = re.compile(r'"message": "dropped (\d+) duplicate\(s\)"')
 UNROUTABLE = re.compile(r"^dockyard_events_unroutable_total\{[^}]*\} (\S+)$", re.M)
 
 
@@ -156,48 +154,15 @@ def leaked_containers(namespace: str) -> list[str]:
 
 
 class DuplicateTally:
-    """Sums each consumer's duplicates counter over its restarts, sampled in the background.
+    """Redeliveries the consumers' inboxes dropped, counted from what each consumer logged.
 
-    A SIGKILLed consumer's counter restarts at 0; what it counted since the last sample is not
-    seen, so the tally is a lower bound.
+    A consumer logs "dropped N duplicate(s)" once per batch, right after the commit that
+    recorded them; its log outlives a SIGKILL, where its Prometheus counter would restart at 0.
     """
 
-    def __init__(self, scrape: Callable[[str], str | None], names: list[str]) -> None:
-        self.scrape = scrape
-        self.names = names
-        self._last = dict.fromkeys(names, 0.0)
-        self._carried = dict.fromkeys(names, 0.0)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        """Sample every half second until stopped."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        self._thread.join(5)
-
-    def sample(self) -> None:
-        """Read every consumer's counter once."""
-        for name in self.names:
-            text = self.scrape(name)
-            if text is None:
-                continue
-            value = sum(float(found) for found in DUPLICATES.findall(text))
-            with self._lock:
-                if value < self._last[name]:
-                    self._carried[name] += self._last[name]
-                self._last[name] = value
+    def __init__(self, logs: Callable[[], Iterable[str]]) -> None:
+        self.logs = logs
 
     def total(self) -> int:
-        """Duplicates counted so far by every consumer."""
-        with self._lock:
-            return int(sum(self._carried.values()) + sum(self._last.values()))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            time.sleep(0.5)
+        """Duplicates dropped so far by every consumer."""
+        return sum(int(found) for text in self.logs() for found in DROPPED.findall(text))

@@ -38,8 +38,8 @@ GENEROUS_LIMITS = {
     "TASKS_CREATE_LIMIT_PER_USER": "100000/minute",
     "TASKS_MAX_ACTIVE_TASKS_PER_USER": "1000",
 }
-#: Processes that serve Prometheus metrics when given --metrics-port (relays and consumers).
-METRICS = re.compile(r"^(relay|consume)-")
+#: Processes that serve Prometheus metrics on a port of their own (R6 reads the relays' tally).
+METRICS = re.compile(r"^relay-")
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Stack:
         return sorted(name for name in self.processes if name.startswith(prefix))
 
     def metrics(self, name: str) -> str | None:
-        """The /metrics text of a relay or consumer, None when it does not answer."""
+        """The /metrics text of a relay, None when it does not answer."""
         port = self.metrics_ports.get(name)
         if port is None:
             return None

@@ -77,17 +77,11 @@ def test_an_explicit_503_is_not_a_server_error_but_a_500_is():
     assert not Answer(0, "me", 200, ()).server_error
 
 
-def test_the_duplicate_tally_carries_a_consumers_count_over_its_restart():
-    texts = iter(
-        [
-            'dockyard_consumer_duplicates_total{consumer="a"} 4.0\n',
-            'dockyard_consumer_duplicates_total{consumer="a"} 7.0\n'
-            'dockyard_consumer_duplicates_total{consumer="b"} 1.0\n',
-            None,  # killed: no answer
-            'dockyard_consumer_duplicates_total{consumer="a"} 2.0\n',  # restarted from 0
-        ]
-    )
-    tally = DuplicateTally(lambda _name: next(texts), ["consume-files"])
-    for _ in range(4):
-        tally.sample()
-    assert tally.total() == 8 + 2
+def test_the_duplicate_tally_sums_what_every_consumer_logged_it_dropped():
+    logs = [
+        '{"level": "INFO", "message": "dropped 4 duplicate(s)", "consumer": "files.users"}\n'
+        '{"level": "INFO", "message": "consumer started"}\n'
+        '{"level": "INFO", "message": "dropped 1 duplicate(s)", "consumer": "files.search"}\n',
+        '{"level": "INFO", "message": "dropped 7 duplicate(s)", "consumer": "tasks.users"}\n',
+    ]
+    assert DuplicateTally(lambda: logs).total() == 12

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import amqp
+
 from chaos.checks import UNROUTABLE, Database, DuplicateTally, leaked_containers
 from chaos.events import INSERT, EventStream
 from chaos.report import RowResult, failed, table, write_json
@@ -38,6 +40,7 @@ from chaos.traffic import (
     data,
     error_codes,
 )
+from shared.messaging.broker import close_quietly, connect
 from shared.processes import ManagedProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -368,8 +371,15 @@ class Drill:
         return Probe(1, applied, check)
 
     def _queued(self, queue: str) -> int:
-        rows = self.stack.rabbit.rows("queues", "name", "messages")
-        return sum(row["messages"] for row in rows if row["name"] == queue)
+        # A passive declare over AMQP: rabbitmqctl takes tens of seconds on a loaded machine.
+        connection = None
+        try:
+            connection = connect(self.stack.rabbit.url, name="chaos-drill", timeout=30)
+            return connection.channel().queue_declare(queue, passive=True).message_count
+        except amqp.exceptions.NotFound:
+            return 0
+        finally:
+            close_quietly(connection)
 
     def _unroutable(self) -> int:
         # Any relay may count a copy: the tally queue is shared.

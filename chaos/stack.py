@@ -84,7 +84,7 @@ class Stack:
         self.processes[name].start()
 
 
-def start_stack(*, keep: bool = False) -> Stack:
+def start_stack() -> Stack:
     """Start the infrastructure, provision the database, then every Procfile process."""
     root = Path(tempfile.mkdtemp(prefix="dockyard-chaos-"))
     # The postgres user must reach its data directory below this one.

@@ -172,8 +172,20 @@ class RabbitNode:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-#: Where Debian puts PostgreSQL's server programs (initdb, postgres).
-POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+def _postgres_bin() -> Path:
+    """POSTGRES_BIN, else the newest of Debian's /usr/lib/postgresql/<version>/bin."""
+    if configured := os.environ.get("POSTGRES_BIN"):
+        return Path(configured)
+    found = [
+        path for path in Path("/usr/lib/postgresql").glob("*/bin") if path.parent.name.isdigit()
+    ]
+    return max(
+        found, key=lambda path: int(path.parent.name), default=Path("/usr/lib/postgresql/15/bin")
+    )
+
+
+#: Where PostgreSQL's server programs are (initdb, postgres, pg_isready).
+POSTGRES_BIN = _postgres_bin()
 
 
 def _answers_tcp(port: int) -> bool:

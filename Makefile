@@ -17,7 +17,7 @@ WITH_ENV := $(BIN)/honcho run -e $(ENV_FILE)
 PYTEST_ARGS ?=
 # Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
 PROCS ?=
-# `make chaos` profile: full (by hand, under 15 minutes) or ci (what .ci/run runs, under 6).
+# `make chaos` profile: full (by hand) or ci (the reduced one .ci/run runs after the tests).
 PROFILE ?= full
 
 .PHONY: help venv up test lint fmt migrate bench chaos docs clean distclean

@@ -17,8 +17,10 @@ WITH_ENV := $(BIN)/honcho run -e $(ENV_FILE)
 PYTEST_ARGS ?=
 # Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
 PROCS ?=
+# `make chaos` profile: full (by hand) or ci (the reduced one .ci/run runs after the tests).
+PROFILE ?= full
 
-.PHONY: help provision venv up status test lint fmt migrate bench overload docs clean distclean
+.PHONY: help provision venv up status test lint fmt migrate bench overload chaos docs clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -75,6 +77,8 @@ bench: venv ## Run every benchmark in bench/ (or some: make bench BENCH="gateway
 
 overload: venv ## The overload scenario: 560 uploads/s for 10 minutes, processing at half (README "Reliability")
 	$(BIN)/python bench/run.py overload
+chaos: venv ## Faults under traffic on a throwaway stack of its own; one table, JSON in chaos/results (PROFILE=ci|full)
+	$(BIN)/python -m chaos --profile $(PROFILE)
 
 docs: venv ## Regenerate the README configuration table and .env.example from the settings registry
 	$(BIN)/python deploy/update_readme_config.py

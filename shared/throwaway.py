@@ -1,19 +1,20 @@
-"""Throwaway infrastructure for tests and drills: a RabbitMQ node of its own, a cuttable proxy.
+"""Throwaway infrastructure for tests and drills: RabbitMQ, PostgreSQL, Redis, a cuttable proxy.
 
-A test that must restart or reconfigure the broker (a short consumer_timeout, say) starts a
-`RabbitNode` instead of touching the machine's shared node, which the rest of the suite keeps
-using. A test of a database outage puts a `TcpProxy` between its processes and PostgreSQL and
-cuts it, rather than restarting the shared server.
+A test or drill that must restart or reconfigure the broker, the database or Redis starts one of
+these instead of touching the machine's shared one, which everyone else keeps using. A test of a
+database outage may instead put a `TcpProxy` between its processes and PostgreSQL and cut it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import threading
+import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -279,3 +280,141 @@ class TcpProxy:
                 except OSError:
                     pass
                 sock.close()
+
+
+def _postgres_bin() -> Path:
+    """POSTGRES_BIN, else the newest of Debian's /usr/lib/postgresql/<version>/bin."""
+    if configured := os.environ.get("POSTGRES_BIN"):
+        return Path(configured)
+    found = [
+        path for path in Path("/usr/lib/postgresql").glob("*/bin") if path.parent.name.isdigit()
+    ]
+    return max(
+        found, key=lambda path: int(path.parent.name), default=Path("/usr/lib/postgresql/15/bin")
+    )
+
+
+#: Where PostgreSQL's server programs are (initdb, postgres, pg_isready).
+POSTGRES_BIN = _postgres_bin()
+
+
+def _answers_tcp(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PostgresNode:
+    """A throwaway PostgreSQL cluster on a loopback port, trusting loopback; a ManagedProcess.
+
+    As root the server runs as the `postgres` user (PostgreSQL refuses root), its data
+    directory under `root` owned by that user.
+    """
+
+    root: Path
+    port: int
+    process: ManagedProcess
+    user: str | None
+
+    @classmethod
+    def configure(cls, root: Path) -> PostgresNode:
+        """initdb a cluster under `root` (superuser postgres, trust on loopback); not started."""
+        data = root / "data"
+        user = "postgres" if os.geteuid() == 0 else None
+        prefix = ["runuser", "-u", user, "--"] if user else []
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(root, entry.pw_uid, entry.pw_gid)
+        subprocess.run(
+            [*prefix, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+             "--auth=trust", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, cwd=root,
+        )  # fmt: skip
+        (port,) = free_ports(1)
+        argv = [
+            *prefix, str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
+            "-c", "fsync=off", "-c", "max_connections=300",
+        ]  # fmt: skip
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        log = root / "server.log"
+        log.touch()
+        if user:
+            os.chown(log, entry.pw_uid, entry.pw_gid)
+        process = ManagedProcess("postgres", argv, env=env, log=log, cwd=root)
+        return cls(root=root, port=port, process=process, user=user)
+
+    @property
+    def admin_url(self) -> str:
+        """The superuser's URL (the `postgres` database)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def host(self) -> str:
+        """host:port, as TestEnvironment.pg_host wants it."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.process.start()
+        self.process.wait_ready(until=self._ready, timeout=timeout)
+
+    def _ready(self) -> bool:
+        return (
+            subprocess.run(
+                [str(POSTGRES_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                check=False,
+            ).returncode
+            == 0
+        )
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM is PostgreSQL's smart shutdown; SIGINT would be fast)."""
+        if self.process.running:
+            # Fast shutdown: smart waits for every client, and the drill's never leave.
+            self.process.signal(2)
+        self.process.stop(timeout=30)
+
+
+@dataclass
+class RedisNode:
+    """A throwaway redis-server on a loopback port, without persistence; a ManagedProcess."""
+
+    root: Path
+    port: int
+    process: ManagedProcess
+
+    @classmethod
+    def configure(cls, root: Path) -> RedisNode:
+        """Choose a port for a server under `root`; nothing runs yet."""
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError("redis-server is not installed")
+        (port,) = free_ports(1)
+        argv = [
+            server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            "--appendonly", "no", "--dir", str(root),
+        ]  # fmt: skip
+        process = ManagedProcess("redis-server", argv, env=dict(os.environ), log=root / "redis.log")
+        return cls(root=root, port=port, process=process)
+
+    @property
+    def url(self) -> str:
+        """The server's URL (database 0)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30) -> None:
+        """Start the server and wait until its port accepts connections."""
+        self.process.start()
+        self.process.wait_ready(until=lambda: _answers_tcp(self.port), timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop the server (it keeps nothing: a restart comes back empty)."""
+        self.process.stop(timeout=15)
+        # The port must be free again before a restart binds it.
+        deadline = time.monotonic() + 10
+        while _answers_tcp(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)

@@ -133,6 +133,10 @@ def celery_config(settings: CommonSettings) -> dict[str, Any]:
         "task_default_queue": f"{namespace}.celery",
         "task_default_exchange": f"{namespace}.celery",
         "task_default_routing_key": f"{namespace}.celery",
+        # Task events feed Celery Flower, whose /metrics is the dashboard's job durations and
+        # failures (a prefork worker's children cannot serve a prometheus_client registry).
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "event_exchange": f"{namespace}.celeryev",
         "event_queue_prefix": f"{namespace}.celeryev",
         "control_exchange": f"{namespace}.celery.control",

@@ -20,7 +20,7 @@ PROCS ?=
 # `make chaos` profile: full (by hand) or ci (the reduced one .ci/run runs after the tests).
 PROFILE ?= full
 
-.PHONY: help provision venv up status test lint fmt migrate bench overload chaos docs clean distclean
+.PHONY: help provision venv up status test lint fmt migrate bench overload chaos docs client clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,16 @@ up: provision venv ## Provision what is missing, the storage directory and the d
 
 status: venv ## Show each process `make up` runs: state, pid, uptime (supervisorctl)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dockyard supervise --status
+
+# ariadne-codegen pins graphql-core and ruff apart from Dockyard's: it gets a venv of its own.
+.venv-codegen/bin/ariadne-codegen: tools/codegen-requirements.txt
+	@test -x .venv-codegen/bin/python || $(PYTHON) -m venv .venv-codegen
+	.venv-codegen/bin/python -m pip install --disable-pip-version-check -q -r $<
+	@touch $@
+
+client: .venv-codegen/bin/ariadne-codegen ## Regenerate dockyard/client/generated from docs/schema/gateway.graphql and queries.graphql
+	rm -rf dockyard/client/generated
+	.venv-codegen/bin/ariadne-codegen client
 
 test: provision venv ## Provision what is missing, then run the whole test suite (it creates and drops its own database)
 	$(BIN)/pytest $(PYTEST_ARGS)

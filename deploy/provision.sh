@@ -73,6 +73,8 @@ compgen -G '/etc/postgresql/*/main' >/dev/null || missing+=(postgresql)
 { command -v rabbitmq-server && command -v rabbitmqctl; } >/dev/null || missing+=(rabbitmq-server)
 # python-magic (the files service's MIME detection) loads libmagic at run time.
 ldconfig -p | grep 'libmagic\.so\.1 ' >/dev/null || missing+=(libmagic1)  # not -q: SIGPIPE + pipefail
+# newman (tests/test_postman.py runs the Postman collection) is installed by npm ci.
+{ command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]} == 0)) && pg_up && redis_up && amqp_port_open && { [ -z "$with_docker" ] || docker_ready; }; then
   echo "PostgreSQL, Redis and RabbitMQ answer on loopback${with_docker:+, and so does a Docker engine}"
   exit 0

@@ -1,0 +1,1 @@
+"""Dockyard's public Python package: the client of the GraphQL gateway (dockyard.client)."""

@@ -1,0 +1,7 @@
+from pydantic import Field
+
+from .base_model import BaseModel
+
+
+class AuthProviders(BaseModel):
+    auth_providers: list[str] = Field(alias="authProviders")

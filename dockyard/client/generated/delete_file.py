@@ -1,0 +1,7 @@
+from pydantic import Field
+
+from .base_model import BaseModel
+
+
+class DeleteFile(BaseModel):
+    delete_file: bool = Field(alias="deleteFile")

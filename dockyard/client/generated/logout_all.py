@@ -1,0 +1,7 @@
+from pydantic import Field
+
+from .base_model import BaseModel
+
+
+class LogoutAll(BaseModel):
+    logout_all: bool = Field(alias="logoutAll")

@@ -15,6 +15,10 @@ ENV_FILE ?= .env
 # Runs a command with $(ENV_FILE) loaded as `make up` loads it (.env wins over the shell).
 WITH_ENV := $(BIN)/honcho run -e $(ENV_FILE)
 PYTEST_ARGS ?=
+# Parallel workers (pytest-xdist), each with its own database and namespace; a file's tests stay
+# on one worker so its module fixtures start once. Most of a test's time is waiting on processes,
+# containers and the broker, so more workers than cores pays: TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 4
 # Procfile entries `make up` starts (all when empty), e.g. make up PROCS="auth files ready".
 PROCS ?=
 # `make chaos` profile: full (by hand) or ci (the reduced one .ci/run runs after the tests).
@@ -65,7 +69,7 @@ client: .venv-codegen/bin/ariadne-codegen ## Regenerate dockyard/client/generate
 	.venv-codegen/bin/ariadne-codegen client
 
 test: provision venv ## Provision what is missing, then run the whole test suite (it creates and drops its own database)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 lint: venv ## ruff check, ruff format --check, and README/.env.example up to date (all run)
 	@status=0; \

@@ -130,6 +130,18 @@ else
 fi
 run psql -X -w -h 127.0.0.1 -U postgres -d postgres -tAc 'SELECT version()'
 
+# The test suite runs in parallel workers (pytest-xdist), each with its own stack of services
+# and pools: Debian's default of 100 connections is too few for three of them.
+max_connections=$(psql -X -w -h 127.0.0.1 -U postgres -d postgres -tAc 'SHOW max_connections')
+if [ "$max_connections" -ge 300 ]; then
+  echo "max_connections is $max_connections"
+else
+  echo "raising max_connections from $max_connections to 300 (restarts PostgreSQL)"
+  run psql -X -w -h 127.0.0.1 -U postgres -d postgres -tAc 'ALTER SYSTEM SET max_connections = 300'
+  run pg_ctlcluster --skip-systemctl-redirect "$pg_version" main restart
+  wait_for PostgreSQL 60 pg_up
+fi
+
 step "Redis"
 if redis_up; then
   echo "already answers PING on 127.0.0.1:6379"

@@ -236,3 +236,55 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         )
     )
     return certfile, keyfile
+
+
+SWARM_MARK = "swarm-made-by-this-run"
+
+
+def join_swarm_for_tests(docker_client, run_dir: Path) -> None:
+    """Make the engine a one-node swarm manager unless it is one; fail if it cannot be one.
+
+    Parallel test workers share the engine, so the check and the init run under a lock in
+    `run_dir` (the run's directory all workers share), and a swarm made here is marked there
+    for `leave_swarm_made_for_tests`, called once the last worker is done. A swarm that was
+    there before is used as it is and never left: the engine is shared.
+    """
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "swarm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = docker_client.info().get("Swarm") or {}
+        state = info.get("LocalNodeState")
+        if state == "active":
+            if not info.get("ControlAvailable"):
+                raise RuntimeError("the Docker engine is a swarm worker: the tests need a manager")
+            return
+        if state != "inactive":
+            raise RuntimeError(
+                f"the Docker engine's swarm is {state!r}: neither active nor inactive"
+            )
+        docker_client.swarm.init(advertise_addr="127.0.0.1")
+        (run_dir / SWARM_MARK).touch()
+
+
+def leave_swarm_made_for_tests(run_dir: Path) -> None:
+    """Leave the swarm `join_swarm_for_tests` made in this run, if it made one."""
+    mark = run_dir / SWARM_MARK
+    if not mark.exists():
+        return
+    import docker
+
+    client = docker.from_env()
+    try:
+        client.swarm.leave(force=True)
+    finally:
+        client.close()
+        mark.unlink()
+
+
+def run_directory(tmp_path_factory) -> Path:
+    """The temporary directory this whole test run shares, across parallel workers too."""
+    base = tmp_path_factory.getbasetemp()
+    # A pytest-xdist worker's base is a folder of the controller's, which outlives the workers.
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

@@ -326,7 +326,9 @@ def relay(service: str):
     )
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: a parallel worker (pytest-xdist) may run the files and tasks
+# services' own tests after this module, and those read their outboxes before any relay has.
+@pytest.fixture(scope="module")
 def relays(test_env) -> Iterator[None]:
     """The files and tasks relays, publishing their outboxes to this run's events exchange."""
     with relay("files"), relay("tasks"):

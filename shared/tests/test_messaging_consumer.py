@@ -297,7 +297,12 @@ def test_envelopes_survive_the_wire():
 
 @pytest.mark.parametrize(
     "body",
-    [b"[]", b"\xff", b'{"id": "not-a-uuid"}', json.dumps({"id": str(uuid.uuid4())}).encode()],
+    [
+        b"[]",
+        b"\xff",
+        b'{"id": "not-a-uuid"}',
+        json.dumps({"id": "0b6d9a52-7c1e-4f3a-8d2b-5e4f6a7b8c9d"}).encode(),
+    ],
 )
 def test_bodies_that_are_not_envelopes_are_rejected(body):
     with pytest.raises(ValueError):

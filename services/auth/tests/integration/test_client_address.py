@@ -7,6 +7,7 @@ import time
 
 import jwt
 import pytest
+import redis
 import requests
 
 from services.auth.app import create_app
@@ -28,6 +29,11 @@ def _register(url: str, headers: dict[str, str]) -> requests.Response:
 def limited_auth(test_env):
     """A real auth service over HTTP allowing two registrations a minute per client address."""
     settings = AuthSettings(**{**GENEROUS_LIMITS, "REGISTER_LIMIT_PER_IP": "2/minute"})
+    # The buckets of 127.0.0.1 are this run's, shared by every test that registers from it.
+    client = redis.Redis.from_url(test_env.redis_url)
+    stale = list(client.scan_iter(f"LIMITS:LIMITER/{test_env.namespace}:ratelimit/*", count=1000))
+    if stale:
+        client.delete(*stale)
     with ServerThread(create_app(settings)) as server:
         yield server
 

@@ -29,6 +29,8 @@ def relay_and_consumer(tmp_path):
         for command in ("relay", "consume")
     ]
     wait_for_consumer(f"{os.environ['DOCKYARD_NAMESPACE']}.consumer.auth.revocation-list")
+    # A relay still importing on a loaded machine would eat into a test's own deadline.
+    processes[0].wait_ready(log_line="relay started", timeout=60)
     yield processes
     stop_all(processes, timeout=20)
     for process in processes:

@@ -17,7 +17,7 @@ from services.gateway.resolvers import subscriptions
 from services.gateway.resolvers.subscriptions import FILE_DONE, status_updates
 from shared.events import Envelope
 
-FILE_ID = str(uuid.uuid4())
+FILE_ID = "6f1c2b0e-3d4a-4c5b-9e8f-0a1b2c3d4e5f"
 
 
 def envelope(aggregate_id: str, aggregate_type: str = "file", type_: str = "FileProcessed"):

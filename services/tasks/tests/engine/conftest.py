@@ -24,7 +24,7 @@ from services.registry import REGISTRY
 from services.tasks.containers import namespace_filter
 from shared import dbadmin, migrations
 from shared.processes import ManagedProcess
-from shared.testing import TestEnvironment
+from shared.testing import TestEnvironment, join_swarm_for_tests, run_directory
 
 TEST_IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 REPO = Path(__file__).resolve().parents[4]
@@ -215,26 +215,17 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, message: str) -
 
 
 @pytest.fixture(scope="session")
-def swarm(docker_client) -> Iterator[None]:
-    """The engine as a one-node swarm manager: made here if it was none, and left after.
+def swarm(docker_client, tmp_path_factory) -> Iterator[None]:
+    """The engine as a one-node swarm manager: made here if it was none, left after the run.
 
-    A swarm that was there before is used as it is and never left: the engine is shared.
+    The root conftest leaves it once every parallel worker is done (`run_directory`).
     """
-    info = docker_client.info().get("Swarm") or {}
-    state = info.get("LocalNodeState")
-    if state == "active":
-        if not info.get("ControlAvailable"):
-            # No silent skip: the swarm suite must run wherever the test suite runs.
-            pytest.fail("the Docker engine is a swarm worker: the swarm tests need a manager")
-        yield
-        return
-    if state != "inactive":
-        pytest.fail(f"the Docker engine's swarm is {state!r}: neither active nor inactive")
-    docker_client.swarm.init(advertise_addr="127.0.0.1")
     try:
-        yield
-    finally:
-        docker_client.swarm.leave(force=True)
+        join_swarm_for_tests(docker_client, run_directory(tmp_path_factory))
+    except RuntimeError as error:
+        # No silent skip: the swarm suite must run wherever the test suite runs.
+        pytest.fail(str(error))
+    yield
 
 
 def swarm_services_of(docker_client, task_id: str) -> list:

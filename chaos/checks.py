@@ -38,7 +38,7 @@ class Database:
     def __init__(self, admin_url: str, database: str) -> None:
         self.url = admin_url.rsplit("/", 1)[0] + f"/{database}"
 
-    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def rows(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         """Run a query; an unreachable database is an empty answer."""
         try:
             connection = psycopg2.connect(self.url, connect_timeout=3)

@@ -135,6 +135,20 @@ def data(answer: dict | None, field_name: str) -> dict | None:
     return (answer.get("data") or {}).get(field_name)
 
 
+def register_user(client: GatewayClient, email: str) -> User:
+    """Register an account with PASSWORD, retrying while the gateway answers unavailable."""
+    # Password hashing makes auth the slowest service on a loaded machine: a client retries a
+    # registration that timed out (SERVICE_UNAVAILABLE), as a person would.
+    for _attempt in range(REGISTER_ATTEMPTS):
+        status, answer = client.call(REGISTER, {"e": email, "p": PASSWORD})
+        if (payload := data(answer, "register")) is not None:
+            return User(email, payload["accessToken"])
+        if "SERVICE_UNAVAILABLE" not in error_codes(answer):
+            raise RuntimeError(f"registration failed: {status} {answer}")
+        time.sleep(1)
+    raise RuntimeError(f"registration still unavailable: {status} {answer}")
+
+
 @dataclass
 class Traffic:
     """Client threads sending the MIX at a steady pace until stopped; what they saw."""
@@ -155,18 +169,7 @@ class Traffic:
         """Register `count` users to send the traffic as."""
         for _ in range(count):
             email = f"chaos-{uuid.uuid4().hex[:12]}@example.com"
-            # Password hashing makes auth the slowest service on a loaded machine: a client
-            # retries a registration that timed out (SERVICE_UNAVAILABLE), as a person would.
-            for _attempt in range(REGISTER_ATTEMPTS):
-                status, answer = self.client.call(REGISTER, {"e": email, "p": PASSWORD})
-                if (payload := data(answer, "register")) is not None:
-                    break
-                if "SERVICE_UNAVAILABLE" not in error_codes(answer):
-                    raise RuntimeError(f"registration failed: {status} {answer}")
-                time.sleep(1)
-            else:
-                raise RuntimeError(f"registration still unavailable: {status} {answer}")
-            self.users.append(User(email, payload["accessToken"]))
+            self.users.append(register_user(self.client, email))
 
     def start(self) -> None:
         """Start the client threads."""

@@ -35,7 +35,7 @@ def test_a_broken_promise_fails_a_row_that_lost_nothing():
 
 
 def test_a_skipped_row_neither_passes_nor_fails_the_run():
-    row = RowResult("R9", "sagas", skipped="not built")
+    row = RowResult("R9", "sagas", skipped="not selected (--rows)")
     assert row.verdict == "SKIP"
     assert not failed([row])
 
@@ -46,7 +46,7 @@ def test_the_table_has_one_line_per_row_then_problems_skips_and_the_result():
             "R1", "kill relays", submitted=12, completed=12, duplicates=3, converge_seconds=4
         ),
         RowResult("R3", "restart PostgreSQL", client_5xx=2, problems=["2 answers were a 500"]),
-        RowResult("R9", "sagas", skipped="not built"),
+        RowResult("R9", "sagas", skipped="not selected (--rows)"),
     ]
     lines = table(rows).splitlines()
     assert lines[0].split() == [
@@ -56,7 +56,7 @@ def test_the_table_has_one_line_per_row_then_problems_skips_and_the_result():
     assert lines[2].split() == "R1 kill relays 12 12 0 3 4.0 0 0 PASS".split()
     assert lines[3].split()[-4:] == ["-", "2", "0", "FAIL"]
     assert "R3: 2 answers were a 500" in lines
-    assert "R9: not run: not built" in lines
+    assert "R9: not run: not selected (--rows)" in lines
     assert lines[-1] == "RESULT: FAIL"
 
 

@@ -131,6 +131,8 @@ def test_the_dashboard_covers_what_operators_watch():
         "rabbitmq_queue_messages_ready",
         "dockyard_tasks",
         "dockyard_sagas",
+        "dockyard_container_starts_per_second",
+        "dockyard_file_processing_bytes_per_second",
     ):
         assert name in used, name
 

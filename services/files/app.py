@@ -19,6 +19,7 @@ from services.files.jobs import (
     SWEEP_INPUT_LEASES,
     files_queues,
 )
+from services.files.metrics import FileProcessingRateCollector
 from services.files.models import SCHEMA, messaging_tables, users
 from services.files.processing import ProcessingPolicy
 from services.files.processors import available_processors
@@ -83,7 +84,10 @@ def create_app(settings: FilesSettings | None = None, *, storage: Storage | None
         "files",
         settings,
         title="Dockyard files",
-        collectors=[OutboxCollector(engine, messaging_tables.outbox, source="files")],
+        collectors=[
+            OutboxCollector(engine, messaging_tables.outbox, source="files"),
+            FileProcessingRateCollector(engine),
+        ],
         readiness_checks={
             "database": database_check(engine),
             "broker": broker_check(settings.AMQP_URL),

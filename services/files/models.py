@@ -81,6 +81,12 @@ class File(Base):
             "lease_expires_at",
             postgresql_where=text("status IN ('UPLOADED', 'PROCESSING')"),
         ),
+        # The processing rate on /metrics (metrics.py) sums the last minute's files every scrape.
+        Index(
+            "ix_files_processed_at",
+            "processed_at",
+            postgresql_where=text("processed_at IS NOT NULL"),
+        ),
     )
     __mapper_args__ = {"eager_defaults": True}
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine as DatabaseEngine
 
 from services.tasks.api import blp, limiter
 from services.tasks.config import TasksSettings
-from services.tasks.metrics import TaskStatusCollector
+from services.tasks.metrics import ContainerStartRateCollector, TaskStatusCollector
 from services.tasks.models import SCHEMA, messaging_tables, users
 from services.tasks.notification_api import blp as notifications_blp
 from services.tasks.output_api import blp as output_blp
@@ -60,6 +60,7 @@ def create_app(settings: TasksSettings | None = None) -> Flask:
             OutboxCollector(database, messaging_tables.outbox, source="tasks"),
             SagaCollector(database, tasks_sagas()),
             TaskStatusCollector(database),
+            ContainerStartRateCollector(database),
         ],
         readiness_checks={
             "database": database_check(database),

@@ -97,6 +97,8 @@ class Task(Base):
             "status",
             postgresql_where="status IN ('PENDING', 'QUEUED', 'RUNNING')",
         ),
+        # The start rate on /metrics (metrics.py) counts the last minute's starts at every scrape.
+        Index("ix_tasks_started_at", "started_at", postgresql_where="started_at IS NOT NULL"),
     )
 
     # created_at and updated_at come back from the INSERT/UPDATE itself (RETURNING).

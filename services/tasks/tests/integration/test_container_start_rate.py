@@ -1,0 +1,110 @@
+"""The tasks service's /metrics reports the last minute's container starts per second."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, func, text
+from sqlalchemy.orm import Session
+
+from services.registry import REGISTRY
+from services.tasks.app import create_app
+from services.tasks.config import TasksSettings
+from services.tasks.metrics import RECENT_STARTS, ContainerStartRateCollector
+from services.tasks.models import SCHEMA, Task
+from shared import dbadmin, migrations
+from shared.db import make_engine
+
+
+@pytest.fixture(scope="module")
+def own_database(test_env):
+    """A tasks database of this module's own: the run's shared one sees other tests' starts."""
+    name = f"{test_env.database}_starts"
+    url = test_env.service_url(SCHEMA).replace(test_env.database, name)
+    dbadmin.bootstrap(test_env.admin_url, {SCHEMA: url})
+    migrations.upgrade(REGISTRY.get(SCHEMA).migrations, url)
+    yield url
+    dbadmin.drop_database(test_env.admin_url, name)
+
+
+@pytest.fixture
+def engine(own_database):
+    """An engine on the module's database, emptied of tasks for each test."""
+    engine = make_engine(own_database, schema=SCHEMA)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tasks"))
+    yield engine
+    engine.dispose()
+
+
+def add_task(engine, *, started_ago: timedelta | None) -> None:
+    """A task whose latest attempt started `started_ago` before the database's now (or never)."""
+    with Session(engine) as session:
+        session.add(
+            Task(
+                owner_id=uuid.uuid4(),
+                image="busybox",
+                command=["true"],
+                env=[],
+                timeout_seconds=60,
+                cpu_limit=1.0,
+                memory_limit_mb=64,
+                max_retries=0,
+                started_at=None if started_ago is None else func.now() - started_ago,
+            )
+        )
+        session.commit()
+
+
+def start_rate(collector: ContainerStartRateCollector) -> float:
+    """The one sample of the collector's gauge."""
+    (family,) = collector.collect()
+    (sample,) = family.samples
+    assert sample.name == "dockyard_container_starts_per_second"
+    return sample.value
+
+
+def test_only_the_last_minutes_starts_count(engine):
+    add_task(engine, started_ago=timedelta(0))
+    add_task(engine, started_ago=timedelta(hours=1))
+    add_task(engine, started_ago=None)
+    assert start_rate(ContainerStartRateCollector(engine)) == pytest.approx(1 / 60)
+
+
+def test_no_recent_start_reports_zero(engine):
+    add_task(engine, started_ago=timedelta(seconds=90))
+    assert start_rate(ContainerStartRateCollector(engine)) == 0
+
+
+def test_the_tasks_metrics_serve_the_start_rate(engine, own_database):
+    for _ in range(3):
+        add_task(engine, started_ago=timedelta(seconds=5))
+    app = create_app(TasksSettings(DATABASE_URL=own_database))
+    body = app.test_client().get("/metrics").get_data(as_text=True)
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(body)
+        if f.name == "dockyard_container_starts_per_second"
+    ]
+    assert [sample.value for sample in family.samples] == [pytest.approx(3 / 60)]
+    assert "retry" in family.documentation
+
+
+def test_the_start_count_reads_the_started_at_index(engine):
+    with engine.connect() as conn:
+        # The table is tiny: without this the planner rightly prefers a sequential scan.
+        conn.execute(text("SET enable_seqscan = off"))
+        compiled = RECENT_STARTS.compile(engine, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(conn.execute(text(f"EXPLAIN {compiled}")).scalars())
+    assert "ix_tasks_started_at" in plan, plan
+
+
+def test_a_database_that_does_not_answer_leaves_the_rate_out(caplog):
+    unreachable = create_engine("postgresql+psycopg2://nobody:x@127.0.0.1:1/none")
+    with caplog.at_level(logging.WARNING, logger="services.tasks.metrics"):
+        assert list(ContainerStartRateCollector(unreachable).collect()) == []
+    assert "could not count container starts" in caplog.text

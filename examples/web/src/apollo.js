@@ -43,6 +43,7 @@ const refreshOnUnauthenticated = new ErrorLink(({ error, operation, forward }) =
 });
 
 let openSocket = null;
+let reopening = false;
 let connections = 0;
 
 /** How many connections were acknowledged so far: a subscription's first message on a newer
@@ -60,6 +61,13 @@ const websocket = createClient({
   },
   retryAttempts: Infinity,
   shouldRetry: () => true,
+  retryWait: async (retries) => {
+    // Reopening for a new token is planned: at once. Otherwise back off as graphql-ws does by
+    // default (2^retries seconds plus 0.3 to 3 s), so a restarted gateway is not stampeded.
+    const delay = reopening ? 0 : 2 ** retries * 1000 + 300 + Math.random() * 2700;
+    reopening = false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  },
   on: {
     connected: (socket) => {
       openSocket = socket;
@@ -76,7 +84,10 @@ const websocket = createClient({
 // our own that graphql-ws retries; it resubscribes every active subscription on the new socket.
 // On sign-out the components unsubscribe, and the lazy client closes the socket by itself.
 onSessionChange((session) => {
-  if (session && openSocket?.readyState === WebSocket.OPEN) openSocket.close(4205, "Client Restart");
+  if (session && openSocket?.readyState === WebSocket.OPEN) {
+    reopening = true;
+    openSocket.close(4205, "Client Restart");
+  }
 });
 
 const subscriptions = new GraphQLWsLink(websocket);

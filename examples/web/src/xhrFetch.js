@@ -17,7 +17,7 @@ export default function xhrFetch(url, options = {}) {
         new Response(xhr.responseText, {
           status: xhr.status,
           statusText: xhr.statusText,
-          headers: { "content-type": xhr.getResponseHeader("content-type") || "" },
+          headers: responseHeaders(xhr),
         }),
       );
     xhr.onerror = () => reject(new TypeError("Network request failed"));
@@ -25,4 +25,13 @@ export default function xhrFetch(url, options = {}) {
     init.signal?.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.send(init.body);
   });
+}
+
+function responseHeaders(xhr) {
+  const headers = new Headers();
+  for (const line of xhr.getAllResponseHeaders().trim().split(/[\r\n]+/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return headers;
 }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from services.tasks.tests.engine.conftest import TEST_IMAGE, docker_client  # noqa: F401
+from services.tasks.tests.engine.conftest import TEST_IMAGE, docker_client  # noqa: F401 - fixture
 from shared.processes import ManagedProcess
 from tests.conftest import REPO, free_port
 from tests.test_client import stack  # noqa: F401 - fixture: the whole stack behind a gateway

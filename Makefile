@@ -29,10 +29,11 @@ PROFILE ?= full
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# What deploy/provision.sh must bring up: `make test` needs the Docker engine, `make up` sets it up
-# as root and otherwise only warns (tasks then fail ENGINE_UNREACHABLE).
+# What deploy/provision.sh must bring up: `make test` needs the Docker engine and Chromium;
+# `make up` sets the engine up as root and otherwise only warns (tasks then fail
+# ENGINE_UNREACHABLE).
 PROVISION ?= --docker-if-root
-test: PROVISION := --docker
+test: PROVISION := --tests
 
 provision: ## Install and start PostgreSQL, Redis, RabbitMQ (and, as root, a Docker engine) where missing
 	bash deploy/provision.sh $(PROVISION)

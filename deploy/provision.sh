@@ -3,9 +3,10 @@
 # with --docker, a Docker engine and the registry-free test image). The one provisioning script:
 # `.ci/run`, `make up` and `make test` all call it.
 #
-#   deploy/provision.sh [--docker | --docker-if-root]
+#   deploy/provision.sh [--tests | --docker | --docker-if-root]
 #
-# --docker: the Docker engine is required (make test); --docker-if-root: set it up when running
+# --docker: the Docker engine is required; --tests: that, and Debian's Chromium, which the browser
+# test of examples/web drives (make test, CI); --docker-if-root: set the engine up when running
 # as root, otherwise only warn when it is missing (make up: tasks then fail ENGINE_UNREACHABLE).
 #
 # Every step checks before it acts, so on a machine where everything answers it only says so.
@@ -15,9 +16,11 @@ set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 with_docker=
+with_browser=
 for arg in "$@"; do
   case $arg in
   --docker) with_docker=1 ;;
+  --tests) with_docker=1 with_browser=1 ;;
   --docker-if-root)
     if [ "$(id -u)" = 0 ]; then
       with_docker=1
@@ -26,7 +29,7 @@ for arg in "$@"; do
     fi
     ;;
   *)
-    echo "usage: $0 [--docker | --docker-if-root]" >&2
+    echo "usage: $0 [--tests | --docker | --docker-if-root]" >&2
     exit 2
     ;;
   esac
@@ -75,6 +78,8 @@ compgen -G '/etc/postgresql/*/main' >/dev/null || missing+=(postgresql)
 ldconfig -p | grep 'libmagic\.so\.1 ' >/dev/null || missing+=(libmagic1)  # not -q: SIGPIPE + pipefail
 # newman (tests/test_postman.py runs the Postman collection) is installed by npm ci.
 { command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
+# tests/test_web_app.py drives examples/web in Debian's Chromium (playwright-core downloads none).
+if [ -n "$with_browser" ] && ! [ -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if ((${#missing[@]} == 0)) && pg_up && redis_up && amqp_port_open && { [ -z "$with_docker" ] || docker_ready; }; then
   echo "PostgreSQL, Redis and RabbitMQ answer on loopback${with_docker:+, and so does a Docker engine}"
   exit 0

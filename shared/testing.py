@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,3 +290,19 @@ def run_directory(tmp_path_factory) -> Path:
     base = tmp_path_factory.getbasetemp()
     # A pytest-xdist worker's base is a folder of the controller's, which outlives the workers.
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def own_service_database(environment: TestEnvironment, schema: str, suffix: str) -> Iterator[str]:
+    """A migrated database of `schema` beside the run's, for tests that must see only their rows.
+
+    Yields its URL (the schema's role); drops it afterwards.
+    """
+    name = f"{environment.database}_{suffix}"
+    url = environment.service_url(schema).replace(environment.database, name)
+    dbadmin.bootstrap(environment.admin_url, {schema: url})
+    migrations.upgrade(environment.services.get(schema).migrations, url)
+    try:
+        yield url
+    finally:
+        dbadmin.drop_database(environment.admin_url, name)

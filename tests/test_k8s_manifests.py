@@ -19,9 +19,6 @@ KUBERNETES_VERSION = "1.33.0"
 NOT_DEPLOYED = {"ready"}
 #: Processes that drive the Docker engine and so get DOCKER_HOST.
 ENGINE_USERS = {"tasks-launcher", "tasks-worker", "tasks-monitor"}
-#: Arguments a Deployment adds to its Procfile command: consume-files's metrics port is not in
-#: the Procfile yet (docker-compose.yml runs its exact command; tests/test_compose.py).
-EXTRA_ARGS = {"consume-files": ["--metrics-port", "9112"]}
 
 
 def documents() -> list[tuple[str, dict]]:
@@ -82,7 +79,6 @@ def test_each_deployment_runs_its_procfile_command():
         # The Procfile's ${VAR:-default} become the default; K8s binds all interfaces.
         expected = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", command).split()
         expected = [part.replace("127.0.0.1:", "0.0.0.0:") for part in expected]
-        expected += EXTRA_ARGS.get(name, [])
         actual = " ".join(container["command"])
         # Beat keeps its schedule file in /tmp: the root filesystem is read-only.
         actual = actual.replace(" --schedule /tmp/celerybeat-schedule", "").split()

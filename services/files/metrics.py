@@ -7,19 +7,13 @@ rate from it at each scrape instead.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import timedelta
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection
 
 from services.files.models import File, FileStatus
-
-log = logging.getLogger(__name__)
+from shared.gauges import DatabaseGauge
 
 #: The span the rate is averaged over: short enough to follow a burst, long enough that a 15-30 s
 #: scrape interval never misses a file between two scrapes.
@@ -35,39 +29,21 @@ RECENT_BYTES = (
 )
 
 
-class FileProcessingRateCollector(Collector):
+class FileProcessingRateCollector(DatabaseGauge):
     """Bytes of files whose processing ended in the last minute, per second, by outcome."""
 
-    HELP = (
+    name, labels = "dockyard_file_processing_bytes_per_second", ("status",)
+    documentation = (
         f"Bytes of files whose processing ended in the last {PROCESSING_RATE_WINDOW_SECONDS} s"
         " (processed_at that recent, by the database's clock), divided by the window: a"
         " one-minute average of processing throughput, by outcome (PROCESSED or FAILED)."
     )
+    failure = "sum processed files"
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @classmethod
-    def _family(cls) -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "dockyard_file_processing_bytes_per_second", cls.HELP, labels=["status"]
-        )
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        """The metric's name, without querying."""
-        yield self._family()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Sum the recent files' sizes and yield the rates (nothing when the database is away)."""
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(RECENT_BYTES).all()
-        except SQLAlchemyError:
-            log.warning("could not sum processed files for metrics", exc_info=True)
-            return
+    def read(self, conn: Connection) -> dict[tuple[str, ...], float]:
+        """The recent files' bytes over the window, by outcome."""
         sizes = {status.value: 0 for status in FINISHED}
-        sizes.update({str(status): int(total) for status, total in rows})
-        family = self._family()
-        for status, total in sorted(sizes.items()):
-            family.add_metric([status], total / PROCESSING_RATE_WINDOW_SECONDS)
-        yield family
+        sizes.update({str(status): int(total) for status, total in conn.execute(RECENT_BYTES)})
+        return {
+            (status,): total / PROCESSING_RATE_WINDOW_SECONDS for status, total in sizes.items()
+        }

@@ -8,19 +8,13 @@ counter (and no multiprocess mode) is needed.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import timedelta
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection
 
 from services.tasks.models import Task, TaskStatus
-
-log = logging.getLogger(__name__)
+from shared.gauges import DatabaseGauge
 
 #: The span the start rate is averaged over: short enough to follow a burst, long enough that
 #: a 15-30 s scrape interval never misses a start between two scrapes.
@@ -32,66 +26,32 @@ RECENT_STARTS = select(func.count()).where(
 )
 
 
-class TaskStatusCollector(Collector):
+class TaskStatusCollector(DatabaseGauge):
     """Counts the tasks in each status at every scrape (every status present, 0 when none)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    name, documentation, labels = "dockyard_tasks", "Tasks in each status", ("status",)
+    failure = "count tasks"
 
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily("dockyard_tasks", "Tasks in each status", labels=["status"])
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        """The metric's name, without querying."""
-        yield self._family()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Count the tasks and yield the gauge (nothing when the database does not answer)."""
-        family = self._family()
-        statement = select(Task.status, func.count()).group_by(Task.status)
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(statement).all()
-        except SQLAlchemyError:
-            log.warning("could not count tasks for metrics", exc_info=True)
-            return
+    def read(self, conn: Connection) -> dict[tuple[str, ...], float]:
+        """How many tasks are in each status."""
+        rows = conn.execute(select(Task.status, func.count()).group_by(Task.status)).all()
         counts = {status.value: 0 for status in TaskStatus}
         counts.update({str(status): count for status, count in rows})
-        for status, count in sorted(counts.items()):
-            family.add_metric([status], count)
-        yield family
+        return {(status,): count for status, count in counts.items()}
 
 
-class ContainerStartRateCollector(Collector):
+class ContainerStartRateCollector(DatabaseGauge):
     """Container starts per second, averaged over the last minute, from `tasks.started_at`."""
 
-    HELP = (
+    name = "dockyard_container_starts_per_second"
+    documentation = (
         f"Container starts per second, a {START_RATE_WINDOW_SECONDS} s average: tasks whose"
         " started_at (the container's start) lies within that window of the database's clock,"
         " divided by the window. A retry overwrites started_at with its own start, so a task whose"
         " attempts start within one window counts once in it."
     )
+    failure = "count container starts"
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @classmethod
-    def _family(cls) -> GaugeMetricFamily:
-        return GaugeMetricFamily("dockyard_container_starts_per_second", cls.HELP)
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        """The metric's name, without querying."""
-        yield self._family()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Count the recent starts and yield the rate (nothing when the database is away)."""
-        try:
-            with self.engine.connect() as conn:
-                starts = conn.execute(RECENT_STARTS).scalar_one()
-        except SQLAlchemyError:
-            log.warning("could not count container starts for metrics", exc_info=True)
-            return
-        family = self._family()
-        family.add_metric([], starts / START_RATE_WINDOW_SECONDS)
-        yield family
+    def read(self, conn: Connection) -> dict[tuple[str, ...], float]:
+        """The recent starts over the window."""
+        return {(): conn.execute(RECENT_STARTS).scalar_one() / START_RATE_WINDOW_SECONDS}

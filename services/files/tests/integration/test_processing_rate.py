@@ -15,20 +15,15 @@ from services.files.app import create_app
 from services.files.config import FilesSettings
 from services.files.metrics import RECENT_BYTES, FileProcessingRateCollector
 from services.files.models import SCHEMA, File, FileStatus
-from services.registry import REGISTRY
-from shared import dbadmin, migrations
 from shared.db import make_engine
+from shared.testing import own_service_database
 
 
 @pytest.fixture(scope="module")
 def own_database(test_env):
     """A files database of this module's own: the run's shared one sees other tests' files."""
-    name = f"{test_env.database}_processing_rate"
-    url = test_env.service_url(SCHEMA).replace(test_env.database, name)
-    dbadmin.bootstrap(test_env.admin_url, {SCHEMA: url})
-    migrations.upgrade(REGISTRY.get(SCHEMA).migrations, url)
-    yield url
-    dbadmin.drop_database(test_env.admin_url, name)
+    with own_service_database(test_env, SCHEMA, "processing_rate") as url:
+        yield url
 
 
 @pytest.fixture

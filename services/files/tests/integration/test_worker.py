@@ -7,6 +7,8 @@ Every process is real and separate (`dockyard relay files`, `dockyard consume fi
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,24 @@ def test_a_worker_killed_mid_file_is_replaced_and_the_file_ends_processed(stack,
     done = stack.wait_for_status(file_id, "PROCESSED", timeout=90)
     assert (done.line_count, done.word_count) == wc_counts(path=path)
     assert done.attempts >= 2
+
+
+def test_a_worker_stopped_mid_file_finishes_it_then_exits(stack, user, tmp_path):
+    # SIGTERM to the main process, as `docker stop` and supervisord send it: Celery's warm
+    # shutdown stops taking jobs and lets the running one end (and be acked) first.
+    path = write_generated(tmp_path / "slow.txt", 64 * MB, seed=6)
+    file_id = uploaded(stack, user, path.read_bytes(), filename="slow-drained.txt")
+    stack.wait_for_status(file_id, "PROCESSING", timeout=30)
+    pause(1)
+    os.kill(stack.worker.process.pid, signal.SIGTERM)
+    try:
+        assert stack.worker.process.wait(timeout=120) == 0, stack.worker.logs()[-2000:]
+        done = stack.row(file_id)
+        assert done.status == "PROCESSED"
+        assert done.attempts == 1
+        assert (done.line_count, done.word_count) == wc_counts(path=path)
+    finally:
+        stack.start_worker()
 
 
 def test_the_reaper_requeues_a_file_whose_claim_lapsed_without_a_task(stack, user):

@@ -11,24 +11,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, text
 from sqlalchemy.orm import Session
 
-from services.registry import REGISTRY
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.metrics import RECENT_STARTS, ContainerStartRateCollector
 from services.tasks.models import SCHEMA, Task
-from shared import dbadmin, migrations
 from shared.db import make_engine
+from shared.testing import own_service_database
 
 
 @pytest.fixture(scope="module")
 def own_database(test_env):
     """A tasks database of this module's own: the run's shared one sees other tests' starts."""
-    name = f"{test_env.database}_starts"
-    url = test_env.service_url(SCHEMA).replace(test_env.database, name)
-    dbadmin.bootstrap(test_env.admin_url, {SCHEMA: url})
-    migrations.upgrade(REGISTRY.get(SCHEMA).migrations, url)
-    yield url
-    dbadmin.drop_database(test_env.admin_url, name)
+    with own_service_database(test_env, SCHEMA, "starts") as url:
+        yield url
 
 
 @pytest.fixture

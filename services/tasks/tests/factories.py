@@ -70,25 +70,30 @@ def task_in(app, client, user, status: TaskStatus, **overrides: Any) -> dict[str
     return response.json
 
 
+def task_row(owner_id: uuid.UUID, **columns: Any) -> Task:
+    """A minimal Task row of `owner_id` (busybox `true`, default limits), to add straight to
+    the table; `columns` override or add to it."""
+    return Task(
+        **{
+            "id": uuid.uuid4(),
+            "owner_id": owner_id,
+            "image": "busybox",
+            "command": ["true"],
+            "env": [],
+            "timeout_seconds": 60,
+            "cpu_limit": 1.0,
+            "memory_limit_mb": 64,
+            "max_retries": 0,
+            **columns,
+        }
+    )
+
+
 def insert_tasks_at_once(app, user, count: int) -> list[str]:
     """Insert tasks in one transaction, so they share created_at (pagination must break ties)."""
     uow = app.extensions["tasks"].uow()
     with uow:
-        tasks = [
-            Task(
-                id=uuid.uuid4(),
-                owner_id=uuid.UUID(user.id),
-                name=f"batch-{index}",
-                image="busybox",
-                command=["true"],
-                env=[],
-                timeout_seconds=60,
-                cpu_limit=1.0,
-                memory_limit_mb=64,
-                max_retries=0,
-            )
-            for index in range(count)
-        ]
+        tasks = [task_row(uuid.UUID(user.id), name=f"batch-{index}") for index in range(count)]
         uow.session.add_all(tasks)
         uow.commit()
     return [str(task.id) for task in tasks]

@@ -11,7 +11,7 @@ from celery import Celery
 
 from services.tasks.config import TasksSettings
 from services.tasks.dispatch import START_TASK
-from services.tasks.models import Task, TaskStatus
+from services.tasks.models import TaskStatus
 from services.tasks.tests.engine.conftest import (
     TEST_IMAGE,
     Process,
@@ -26,6 +26,7 @@ from services.tasks.tests.engine.test_execution import (
     task_of,
     wait_status,
 )
+from services.tasks.tests.factories import task_row
 from shared.celery import celery_config
 
 
@@ -162,20 +163,10 @@ def test_a_dead_engine_fails_the_task_with_engine_unreachable_after_retries(
         task_id = uuid.uuid4()
         with tasks_app.extensions["tasks"].uow() as uow:
             # Straight into the table: no TaskCreated, so the suite's own worker never sees it.
-            uow.session.add(
-                Task(
-                    id=task_id,
-                    owner_id=uuid.UUID(alice.id),
-                    image=TEST_IMAGE,
-                    command=["true"],
-                    env=[],
-                    timeout_seconds=60,
-                    cpu_limit=1.0,
-                    memory_limit_mb=64,
-                    max_retries=0,
-                    status=TaskStatus.QUEUED,
-                )
+            row = task_row(
+                uuid.UUID(alice.id), id=task_id, image=TEST_IMAGE, status=TaskStatus.QUEUED
             )
+            uow.session.add(row)
             uow.commit()
         sender = Celery("dead-sender")
         sender.config_from_object(celery_config(TasksSettings(NAMESPACE=namespace)))

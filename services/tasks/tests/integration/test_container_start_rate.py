@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from services.tasks.app import create_app
 from services.tasks.config import TasksSettings
 from services.tasks.metrics import RECENT_STARTS, ContainerStartRateCollector
-from services.tasks.models import SCHEMA, Task
+from services.tasks.models import SCHEMA
+from services.tasks.tests.factories import task_row
 from shared.db import make_engine
 from shared.testing import own_service_database
 
@@ -39,19 +40,8 @@ def engine(own_database):
 def add_task(engine, *, started_ago: timedelta | None) -> None:
     """A task whose latest attempt started `started_ago` before the database's now (or never)."""
     with Session(engine) as session:
-        session.add(
-            Task(
-                owner_id=uuid.uuid4(),
-                image="busybox",
-                command=["true"],
-                env=[],
-                timeout_seconds=60,
-                cpu_limit=1.0,
-                memory_limit_mb=64,
-                max_retries=0,
-                started_at=None if started_ago is None else func.now() - started_ago,
-            )
-        )
+        started_at = None if started_ago is None else func.now() - started_ago
+        session.add(task_row(uuid.uuid4(), started_at=started_at))
         session.commit()
 
 

@@ -85,3 +85,17 @@ def test_the_duplicate_tally_sums_what_every_consumer_logged_it_dropped():
         '{"level": "INFO", "message": "dropped 7 duplicate(s)", "consumer": "tasks.users"}\n',
     ]
     assert DuplicateTally(lambda: logs).total() == 12
+
+
+def test_a_rows_wait_ends_only_after_its_timeout_without_progress(monkeypatch):
+    from chaos.__main__ import Deadline, Probe
+
+    now, arrived = [100.0], [0]
+    monkeypatch.setattr("chaos.__main__.time.monotonic", lambda: now[0])
+    deadline = Deadline(10, Probe(total=1000, arrived=lambda: arrived[0]))
+    now[0], arrived[0] = 109.0, 400  # progress: pushed back to 119
+    assert not deadline.passed()
+    now[0] = 118.0
+    assert not deadline.passed()
+    now[0] = 119.5  # ten seconds without one more event
+    assert deadline.passed()

@@ -17,7 +17,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE=${BASE_IMAGE:-dockyard/base:bookworm}
 TAG=${OFFLINE_TAG:-bookworm}
 # Name in the compose file's variables → image built from deploy/images/<name>.Dockerfile.
-STAND_INS=(postgres rabbitmq redis prometheus haproxy flower)
+STAND_INS=(postgres rabbitmq redis prometheus haproxy)
 
 build() {  # build IMAGE DOCKERFILE CONTEXT
   # Host network: the build steps reach Debian's mirror or PyPI, and this engine may have no

@@ -80,6 +80,13 @@ ldconfig -p | grep 'libmagic\.so\.1 ' >/dev/null || missing+=(libmagic1)  # not 
 { command -v node && command -v npm; } >/dev/null || missing+=(nodejs npm)
 # tests/test_web_app.py drives examples/web in Debian's Chromium (playwright-core downloads none).
 if [ -n "$with_browser" ] && ! [ -x /usr/bin/chromium ]; then missing+=(chromium); fi
+# tests/test_compose_stack.py starts docker-compose.yml: the Compose v2 plugin if the Docker
+# client has it, else Debian's docker-compose 1.29 (which also runs it); debootstrap builds the
+# images' base (deploy/base-image.sh).
+if [ -n "$with_docker" ]; then
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+fi
 if ((${#missing[@]} == 0)) && pg_up && redis_up && amqp_port_open && { [ -z "$with_docker" ] || docker_ready; }; then
   echo "PostgreSQL, Redis and RabbitMQ answer on loopback${with_docker:+, and so does a Docker engine}"
   exit 0

@@ -27,6 +27,4 @@ def offline_images(run_dir: Path) -> dict[str, str]:
             if built.returncode:
                 raise RuntimeError(f"deploy/offline-images.sh failed:\n{built.stderr[-4000:]}")
             answer.write_text(built.stdout)
-    return dict(
-        line.split("=", 1) for line in answer.read_text().splitlines() if "=" in line
-    )
+    return dict(line.split("=", 1) for line in answer.read_text().splitlines() if "=" in line)

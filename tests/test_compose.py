@@ -37,12 +37,17 @@ def test_compose_runs_every_procfile_process_but_the_known_exceptions():
     assert set(PROCFILE) - set(COMPOSE) == NOT_IN_COMPOSE
 
 
-def test_only_the_tasks_launcher_worker_and_monitor_get_the_docker_socket():
-    assert {name for name, svc in COMPOSE.items() if mounts_the_socket(svc)} == {
-        "tasks-launcher",
-        "tasks-worker",
-        "tasks-monitor",
-    }
+def test_only_the_docker_proxy_gets_the_docker_socket():
+    assert {name for name, svc in COMPOSE.items() if mounts_the_socket(svc)} == {"docker-proxy"}
+    proxy = COMPOSE["docker-proxy"]
+    # With the socket's group, never root; its rules are the file the proxy tests exercise.
+    assert "user" not in proxy
+    assert proxy["group_add"] == ["${DOCKER_GID:-999}"]
+    assert (
+        "./deploy/docker-proxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"
+        in (proxy["volumes"])
+    )
+    assert "ports" not in proxy  # on the compose network only
 
 
 def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_services_env():
@@ -56,7 +61,8 @@ def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_servic
         assert service["command"] == PROCFILE[name]
         assert service["environment"] == {
             **tasks_env,
-            "DOCKER_HOST": f"unix://{SOCKET}",
+            # The engine through the proxy, which passes on only the calls these make.
+            "DOCKER_HOST": "tcp://docker-proxy:2375",
             # Input files: fetched from files, written where the engine bind-mounts them from.
             "TASKS_INPUT_DIR": INPUT_DIR,
             "FILES_SERVICE_URL": "http://files:8002",
@@ -65,9 +71,37 @@ def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_servic
         }
         # The same host path inside as outside: the engine mounts what the launcher wrote.
         assert f"{INPUT_DIR}:{INPUT_DIR}" in service["volumes"]
-        # The image's unprivileged user, with the socket's group: never root.
+        # The image's unprivileged user, without the socket or its group.
         assert "user" not in service
-        assert service["group_add"] == ["${DOCKER_GID:-999}"]
+        assert "group_add" not in service
+        assert service["depends_on"]["docker-proxy"] == {"condition": "service_started"}
+
+
+def test_every_dockyard_process_runs_its_procfile_command():
+    # The REST services bind 0.0.0.0 in a container instead of the Procfile's ${SERVICES_HOST}.
+    for name in set(PROCFILE) - NOT_IN_COMPOSE - {"auth", "files", "tasks"}:
+        assert COMPOSE[name]["command"] == PROCFILE[name], name
+
+
+def test_prometheus_under_compose_scrapes_the_procfile_targets_at_their_service_names():
+    prometheus = REPO / "deploy/prometheus"
+    local = yaml.safe_load((prometheus / "prometheus.yml").read_text())
+    composed = yaml.safe_load((prometheus / "compose.yml").read_text())
+    assert composed["global"] == local["global"]
+    for in_compose, on_host in zip(
+        composed["scrape_configs"], local["scrape_configs"], strict=True
+    ):
+        assert {k: v for k, v in in_compose.items() if k != "static_configs"} == {
+            k: v for k, v in on_host.items() if k != "static_configs"
+        }
+        for group, host_group in zip(
+            in_compose["static_configs"], on_host["static_configs"], strict=True
+        ):
+            assert group.get("labels") == host_group.get("labels")
+            for target, host_target in zip(group["targets"], host_group["targets"], strict=True):
+                service, port = target.split(":")
+                assert host_target == f"127.0.0.1:{port}"
+                assert service in COMPOSE, target
 
 
 def test_the_files_processes_run_as_in_the_procfile_and_share_the_services_storage():

@@ -353,9 +353,15 @@ class ServedGateway:
 
 
 @contextmanager
-def gateway_process(env: dict[str, str], *, scheme: str = "http") -> Iterator[ServedGateway]:
-    """`python -m services.gateway.server` as a subprocess on free loopback ports."""
-    port, internal_port = free_port(), free_port()
+def gateway_process(
+    env: dict[str, str], *, scheme: str = "http", port: int | None = None
+) -> Iterator[ServedGateway]:
+    """`python -m services.gateway.server` as a subprocess on free loopback ports.
+
+    Given `port`, the public listener takes that one instead, maybe beside another gateway
+    (GATEWAY_REUSE_PORT); the internal port is always the process's own.
+    """
+    port, internal_port = port or free_port(), free_port()
     argv = [sys.executable, "-m", "services.gateway.server"]
     env = {
         **os.environ,

@@ -8,20 +8,26 @@
   REST service is restarted (new code, new settings) while a client keeps calling, and every
   call is answered: connections made while the new worker boots wait in the socket's backlog.
 
-The gateway runs as one process per replica; restarting one without dropping calls needs a
-second replica behind the load balancer (deploy/k8s: two replicas, a readiness probe and a
-preStop pause), which is the balancer's job rather than the process's.
+- A rolling restart of the gateway on one host (docs/operations.md): a new process starts on
+  the same port beside the old one (SO_REUSEPORT), and once it is ready the old one gets
+  SIGTERM, while clients keep calling over new and kept-alive connections; every call is
+  answered. Under Kubernetes the balancer does this between replicas instead (two replicas, a
+  readiness probe and a preStop pause in deploy/k8s).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -180,3 +186,201 @@ def test_sigterm_lets_the_gateway_answer_the_request_in_flight_then_exit(auth_se
         assert served.process.process.wait(timeout=DRAIN_DEADLINE) == 0, served.process.logs()[
             -2000:
         ]
+
+
+#: Rolling restarts of the gateway the test makes while clients keep calling.
+ROLLING_RESTARTS = 3
+TYPENAME = {"query": "{ __typename }"}
+ME = {"query": "{ me { email } }"}
+#: What a client sees when a kept-alive connection is closed as its request goes out.
+CLOSED_UNDER_REQUEST = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+@contextmanager
+def tcp_migrate_req() -> Iterator[None]:
+    """net.ipv4.tcp_migrate_req on for the block, then as it was (docs/operations.md)."""
+    setting = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+    if not setting.exists():
+        pytest.skip("the kernel has no net.ipv4.tcp_migrate_req (before Linux 5.14)")
+    before = setting.read_text().strip()
+    if before != "1":
+        try:
+            setting.write_text("1")
+        except OSError as exc:
+            pytest.skip(f"cannot set net.ipv4.tcp_migrate_req: {exc}")
+    try:
+        yield
+    finally:
+        if before != "1":
+            setting.write_text(before)
+
+
+@dataclass
+class Call:
+    """One call a client made: when, how it ended, and over what connection."""
+
+    started: float
+    ended: float
+    outcome: object
+    reused: bool = False
+    retried: bool = False
+
+
+class Callers:
+    """Threads calling the gateway's /graphql until stopped, each call recorded.
+
+    Fresh callers open a connection per call, as a balancer or a one-shot client does, and
+    never retry. Kept-alive callers keep one connection and, like browsers, resend a request
+    once when the server closed that connection under it before answering a byte; that race is
+    HTTP/1.1's own (a server may close an idle connection at any time, RFC 9112 9.3.1).
+    """
+
+    def __init__(self, port: int, token: str, email: str, *, fresh: int, kept_alive: int) -> None:
+        self.port = port
+        self.expected = [
+            (TYPENAME, {}, {"__typename": "Query"}),
+            (ME, {"Authorization": f"Bearer {token}"}, {"me": {"email": email}}),
+        ]
+        self.calls: list[Call] = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.call_fresh) for _ in range(fresh)] + [
+            threading.Thread(target=self.call_kept_alive) for _ in range(kept_alive)
+        ]
+
+    def __enter__(self) -> Callers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def calls_between(self, start: float, end: float) -> list[Call]:
+        """Calls that started in [start, end]."""
+        return [call for call in list(self.calls) if start <= call.started <= end]
+
+    def _post(self, connection: http.client.HTTPConnection, number: int) -> object:
+        """POST the `number`th operation; True if answered as expected, else what came back."""
+        body, headers, expected = self.expected[number % len(self.expected)]
+        connection.request(
+            "POST",
+            "/graphql",
+            body=json.dumps(body),
+            headers={"Content-Type": "application/json", **headers},
+        )
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status == 200:
+            answer = json.loads(payload)
+            if answer.get("data") == expected and "errors" not in answer:
+                return True
+        return (response.status, payload[:200])
+
+    def call_fresh(self) -> None:
+        """A new connection for each call, closed after it."""
+        number = 0
+        while not self.stopping.is_set():
+            number += 1
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            started = time.monotonic()
+            try:
+                outcome = self._post(connection, number)
+            except OSError as exc:
+                outcome = repr(exc)
+            finally:
+                connection.close()
+            self.calls.append(Call(started, time.monotonic(), outcome))
+
+    def call_kept_alive(self) -> None:
+        """One connection for as long as the server keeps it; a new one when it closes it."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        number = 0
+        while not self.stopping.is_set():
+            number += 1
+            started = time.monotonic()
+            reused = connection.sock is not None
+            retried = False
+            try:
+                try:
+                    outcome = self._post(connection, number)
+                except CLOSED_UNDER_REQUEST:
+                    connection.close()
+                    if not reused:
+                        raise
+                    retried = True
+                    outcome = self._post(connection, number)
+            except OSError as exc:
+                connection.close()
+                outcome = repr(exc)
+            self.calls.append(Call(started, time.monotonic(), outcome, reused, retried))
+        connection.close()
+
+
+def _register_through(url: str) -> tuple[str, str]:
+    """A new user registered through the gateway at `url`: (access token, email)."""
+    email = unique_email("rolling")
+    query = (
+        "mutation ($e: String!, $p: String!) { register(email: $e, password: $p) { accessToken } }"
+    )
+    response = requests.post(
+        f"{url}/graphql",
+        json={"query": query, "variables": {"e": email, "p": PASSWORD}},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["register"]["accessToken"], email
+
+
+def test_a_rolling_restart_of_the_gateway_answers_every_call(auth_server):
+    port = free_port()
+    env = gateway_env(auth_server.url, GATEWAY_REUSE_PORT="true")
+    windows = []
+    with tcp_migrate_req(), ExitStack() as everything:
+        old_stack = everything.enter_context(ExitStack())
+        old = old_stack.enter_context(gateway_process(env, port=port))
+        token, email = _register_through(old.url)
+        with Callers(port, token, email, fresh=4, kept_alive=2) as callers:
+            for _ in range(ROLLING_RESTARTS):
+                # The procedure of docs/operations.md: start the new one beside the old one,
+                # wait for its readiness, then SIGTERM the old one.
+                begun = time.monotonic()
+                new_stack = everything.enter_context(ExitStack())
+                new = new_stack.enter_context(gateway_process(env, port=port))
+                new.process.wait_ready(url=f"{new.internal_url}/readyz", timeout=30)
+                signalled = time.monotonic()
+                _stop(old.process)
+                assert old.process.process.wait(timeout=DRAIN_DEADLINE) == 0, old.process.logs()[
+                    -2000:
+                ]
+                exited = time.monotonic()
+                old_stack.close()
+                old, old_stack = new, new_stack
+                # Calls keep flowing to the new one before the next restart.
+                seen = len(callers.calls)
+                deadline = time.monotonic() + 30
+                while len(callers.calls) < seen + 50:
+                    assert time.monotonic() < deadline, f"calls stalled: {callers.calls[-5:]}"
+                    time.sleep(0.05)
+                windows.append((begun, signalled, exited))
+    calls = callers.calls
+    failed = [call for call in calls if call.outcome is not True]
+    assert not failed, failed[:5]
+    for begun, signalled, exited in windows:
+        # Calls ran throughout each restart, and some were in flight as the old one was told
+        # to stop.
+        assert len(callers.calls_between(begun, exited)) >= 50
+        assert [call for call in calls if call.started < signalled < call.ended]
+    assert [call for call in calls if call.reused], "the kept-alive callers never reused"
+
+
+def test_without_reuse_port_a_second_gateway_cannot_take_the_port(auth_server):
+    env = gateway_env(auth_server.url, GATEWAY_REUSE_PORT="false")
+    with gateway_process(env) as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        with pytest.raises(RuntimeError, match="cannot listen"), gateway_process(env, port=port):
+            pass
+        assert requests.post(f"{first.url}/graphql", json=TYPENAME, timeout=10).json() == {
+            "data": {"__typename": "Query"}
+        }

@@ -73,6 +73,14 @@ class GatewaySettings(CommonSettings):
         default=8090,
         doc="Port of the gateway's operational listener (/healthz, /readyz, /metrics).",
     )
+    REUSE_PORT = EnvVar(
+        "GATEWAY_REUSE_PORT",
+        parse_bool,
+        default=True,
+        doc="Bind both listeners with SO_REUSEPORT, so a new gateway process can start on the "
+        "same ports beside the old one for a rolling restart on one host (docs/operations.md); "
+        "only processes of the same user can share them.",
+    )
     FORWARDED_ALLOW_IPS = EnvVar(
         "GATEWAY_FORWARDED_ALLOW_IPS",
         parse_networks,

@@ -7,7 +7,15 @@ One process, one event loop, two uvicorn servers over the same app objects:
   a request's headers must arrive within GATEWAY_HEADER_TIMEOUT (uvicorn has no such limit);
 - the internal listener (GATEWAY_INTERNAL_HOST:GATEWAY_INTERNAL_PORT): /healthz, /readyz and
   /metrics, which the public listener does not answer.
-Either server stopping stops the other; SIGTERM or SIGINT stops both gracefully.
+Either server stopping stops the other; SIGTERM or SIGINT stops both gracefully: each closes
+its listener, answers the requests in flight and the ones on their way over connections it has
+accepted, then exits.
+
+The gateway binds its sockets itself (uvicorn has no SO_REUSEPORT option): with
+GATEWAY_REUSE_PORT a second gateway can listen on the same ports beside the first, which is how
+one host restarts it without refusing a connection (docs/operations.md, "Restarting the gateway
+on one host"). A socket joins the kernel's share of connections only once its server starts
+serving, after the app's start-up.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -49,9 +58,10 @@ def header_timeout_protocol(timeout: float) -> type[HttpToolsProtocol]:
     """
 
     class HeaderTimeoutProtocol(HttpToolsProtocol):
-        """HttpToolsProtocol with a deadline on each request's headers."""
+        """HttpToolsProtocol with a deadline on each request's headers, and a gentler stop."""
 
         _header_timer: asyncio.TimerHandle | None = None
+        _last_request = False
 
         def _arm_header_timer(self) -> None:
             if self._header_timer is None:
@@ -84,6 +94,22 @@ def header_timeout_protocol(timeout: float) -> type[HttpToolsProtocol]:
             """Headers in time: stop the clock; the app's body deadline takes over."""
             self._disarm_header_timer()
             super().on_headers_complete()
+            if self._last_request and self.cycle is not None:
+                self.cycle.keep_alive = False
+
+        def shutdown(self) -> None:
+            """The server stops: close once the request on its way, if any, is answered.
+
+            uvicorn closes at once a connection with no request being handled, which drops a
+            connection just accepted whose request has not arrived yet, or whose headers are
+            half read: while their header clock runs, such requests are still answered (with
+            `Connection: close`). Only an idle kept-alive connection is closed at once, the
+            race every HTTP/1.1 client retries.
+            """
+            if self._header_timer is None:
+                super().shutdown()
+            else:
+                self._last_request = True
 
         def connection_lost(self, exc: Exception | None) -> None:
             """Forget the clock."""
@@ -93,8 +119,54 @@ def header_timeout_protocol(timeout: float) -> type[HttpToolsProtocol]:
     return HeaderTimeoutProtocol
 
 
+def bound_sockets(host: str, port: int, *, reuse_port: bool) -> list[socket.socket]:
+    """TCP sockets bound to each address of `host` on `port`, not yet listening.
+
+    As asyncio's `create_server(host, port)` binds them, with SO_REUSEPORT when asked;
+    listening is left to the server, once it is ready to serve.
+    """
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
 class _Server(uvicorn.Server):
-    """A uvicorn server leaving signals to the launcher, which stops every server it runs."""
+    """A uvicorn server on sockets bound beforehand, leaving signals to the launcher."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config)
+        self.sockets = sockets
+        #: Set once the server accepts connections.
+        self.serving = asyncio.Event()
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve on this server's own sockets."""
+        await super().serve(sockets=self.sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does, and say where (uvicorn does not, given sockets)."""
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.serving.set()
+            scheme = "https" if self.config.is_ssl else "http"
+            for sock in self.sockets:
+                host, port = sock.getsockname()[:2]
+                log.info("Serving on %s://%s:%d", scheme, host, port)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -102,8 +174,26 @@ class _Server(uvicorn.Server):
         yield
 
 
-def servers(settings: GatewaySettings) -> list[uvicorn.Server]:
-    """The public and the internal server of one gateway."""
+def listeners(settings: GatewaySettings) -> tuple[list[socket.socket], list[socket.socket]]:
+    """The public and the internal listener's sockets, bound."""
+    public = bound_sockets(settings.HOST, settings.PORT, reuse_port=settings.REUSE_PORT)
+    try:
+        internal = bound_sockets(
+            settings.INTERNAL_HOST, settings.INTERNAL_PORT, reuse_port=settings.REUSE_PORT
+        )
+    except OSError:
+        for sock in public:
+            sock.close()
+        raise
+    return public, internal
+
+
+def servers(
+    settings: GatewaySettings,
+    public_sockets: list[socket.socket],
+    internal_sockets: list[socket.socket],
+) -> list[_Server]:
+    """The public and the internal server of one gateway, on their bound sockets."""
     app = create_app(settings)
     log_level = settings.LOG_LEVEL.lower()
     public = uvicorn.Config(
@@ -128,12 +218,16 @@ def servers(settings: GatewaySettings) -> list[uvicorn.Server]:
         access_log=False,
         log_level=log_level,
     )
-    return [_Server(public), _Server(internal)]
+    return [_Server(public, public_sockets), _Server(internal, internal_sockets)]
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def serve(
+    settings: GatewaySettings,
+    public_sockets: list[socket.socket],
+    internal_sockets: list[socket.socket],
+) -> None:
     """Run both servers until a signal or until either one stops."""
-    running = servers(settings)
+    running = servers(settings, public_sockets, internal_sockets)
 
     def stop(*_args: object) -> None:
         for server in running:
@@ -144,10 +238,18 @@ async def serve(settings: GatewaySettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
-    tasks = [asyncio.create_task(server.serve()) for server in running]
+    public, internal = running
+    tasks = [asyncio.create_task(public.serve())]
+    public_serving = asyncio.create_task(public.serving.wait())
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # The internal listener (probes) opens once the public one serves: a gateway that
+        # answers /readyz already takes its share of connections, which a restart waits for.
+        await asyncio.wait([tasks[0], public_serving], return_when=asyncio.FIRST_COMPLETED)
+        if public.serving.is_set() and not internal.should_exit:
+            tasks.append(asyncio.create_task(internal.serve()))
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        public_serving.cancel()
         for server in running:
             server.should_exit = True
         await asyncio.gather(*tasks)
@@ -160,7 +262,12 @@ def main() -> int:
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
+    try:
+        public_sockets, internal_sockets = listeners(settings)
+    except OSError as exc:
+        print(f"gateway: cannot listen: {exc}", file=sys.stderr)
+        return 3
+    asyncio.run(serve(settings, public_sockets, internal_sockets))
     return 0
 
 

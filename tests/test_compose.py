@@ -48,6 +48,12 @@ def test_only_the_docker_proxy_gets_the_docker_socket():
         in (proxy["volumes"])
     )
     assert "ports" not in proxy  # on the compose network only
+    # It lets containers bind-mount only the engine processes' input and output directories.
+    engine = COMPOSE["tasks-launcher"]["environment"]
+    assert proxy["environment"] == {
+        "TASKS_INPUT_DIR": engine["TASKS_INPUT_DIR"],
+        "TASKS_OUTPUT_DIR": engine["TASKS_OUTPUT_DIR"],
+    }
 
 
 def test_the_tasks_engine_processes_run_as_in_the_procfile_with_the_tasks_services_env():

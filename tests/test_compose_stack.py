@@ -187,6 +187,8 @@ def test_prometheus_scrapes_every_process_and_the_operator_uis_answer(compose_st
         auth=("dockyard", "dockyard"), timeout=15,
     )  # fmt: skip
     assert workers.status_code == 200
+    # One Flower sees every service's workers (shared.celery_monitor, the namespace's exchanges).
+    assert {name.split("@")[0] for name in workers.json()} >= {"auth", "files", "tasks"}
     assert httpx.get(f"{compose_stack.flower}/metrics", timeout=5).status_code == 200
     # RabbitMQ's management UI, with the compose file's user.
     overview = httpx.get(
@@ -218,3 +220,36 @@ def test_only_the_proxy_holds_the_docker_socket_and_dockyard_runs_unprivileged(c
             assert (state["Status"], state["ExitCode"]) == ("exited", 0)
         else:
             assert state["Status"] == "running", (name, state)
+
+
+PRIVILEGED_CREATE = """
+import docker
+engine = docker.DockerClient(base_url="tcp://docker-proxy:2375", version="auto")
+try:
+    engine.containers.create("{image}", ["true"], privileged=True)
+except docker.errors.APIError as refused:
+    print(refused.status_code)
+"""
+
+
+def test_the_engine_processes_reach_the_engine_only_through_the_proxy_which_refuses_privilege(
+    compose_stack,
+    docker_client,  # noqa: F811
+):
+    worker = next(
+        container
+        for container in compose_stack.containers()
+        if container["Config"]["Labels"]["com.docker.compose.service"] == "tasks-worker"
+    )
+    before = {container.id for container in docker_client.containers.list(all=True)}
+    tried = subprocess.run(
+        ["docker", "exec", worker["Id"], "python", "-c", PRIVILEGED_CREATE.format(image=TEST_IMAGE)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert tried.stdout.strip() == "403", tried.stdout + tried.stderr
+    assert {container.id for container in docker_client.containers.list(all=True)} <= before
+    # And the socket itself is not there to go around it.
+    socket = subprocess.run(
+        ["docker", "exec", worker["Id"], "test", "-e", "/var/run/docker.sock"], timeout=30
+    )
+    assert socket.returncode == 1

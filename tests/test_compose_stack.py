@@ -242,8 +242,9 @@ def test_the_engine_processes_reach_the_engine_only_through_the_proxy_which_refu
         if container["Config"]["Labels"]["com.docker.compose.service"] == "tasks-worker"
     )
     before = {container.id for container in docker_client.containers.list(all=True)}
+    script = PRIVILEGED_CREATE.format(image=TEST_IMAGE)
     tried = subprocess.run(
-        ["docker", "exec", worker["Id"], "python", "-c", PRIVILEGED_CREATE.format(image=TEST_IMAGE)],
+        ["docker", "exec", worker["Id"], "python", "-c", script],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert tried.stdout.strip() == "403", tried.stdout + tried.stderr

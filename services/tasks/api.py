@@ -74,7 +74,9 @@ class Tasks(MethodView):
         """Submit a task; it starts PENDING, with the server's defaults for limits left out."""
         ctx = _ctx()
         try:
-            return service.create_task(ctx.uow(), policy=ctx.policy, owner_id=caller_id(), **body)
+            return service.create_task(
+                ctx.uow(), policy=ctx.policy, owner_id=caller_id(), spec=service.TaskSpec(**body)
+            )
         except service.PolicyViolation as exc:
             abort(400, messages=exc.fields)
         except dependencies.UnknownDependency as exc:

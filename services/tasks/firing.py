@@ -227,7 +227,7 @@ def _start_run(uow: UnitOfWork, schedule: Schedule, task_policy: TaskPolicy) -> 
             NestedUnitOfWork(uow),
             policy=task_policy,
             owner_id=schedule.owner_id,
-            **_unstored(schedule.task_spec),
+            spec=service.TaskSpec(**_unstored(schedule.task_spec)),
         )
     spec = schedule.workflow_spec
     steps = [{**step, "task": _unstored(step["task"])} for step in spec["steps"]]

@@ -275,55 +275,44 @@ def task_policy_violations(
     )
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a caller asks of a new task; limits left None take the policy's defaults.
+
+    `depends_on` holds ids of the owner's tasks as given (text, checked by create_task);
+    workflows wire their steps' dependencies through add_task instead.
+    """
+
+    image: str
+    command: Sequence[str]
+    name: str | None = None
+    env: Iterable[dict[str, str]] = ()
+    timeout_seconds: int | None = None
+    cpu_limit: float | None = None
+    memory_limit_mb: int | None = None
+    max_retries: int | None = None
+    network: bool = False
+    input_file_id: uuid.UUID | None = None
+    executor: str | None = None
+    depends_on: Sequence[str] = ()
+    trigger_rule: str = TriggerRule.ALL_SUCCEEDED
+    retry_on_exit_codes: Sequence[int] | None = None
+
+
 def create_task(
-    uow: UnitOfWork,
-    *,
-    policy: TaskPolicy,
-    owner_id: uuid.UUID,
-    image: str,
-    command: Sequence[str],
-    name: str | None = None,
-    env: Iterable[dict[str, str]] = (),
-    timeout_seconds: int | None = None,
-    cpu_limit: float | None = None,
-    memory_limit_mb: int | None = None,
-    max_retries: int | None = None,
-    network: bool = False,
-    input_file_id: uuid.UUID | None = None,
-    executor: str | None = None,
-    depends_on: Sequence[str] = (),
-    trigger_rule: str = TriggerRule.ALL_SUCCEEDED,
-    retry_on_exit_codes: Sequence[int] | None = None,
+    uow: UnitOfWork, *, policy: TaskPolicy, owner_id: uuid.UUID, spec: TaskSpec
 ) -> TaskView:
     """Record a PENDING task with the policy's defaults filled in.
 
-    With `input_file_id`, the task_input_file saga starts in the same transaction: the task
-    stays PENDING until files has leased it the file (input_files.py). With `depends_on` (ids of
-    the owner's tasks) it stays PENDING until they allow it by `trigger_rule` (dependencies.py).
-    Raises PolicyViolation, UnknownDependency, or ActiveTaskLimitReached when the owner has too
-    many unfinished.
+    With `spec.input_file_id`, the task_input_file saga starts in the same transaction: the task
+    stays PENDING until files has leased it the file (input_files.py). With `spec.depends_on`
+    (ids of the owner's tasks) it stays PENDING until they allow it by `spec.trigger_rule`
+    (dependencies.py). Raises PolicyViolation, UnknownDependency, or ActiveTaskLimitReached
+    when the owner has too many unfinished.
     """
-    dependency_ids = dependencies.parse_dependency_ids(depends_on)
+    dependency_ids = dependencies.parse_dependency_ids(spec.depends_on)
     with uow:
-        task = add_task(
-            uow,
-            policy=policy,
-            owner_id=owner_id,
-            image=image,
-            command=command,
-            name=name,
-            env=env,
-            timeout_seconds=timeout_seconds,
-            cpu_limit=cpu_limit,
-            memory_limit_mb=memory_limit_mb,
-            max_retries=max_retries,
-            network=network,
-            input_file_id=input_file_id,
-            depends_on=dependency_ids,
-            trigger_rule=trigger_rule,
-            retry_on_exit_codes=retry_on_exit_codes,
-            executor=executor,
-        )
+        task = add_task(uow, policy=policy, owner_id=owner_id, spec=spec, depends_on=dependency_ids)
         view = _view(task, [str(d) for d in dependency_ids])
         uow.commit()
         return view
@@ -334,30 +323,20 @@ def add_task(
     *,
     policy: TaskPolicy,
     owner_id: uuid.UUID,
-    image: str,
-    command: Sequence[str],
-    name: str | None = None,
-    env: Iterable[dict[str, str]] = (),
-    timeout_seconds: int | None = None,
-    cpu_limit: float | None = None,
-    memory_limit_mb: int | None = None,
-    max_retries: int | None = None,
-    network: bool = False,
-    input_file_id: uuid.UUID | None = None,
+    spec: TaskSpec,
     depends_on: Sequence[uuid.UUID] = (),
-    trigger_rule: str = TriggerRule.ALL_SUCCEEDED,
-    retry_on_exit_codes: Sequence[int] | None = None,
-    executor: str | None = None,
 ) -> Task:
     """Add a PENDING task and its events to the open unit of work (create_task, workflows).
 
+    `depends_on` are the task ids it waits for (spec.depends_on is not read here).
     Raises PolicyViolation, UnknownDependency, or ActiveTaskLimitReached.
     """
+    image, network, executor = spec.image, spec.network, spec.executor
     limits = {
-        "timeout_seconds": _given_or(timeout_seconds, policy.default_timeout_seconds),
-        "cpu_limit": _given_or(cpu_limit, policy.default_cpu),
-        "memory_limit_mb": _given_or(memory_limit_mb, policy.default_memory_mb),
-        "max_retries": _given_or(max_retries, policy.default_retries),
+        "timeout_seconds": _given_or(spec.timeout_seconds, policy.default_timeout_seconds),
+        "cpu_limit": _given_or(spec.cpu_limit, policy.default_cpu),
+        "memory_limit_mb": _given_or(spec.memory_limit_mb, policy.default_memory_mb),
+        "max_retries": _given_or(spec.max_retries, policy.default_retries),
     }
     violations = _policy_violations(
         policy, image=image, network=network, executor=executor, **limits
@@ -369,18 +348,19 @@ def add_task(
     locked = dependencies.lock_dependencies(
         uow.session, owner_id=owner_id, dependency_ids=depends_on
     )
+    retry_on_exit_codes = spec.retry_on_exit_codes
     task = Task(
         id=uuid.uuid4(),
         owner_id=owner_id,
-        name=name,
+        name=spec.name,
         image=image,
-        command=list(command),
-        env=[{"name": item["name"], "value": item["value"]} for item in env],
+        command=list(spec.command),
+        env=[{"name": item["name"], "value": item["value"]} for item in spec.env],
         network=network,
         executor=executor or policy.executors[0],
         status=TaskStatus.PENDING,
-        input_file_id=input_file_id,
-        trigger_rule=TriggerRule(trigger_rule),
+        input_file_id=spec.input_file_id,
+        trigger_rule=TriggerRule(spec.trigger_rule),
         retry_on_exit_codes=None if retry_on_exit_codes is None else list(retry_on_exit_codes),
         **limits,
     )
@@ -389,7 +369,7 @@ def add_task(
         TaskCreated(
             task_id=str(task.id),
             owner_id=str(owner_id),
-            name=name,
+            name=spec.name,
             image=image,
             network=network,
             **limits,
@@ -402,7 +382,7 @@ def add_task(
         )
         if skipped is not None:
             uow.add_event(skipped)
-    if input_file_id is not None and task.status == TaskStatus.PENDING:
+    if spec.input_file_id is not None and task.status == TaskStatus.PENDING:
         start_input_file_saga(uow.session, tasks_sagas(), task=task)
     return task
 

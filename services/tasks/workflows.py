@@ -145,8 +145,8 @@ def create_workflow(
                     uow,
                     policy=policy,
                     owner_id=owner_id,
+                    spec=service.TaskSpec(**spec),
                     depends_on=[ids[needed] for needed in step.get("depends_on") or ()],
-                    **spec,
                 )
             except service.PolicyViolation as exc:
                 prefix = f"steps.{index_of[step['name']]}.task."

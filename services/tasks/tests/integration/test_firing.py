@@ -232,7 +232,10 @@ def test_a_run_the_task_policy_refuses_is_recorded_refused(schedule_db):
     schedule = create(schedule_db, now=T0, interval_seconds=60, owner_id=owner)
     strict = TASK_POLICY.__class__(**{**TASK_POLICY.__dict__, "max_active_tasks_per_user": 1})
     service.create_task(
-        schedule_db.uow(), policy=strict, owner_id=owner, image="busybox", command=["true"]
+        schedule_db.uow(),
+        policy=strict,
+        owner_id=owner,
+        spec=service.TaskSpec(image="busybox", command=["true"]),
     )
     firing.fire_all_due(schedule_db.uow, now=T0 + MINUTE, policy=policy(), task_policy=strict)
     (recorded,) = fires(schedule_db, schedule.id)

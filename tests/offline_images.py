@@ -7,6 +7,9 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+#: Seconds a test whose setup builds the images may take (pytest-timeout): the build itself
+#: (deploy/offline-images.sh, 20 minutes at most) with room for the test.
+OFFLINE_IMAGES_TIMEOUT = 1500
 
 
 def offline_images(run_dir: Path) -> dict[str, str]:
@@ -22,7 +25,7 @@ def offline_images(run_dir: Path) -> dict[str, str]:
                 ["bash", str(REPO / "deploy" / "offline-images.sh")],
                 capture_output=True,
                 text=True,
-                timeout=1200,
+                timeout=1200,  # within OFFLINE_IMAGES_TIMEOUT
             )
             if built.returncode:
                 raise RuntimeError(f"deploy/offline-images.sh failed:\n{built.stderr[-4000:]}")

@@ -26,7 +26,12 @@ from services.tasks.tests.engine.conftest import TEST_IMAGE, docker_client  # no
 from shared.testing import run_directory
 from shared.throwaway import free_ports
 from tests.conftest import BIN, PASSWORD, REPO, unique_email
-from tests.offline_images import offline_images
+from tests.offline_images import OFFLINE_IMAGES_TIMEOUT, offline_images
+
+#: The first test's setup may build every image compose runs (deploy/offline-images.sh: the
+#: Debian base, Dockyard's image, the stand-ins), minutes on a fresh engine, or wait for
+#: another worker doing so.
+pytestmark = pytest.mark.timeout(OFFLINE_IMAGES_TIMEOUT)
 
 #: Services compose would start that cannot run here (no registry to pull them from).
 NOT_STARTED = {"grafana"}
@@ -199,6 +204,15 @@ def test_prometheus_scrapes_every_process_and_the_operator_uis_answer(compose_st
 
 
 def test_only_the_proxy_holds_the_docker_socket_and_dockyard_runs_unprivileged(compose_stack):
+    def every_healthcheck_passes() -> bool:
+        return all(
+            container["State"]["Health"]["Status"] == "healthy"
+            for container in compose_stack.containers()
+            if container["Config"].get("Healthcheck") and container["State"]["Running"]
+        )
+
+    # A process's first check may still be due (each runs every 10 s after a start period).
+    wait_for(every_healthcheck_passes, 90, "every healthcheck passing", compose_stack)
     containers = {
         container["Config"]["Labels"]["com.docker.compose.service"]: container
         for container in compose_stack.containers()
@@ -220,6 +234,10 @@ def test_only_the_proxy_holds_the_docker_socket_and_dockyard_runs_unprivileged(c
             assert (state["Status"], state["ExitCode"]) == ("exited", 0)
         else:
             assert state["Status"] == "running", (name, state)
+            # Those with a healthcheck (services, relays, consumers, sweepers, infrastructure,
+            # Flower, Prometheus) pass it.
+            if container["Config"].get("Healthcheck"):
+                assert state["Health"]["Status"] == "healthy", (name, state["Health"])
 
 
 PRIVILEGED_CREATE = """

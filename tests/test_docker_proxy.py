@@ -39,7 +39,12 @@ from services.tasks.tests.engine.conftest import (  # noqa: F401 - fixtures
 )
 from shared.testing import run_directory
 from tests.conftest import REPO, free_port
-from tests.offline_images import offline_images
+from tests.offline_images import OFFLINE_IMAGES_TIMEOUT, offline_images
+
+#: The first test's setup may build every image compose runs (deploy/offline-images.sh: the
+#: Debian base, Dockyard's image, the stand-ins), minutes on a fresh engine, or wait for
+#: another worker doing so.
+pytestmark = pytest.mark.timeout(OFFLINE_IMAGES_TIMEOUT)
 
 CONFIG = REPO / "deploy" / "docker-proxy" / "haproxy.cfg"
 SOCKET = "/var/run/docker.sock"

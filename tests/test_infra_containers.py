@@ -17,7 +17,12 @@ from services.tasks.tests.engine.conftest import docker_client  # noqa: F401 - f
 from shared.testing import run_directory
 from shared.throwaway import free_ports
 from tests.conftest import REPO
-from tests.offline_images import offline_images
+from tests.offline_images import OFFLINE_IMAGES_TIMEOUT, offline_images
+
+#: The first test's setup may build every image compose runs (deploy/offline-images.sh: the
+#: Debian base, Dockyard's image, the stand-ins), minutes on a fresh engine, or wait for
+#: another worker doing so.
+pytestmark = pytest.mark.timeout(OFFLINE_IMAGES_TIMEOUT)
 
 INFRA_UP = str(REPO / "deploy" / "infra-up.sh")
 

@@ -1,9 +1,10 @@
 # Offline stand-in for the `prom/prometheus` image, built from Debian's prometheus package
-# (deploy/offline-images.sh): /bin/prometheus, its config in /etc/prometheus, data in /prometheus.
+# (deploy/offline-images.sh): /bin/prometheus, its config in /etc/prometheus, data in /prometheus,
+# and wget for the healthcheck (the official image has busybox's).
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus wget \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /prometheus && chown prometheus:prometheus /prometheus
 WORKDIR /prometheus

@@ -217,7 +217,10 @@ def test_the_events_after_a_failing_one_run_once_and_those_before_it_at_most_twi
             what="nine events handled and one dead-lettered",
         )
     assert [n for n, _ in logged(auth_engine, name)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
-    assert calls == Counter({1: 2, 2: 2, 3: 2, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 1})
+    # Those before the failing one ran twice when they shared its batch, once when a slow start
+    # delivered them in a batch of their own; the failing one and those after it ran once.
+    assert all(calls[n] in (1, 2) for n in (1, 2, 3)), calls
+    assert {n: calls[n] for n in range(4, 11)} == dict.fromkeys(range(4, 11), 1)
 
 
 def test_a_message_that_is_not_an_envelope_is_dead_lettered_at_once(test_env, auth_engine):

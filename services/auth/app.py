@@ -65,7 +65,9 @@ def create_app(settings: AuthSettings | None = None) -> Flask:
         access_ttl=settings.ACCESS_TOKEN_TTL,
         not_revoked_cache_seconds=NOT_REVOKED_CACHE_SECONDS,
     )
-    keys = SigningKeys.load(settings.JWT_PRIVATE_KEY, settings.JWT_PREVIOUS_PUBLIC_KEYS)
+    keys = SigningKeys.load(
+        settings.JWT_PRIVATE_KEY, settings.JWT_PREVIOUS_PUBLIC_KEYS, settings.JWT_NEXT_PUBLIC_KEYS
+    )
     app, api = create_service_app(
         "auth",
         settings,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from services.auth.oidc_providers import parse_oidc_client_secrets, parse_oidc_providers
 from shared.celery import parse_countdown
 from shared.config import (
@@ -25,10 +29,18 @@ def parse_pem(raw: str) -> str:
 
 
 def parse_pem_list(raw: str) -> list[str]:
-    """Split concatenated PEM public keys."""
+    """Split concatenated PEM RSA public keys; raises ValueError naming one that does not load."""
     pem = raw.replace("\\n", "\n")
     marker = "-----END PUBLIC KEY-----"
-    return [part.strip() + "\n" + marker + "\n" for part in pem.split(marker) if part.strip()]
+    pems = [part.strip() + "\n" + marker + "\n" for part in pem.split(marker) if part.strip()]
+    for number, one in enumerate(pems, start=1):
+        try:
+            key = serialization.load_pem_public_key(one.encode())
+        except (ValueError, UnsupportedAlgorithm):
+            key = None
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError(f"key {number} of {len(pems)} is not a PEM RSA public key")
+    return pems
 
 
 class AuthSettings(CommonSettings):
@@ -48,6 +60,13 @@ class AuthSettings(CommonSettings):
         parse_pem_list,
         default=[],
         doc="PEM public keys of retired signing keys, still published in the JWKS (rotation).",
+    )
+    JWT_NEXT_PUBLIC_KEYS = EnvVar(
+        "AUTH_JWT_NEXT_PUBLIC_KEYS",
+        parse_pem_list,
+        default=[],
+        doc="PEM public keys of the next signing key, published in the JWKS one rollout before "
+        "auth signs with it (rotation).",
     )
     ACCESS_TOKEN_TTL = EnvVar(
         "AUTH_ACCESS_TOKEN_TTL_SECONDS", int, default=900, doc="Access token lifetime."

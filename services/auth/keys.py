@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,20 +23,29 @@ def _thumbprint(public_key) -> str:
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """The current private key plus every public key still accepted, by key id."""
+    """The current private key plus every public key accepted (next, current, previous), by id.
+
+    Next keys are published and accepted before auth signs with one, so that every verifier
+    already holds the key when the first token signed with it arrives; only `kid` ever signs.
+    """
 
     private_pem: str
     kid: str
     public_keys: dict[str, Any]
 
     @classmethod
-    def load(cls, private_pem: str, previous_public_pems: list[str]) -> SigningKeys:
+    def load(
+        cls,
+        private_pem: str,
+        previous_public_pems: Sequence[str],
+        next_public_pems: Sequence[str] = (),
+    ) -> SigningKeys:
         """Parse the PEMs; raises ValueError when one is not a usable RSA key."""
         private = serialization.load_pem_private_key(private_pem.encode(), password=None)
         current_public = private.public_key()
         kid = _thumbprint(current_public)
         public = {kid: current_public}
-        for pem in previous_public_pems:
+        for pem in [*next_public_pems, *previous_public_pems]:
             key = serialization.load_pem_public_key(pem.encode())
             public[_thumbprint(key)] = key
         return cls(private_pem=private_pem, kid=kid, public_keys=public)

@@ -1,4 +1,4 @@
-"""Token signing and refresh-token reading with flask-jwt-extended."""
+"""Token signing and refresh-token reading with flask-jwt-extended (keys looked up by kid)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from jwt import PyJWTError
 
 from services.auth.keys import SigningKeys
 from services.auth.service import RefreshTokenRejected
+from shared.auth import TokenInvalid
 
 
 class FlaskJwtIssuer:
@@ -23,9 +24,11 @@ class FlaskJwtIssuer:
 
     def configure(self, app) -> None:
         """Set the flask-jwt-extended signing options on the app."""
+        # No JWT_PUBLIC_KEY: init_jwt's decode_key_loader picks each token's key by its `kid`
+        # from the same key set the JWKS publishes, so tokens signed with a previous or next
+        # key read as well as the current key's.
         app.config.update(
             JWT_PRIVATE_KEY=self.keys.private_pem,
-            JWT_PUBLIC_KEY=self.keys.public_pem,
             JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=self.access_ttl),
             JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=self.refresh_ttl),
             JWT_ENCODE_ISSUER=app.config["JWT_DECODE_ISSUER"],
@@ -49,7 +52,8 @@ class FlaskJwtIssuer:
         """Verify a refresh token's signature, expiry and type (not its use; the DB knows)."""
         try:
             claims = decode_token(token, allow_expired=False)
-        except (PyJWTError, JWTExtendedException, ValueError, KeyError):
+        # TokenInvalid: the key lookup refuses a `kid` that is missing or not one of ours.
+        except (PyJWTError, JWTExtendedException, TokenInvalid, ValueError, KeyError):
             raise RefreshTokenRejected("refresh token is invalid") from None
         if claims.get("type") != "refresh":
             raise RefreshTokenRejected("not a refresh token")

@@ -22,6 +22,14 @@ def test_retired_public_keys_stay_in_the_jwks():
     assert {key["kid"] for key in new.jwks()["keys"]} == {old.kid, new.kid}
 
 
+def test_next_public_keys_are_published_but_never_sign():
+    upcoming = SigningKeys.load(generate_private_key_pem(), [])
+    current = SigningKeys.load(generate_private_key_pem(), [], [upcoming.public_pem])
+    assert {key["kid"] for key in current.jwks()["keys"]} == {current.kid, upcoming.kid}
+    assert current.kid != upcoming.kid
+    assert current.public_pem != upcoming.public_pem
+
+
 def test_password_hashes_are_argon2id_and_verify():
     hasher = PasswordHasher(time_cost=1, memory_kib=1024)
     hashed = hasher.hash("correct horse")

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -116,7 +117,9 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     if args.status:
         socket = run_dir.resolve() / "supervisor.sock"
         command = ["supervisorctl", "-s", f"unix://{socket}", "status", *args.names]
-        os.execvp(command[0], command)
+        shown = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+        print(shown.stdout, end="")
+        return 0 if supervise.all_running(shown.stdout) else shown.returncode or 1
     try:
         config = supervise.write_config(Path(args.procfile), args.names, run_dir=run_dir)
     except ValueError as exc:

@@ -27,6 +27,18 @@ from pathlib import Path
 
 #: Procfile entries that run once and exit 0 when done.
 ONE_SHOT = frozenset({"ready"})
+
+
+def all_running(status: str) -> bool:
+    """Whether supervisorctl's `status` lists every process RUNNING (one-shots: done, EXITED)."""
+    for line in status.splitlines():
+        name, _, rest = line.partition(" ")
+        state = rest.split()[0] if rest.split() else ""
+        if state != "RUNNING" and not (name in ONE_SHOT and state == "EXITED"):
+            return False
+    return bool(status.strip())
+
+
 _ENTRY = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 #: Shell operators that make a Procfile command more than one process.
 _COMPOUND = re.compile(r"[;&|]|\bexec\b")

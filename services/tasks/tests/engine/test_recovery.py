@@ -13,6 +13,7 @@ from services.tasks.config import TasksSettings
 from services.tasks.dispatch import START_TASK
 from services.tasks.models import TaskStatus
 from services.tasks.tests.engine.conftest import (
+    ENGINE_ENV,
     TEST_IMAGE,
     Process,
     engine_env,
@@ -83,6 +84,7 @@ def test_killing_the_launcher_worker_and_monitor_mid_run_loses_no_task_and_leaks
 
 def test_a_task_created_while_the_launcher_is_down_starts_once_it_is_back(client, alice, engine):
     engine["launcher"].kill()
+    submitted = time.monotonic()
     try:
         task = submit(client, alice, ["echo", "waited"])
         # Its TaskCreated waits in the launcher's durable queue.
@@ -90,12 +92,17 @@ def test_a_task_created_while_the_launcher_is_down_starts_once_it_is_back(client
         assert task_of(client, alice, task["id"])["status"] == "PENDING"
     finally:
         engine["launcher"].start()
+    engine["launcher"].wait_ready(log_line="launcher started")
+    back_after = time.monotonic() - submitted
     done = wait_status(client, alice, task["id"], timeout=30)
     assert done["status"] == "SUCCEEDED", done
     assert done["attempts"] == 1
     assert "waited" in logs_of(client, alice, task["id"], "stdout")["text"]
-    # Started from the queue, not by the reconciler's safety net.
-    assert f"task {task['id']}: no start job touched it" not in engine["monitor"].log()
+    # Started from the queue, not by the reconciler's safety net, when the launcher was back
+    # before the net's deadline. On a loaded machine its start-up may outlast the deadline: the
+    # net then starts the task and the launcher finds it started, once either way (attempts 1).
+    if back_after < float(ENGINE_ENV["TASKS_REDISPATCH_AFTER_SECONDS"]) - 1:
+        assert f"task {task['id']}: no start job touched it" not in engine["monitor"].log()
 
 
 def test_the_reconciler_leaves_other_deployments_containers_alone(engine, docker_client, test_env):

@@ -28,6 +28,12 @@ from shared.db import UnitOfWork
 log = logging.getLogger(__name__)
 
 
+#: A container's exit code when its process was SIGKILLed (128 + 9): by us, or the OOM killer.
+SIGKILLED = 137
+#: How long a SIGKILLed container's watcher waits for the engine to report an OOM kill.
+OOM_REPORT_GRACE_SECONDS = 1.0
+
+
 class Watcher(threading.Thread):
     """Follows one RUNNING task's container until its outcome is stored and it is removed."""
 
@@ -139,7 +145,26 @@ class Watcher(threading.Thread):
                 for reader in readers:
                     reader.start()
         self._read_rest()
-        self._finish(transitions.outcome_of(container.state, killed_for=self.killed_for))
+        state = self._exit_state(container.state)
+        self._finish(transitions.outcome_of(state, killed_for=self.killed_for))
+
+    def _exit_state(self, state: dict) -> dict:
+        """The exited container's State, counting an OOM kill the engine reported late."""
+        if state.get("OOMKilled") or state.get("ExitCode") != SIGKILLED or self.killed_for:
+            return state
+        # dockerd's oom and exit events race: a container inspected right after its exit may not
+        # say OOMKilled yet. A process SIGKILLed that nobody here killed, in a container the
+        # engine reported out of memory, was the kernel's OOM killer.
+        deadline = time.monotonic() + OOM_REPORT_GRACE_SECONDS
+        while not self.oom_seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                state = self.engine.inspect(self.container_name).state
+            except (ContainerGone, EngineUnavailable):
+                break
+            if state.get("OOMKilled"):
+                return state
+        return {**state, "OOMKilled": True} if self.oom_seen else state
 
     def _look(self) -> ContainerInfo:
         """The container now; raises ContainerGone."""

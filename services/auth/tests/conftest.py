@@ -11,6 +11,7 @@ from services.auth.config import AuthSettings
 
 # The SMTP server and the mail processes, for the tests that read account mail.
 from services.auth.tests.mailbox import mail_env, pipeline, smtp  # noqa: F401
+from shared.auth import JwksKeys, RevocationList, TokenVerifier
 
 GENEROUS_LIMITS = {
     "LOGIN_LIMIT_PER_IP": "10000/minute",
@@ -60,3 +61,13 @@ def registered(client):
 def bearer(token: str) -> dict[str, str]:
     """An Authorization header."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def other_service_verifier(auth_url: str, test_env) -> TokenVerifier:
+    """What files, tasks and the gateway build: JWKS over HTTP plus the shared revocation list."""
+    return TokenVerifier(
+        JwksKeys(f"{auth_url}/v1/.well-known/jwks.json"),
+        RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace),
+        issuer="dockyard-auth",
+        audience="dockyard",
+    )

@@ -9,8 +9,8 @@ import jwt
 import pytest
 
 from services.auth.keys import SigningKeys
-from services.auth.tests.conftest import bearer, unique_email
-from shared.auth import JwksKeys, RevocationList, TokenInvalid, TokenVerifier
+from services.auth.tests.conftest import bearer, other_service_verifier, unique_email
+from shared.auth import TokenInvalid
 from shared.testing import ServerThread, generate_private_key_pem
 
 PASSWORD = "rusty anchor at dawn"
@@ -49,16 +49,6 @@ def log_in(client, email: str) -> dict:
 def refresh(client, refresh_token: str):
     """Trade a refresh token."""
     return client.post("/v1/auth/refresh", json={"refresh_token": refresh_token})
-
-
-def other_service_verifier(auth_url: str, test_env) -> TokenVerifier:
-    """What files, tasks and the gateway build: JWKS over HTTP plus the shared revocation list."""
-    return TokenVerifier(
-        JwksKeys(f"{auth_url}/v1/.well-known/jwks.json"),
-        RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace),
-        issuer="dockyard-auth",
-        audience="dockyard",
-    )
 
 
 def test_sessions_signed_with_the_retired_key_keep_refreshing_after_rotation(make_app):

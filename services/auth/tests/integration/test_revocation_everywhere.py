@@ -9,8 +9,8 @@ import requests
 
 from services.auth.app import create_app
 from services.auth.config import AuthSettings
-from services.auth.tests.conftest import GENEROUS_LIMITS, unique_email
-from shared.auth import JwksKeys, RevocationList, TokenInvalid, TokenVerifier
+from services.auth.tests.conftest import GENEROUS_LIMITS, other_service_verifier, unique_email
+from shared.auth import RevocationList, TokenInvalid
 from shared.testing import ServerThread
 
 
@@ -19,16 +19,6 @@ def auth_server(test_env):
     """The auth service over real HTTP on a loopback port."""
     with ServerThread(create_app(AuthSettings(**GENEROUS_LIMITS))) as server:
         yield server
-
-
-def other_service_verifier(auth_url: str, test_env) -> TokenVerifier:
-    """What files, tasks and the gateway build: JWKS over HTTP plus the shared revocation list."""
-    return TokenVerifier(
-        JwksKeys(f"{auth_url}/v1/.well-known/jwks.json"),
-        RevocationList.from_url(test_env.redis_url, namespace=test_env.namespace),
-        issuer="dockyard-auth",
-        audience="dockyard",
-    )
 
 
 def test_a_logged_out_token_is_rejected_elsewhere_within_two_seconds(auth_server, test_env):

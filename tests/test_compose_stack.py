@@ -244,7 +244,7 @@ PRIVILEGED_CREATE = """
 import docker
 engine = docker.DockerClient(base_url="tcp://docker-proxy:2375", version="auto")
 try:
-    engine.containers.create("{image}", ["true"], privileged=True)
+    engine.containers.create("{image}", ["true"], privileged=True, labels={{"dyct": "{marker}"}})
 except docker.errors.APIError as refused:
     print(refused.status_code)
 """
@@ -259,14 +259,15 @@ def test_the_engine_processes_reach_the_engine_only_through_the_proxy_which_refu
         for container in compose_stack.containers()
         if container["Config"]["Labels"]["com.docker.compose.service"] == "tasks-worker"
     )
-    before = {container.id for container in docker_client.containers.list(all=True)}
-    script = PRIVILEGED_CREATE.format(image=TEST_IMAGE)
+    marker = uuid.uuid4().hex
+    script = PRIVILEGED_CREATE.format(image=TEST_IMAGE, marker=marker)
     tried = subprocess.run(
         ["docker", "exec", worker["Id"], "python", "-c", script],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert tried.stdout.strip() == "403", tried.stdout + tried.stderr
-    assert {container.id for container in docker_client.containers.list(all=True)} <= before
+    # Nothing was created (other tests' containers come and go on this engine meanwhile).
+    assert docker_client.containers.list(all=True, filters={"label": f"dyct={marker}"}) == []
     # And the socket itself is not there to go around it.
     socket = subprocess.run(
         ["docker", "exec", worker["Id"], "test", "-e", "/var/run/docker.sock"], timeout=30

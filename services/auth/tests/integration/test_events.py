@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -81,9 +82,16 @@ def test_the_consumer_restores_a_revocation_the_direct_write_lost(
     family = jwt.decode(registered["access_token"], options={"verify_signature": False})["fam"]
     revocations = auth_app.extensions["auth"].revocations
     key = f"{revocations.prefix}:fam:{family}"
-    # Simulate the direct write getting lost: only the event can bring the key back.
-    assert client.post("/v1/auth/logout", headers=bearer(registered["access_token"])).status_code
-    revocations.client.delete(key)
+    # Simulate the direct write getting lost: only the event can bring the key back. The relay
+    # is held meanwhile, or a quick consumer would restore the key before it is deleted.
+    relay = relay_and_consumer[0]
+    os.kill(relay.pid, signal.SIGSTOP)
+    try:
+        logout = client.post("/v1/auth/logout", headers=bearer(registered["access_token"]))
+        assert logout.status_code
+        revocations.client.delete(key)
+    finally:
+        os.kill(relay.pid, signal.SIGCONT)
     deadline = time.monotonic() + 20
     while not revocations.client.exists(key):
         assert time.monotonic() < deadline, "TokensRevoked never reached the consumer"

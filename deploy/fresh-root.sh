@@ -101,6 +101,8 @@ ip netns exec "$ns" unshare --mount --pid --fork --propagation private bash -c '
   mount --bind "$rootfs" "$rootfs"
   mount -t proc proc "$rootfs/proc"
   mount --rbind /sys "$rootfs/sys"
+  # ip netns exec mounts a sysfs of its own, without the cgroup tree the engine needs.
+  mountpoint -q "$rootfs/sys/fs/cgroup" || mount -t cgroup2 cgroup2 "$rootfs/sys/fs/cgroup"
   mount --rbind /dev "$rootfs/dev"
   mkdir -p "$rootfs/.host"
   cd "$rootfs"

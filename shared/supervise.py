@@ -33,7 +33,7 @@ def all_running(status: str) -> bool:
     """Whether supervisorctl's `status` lists every process RUNNING (one-shots: done, EXITED)."""
     for line in status.splitlines():
         name, _, rest = line.partition(" ")
-        state = rest.split()[0] if rest.split() else ""
+        state = next(iter(rest.split()), "")
         if state != "RUNNING" and not (name in ONE_SHOT and state == "EXITED"):
             return False
     return bool(status.strip())

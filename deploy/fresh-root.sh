@@ -43,6 +43,20 @@ rm -rf "$dir"
 mkdir -p "$dir"
 debootstrap --variant=minbase --include=python3,make bookworm "$rootfs" "$mirror" >"$dir/debootstrap.log"
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+# Where the registries are reached through a TLS-inspecting egress proxy, its CA and the
+# variables that point tools at it belong to the machine, not to Dockyard: carry them in.
+trust_env=()
+for var in SSL_CERT_FILE PIP_CERT REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE; do
+  if [ -n "${!var:-}" ] && [ -f "${!var}" ]; then
+    mkdir -p "$rootfs$(dirname "${!var}")"
+    cp "${!var}" "$rootfs${!var}"
+    trust_env+=("$var=${!var}")
+  fi
+done
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  mkdir -p "$rootfs/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+fi
 git clone -q . "$rootfs/root/dockyard"
 if [ -d ../shared ]; then cp -r ../shared "$rootfs/root/shared"; fi
 
@@ -95,19 +109,19 @@ INSIDE
 
 step "make up, a task, make test inside the fresh root (logs under $rootfs/root)"
 # pivot_root rather than chroot: the Docker engine inside refuses to start containers in a chroot.
-ip netns exec "$ns" unshare --mount --pid --fork --propagation private bash -c '
+# nsenter rather than `ip netns exec`, which mounts a sysfs of its own without the cgroup tree.
+unshare --mount --pid --fork --propagation private nsenter --net="/run/netns/$ns" bash -c '
   set -e
   rootfs=$1
+  shift
   mount --bind "$rootfs" "$rootfs"
   mount -t proc proc "$rootfs/proc"
   mount --rbind /sys "$rootfs/sys"
-  # ip netns exec mounts a sysfs of its own, without the cgroup tree the engine needs.
-  mountpoint -q "$rootfs/sys/fs/cgroup" || mount -t cgroup2 cgroup2 "$rootfs/sys/fs/cgroup"
   mount --rbind /dev "$rootfs/dev"
   mkdir -p "$rootfs/.host"
   cd "$rootfs"
   pivot_root . .host
   umount -l /.host
   rmdir /.host
-  exec env -i TERM=dumb /bin/bash /root/fresh-inside.sh
-' fresh-root "$rootfs"
+  exec env -i TERM=dumb "$@" /bin/bash /root/fresh-inside.sh
+' fresh-root "$rootfs" "${trust_env[@]}"

@@ -12,6 +12,7 @@ and any left behind on its reconcile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -42,15 +43,21 @@ class InputFetchFailed(EngineUnavailable):
 
 
 def _remove_tree(path: str) -> None:
-    """Remove a staged directory, read-only as it is (nothing if it is gone)."""
+    """Remove a staged directory, read-only as it is (nothing if it is gone, or goes meanwhile)."""
 
-    def writable_again(function: Any, failed: str, _exc_info: Any) -> None:
-        os.chmod(os.path.dirname(failed), stat.S_IRWXU)
-        function(failed)
+    # Two removers may meet: a start that failed cleans up after itself while the monitor's
+    # pass removes the inputs of every ended task. What the other one took is not an error.
+    def writable_again(function: Any, failed: str, exc_info: Any) -> None:
+        if isinstance(exc_info[1], FileNotFoundError):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+            function(failed)
 
     if os.path.isdir(path):
-        os.chmod(path, stat.S_IRWXU)
-        shutil.rmtree(path, onerror=writable_again)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, stat.S_IRWXU)
+            shutil.rmtree(path, onerror=writable_again)
 
 
 class InputStaging:

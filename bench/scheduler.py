@@ -35,7 +35,7 @@ import docker
 from results import record
 from sqlalchemy import func, select, update
 from support import percentile, spawn
-from tasks_latency import COMMAND, IMAGE, start_engine
+from tasks_latency import COMMAND, IMAGE, SPEC, start_engine
 
 from services.registry import REGISTRY
 from services.tasks import schedules, service
@@ -98,9 +98,7 @@ def direct_latencies(ctx, starts: ContainerStarts, count: int, spacing: float) -
     owner, begun = uuid.uuid4(), {}
     for _ in pace(count, spacing):
         called = time.time()
-        view = service.create_task(
-            ctx.uow(), policy=policy, owner_id=owner, image=IMAGE, command=COMMAND
-        )
+        view = service.create_task(ctx.uow(), policy=policy, owner_id=owner, spec=SPEC)
         begun[view.id] = called
     starts.wait_for(list(begun), SETTLE_SECONDS)
     return [starts.started[t] - at for t, at in begun.items() if t in starts.started]

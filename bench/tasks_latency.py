@@ -53,6 +53,8 @@ from shared.testing import TestEnvironment
 
 IMAGE = os.environ.get("DOCKYARD_TEST_IMAGE", "dockyard/busybox:test")
 COMMAND = ["echo", "hi"]
+#: The task every run submits.
+SPEC = service.TaskSpec(image=IMAGE, command=COMMAND)
 #: Labels the docker run baseline's containers, so the bench can follow their events.
 RUN_LABEL = "dockyard.bench-run"
 #: Containers the engine runs at each concurrency tried for its own throughput.
@@ -240,9 +242,7 @@ def one_task(ctx, signal: Listener, clock: StepClock | None) -> tuple[float, flo
     signal.forget()
     begun = time.time()
     started = time.perf_counter()
-    view = service.create_task(
-        ctx.uow(), policy=ctx.policy, owner_id=uuid.uuid4(), image=IMAGE, command=COMMAND
-    )
+    view = service.create_task(ctx.uow(), policy=ctx.policy, owner_id=uuid.uuid4(), spec=SPEC)
     committed = time.time()
     running, final = status_times(ctx, uuid.UUID(view.id), started, signal)
     if clock is None:
@@ -369,7 +369,7 @@ def service_rate(ctx, count: int) -> float:
     policy = dataclasses.replace(ctx.policy, max_active_tasks_per_user=None)
     started = time.perf_counter()
     for _ in range(count):
-        service.create_task(ctx.uow(), policy=policy, owner_id=owner, image=IMAGE, command=COMMAND)
+        service.create_task(ctx.uow(), policy=policy, owner_id=owner, spec=SPEC)
     while True:
         with ctx.uow() as uow:
             done = uow.session.scalar(

@@ -137,8 +137,9 @@ class StepClock:
 
         def on_message(message) -> None:
             envelope = envelope_from_message(message)
-            key = (envelope.payload["task_id"], envelope.type)
-            self.seen.setdefault(key, (time.time(), envelope.id))
+            task_id = envelope.payload.get("task_id")
+            if task_id is not None:  # tasks' events about other things (schedules, replicas)
+                self.seen.setdefault((task_id, envelope.type), (time.time(), envelope.id))
 
         channel.basic_consume(queue, callback=on_message, no_ack=True)
         self.ready.wait()

@@ -27,6 +27,7 @@ from shared.testing import run_directory
 from shared.throwaway import free_ports
 from tests.conftest import BIN, PASSWORD, REPO, unique_email
 from tests.offline_images import OFFLINE_IMAGES_TIMEOUT, offline_images
+from tests.test_dashboards import dashboard_expressions
 
 #: The first test's setup may build every image compose runs (deploy/offline-images.sh: the
 #: Debian base, Dockyard's image, the stand-ins), minutes on a fresh engine, or wait for
@@ -201,6 +202,37 @@ def test_prometheus_scrapes_every_process_and_the_operator_uis_answer(compose_st
     )
     assert overview.status_code == 200
     assert overview.json()["object_totals"]["queues"] > 0
+
+
+def test_every_dashboard_query_runs_in_the_stacks_prometheus(compose_stack):
+    """What Grafana would ask, asked of the stack's real Prometheus (Grafana cannot run here)."""
+
+    def query(expression: str) -> list:
+        # $__rate_interval is Grafana's: four scrape intervals at the least.
+        promql = expression.replace("$__rate_interval", "1m")
+        answer = httpx.get(
+            f"{compose_stack.prometheus}/api/v1/query", params={"query": promql}, timeout=5
+        ).json()
+        assert answer["status"] == "success", (expression, answer)
+        return answer["data"]["result"]
+
+    expressions = dashboard_expressions()
+    assert expressions
+    for _title, expression in expressions:
+        query(expression)
+    # After the round trip, the panels an operator reads first show series.
+    shown = {
+        title: expression
+        for title, expression in expressions
+        if title
+        in {"Request rate per route", "Outbox pending", "Tasks by status", "Queue depth (ready)"}
+    } | {"Workers online": "sum by (worker) (flower_worker_online)"}
+    assert len(shown) == 5
+
+    def every_panel_has_data() -> bool:
+        return all(query(expression) for expression in shown.values())
+
+    wait_for(every_panel_has_data, 90, f"data in {sorted(shown)}", compose_stack)
 
 
 def test_only_the_proxy_holds_the_docker_socket_and_dockyard_runs_unprivileged(compose_stack):

@@ -70,7 +70,7 @@ client: .venv-codegen/bin/ariadne-codegen ## Regenerate dockyard/client/generate
 	.venv-codegen/bin/ariadne-codegen client
 
 test: provision venv ## Provision what is missing, then run the whole test suite (it creates and drops its own database)
-	$(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=30 $(PYTEST_ARGS)
 
 lint: venv ## ruff check, ruff format --check, and README/.env.example up to date (all run)
 	@status=0; \
